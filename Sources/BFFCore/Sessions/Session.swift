@@ -1,0 +1,92 @@
+/// A user's BFF session: who they are (ID-token claims), the tokens held for them, and its timing.
+public struct Session: Sendable, Equatable {
+    /// The IdP's issuer.
+    public var issuer: String
+    /// The `sub` claim.
+    public var subject: String
+    /// The IdP `sid` claim, when the IdP sends one.
+    public var idpSessionID: String?
+    /// The value the SPA must echo in `/bff/logout?sid=`: the IdP `sid` if present, else random.
+    public var logoutID: String
+    /// The ID-token (and userinfo) claims as a JSON object, UTF-8 bytes. Decoded only by `/bff/user`.
+    public var claimsJSON: [UInt8]
+    /// `session_state` from the authorization response, if any.
+    public var sessionState: String?
+    /// Tokens held server-side.
+    public var tokens: TokenSet
+    /// When the session was created.
+    public var createdAt: UnixTime
+    /// When it was last used in a sliding way.
+    public var renewedAt: UnixTime
+
+    /// Creates a session.
+    public init(
+        issuer: String, subject: String, idpSessionID: String?, logoutID: String, claimsJSON: [UInt8],
+        sessionState: String? = nil, tokens: TokenSet, createdAt: UnixTime, renewedAt: UnixTime
+    ) {
+        self.issuer = issuer
+        self.subject = subject
+        self.idpSessionID = idpSessionID
+        self.logoutID = logoutID
+        self.claimsJSON = claimsJSON
+        self.sessionState = sessionState
+        self.tokens = tokens
+        self.createdAt = createdAt
+        self.renewedAt = renewedAt
+    }
+
+    /// When the session ends if not used again: the earlier of idle and absolute expiry.
+    public func expiresAt(idleTimeout: Int64, absoluteTimeout: Int64) -> UnixTime {
+        min(renewedAt + idleTimeout, createdAt + absoluteTimeout)
+    }
+
+    static let formatVersion: UInt8 = 1
+
+    /// The compact binary form that gets sealed.
+    public func encoded() -> [UInt8] {
+        var writer = ByteWriter(capacity: 512 + claimsJSON.count)
+        writer.write(Session.formatVersion)
+        writer.write(issuer)
+        writer.write(subject)
+        writer.write(idpSessionID)
+        writer.write(logoutID)
+        writer.write(bytes: claimsJSON)
+        writer.write(sessionState)
+        writer.write(tokens.accessToken)
+        writer.write(tokens.accessTokenExpiresAt)
+        writer.write(tokens.tokenType)
+        writer.write(tokens.refreshToken)
+        writer.write(tokens.idToken)
+        writer.write(createdAt)
+        writer.write(renewedAt)
+        return writer.bytes
+    }
+
+    /// Decodes ``encoded()``; nil for anything malformed or of another version.
+    public init?(encoded bytes: [UInt8]) {
+        var reader = ByteReader(bytes)
+        guard reader.readByte() == Session.formatVersion,
+            let issuer = reader.readString(),
+            let subject = reader.readString(),
+            let idpSessionID = reader.readOptionalString(),
+            let logoutID = reader.readString(),
+            let claims = reader.readBytes(),
+            let sessionState = reader.readOptionalString(),
+            let accessToken = reader.readOptionalString(),
+            let accessTokenExpiresAt = reader.readOptionalInt64(),
+            let tokenType = reader.readOptionalString(),
+            let refreshToken = reader.readOptionalString(),
+            let idToken = reader.readOptionalString(),
+            let createdAt = reader.readInt64(),
+            let renewedAt = reader.readInt64(),
+            reader.isAtEnd
+        else { return nil }
+        self.init(
+            issuer: issuer, subject: subject, idpSessionID: idpSessionID, logoutID: logoutID, claimsJSON: claims,
+            sessionState: sessionState,
+            tokens: TokenSet(
+                accessToken: accessToken, accessTokenExpiresAt: accessTokenExpiresAt, tokenType: tokenType,
+                refreshToken: refreshToken, idToken: idToken),
+            createdAt: createdAt, renewedAt: renewedAt)
+    }
+}

@@ -1,0 +1,258 @@
+import Crypto
+
+/// A session as loaded for one request, plus what is needed to write it back.
+public struct LoadedSession: Sendable {
+    /// How the session is held.
+    public enum Handle: Sendable {
+        /// Server-side: the store key and the per-session key from the ticket.
+        case server(storeKey: [UInt8], sessionKey: SymmetricKey)
+        /// In the cookie, split into `chunks` cookies.
+        case cookie(chunks: Int)
+    }
+
+    /// The session.
+    public var session: Session
+    /// Where it lives.
+    public let handle: Handle
+}
+
+/// The only place sessions are sealed and opened, for every store and for cookie mode.
+///
+/// Server-side modes put a *ticket* in the cookie (a random 16-byte session id and a random
+/// 32-byte per-session key, sealed with the key ring); the store holds the session sealed with the
+/// per-session key under SHA-256(session id). A dump of the store therefore reveals nothing, and a
+/// key removed from the ring ends the sessions whose tickets it sealed.
+public struct SessionManager: Sendable {
+    /// Session settings in effect.
+    public let configuration: SessionConfiguration
+    let sealer: Sealer
+    let store: (any SessionStore)?
+    let revocations: RevocationList
+    let time: any TimeSource
+    let random: any SecureRandom
+
+    /// Largest number of cookie chunks in cookie mode.
+    public static let maximumChunks = 8
+    /// Largest value per chunk (keeps each Set-Cookie under 4 KB with its attributes).
+    public static let chunkSize = 3800
+
+    /// Creates a manager. `store` must be non-nil for server-side kinds.
+    public init(
+        configuration: SessionConfiguration, sealer: Sealer, store: (any SessionStore)?, revocations: RevocationList,
+        time: any TimeSource = SystemTimeSource(), random: any SecureRandom = SystemSecureRandom()
+    ) {
+        self.configuration = configuration
+        self.sealer = sealer
+        self.store = configuration.store.isServerSide ? store : nil
+        self.revocations = revocations
+        self.time = time
+        self.random = random
+    }
+
+    var idleSeconds: Int64 { configuration.idleTimeout.components.seconds }
+    var absoluteSeconds: Int64 { configuration.absoluteTimeout.components.seconds }
+
+    /// Loads the session named by the request's cookies. Any malformed, tampered, unknown, expired
+    /// or revoked cookie means "no session" — never an error.
+    public func load(cookies: CookieHeader) async -> LoadedSession? {
+        let now = time.now
+        if let store {
+            guard let value = cookies.value(named: configuration.cookieName),
+                let ticket = sealer.open(base64URL: value, purpose: .sessionTicket, binding: configuration.cookieName),
+                ticket.count == 48
+            else { return nil }
+            let storeKey = Array(SHA256.hash(data: ticket[0..<16]))
+            let sessionKey = SymmetricKey(data: ticket[16..<48])
+            guard let record = try? await store.find(key: storeKey, now: now),
+                let plaintext = SessionManager.openRecord(record.sealed, key: sessionKey, storeKey: storeKey),
+                let session = Session(encoded: plaintext),
+                isCurrent(session, now: now)
+            else { return nil }
+            return LoadedSession(session: session, handle: .server(storeKey: storeKey, sessionKey: sessionKey))
+        } else {
+            guard let (joined, chunks) = joinChunks(cookies),
+                let plaintext = sealer.open(base64URL: joined, purpose: .sessionCookie, binding: configuration.cookieName),
+                let session = Session(encoded: plaintext),
+                isCurrent(session, now: now),
+                !revocations.isRevoked(session)
+            else { return nil }
+            return LoadedSession(session: session, handle: .cookie(chunks: chunks))
+        }
+    }
+
+    func isCurrent(_ session: Session, now: UnixTime) -> Bool {
+        session.expiresAt(idleTimeout: idleSeconds, absoluteTimeout: absoluteSeconds) > now && session.createdAt <= now + 300
+    }
+
+    /// Stores a new session and returns the cookies that name it (and expire any previous one).
+    public func create(_ session: Session, replacing previous: LoadedSession?, cookies: CookieHeader) async throws -> [SetCookie] {
+        if let previous { _ = await end(previous, cookies: cookies) }
+        if let store {
+            let id = random.bytes(16)
+            let key = random.bytes(32)
+            let storeKey = Array(SHA256.hash(data: id))
+            let sessionKey = SymmetricKey(data: key)
+            try await store.insert(try record(for: session, storeKey: storeKey, sessionKey: sessionKey))
+            let ticket = try sealer.sealToString(id + key, purpose: .sessionTicket, binding: configuration.cookieName)
+            return [sessionCookie(value: ticket, session: session)]
+        } else {
+            return try cookieModeCookies(for: session, cookies: cookies)
+        }
+    }
+
+    /// Writes a changed session back (refreshed tokens, sliding renewal); returns cookies to set.
+    public func save(_ loaded: LoadedSession, cookies: CookieHeader) async throws -> [SetCookie] {
+        switch loaded.handle {
+        case .server(let storeKey, let sessionKey):
+            guard let store else { return [] }
+            try await store.update(try record(for: loaded.session, storeKey: storeKey, sessionKey: sessionKey))
+            return []
+        case .cookie:
+            return try cookieModeCookies(for: loaded.session, cookies: cookies)
+        }
+    }
+
+    /// Slides the idle timeout if enough time has passed since the last renewal (a twentieth of the
+    /// idle timeout, at least 60 s), so that not every request writes. Returns cookies to set.
+    public func slide(_ loaded: inout LoadedSession, cookies: CookieHeader) async -> [SetCookie] {
+        let now = time.now
+        let threshold = max(60, idleSeconds / 20)
+        guard now - loaded.session.renewedAt >= threshold else { return [] }
+        loaded.session.renewedAt = now
+        return (try? await save(loaded, cookies: cookies)) ?? []
+    }
+
+    /// Ends a session: deletes it from the store (or records its revocation in cookie mode) and
+    /// returns cookies that clear the browser's copy.
+    public func end(_ loaded: LoadedSession?, cookies: CookieHeader) async -> [SetCookie] {
+        if let loaded {
+            switch loaded.handle {
+            case .server(let storeKey, _):
+                _ = try? await store?.remove(key: storeKey)
+            case .cookie:
+                revocations.revoke(logoutID: loaded.session.logoutID, at: time.now)
+            }
+        }
+        return clearingCookies(cookies: cookies)
+    }
+
+    /// Cookies that delete the session cookie and every chunk present in the request.
+    public func clearingCookies(cookies: CookieHeader) -> [SetCookie] {
+        var names = [configuration.cookieName]
+        for (name, _) in cookies.pairs(withPrefix: configuration.cookieName + ".") where !names.contains(name) {
+            names.append(name)
+        }
+        return names.map { expire($0) }
+    }
+
+    /// Ends every session of `issuer` with this IdP `sid` or `sub`; returns the ended sessions'
+    /// token sets (for refresh-token revocation) where they can be read.
+    public func endSessions(issuer: String, idpSessionID: String?, subject: String?) async throws -> Int {
+        let now = time.now
+        if let store {
+            return try await store.removeAll(issuer: issuer, idpSessionID: idpSessionID, subject: subject).count
+        }
+        if let idpSessionID { revocations.revoke(issuer: issuer, idpSessionID: idpSessionID, at: now) }
+        if let subject, idpSessionID == nil { revocations.revoke(issuer: issuer, subject: subject, at: now) }
+        return 0
+    }
+
+    // MARK: - helpers
+
+    func record(for session: Session, storeKey: [UInt8], sessionKey: SymmetricKey) throws -> SessionRecord {
+        let box = try AES.GCM.seal(session.encoded(), using: sessionKey, authenticating: storeKey)
+        guard let combined = box.combined else { throw SessionError.sealing }
+        return SessionRecord(
+            key: storeKey, sealed: Array(combined), subject: session.subject, idpSessionID: session.idpSessionID,
+            issuer: session.issuer, createdAt: session.createdAt, renewedAt: session.renewedAt,
+            expiresAt: session.expiresAt(idleTimeout: idleSeconds, absoluteTimeout: absoluteSeconds))
+    }
+
+    static func openRecord(_ sealed: [UInt8], key: SymmetricKey, storeKey: [UInt8]) -> [UInt8]? {
+        guard let box = try? AES.GCM.SealedBox(combined: sealed) else { return nil }
+        return (try? AES.GCM.open(box, using: key, authenticating: storeKey)).map { Array($0) }
+    }
+
+    func sessionCookie(name: String? = nil, value: String, session: Session) -> SetCookie {
+        var cookie = SetCookie(
+            name: name ?? configuration.cookieName, value: value,
+            maxAge: max(1, session.createdAt + absoluteSeconds - time.now), sameSite: configuration.sameSite)
+        cookie.secure = configuration.secureCookies
+        cookie.path = configuration.cookiePath
+        return cookie
+    }
+
+    func expire(_ name: String) -> SetCookie {
+        var cookie = SetCookie.expired(name: name, sameSite: configuration.sameSite)
+        cookie.secure = configuration.secureCookies
+        cookie.path = configuration.cookiePath
+        return cookie
+    }
+
+    /// Cookie mode: the base cookie holds `<chunk count>.<first chunk>`, the others `name.1`… hold
+    /// the rest, in order.
+    func cookieModeCookies(for session: Session, cookies: CookieHeader) throws -> [SetCookie] {
+        let sealed = try sealer.sealToString(session.encoded(), purpose: .sessionCookie, binding: configuration.cookieName)
+        let bytes = Array(sealed.utf8)
+        let chunkCount = (bytes.count + SessionManager.chunkSize - 1) / SessionManager.chunkSize
+        guard chunkCount <= SessionManager.maximumChunks else { throw SessionError.tooLargeForCookies(bytes.count) }
+        var result: [SetCookie] = []
+        for index in 0..<chunkCount {
+            let slice = bytes[(index * SessionManager.chunkSize)..<min(bytes.count, (index + 1) * SessionManager.chunkSize)]
+            let chunk = String(decoding: slice, as: UTF8.self)
+            if index == 0 {
+                result.append(sessionCookie(value: "\(chunkCount).\(chunk)", session: session))
+            } else {
+                result.append(sessionCookie(name: "\(configuration.cookieName).\(index)", value: chunk, session: session))
+            }
+        }
+        for (name, _) in cookies.pairs(withPrefix: configuration.cookieName + ".") {
+            if let index = Int(name.dropFirst(configuration.cookieName.count + 1)), index >= chunkCount {
+                result.append(expire(name))
+            }
+        }
+        return result
+    }
+
+    func joinChunks(_ cookies: CookieHeader) -> ([UInt8], Int)? {
+        guard let first = cookies.value(named: configuration.cookieName),
+            let dot = first.firstIndex(of: UInt8(ascii: ".")), dot > first.startIndex
+        else { return nil }
+        var count = 0
+        for byte in first[first.startIndex..<dot] {
+            guard byte >= 0x30, byte <= 0x39 else { return nil }
+            count = count * 10 + Int(byte - 0x30)
+            if count > SessionManager.maximumChunks { return nil }
+        }
+        guard count >= 1 else { return nil }
+        var joined = Array(first[(dot + 1)...])
+        for index in 1..<max(1, count) {
+            guard let chunk = cookies.value(named: "\(configuration.cookieName).\(index)") else { return nil }
+            joined.append(contentsOf: chunk)
+        }
+        return (joined, count)
+    }
+}
+
+/// Why a session could not be written.
+public struct SessionError: Error, CustomStringConvertible {
+    private enum Base { case sealing, tooLarge(Int) }
+    private let base: Base
+    static let sealing = SessionError(base: .sealing)
+    static func tooLargeForCookies(_ bytes: Int) -> SessionError { SessionError(base: .tooLarge(bytes)) }
+
+    /// Whether the session did not fit into the cookie chunks allowed in cookie mode.
+    public var isTooLargeForCookies: Bool {
+        if case .tooLarge = base { return true }
+        return false
+    }
+
+    /// A description without secrets.
+    public var description: String {
+        switch base {
+        case .sealing: return "sealing the session failed"
+        case .tooLarge(let bytes):
+            return "the session needs \(bytes) bytes, more than \(SessionManager.maximumChunks) cookies hold; use a server-side store (session.store: memory)"
+        }
+    }
+}

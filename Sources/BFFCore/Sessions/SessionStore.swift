@@ -1,0 +1,104 @@
+/// What a server-side store keeps for one session: ciphertext plus the index columns it needs.
+///
+/// Stores never see plaintext: `sealed` is the session encrypted with a per-session key that lives
+/// only in the user's cookie, and `key` is a SHA-256 hash of the session id, not the id itself.
+public struct SessionRecord: Sendable, Equatable {
+    /// SHA-256 of the random session id (32 bytes); the primary key.
+    public var key: [UInt8]
+    /// The session sealed with its per-session key.
+    public var sealed: [UInt8]
+    /// `sub`, for revoke-by-subject.
+    public var subject: String
+    /// The IdP `sid`, for back-channel logout.
+    public var idpSessionID: String?
+    /// The issuer, so logout by `sid` only matches its own IdP.
+    public var issuer: String
+    /// When created.
+    public var createdAt: UnixTime
+    /// When last renewed.
+    public var renewedAt: UnixTime
+    /// When the store may forget it.
+    public var expiresAt: UnixTime
+
+    /// Creates a record.
+    public init(
+        key: [UInt8], sealed: [UInt8], subject: String, idpSessionID: String?, issuer: String,
+        createdAt: UnixTime, renewedAt: UnixTime, expiresAt: UnixTime
+    ) {
+        self.key = key
+        self.sealed = sealed
+        self.subject = subject
+        self.idpSessionID = idpSessionID
+        self.issuer = issuer
+        self.createdAt = createdAt
+        self.renewedAt = renewedAt
+        self.expiresAt = expiresAt
+    }
+}
+
+/// Server-side session storage. Implementations only move opaque bytes and index columns.
+public protocol SessionStore: Sendable {
+    /// Stores a new record (replacing one with the same key).
+    func insert(_ record: SessionRecord) async throws
+    /// The record for `key` if present and not expired at `now`.
+    func find(key: [UInt8], now: UnixTime) async throws -> SessionRecord?
+    /// Replaces an existing record; a no-op if it was deleted meanwhile.
+    func update(_ record: SessionRecord) async throws
+    /// Deletes the record for `key`, returning it if it existed.
+    @discardableResult
+    func remove(key: [UInt8]) async throws -> SessionRecord?
+    /// Deletes every record of `issuer` matching `idpSessionID` (if given) and `subject` (if
+    /// given); at least one of them must be given. Returns the deleted records.
+    func removeAll(issuer: String, idpSessionID: String?, subject: String?) async throws -> [SessionRecord]
+    /// Deletes expired records, returning them.
+    func removeExpired(now: UnixTime) async throws -> [SessionRecord]
+    /// Whether the store answers (for readiness probes).
+    func ping() async throws
+}
+
+/// An in-process store: a dictionary in an actor. Sessions end with the process.
+public actor MemorySessionStore: SessionStore {
+    private var records: [[UInt8]: SessionRecord] = [:]
+
+    /// An empty store.
+    public init() {}
+
+    /// Number of records held (expired ones included until cleaned).
+    public var count: Int { records.count }
+
+    public func insert(_ record: SessionRecord) { records[record.key] = record }
+
+    public func find(key: [UInt8], now: UnixTime) -> SessionRecord? {
+        guard let record = records[key] else { return nil }
+        guard record.expiresAt > now else {
+            records[key] = nil
+            return nil
+        }
+        return record
+    }
+
+    public func update(_ record: SessionRecord) {
+        guard records[record.key] != nil else { return }
+        records[record.key] = record
+    }
+
+    public func remove(key: [UInt8]) -> SessionRecord? { records.removeValue(forKey: key) }
+
+    public func removeAll(issuer: String, idpSessionID: String?, subject: String?) -> [SessionRecord] {
+        guard idpSessionID != nil || subject != nil else { return [] }
+        let matching = records.values.filter { record in
+            record.issuer == issuer && (idpSessionID == nil || record.idpSessionID == idpSessionID)
+                && (subject == nil || record.subject == subject)
+        }
+        for record in matching { records[record.key] = nil }
+        return matching
+    }
+
+    public func removeExpired(now: UnixTime) -> [SessionRecord] {
+        let expired = records.values.filter { $0.expiresAt <= now }
+        for record in expired { records[record.key] = nil }
+        return expired
+    }
+
+    public func ping() {}
+}
