@@ -1,0 +1,155 @@
+import BFFCore
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// A successful token endpoint answer.
+public struct TokenResponse: Sendable, Equatable {
+    /// `access_token`.
+    public var accessToken: String
+    /// `token_type`.
+    public var tokenType: String?
+    /// `expires_in`, seconds.
+    public var expiresIn: Int64?
+    /// `refresh_token`, if any.
+    public var refreshToken: String?
+    /// `id_token`, if any.
+    public var idToken: String?
+    /// `scope`, if returned.
+    public var scope: String?
+}
+
+/// Talks to the token, PAR, userinfo and revocation endpoints with the configured client
+/// authentication. Never logs request or response bodies.
+public struct TokenEndpointClient: Sendable {
+    let provider: OIDCProvider
+    let http: any OIDCHTTPClient
+    let configuration: OIDCConfiguration
+
+    /// Creates a client.
+    public init(provider: OIDCProvider, http: any OIDCHTTPClient, configuration: OIDCConfiguration) {
+        self.provider = provider
+        self.http = http
+        self.configuration = configuration
+    }
+
+    /// Exchanges an authorization code (with its PKCE verifier).
+    public func exchange(code: String, codeVerifier: String, redirectURI: String) async throws -> TokenResponse {
+        try await tokenRequest([
+            ("grant_type", "authorization_code"), ("code", code), ("redirect_uri", redirectURI),
+            ("code_verifier", codeVerifier),
+        ])
+    }
+
+    /// Redeems a refresh token.
+    public func refresh(refreshToken: String, scope: String? = nil, resource: String? = nil) async throws -> TokenResponse {
+        var form = [("grant_type", "refresh_token"), ("refresh_token", refreshToken)]
+        if let scope { form.append(("scope", scope)) }
+        if let resource { form.append(("resource", resource)) }
+        return try await tokenRequest(form)
+    }
+
+    /// Gets a client-credentials token.
+    public func clientCredentials(scope: String?, resource: String?) async throws -> TokenResponse {
+        var form = [("grant_type", "client_credentials")]
+        if let scope { form.append(("scope", scope)) }
+        if let resource { form.append(("resource", resource)) }
+        return try await tokenRequest(form)
+    }
+
+    /// Pushes an authorization request (RFC 9126); returns `request_uri`.
+    public func pushAuthorizationRequest(endpoint: String, parameters: [(String, String)]) async throws -> String {
+        let response = try await post(endpoint, form: parameters)
+        guard response.status == 201 || response.status == 200 else { throw error(from: response) }
+        guard let object = decodeObject(response.body), let requestURI = object["request_uri"]?.stringValue else {
+            throw OIDCError.invalidMetadata("PAR response without request_uri")
+        }
+        return requestURI
+    }
+
+    /// Revokes a token (RFC 7009). Returns whether the IdP accepted the request.
+    @discardableResult
+    public func revoke(token: String, hint: String) async throws -> Bool {
+        guard let endpoint = await provider.revocationEndpoint() else { throw OIDCError.unsupported("revocation") }
+        let response = try await post(endpoint, form: [("token", token), ("token_type_hint", hint)])
+        return response.status == 200
+    }
+
+    /// Fetches userinfo claims with an access token.
+    public func userInfo(accessToken: String) async throws -> [String: JSONValue] {
+        guard let endpoint = try await provider.metadata().userinfoEndpoint else { throw OIDCError.unsupported("userinfo") }
+        let response: OIDCHTTPResponse
+        do {
+            response = try await http.send(
+                OIDCHTTPRequest(url: endpoint, headers: [("authorization", "Bearer \(accessToken)"), ("accept", "application/json")]),
+                timeout: configuration.requestTimeout)
+        } catch {
+            throw OIDCError.unavailable("userinfo request failed")
+        }
+        guard response.status == 200, let object = decodeObject(response.body) else { throw error(from: response) }
+        return object
+    }
+
+    func tokenRequest(_ form: [(String, String)]) async throws -> TokenResponse {
+        let endpoint = try await provider.metadata().tokenEndpoint
+        let response = try await post(endpoint, form: form)
+        guard response.status == 200 else { throw error(from: response) }
+        guard let object = decodeObject(response.body), let accessToken = object["access_token"]?.stringValue,
+            !accessToken.isEmpty
+        else { throw OIDCError.invalidMetadata("token response without access_token") }
+        return TokenResponse(
+            accessToken: accessToken, tokenType: object["token_type"]?.stringValue,
+            expiresIn: object["expires_in"]?.int64Value ?? object["expires_in"]?.stringValue.flatMap { Int64($0) },
+            refreshToken: object["refresh_token"]?.stringValue, idToken: object["id_token"]?.stringValue,
+            scope: object["scope"]?.stringValue)
+    }
+
+    func post(_ endpoint: String, form: [(String, String)]) async throws -> OIDCHTTPResponse {
+        var form = form
+        var headers = [("content-type", "application/x-www-form-urlencoded"), ("accept", "application/json")]
+        let secret = configuration.clientSecret ?? ""
+        if configuration.clientAuth == .clientSecretPost {
+            form.append(("client_id", configuration.clientID))
+            form.append(("client_secret", secret))
+        } else {
+            // RFC 6749 §2.3.1: both parts are form-encoded before base64.
+            let credentials = FormEncoding.escape(configuration.clientID) + ":" + FormEncoding.escape(secret)
+            headers.append(("authorization", "Basic " + base64(Array(credentials.utf8))))
+        }
+        do {
+            return try await http.send(
+                OIDCHTTPRequest(method: "POST", url: endpoint, headers: headers, body: Array(FormEncoding.encode(form).utf8)),
+                timeout: configuration.requestTimeout)
+        } catch {
+            throw OIDCError.unavailable("request to the identity provider failed")
+        }
+    }
+
+    func error(from response: OIDCHTTPResponse) -> OIDCError {
+        if let code = decodeObject(response.body)?["error"]?.stringValue, response.status < 500 {
+            return .oauth(code.count <= 64 ? code : "invalid_response")
+        }
+        if response.status >= 500 || response.status == 429 { return .unavailable("identity provider answered \(response.status)") }
+        return .oauth("http_\(response.status)")
+    }
+
+    func decodeObject(_ body: [UInt8]) -> [String: JSONValue]? {
+        try? JSONDecoder().decode([String: JSONValue].self, from: Data(body))
+    }
+}
+
+/// Standard base64 with padding.
+func base64(_ bytes: [UInt8]) -> String {
+    var text = Base64URL.encode(bytes).replacingBase64URLAlphabet()
+    while text.utf8.count % 4 != 0 { text += "=" }
+    return text
+}
+
+extension String {
+    func replacingBase64URLAlphabet() -> String {
+        String(decoding: utf8.map { $0 == UInt8(ascii: "-") ? UInt8(ascii: "+") : $0 == UInt8(ascii: "_") ? UInt8(ascii: "/") : $0 }, as: UTF8.self)
+    }
+}
