@@ -1,0 +1,167 @@
+import BFFCore
+import Crypto
+import Hummingbird
+
+extension DevIdentityProvider {
+    /// `POST /token`.
+    func token(_ request: Request, form: [UInt8]) async -> Response {
+        guard let fields = FormEncoding.decode(form) else { return Self.oauthError("invalid_request") }
+        let values = Dictionary(fields.map { ($0.name, $0.value) }, uniquingKeysWith: { first, _ in first })
+        guard let client = authenticateClient(request, values) else { return Self.oauthError("invalid_client", status: .unauthorized) }
+        let grantType = values["grant_type"] ?? ""
+        await state.countTokenRequest(grantType)
+        let now = time.now
+        switch grantType {
+        case "authorization_code":
+            guard let code = values["code"], let redeemed = await state.redeemCode(code, now: now),
+                redeemed.request.clientID == client.clientID, redeemed.request.redirectURI == values["redirect_uri"]
+            else { return Self.oauthError("invalid_grant") }
+            guard let verifier = values["code_verifier"], (43...128).contains(verifier.utf8.count),
+                Base64URL.encode(Array(SHA256.hash(data: Array(verifier.utf8)))) == redeemed.request.codeChallenge
+            else { return Self.oauthError("invalid_grant") }
+            return await tokenResponse(
+                client: client, user: redeemed.user, sid: redeemed.sid, scope: redeemed.request.scope,
+                nonce: redeemed.request.nonce, authTime: redeemed.authTime, family: nil)
+        case "refresh_token":
+            guard let token = values["refresh_token"] else { return Self.oauthError("invalid_request") }
+            switch await state.useRefresh(token, clientID: client.clientID, now: now) {
+            case .invalid: return Self.oauthError("invalid_grant")
+            case .ok(let grant):
+                return await tokenResponse(
+                    client: client, user: grant.user, sid: grant.sid, scope: grant.scope, nonce: nil, authTime: nil,
+                    family: grant.family)
+            }
+        case "client_credentials":
+            let scope = (values["scope"] ?? "api").split(separator: " ").map(String.init)
+            let accessToken = (try? mintAccessToken(subject: client.clientID, clientID: client.clientID, scope: scope, sid: nil)) ?? ""
+            await state.storeAccess(accessToken, user: nil, clientID: client.clientID, expiresAt: now + configuration.accessTokenLifetime, family: nil)
+            return Self.json(
+                "{\"access_token\":\(JSONText.quote(accessToken)),\"token_type\":\"Bearer\",\"expires_in\":\(configuration.accessTokenLifetime),\"scope\":\(JSONText.quote(scope.joined(separator: " ")))}")
+        default:
+            return Self.oauthError("unsupported_grant_type")
+        }
+    }
+
+    func tokenResponse(
+        client: DevClient, user: DevUser, sid: String, scope: [String], nonce: String?, authTime: UnixTime?, family: String?
+    ) async -> Response {
+        let now = time.now
+        do {
+            let accessToken = try mintAccessToken(subject: user.subject, clientID: client.clientID, scope: scope, sid: sid)
+            var claims: [String: JSONValue] = [
+                "iss": .string(configuration.issuer), "sub": .string(user.subject), "aud": .string(client.clientID),
+                "iat": .int(now), "exp": .int(now + configuration.idTokenLifetime),
+                "auth_time": .int(authTime ?? now),
+            ]
+            if let nonce { claims["nonce"] = .string(nonce) }
+            if configuration.issueSessionID { claims["sid"] = .string(sid) }
+            if scope.contains("profile") {
+                claims["name"] = .string(user.name)
+                claims["preferred_username"] = .string(user.username)
+            }
+            if scope.contains("email") { claims["email"] = .string(user.email) }
+            let idToken = try keys.sign(claims: claims, algorithm: configuration.signingAlgorithm)
+            let familyID = family ?? random.token(byteCount: 12)
+            await state.storeAccess(accessToken, user: user, clientID: client.clientID, expiresAt: now + configuration.accessTokenLifetime, family: familyID)
+            var body = "{\"access_token\":\(JSONText.quote(accessToken)),\"token_type\":\"Bearer\",\"expires_in\":\(configuration.accessTokenLifetime),\"id_token\":\(JSONText.quote(idToken)),\"scope\":\(JSONText.quote(scope.joined(separator: " ")))"
+            if scope.contains("offline_access") {
+                let refreshToken = random.token(byteCount: 32)
+                await state.storeRefresh(
+                    refreshToken,
+                    .init(family: familyID, clientID: client.clientID, user: user, sid: sid, scope: scope,
+                          expiresAt: now + configuration.refreshTokenLifetime, used: false))
+                body += ",\"refresh_token\":\(JSONText.quote(refreshToken))"
+            }
+            return Self.json(body + "}")
+        } catch {
+            return Self.oauthError("server_error", status: .internalServerError)
+        }
+    }
+
+    func mintAccessToken(subject: String, clientID: String, scope: [String], sid: String?) throws -> String {
+        let now = time.now
+        var claims: [String: JSONValue] = [
+            "iss": .string(configuration.issuer), "sub": .string(subject), "aud": .string("api"),
+            "client_id": .string(clientID), "scope": .string(scope.joined(separator: " ")), "iat": .int(now),
+            "exp": .int(now + configuration.accessTokenLifetime), "jti": .string(random.token(byteCount: 16)),
+        ]
+        if let sid { claims["sid"] = .string(sid) }
+        return try keys.sign(claims: claims, algorithm: configuration.signingAlgorithm, type: "at+jwt")
+    }
+
+    /// client_secret_basic or client_secret_post.
+    func authenticateClient(_ request: Request, _ values: [String: String]) -> DevClient? {
+        if let authorization = request.headers[.authorization], authorization.hasPrefix("Basic ") {
+            let encoded = authorization.dropFirst(6).utf8.map { $0 == UInt8(ascii: "+") ? UInt8(ascii: "-") : $0 == UInt8(ascii: "/") ? UInt8(ascii: "_") : $0 }
+            guard let decoded = Base64URL.decode(encoded), let text = String(validating: decoded, as: UTF8.self),
+                let colon = text.firstIndex(of: ":"),
+                let id = FormEncoding.decode(Array("a=\(text[..<colon])".utf8))?.first?.value,
+                let secret = FormEncoding.decode(Array("a=\(text[text.index(after: colon)...])".utf8))?.first?.value,
+                let client = client(id), constantTime(client.clientSecret, secret)
+            else { return nil }
+            return client
+        }
+        guard let client = client(values["client_id"]), let secret = values["client_secret"], constantTime(client.clientSecret, secret) else {
+            return nil
+        }
+        return client
+    }
+
+    /// `GET|POST /userinfo`.
+    func userInfo(_ request: Request) async -> Response {
+        guard let authorization = request.headers[.authorization], authorization.hasPrefix("Bearer "),
+            let user = await state.accessTokenUser(String(authorization.dropFirst(7)), now: time.now)
+        else {
+            var response = Self.oauthError("invalid_token", status: .unauthorized)
+            response.headers[.wwwAuthenticate] = "Bearer error=\"invalid_token\""
+            return response
+        }
+        return Self.json(
+            "{\"sub\":\(JSONText.quote(user.subject)),\"name\":\(JSONText.quote(user.name)),\"preferred_username\":\(JSONText.quote(user.username)),\"email\":\(JSONText.quote(user.email))}")
+    }
+
+    /// `POST /revoke` (RFC 7009: always 200 for an authenticated client).
+    func revoke(_ request: Request, form: [UInt8]) async -> Response {
+        guard let fields = FormEncoding.decode(form) else { return Self.oauthError("invalid_request") }
+        let values = Dictionary(fields.map { ($0.name, $0.value) }, uniquingKeysWith: { first, _ in first })
+        guard let client = authenticateClient(request, values) else { return Self.oauthError("invalid_client", status: .unauthorized) }
+        guard let token = values["token"] else { return Self.oauthError("invalid_request") }
+        await state.revoke(token, clientID: client.clientID)
+        return Response(status: .ok, headers: [.cacheControl: "no-store"])
+    }
+
+    /// `GET /end_session` (RP-Initiated Logout 1.0).
+    func endSession(_ request: Request) async -> Response {
+        guard let query = FormEncoding.firstValues(request.uri.query) else { return Self.errorPage("Malformed request.") }
+        var clientID = query["client_id"]
+        var sid: String?
+        if let hint = query["id_token_hint"] {
+            let parts = hint.split(separator: ".", omittingEmptySubsequences: false)
+            if parts.count == 3, let payload = Base64URL.decode(String(parts[1])),
+                let claims = try? JSONValueDecoding.object(payload)
+            {
+                guard claims["iss"]?.stringValue == configuration.issuer else { return Self.errorPage("id_token_hint was not issued here.") }
+                sid = claims["sid"]?.stringValue
+                if clientID == nil { clientID = claims["aud"]?.stringValue }
+            } else {
+                return Self.errorPage("Malformed id_token_hint.")
+            }
+        }
+        let cookie = CookieHeader(fields: request.headers[values: .cookie]).value(named: Self.sessionCookie)
+        if let cookie, let session = await state.session(String(decoding: cookie, as: UTF8.self)) {
+            await state.endSession(sid: session.sid)
+        }
+        if let sid { await state.endSession(sid: sid) }
+        let expire = "\(Self.sessionCookie)=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax"
+        if let target = query["post_logout_redirect_uri"] {
+            guard let client = client(clientID), client.postLogoutRedirectURIs.contains(target) else {
+                return Self.errorPage("The post-logout redirect URI is not registered for this client.")
+            }
+            var pairs: [(String, String)] = []
+            if let state = query["state"] { pairs.append(("state", state)) }
+            let location = pairs.isEmpty ? target : target + (target.contains("?") ? "&" : "?") + FormEncoding.encode(pairs)
+            return Self.redirect(location, cookies: [expire])
+        }
+        return Self.html("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Signed out</title></head><body><h1>You are signed out.</h1></body></html>", cookies: [expire])
+    }
+}

@@ -1,0 +1,90 @@
+/// A user of the development IdP.
+public struct DevUser: Sendable, Hashable {
+    /// Login name (also `preferred_username`).
+    public var username: String
+    /// Password (plain: this is a development tool).
+    public var password: String
+    /// `sub` claim.
+    public var subject: String
+    /// `name` claim.
+    public var name: String
+    /// `email` claim.
+    public var email: String
+
+    /// Creates a user.
+    public init(username: String, password: String, subject: String, name: String, email: String) {
+        self.username = username
+        self.password = password
+        self.subject = subject
+        self.name = name
+        self.email = email
+    }
+
+    /// The default users: alice/alice and bob/bob.
+    public static let defaults: [DevUser] = [
+        DevUser(username: "alice", password: "alice", subject: "alice-7f3b", name: "Alice Smith", email: "alice@example.com"),
+        DevUser(username: "bob", password: "bob", subject: "bob-91c2", name: "Bob Jones", email: "bob@example.com"),
+    ]
+}
+
+/// A client registered at the development IdP.
+public struct DevClient: Sendable, Hashable {
+    /// `client_id`.
+    public var clientID: String
+    /// `client_secret` (client_secret_basic and client_secret_post are both accepted).
+    public var clientSecret: String
+    /// Exact redirect URIs.
+    public var redirectURIs: [String]
+    /// Exact post-logout redirect URIs.
+    public var postLogoutRedirectURIs: [String]
+
+    /// Creates a client.
+    public init(clientID: String, clientSecret: String, redirectURIs: [String], postLogoutRedirectURIs: [String]) {
+        self.clientID = clientID
+        self.clientSecret = clientSecret
+        self.redirectURIs = redirectURIs
+        self.postLogoutRedirectURIs = postLogoutRedirectURIs
+    }
+}
+
+/// Settings of the development IdP.
+public struct DevIdentityProviderConfiguration: Sendable {
+    /// The issuer: `http://host:port` the IdP is reached at (no trailing slash).
+    public var issuer: String
+    /// Users who can log in.
+    public var users: [DevUser]
+    /// Registered clients.
+    public var clients: [DevClient]
+    /// Access-token lifetime in seconds (300 by default; tests use 2 to force refreshes).
+    public var accessTokenLifetime: Int64
+    /// ID-token lifetime in seconds.
+    public var idTokenLifetime: Int64
+    /// Refresh-token lifetime in seconds.
+    public var refreshTokenLifetime: Int64
+    /// Authorization-code lifetime in seconds.
+    public var codeLifetime: Int64
+    /// Algorithm of ID and access tokens: `RS256` (default) or `ES256`. Both keys are published.
+    public var signingAlgorithm: String
+    /// Whether to put `sid` into ID tokens (true by default; false imitates IdPs without sessions).
+    public var issueSessionID: Bool
+    /// Whether to send RFC 9207 `iss` on the authorization response (and advertise it).
+    public var sendIssParameter: Bool
+
+    /// Creates settings with the defaults.
+    public init(
+        issuer: String, users: [DevUser] = DevUser.defaults, clients: [DevClient], accessTokenLifetime: Int64 = 300,
+        idTokenLifetime: Int64 = 300, refreshTokenLifetime: Int64 = 86400, codeLifetime: Int64 = 60,
+        signingAlgorithm: String = "RS256", issueSessionID: Bool = true, sendIssParameter: Bool = true
+    ) {
+        self.issuer = issuer
+        self.users = users
+        self.clients = clients
+        self.accessTokenLifetime = accessTokenLifetime
+        self.idTokenLifetime = idTokenLifetime
+        self.refreshTokenLifetime = refreshTokenLifetime
+        self.codeLifetime = codeLifetime
+        self.signingAlgorithm = signingAlgorithm
+        self.issueSessionID = issueSessionID
+        self.sendIssParameter = sendIssParameter
+    }
+}

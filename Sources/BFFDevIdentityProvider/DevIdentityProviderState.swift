@@ -1,0 +1,135 @@
+import BFFCore
+
+/// What the development IdP remembers: pending authorization requests, IdP sessions, codes,
+/// tokens — and counters tests read.
+actor DevIdentityProviderState {
+    struct AuthorizationRequest: Sendable {
+        var clientID: String
+        var redirectURI: String
+        var scope: [String]
+        var state: String?
+        var nonce: String?
+        var codeChallenge: String
+        var prompt: String?
+        var expiresAt: UnixTime
+    }
+    struct IdPSession: Sendable {
+        var user: DevUser
+        var sid: String
+        var authTime: UnixTime
+    }
+    struct Code: Sendable {
+        var request: AuthorizationRequest
+        var user: DevUser
+        var sid: String
+        var authTime: UnixTime
+        var expiresAt: UnixTime
+    }
+    struct RefreshGrant: Sendable {
+        var family: String
+        var clientID: String
+        var user: DevUser
+        var sid: String
+        var scope: [String]
+        var expiresAt: UnixTime
+        var used: Bool
+    }
+
+    private(set) var pendingRequests: [String: AuthorizationRequest] = [:]
+    private(set) var sessions: [String: IdPSession] = [:]  // cookie value -> session
+    private var codes: [String: Code] = [:]
+    private var usedCodes: Set<String> = []
+    private var refreshTokens: [String: RefreshGrant] = [:]
+    private var revokedFamilies: Set<String> = []
+    private var accessTokens: [String: (user: DevUser?, clientID: String, expiresAt: UnixTime, family: String?)] = [:]
+
+    /// Counters for tests.
+    private(set) var statistics = DevIdentityProviderStatistics()
+
+    func addPending(_ id: String, _ request: AuthorizationRequest) {
+        if pendingRequests.count > 10_000 { pendingRequests.removeAll() }
+        pendingRequests[id] = request
+    }
+    func takePending(_ id: String, now: UnixTime) -> AuthorizationRequest? {
+        guard let request = pendingRequests.removeValue(forKey: id), request.expiresAt > now else { return nil }
+        return request
+    }
+    func peekPending(_ id: String) -> AuthorizationRequest? { pendingRequests[id] }
+
+    func createSession(_ cookie: String, _ session: IdPSession) { sessions[cookie] = session }
+    func session(_ cookie: String) -> IdPSession? { sessions[cookie] }
+    func endSession(sid: String) {
+        sessions = sessions.filter { $0.value.sid != sid }
+        for (token, grant) in refreshTokens where grant.sid == sid { revokedFamilies.insert(grant.family); _ = token }
+        statistics.endSessionRequests += 1
+    }
+
+    func issueCode(_ code: String, _ value: Code) { codes[code] = value }
+    func redeemCode(_ code: String, now: UnixTime) -> Code? {
+        guard !usedCodes.contains(code) else { return nil }
+        usedCodes.insert(code)
+        guard let value = codes.removeValue(forKey: code), value.expiresAt > now else { return nil }
+        return value
+    }
+
+    func storeRefresh(_ token: String, _ grant: RefreshGrant) { refreshTokens[token] = grant }
+
+    enum RefreshOutcome { case ok(RefreshGrant), invalid }
+
+    /// Rotation with reuse detection: a used token kills its whole family.
+    func useRefresh(_ token: String, clientID: String, now: UnixTime) -> RefreshOutcome {
+        statistics.refreshRequests += 1
+        guard var grant = refreshTokens[token], grant.clientID == clientID else { return .invalid }
+        if grant.used || revokedFamilies.contains(grant.family) {
+            revokedFamilies.insert(grant.family)
+            statistics.refreshReuseDetected += grant.used ? 1 : 0
+            return .invalid
+        }
+        guard grant.expiresAt > now else { return .invalid }
+        grant.used = true
+        refreshTokens[token] = grant
+        return .ok(grant)
+    }
+
+    func storeAccess(_ token: String, user: DevUser?, clientID: String, expiresAt: UnixTime, family: String?) {
+        accessTokens[token] = (user, clientID, expiresAt, family)
+    }
+    func accessTokenUser(_ token: String, now: UnixTime) -> DevUser? {
+        guard let entry = accessTokens[token], entry.expiresAt > now else { return nil }
+        if let family = entry.family, revokedFamilies.contains(family) { return nil }
+        return entry.user
+    }
+
+    func revoke(_ token: String, clientID: String) {
+        statistics.revocationRequests += 1
+        if let grant = refreshTokens[token], grant.clientID == clientID {
+            revokedFamilies.insert(grant.family)
+            statistics.refreshTokensRevoked += 1
+        } else if let entry = accessTokens[token], entry.clientID == clientID {
+            accessTokens[token] = nil
+        }
+    }
+
+    func countTokenRequest(_ grantType: String) {
+        statistics.tokenRequests[grantType, default: 0] += 1
+    }
+    func countLogin() { statistics.logins += 1 }
+}
+
+/// Counters the development IdP keeps (for tests and the demo).
+public struct DevIdentityProviderStatistics: Sendable, Equatable {
+    /// Token requests by grant type.
+    public var tokenRequests: [String: Int] = [:]
+    /// Refresh-token requests (valid or not).
+    public var refreshRequests = 0
+    /// Refresh tokens presented a second time.
+    public var refreshReuseDetected = 0
+    /// Revocation requests.
+    public var revocationRequests = 0
+    /// Refresh-token families revoked.
+    public var refreshTokensRevoked = 0
+    /// end_session calls that ended a session.
+    public var endSessionRequests = 0
+    /// Successful password logins.
+    public var logins = 0
+}

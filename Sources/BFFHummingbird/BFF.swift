@@ -1,0 +1,84 @@
+import BFFCore
+import BFFOIDC
+import Logging
+
+/// A configured BFF: the session manager, the OIDC relying party and the policies, built once
+/// and shared by the middleware and routes.
+public struct BFF: Sendable {
+    /// The configuration it was built from.
+    public let configuration: BFFConfiguration
+    /// Sessions (seal, open, store).
+    public let sessions: SessionManager
+    /// The IdP (metadata, keys).
+    public let provider: OIDCProvider
+    /// Token endpoint and friends.
+    public let tokens: TokenEndpointClient
+    /// ID-token validation.
+    public let idTokens: IDTokenValidator
+    /// Authorization requests.
+    public let authorization: AuthorizationRequestBuilder
+    /// The anti-forgery rule.
+    public let antiForgery: AntiForgeryPolicy
+    /// Revocation records (cookie mode).
+    public let revocations: RevocationList
+    /// Sealing of login/logout transaction cookies.
+    public let sealer: Sealer
+    let consumedStates = ConsumedStateCache()
+    let time: any TimeSource
+    let random: any SecureRandom
+    let logger: Logger
+    let excludedClaims: Set<String>
+
+    /// The public origin (`scheme://host[:port]`).
+    public let publicOrigin: String
+    /// The redirect URI registered at the IdP.
+    public var redirectURI: String { publicOrigin + configuration.oidc.callbackPath }
+    /// The post-logout redirect URI registered at the IdP.
+    public var postLogoutRedirectURI: String { publicOrigin + configuration.oidc.postLogoutCallbackPath }
+    /// Prefix of login transaction cookie names.
+    public var loginCookiePrefix: String { configuration.session.secureCookies ? "__Host-bff-login." : "bff-login." }
+    /// Name of the logout transaction cookie.
+    public var logoutCookieName: String { configuration.session.secureCookies ? "__Host-bff-logout" : "bff-logout" }
+
+    /// Builds a BFF. `keyRing` must be non-empty; `store` is required for server-side modes.
+    /// - Throws: ``BFFSetupError`` listing every configuration problem.
+    public init(
+        configuration: BFFConfiguration, keyRing: KeyRing, http: any OIDCHTTPClient, store: (any SessionStore)?,
+        time: any TimeSource = SystemTimeSource(), random: any SecureRandom = SystemSecureRandom(),
+        logger: Logger = Logger(label: "bff")
+    ) throws {
+        let problems = configuration.validate().filter { !$0.path.hasPrefix("keys") }
+        if !problems.isEmpty { throw BFFSetupError(problems: problems) }
+        if configuration.session.store.isServerSide && store == nil {
+            throw BFFSetupError(problems: [.init(path: "session.store", message: "no store was given", fix: "pass a SessionStore")])
+        }
+        self.configuration = configuration
+        self.time = time
+        self.random = random
+        self.logger = logger
+        self.sealer = Sealer(keyRing: keyRing, random: random)
+        self.revocations = RevocationList(retention: configuration.session.absoluteTimeout.components.seconds)
+        self.sessions = SessionManager(
+            configuration: configuration.session, sealer: sealer, store: store, revocations: revocations, time: time,
+            random: random)
+        self.provider = OIDCProvider(configuration: configuration.oidc, http: http, time: time, logger: logger)
+        self.tokens = TokenEndpointClient(provider: provider, http: http, configuration: configuration.oidc)
+        self.idTokens = IDTokenValidator(
+            verifier: JWSVerifier(provider: provider, allowedAlgorithms: configuration.oidc.signingAlgorithms),
+            issuer: configuration.oidc.issuer, clientID: configuration.oidc.clientID,
+            clockSkew: configuration.oidc.clockSkew, time: time)
+        self.authorization = AuthorizationRequestBuilder(configuration: configuration.oidc, tokens: tokens)
+        let origin = WebURL(configuration.server.effectivePublicOrigin)?.origin ?? configuration.server.effectivePublicOrigin
+        self.publicOrigin = origin
+        self.antiForgery = AntiForgeryPolicy(configuration: configuration.antiforgery, publicOrigin: origin)
+        self.excludedClaims = Set(configuration.user.excludeClaims)
+    }
+}
+
+/// The configuration cannot run; every problem is listed.
+public struct BFFSetupError: Error, CustomStringConvertible {
+    /// The problems found.
+    public let problems: [ConfigurationProblem]
+    /// One problem per line.
+    public var description: String { problems.map(\.description).joined(separator: "\n") }
+}

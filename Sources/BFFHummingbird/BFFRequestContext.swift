@@ -1,0 +1,39 @@
+import BFFCore
+import Hummingbird
+
+/// What the BFF keeps per request.
+public struct BFFContextStorage: Sendable {
+    /// The session loaded by ``BFFSessionMiddleware``, if any.
+    public var session: LoadedSession?
+    /// Whether the session middleware has run.
+    public var sessionLoaded: Bool = false
+
+    /// Empty storage.
+    public init() {}
+}
+
+/// A request context that can carry the BFF session. Make your app's context conform, or use
+/// ``BasicBFFRequestContext``.
+public protocol BFFRequestContext: RequestContext {
+    /// Per-request BFF state.
+    var bff: BFFContextStorage { get set }
+}
+
+extension BFFRequestContext {
+    /// The current user's session, if logged in.
+    public var session: Session? { bff.session?.session }
+}
+
+/// The ready-made ``BFFRequestContext``.
+public struct BasicBFFRequestContext: BFFRequestContext {
+    /// Hummingbird's core storage.
+    public var coreContext: CoreRequestContextStorage
+    /// BFF storage.
+    public var bff: BFFContextStorage
+
+    /// Creates a context for a new request.
+    public init(source: Source) {
+        self.coreContext = .init(source: source)
+        self.bff = BFFContextStorage()
+    }
+}

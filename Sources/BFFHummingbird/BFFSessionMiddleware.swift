@@ -1,0 +1,86 @@
+import BFFCore
+import HTTPTypes
+import Hummingbird
+
+/// Loads the session named by the request's cookie into `context.bff.session`.
+///
+/// Anything wrong with the cookie (malformed, tampered, unknown key, expired, revoked) simply
+/// means "anonymous": this middleware never fails a request.
+public struct BFFSessionMiddleware<Context: BFFRequestContext>: RouterMiddleware {
+    let bff: BFF
+
+    /// Creates the middleware.
+    public init(bff: BFF) { self.bff = bff }
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var context = context
+        if !context.bff.sessionLoaded {
+            context.bff.sessionLoaded = true
+            let cookies = request.headers[values: .cookie]
+            if !cookies.isEmpty {
+                context.bff.session = await bff.sessions.load(cookies: CookieHeader(fields: cookies))
+            }
+        }
+        return try await next(request, context)
+    }
+}
+
+/// Requires the anti-forgery header (and refuses cross-site requests) — SPEC §5.
+public struct AntiForgeryMiddleware<Context: BFFRequestContext>: RouterMiddleware {
+    let bff: BFF
+
+    /// Creates the middleware.
+    public init(bff: BFF) { self.bff = bff }
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard bff.passesAntiForgery(request) else { return BFFResponses.problem(.antiforgery) }
+        return try await next(request, context)
+    }
+}
+
+/// Makes a route group a BFF API: anti-forgery first, then authentication. Failures are 401
+/// problems (never redirects), so SPAs can react to them.
+///
+/// ```swift
+/// router.group("api")
+///     .add(middleware: BFFAPIMiddleware(bff: bff))
+///     .get("weatherforecast") { request, context in ... }
+/// ```
+public struct BFFAPIMiddleware<Context: BFFRequestContext>: RouterMiddleware {
+    let bff: BFF
+    let requireAuthentication: Bool
+
+    /// Creates the middleware; `requireAuthentication: false` allows anonymous callers (still
+    /// anti-forgery protected).
+    public init(bff: BFF, requireAuthentication: Bool = true) {
+        self.bff = bff
+        self.requireAuthentication = requireAuthentication
+    }
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard bff.passesAntiForgery(request) else { return BFFResponses.problem(.antiforgery) }
+        var context = context
+        if !context.bff.sessionLoaded {
+            context.bff.sessionLoaded = true
+            let cookies = request.headers[values: .cookie]
+            if !cookies.isEmpty { context.bff.session = await bff.sessions.load(cookies: CookieHeader(fields: cookies)) }
+        }
+        if requireAuthentication && context.bff.session == nil { return BFFResponses.problem(.unauthenticated) }
+        return try await next(request, context)
+    }
+}
+
+extension BFF {
+    /// Whether the request satisfies the anti-forgery rule.
+    public func passesAntiForgery(_ request: Request) -> Bool {
+        guard let name = HTTPField.Name(configuration.antiforgery.headerName) else { return false }
+        return antiForgery.allows(
+            header: request.headers[values: name], secFetchSite: request.headers[.secFetchSite],
+            origin: request.headers[values: .origin])
+    }
+
+    /// Whether the request is visibly cross-site.
+    func isCrossSite(_ request: Request) -> Bool {
+        antiForgery.isCrossSite(secFetchSite: request.headers[.secFetchSite], origin: request.headers[values: .origin])
+    }
+}

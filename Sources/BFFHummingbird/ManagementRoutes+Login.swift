@@ -1,0 +1,177 @@
+import BFFCore
+import BFFOIDC
+import Hummingbird
+import Logging
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+extension BFF {
+    /// `GET /bff/login?returnUrl=&prompt=`: starts the authorization code flow.
+    func login<Context: BFFRequestContext>(_ request: Request, context: Context) async throws -> Response {
+        guard let query = FormEncoding.firstValues(request.rawQuery) else { return BFFResponses.problem(.badRequest) }
+        let returnURL = query["returnUrl"] ?? "/"
+        guard ReturnURLValidator.isValid(returnURL) else { return BFFResponses.problem(.invalidReturnURL) }
+        let prompt = query["prompt"]
+        if let prompt, !PromptValidator.known.contains(prompt) { return BFFResponses.problem(.invalidPrompt) }
+        let metadata: ProviderMetadata
+        do {
+            metadata = try await provider.metadata()
+        } catch {
+            context.logger.error("login: identity provider metadata unavailable", metadata: ["bff.error": "\(error)"])
+            return BFFResponses.problem(.idpUnavailable)
+        }
+        if let prompt, !PromptValidator.isValid(prompt, advertised: metadata.promptValuesSupported) {
+            return BFFResponses.problem(.invalidPrompt)
+        }
+        let now = time.now
+        let transaction = LoginTransaction.start(
+            issuer: configuration.oidc.issuer, returnURL: returnURL, prompt: prompt, now: now, random: random)
+        let location: String
+        do {
+            location = try await authorization.url(for: transaction, redirectURI: redirectURI, metadata: metadata)
+        } catch {
+            context.logger.error("login: authorization request failed", metadata: ["bff.error": "\(error)"])
+            return BFFResponses.problem(.idpUnavailable)
+        }
+        let name = loginCookiePrefix + LoginTransaction.cookieID(forState: transaction.state)
+        var cookies = evictLoginTransactions(request.cookieHeader, now: now)
+        var cookie = SetCookie(
+            name: name, value: try sealer.sealToString(transaction.encoded(), purpose: .loginTransaction, binding: name),
+            maxAge: LoginTransaction.lifetime, sameSite: .lax)
+        cookie.secure = configuration.session.secureCookies
+        cookies.append(cookie)
+        return BFFResponses.redirect(to: location, cookies: cookies)
+    }
+
+    /// Expires the oldest pending logins so at most ``LoginTransaction/maximumPending`` remain
+    /// after the new one is added.
+    func evictLoginTransactions(_ cookies: CookieHeader, now: UnixTime) -> [SetCookie] {
+        let pending = cookies.pairs(withPrefix: loginCookiePrefix)
+        guard pending.count >= LoginTransaction.maximumPending else { return [] }
+        let aged = pending.map { pair -> (String, UnixTime) in
+            let opened = sealer.open(base64URL: pair.value, purpose: .loginTransaction, binding: pair.name)
+                .flatMap(LoginTransaction.init(encoded:))
+            return (pair.name, opened?.createdAt ?? .min)
+        }.sorted { $0.1 < $1.1 }
+        return aged.prefix(pending.count - LoginTransaction.maximumPending + 1).map { expireCookie($0.0, sameSite: .lax) }
+    }
+
+    func expireCookie(_ name: String, sameSite: SameSite) -> SetCookie {
+        var cookie = SetCookie.expired(name: name, sameSite: sameSite)
+        cookie.secure = configuration.session.secureCookies
+        return cookie
+    }
+
+    /// The callback (`oidc.callbackPath`): finishes the login.
+    func callback<Context: BFFRequestContext>(_ request: Request, context: Context) async -> Response {
+        let correlationID = random.token(byteCount: 9)
+        var logger = context.logger
+        logger[metadataKey: "bff.correlation_id"] = .string(correlationID)
+        func fail(_ reason: String, status: HTTPResponse.Status = .badRequest, cookies: [SetCookie] = []) -> Response {
+            logger.warning("login callback refused", metadata: ["bff.reason": .string(reason)])
+            return BFFResponses.loginError(status: status, correlationID: correlationID, cookies: cookies)
+        }
+        guard let query = FormEncoding.firstValues(request.rawQuery) else { return fail("malformed query") }
+        guard let state = query["state"], !state.isEmpty, state.utf8.count <= 512 else { return fail("no state") }
+        let name = loginCookiePrefix + LoginTransaction.cookieID(forState: state)
+        let consumed = [expireCookie(name, sameSite: .lax)]
+        let now = time.now
+        guard let value = request.cookieHeader.value(named: name),
+            let plaintext = sealer.open(base64URL: value, purpose: .loginTransaction, binding: name),
+            let transaction = LoginTransaction(encoded: plaintext)
+        else { return fail("no matching login transaction", cookies: consumed) }
+        guard constantTimeEquals(transaction.state, state) else { return fail("state mismatch", cookies: consumed) }
+        guard !transaction.isExpired(now: now) else { return fail("login transaction expired", cookies: consumed) }
+        guard transaction.issuer == configuration.oidc.issuer else { return fail("issuer changed", cookies: consumed) }
+        guard consumedStates.consume(state, expiresAt: transaction.createdAt + LoginTransaction.lifetime, now: now) else {
+            return fail("login transaction replayed", cookies: consumed)
+        }
+        let metadata: ProviderMetadata
+        do {
+            metadata = try await provider.metadata()
+        } catch {
+            return fail("identity provider unavailable", status: .serviceUnavailable, cookies: consumed)
+        }
+        // RFC 9207
+        if let iss = query["iss"] {
+            guard iss == configuration.oidc.issuer else { return fail("iss parameter mismatch", cookies: consumed) }
+        } else if configuration.oidc.requireIssParameter.isEnabled(
+            advertised: metadata.authorizationResponseIssParameterSupported ?? false)
+        {
+            return fail("iss parameter missing", cookies: consumed)
+        }
+        if let error = query["error"] {
+            let silentFailures: Set<String> = ["login_required", "consent_required", "interaction_required", "account_selection_required"]
+            if transaction.prompt == "none" && silentFailures.contains(error) {
+                return silentLoginPage(isLoggedIn: false, cookies: consumed)
+            }
+            let safeCode = error.utf8.count <= 64 && error.utf8.allSatisfy { $0 == UInt8(ascii: "_") || ($0 >= 0x61 && $0 <= 0x7A) }
+            return fail("identity provider returned error \(safeCode ? error : "(unprintable)")", cookies: consumed)
+        }
+        guard let code = query["code"], !code.isEmpty, code.utf8.count <= 4096 else { return fail("no code", cookies: consumed) }
+
+        let tokenResponse: TokenResponse
+        do {
+            tokenResponse = try await tokens.exchange(code: code, codeVerifier: transaction.codeVerifier, redirectURI: redirectURI)
+        } catch let error as OIDCError {
+            return fail("code exchange failed: \(error)", status: error.isUnavailable ? .serviceUnavailable : .badRequest, cookies: consumed)
+        } catch {
+            return fail("code exchange failed", status: .serviceUnavailable, cookies: consumed)
+        }
+        guard let idToken = tokenResponse.idToken else { return fail("no id_token in token response", cookies: consumed) }
+        var claimsJSON: [UInt8]
+        var claims: [String: JSONValue]
+        do {
+            let verified = try await idTokens.validate(idToken, expectedNonce: transaction.nonce)
+            claimsJSON = verified.payloadJSON
+            claims = verified.claims
+        } catch let error as OIDCError {
+            return fail("ID token rejected: \(error)", status: error.isUnavailable ? .serviceUnavailable : .badRequest, cookies: consumed)
+        } catch {
+            return fail("ID token rejected", cookies: consumed)
+        }
+        guard let subject = claims["sub"]?.stringValue else { return fail("no sub", cookies: consumed) }
+        if configuration.oidc.fetchUserInfo, let userInfo = try? await tokens.userInfo(accessToken: tokenResponse.accessToken),
+            userInfo["sub"]?.stringValue == subject
+        {
+            for (key, value) in userInfo where claims[key] == nil { claims[key] = value }
+            if let merged = try? JSONEncoder().encode(claims) { claimsJSON = Array(merged) }
+        }
+        let idpSessionID = claims["sid"]?.stringValue
+        let session = Session(
+            issuer: configuration.oidc.issuer, subject: subject, idpSessionID: idpSessionID,
+            logoutID: idpSessionID ?? random.token(byteCount: 16), claimsJSON: claimsJSON,
+            sessionState: query["session_state"],
+            tokens: TokenSet(
+                accessToken: tokenResponse.accessToken,
+                accessTokenExpiresAt: tokenResponse.expiresIn.map { now + $0 }, tokenType: tokenResponse.tokenType,
+                refreshToken: tokenResponse.refreshToken, idToken: idToken),
+            createdAt: now, renewedAt: now)
+        let sessionCookies: [SetCookie]
+        do {
+            sessionCookies = try await sessions.create(session, replacing: context.bff.session, cookies: request.cookieHeader)
+        } catch let error as SessionError where error.isTooLargeForCookies {
+            return fail(error.description, cookies: consumed)
+        } catch {
+            return fail("session store unavailable", status: .serviceUnavailable, cookies: consumed)
+        }
+        logger.info("login succeeded")
+        if transaction.prompt == "none" { return silentLoginPage(isLoggedIn: true, cookies: consumed + sessionCookies) }
+        return BFFResponses.redirect(to: transaction.returnURL, cookies: consumed + sessionCookies)
+    }
+
+    /// The page answering a `prompt=none` login inside an iframe.
+    func silentLoginPage(isLoggedIn: Bool, cookies: [SetCookie]) -> Response {
+        let nonce = random.token(byteCount: 18)
+        let body = """
+            <!doctype html><html><head><meta charset="utf-8"><title>bff silent login</title></head><body>
+            <script nonce="\(nonce)">window.parent.postMessage({source:"bff-silent-login",isLoggedIn:\(isLoggedIn)},\(JSONText.quote(publicOrigin)));</script>
+            </body></html>
+            """
+        return BFFResponses.html(body, status: .ok, scriptNonce: nonce, cookies: cookies)
+    }
+}
