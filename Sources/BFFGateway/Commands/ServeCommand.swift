@@ -1,0 +1,41 @@
+import ArgumentParser
+import AsyncHTTPClient
+import BFFCore
+import BFFOIDC
+import Logging
+import ServiceLifecycle
+
+/// `bff serve --config FILE`.
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "serve", abstract: "Run the gateway.")
+
+    @Option(name: .long, help: "Path of the YAML configuration.")
+    var config: String
+
+    func run() async throws {
+        CommandSupport.bootstrapLogging()
+        let logger = Logger(label: "bff")
+        let configuration = try CommandSupport.loadConfiguration(path: config)
+        let keyRing = try Gateway.keyRing(for: configuration, logger: logger)
+        let client = AsyncHTTPClientTransport.makeClient()
+        do {
+            let gateway = try Gateway.build(
+                configuration: configuration, keyRing: keyRing, http: AsyncHTTPClientTransport(client: client), logger: logger)
+            var services: [any Service] = [gateway.application]
+            if let admin = gateway.admin { services.append(admin) }
+            logger.info(
+                "gateway starting",
+                metadata: [
+                    "bff.listen": "\(configuration.bff.server.host):\(configuration.bff.server.port)",
+                    "bff.public_origin": .string(gateway.bff.publicOrigin), "bff.issuer": .string(configuration.bff.oidc.issuer),
+                    "bff.store": .string(configuration.bff.session.store.description),
+                ])
+            let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            try await group.run()
+        } catch {
+            try? await client.shutdown()
+            throw error
+        }
+        try await client.shutdown()
+    }
+}

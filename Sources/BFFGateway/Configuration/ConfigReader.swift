@@ -1,0 +1,194 @@
+import BFFCore
+
+import Foundation
+
+/// Reads typed values from the parsed YAML tree with environment overrides (`BFF_` + the upper-snake
+/// key path), collecting every problem instead of stopping at the first.
+final class ConfigReader {
+    let root: [String: Any]
+    let environment: [String: String]
+    private(set) var problems: [ConfigurationProblem] = []
+    private var visited: Set<String> = []
+
+    init(root: [String: Any], environment: [String: String]) {
+        self.root = root
+        self.environment = environment
+    }
+
+    func problem(_ path: String, _ message: String, _ fix: String) {
+        problems.append(ConfigurationProblem(path: path, message: message, fix: fix))
+    }
+
+    /// `oidc.clientSecret` → `BFF_OIDC_CLIENT_SECRET`.
+    static func environmentName(_ path: String) -> String {
+        var output = "BFF"
+        for segment in path.split(separator: ".") {
+            output += "_"
+            var previousLower = false
+            for character in segment {
+                if character.isUppercase && previousLower { output += "_" }
+                output += character.uppercased()
+                previousLower = character.isLowercase || character.isNumber
+            }
+        }
+        return output
+    }
+
+    /// The raw YAML value at `path` (nil when absent), marking it as known.
+    func raw(_ path: String) -> Any? {
+        visited.insert(path)
+        var node: Any? = root
+        for segment in path.split(separator: ".") {
+            guard let dictionary = node as? [String: Any] else { return nil }
+            node = dictionary[String(segment)]
+        }
+        if node is NSNull { return nil }
+        return node
+    }
+
+    /// Whether the key is present with an explicit null.
+    func isExplicitNull(_ path: String) -> Bool {
+        var node: Any? = root
+        for segment in path.split(separator: ".") {
+            guard let dictionary = node as? [String: Any] else { return false }
+            node = dictionary[String(segment)]
+        }
+        return node is NSNull
+    }
+
+    func string(_ path: String) -> String? {
+        if let value = environment[Self.environmentName(path)] {
+            visited.insert(path)
+            return value
+        }
+        guard let value = raw(path) else { return nil }
+        switch value {
+        case let text as String: return text
+        case let number as Int: return String(number)
+        case let flag as Bool: return flag ? "true" : "false"
+        case let number as Double: return String(number)
+        default:
+            problem(path, "must be a string", "write a plain value")
+            return nil
+        }
+    }
+
+    func bool(_ path: String) -> Bool? {
+        guard let text = string(path) else { return nil }
+        switch text.lowercased() {
+        case "true", "yes", "on", "1": return true
+        case "false", "no", "off", "0": return false
+        default:
+            problem(path, "'\(text)' is not a boolean", "use true or false")
+            return nil
+        }
+    }
+
+    func int(_ path: String) -> Int? {
+        guard let text = string(path) else { return nil }
+        guard let value = Int(text) else {
+            problem(path, "'\(text)' is not a whole number", "write a number such as 32768")
+            return nil
+        }
+        return value
+    }
+
+    /// `75s`, `10m`, `8h`, `7d`, `500ms` or plain seconds.
+    func duration(_ path: String) -> Duration? {
+        guard let text = string(path) else { return nil }
+        if let parsed = Self.parseDuration(text) { return parsed }
+        problem(path, "'\(text)' is not a duration", "write a number with a unit: 500ms, 75s, 10m, 8h or 7d")
+        return nil
+    }
+
+    static func parseDuration(_ text: String) -> Duration? {
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        let units: [(String, Int64)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000)]
+        for (suffix, milliseconds) in units where trimmed.hasSuffix(suffix) {
+            let number = trimmed.dropLast(suffix.count)
+            if suffix == "s", number.hasSuffix("m") { continue }
+            guard let value = Int64(number), value >= 0, value < Int64.max / milliseconds else { return nil }
+            return .milliseconds(value * milliseconds)
+        }
+        if let seconds = Int64(trimmed), seconds >= 0 { return .seconds(seconds) }
+        return nil
+    }
+
+    func stringList(_ path: String) -> [String]? {
+        if let value = environment[Self.environmentName(path)] {
+            visited.insert(path)
+            return value.split(whereSeparator: { $0 == "," || $0 == " " }).map(String.init)
+        }
+        guard let value = raw(path) else { return nil }
+        if let list = value as? [Any] {
+            var result: [String] = []
+            for (index, element) in list.enumerated() {
+                if let text = element as? String { result.append(text) } else {
+                    problem("\(path)[\(index)]", "must be a string", "quote the value")
+                }
+            }
+            return result
+        }
+        problem(path, "must be a list", "write [a, b]")
+        return nil
+    }
+
+    func stringMap(_ path: String) -> [String: String]? {
+        guard let value = raw(path) else { return nil }
+        guard let dictionary = value as? [String: Any] else {
+            problem(path, "must be a mapping", "write {name: value}")
+            return nil
+        }
+        var result: [String: String] = [:]
+        for (key, element) in dictionary {
+            visited.insert("\(path).\(key)")
+            if let text = element as? String { result[key] = text } else if let number = element as? Int {
+                result[key] = String(number)
+            } else {
+                problem("\(path).\(key)", "must be a string", "quote the value")
+            }
+        }
+        return result
+    }
+
+    /// Resolves `env:NAME` and `file:PATH` references; other values are returned as they are.
+    func secret(_ path: String, _ value: String?) -> String? {
+        guard let value else { return nil }
+        if value.hasPrefix("env:") {
+            let name = String(value.dropFirst(4))
+            guard let resolved = environment[name], !resolved.isEmpty else {
+                problem(path, "environment variable \(name) is not set", "export \(name)=... before starting")
+                return nil
+            }
+            return resolved
+        }
+        if value.hasPrefix("file:") {
+            let file = String(value.dropFirst(5))
+            guard let data = FileManager.default.contents(atPath: file), let text = String(data: data, encoding: .utf8) else {
+                problem(path, "file \(file) cannot be read", "check the path and its permissions")
+                return nil
+            }
+            return text.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        return value
+    }
+
+    /// Keys present in the YAML that no reader asked for.
+    func unknownKeys() -> [String] {
+        var unknown: [String] = []
+        func walk(_ node: Any, _ prefix: String) {
+            guard let dictionary = node as? [String: Any] else { return }
+            for (key, value) in dictionary {
+                let path = prefix.isEmpty ? key : "\(prefix).\(key)"
+                if visited.contains(path) { continue }
+                if value is [String: Any], visited.contains(where: { $0.hasPrefix(path + ".") }) {
+                    walk(value, path)
+                } else {
+                    unknown.append(path)
+                }
+            }
+        }
+        walk(root, "")
+        return unknown.sorted()
+    }
+}

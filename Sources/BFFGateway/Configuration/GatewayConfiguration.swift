@@ -1,0 +1,197 @@
+import BFFCore
+import Yams
+
+import Foundation
+
+/// Everything `bff serve` needs: the BFF configuration plus gateway-only settings.
+struct GatewayConfiguration: Sendable {
+    var bff: BFFConfiguration
+    /// Where a generated key is persisted when `keys:` is absent.
+    var dataDirectory: String = "./bff-data"
+}
+
+enum GatewayConfigurationLoader {
+    /// Parses YAML text with environment overrides; returns the configuration or every problem.
+    static func load(yaml: String, environment: [String: String]) -> Result<GatewayConfiguration, ProblemList> {
+        let tree: Any?
+        do {
+            tree = try Yams.load(yaml: yaml)
+        } catch {
+            return .failure(ProblemList([.init(path: "(file)", message: "is not valid YAML: \(error)", fix: "check indentation and quoting")]))
+        }
+        let root: [String: Any]
+        if tree == nil {
+            root = [:]
+        } else if let dictionary = tree as? [String: Any] {
+            root = dictionary
+        } else {
+            return .failure(ProblemList([.init(path: "(file)", message: "top level must be a mapping", fix: "start with keys such as server: and oidc:")]))
+        }
+        let reader = ConfigReader(root: root, environment: environment)
+        var configuration = BFFConfiguration()
+        var gateway = GatewayConfiguration(bff: configuration)
+
+        // server
+        if let listen = reader.string("server.listen") {
+            if let (host, port) = parseListen(listen) {
+                configuration.server.host = host
+                configuration.server.port = port
+            } else {
+                reader.problem("server.listen", "'\(listen)' is not host:port", "write it as 127.0.0.1:5080")
+            }
+        }
+        configuration.server.publicOrigin = reader.string("server.publicOrigin")
+        if let value = reader.stringList("server.trustedProxies") { configuration.server.trustedProxies = value }
+        if let value = reader.int("server.maxHeaderBytes") { configuration.server.maxHeaderBytes = value }
+        if let value = reader.duration("server.idleTimeout") { configuration.server.idleTimeout = value }
+        if let value = reader.string("server.environment") { configuration.server.environment = value }
+        if let value = reader.string("server.dataDirectory") { gateway.dataDirectory = value }
+
+        // keys
+        if let list = reader.raw("keys") {
+            if let entries = list as? [Any] {
+                for (index, entry) in entries.enumerated() {
+                    guard let dictionary = entry as? [String: Any], let id = dictionary["id"] as? String,
+                        let rawSecret = dictionary["secret"] as? String
+                    else {
+                        reader.problem("keys[\(index)]", "needs id and secret", "write - {id: k1, secret: \"base64 of 32 bytes\"}")
+                        continue
+                    }
+                    for key in dictionary.keys where key != "id" && key != "secret" {
+                        reader.problem("keys[\(index)].\(key)", "is not a known key", "remove it")
+                    }
+                    guard let secret = reader.secret("keys[\(index)].secret", rawSecret) else { continue }
+                    guard let bytes = decodeKey(secret) else {
+                        reader.problem("keys[\(index)].secret", "is not base64", "generate one with `bff keys generate`")
+                        continue
+                    }
+                    configuration.keys.append(KeyRing.Key(id: id, secret: bytes))
+                }
+            } else {
+                reader.problem("keys", "must be a list", "write - {id: k1, secret: ...}")
+            }
+        }
+
+        // oidc
+        configuration.oidc.issuer = reader.string("oidc.issuer") ?? ""
+        configuration.oidc.clientID = reader.string("oidc.clientId") ?? ""
+        configuration.oidc.clientSecret = reader.secret("oidc.clientSecret", reader.string("oidc.clientSecret"))
+        if let value = reader.string("oidc.clientAuth") {
+            if let auth = ClientAuthentication(name: value) { configuration.oidc.clientAuth = auth } else {
+                reader.problem("oidc.clientAuth", "'\(value)' is unknown", "use client_secret_basic or client_secret_post")
+            }
+        }
+        if let value = reader.stringList("oidc.scopes") { configuration.oidc.scopes = value }
+        if let value = reader.string("oidc.callbackPath") { configuration.oidc.callbackPath = value }
+        if let value = reader.string("oidc.postLogoutCallbackPath") { configuration.oidc.postLogoutCallbackPath = value }
+        if let value = reader.stringMap("oidc.authorizeParameters") { configuration.oidc.authorizeParameters = value }
+        configuration.oidc.endSessionEndpoint = reader.string("oidc.endSessionEndpoint")
+        configuration.oidc.revocationEndpoint = reader.string("oidc.revocationEndpoint")
+        for (path, keyPath) in [("oidc.usePAR", \OIDCConfiguration.usePAR), ("oidc.requireIssParameter", \OIDCConfiguration.requireIssParameter)] {
+            if let value = reader.string(path) {
+                if let parsed = AutoSwitch(name: value) { configuration.oidc[keyPath: keyPath] = parsed } else {
+                    reader.problem(path, "'\(value)' is not auto, true or false", "use auto")
+                }
+            }
+        }
+        if let value = reader.stringList("oidc.signingAlgorithms") { configuration.oidc.signingAlgorithms = value }
+        if let value = reader.duration("oidc.clockSkew") { configuration.oidc.clockSkew = value }
+        if let value = reader.bool("oidc.fetchUserInfo") { configuration.oidc.fetchUserInfo = value }
+        if let value = reader.duration("oidc.requestTimeout") { configuration.oidc.requestTimeout = value }
+
+        // session
+        if let value = reader.string("session.store") {
+            if let kind = SessionStoreKind(name: value) { configuration.session.store = kind } else {
+                reader.problem("session.store", "'\(value)' is unknown", "use memory or cookie")
+            }
+        }
+        _ = reader.string("session.sqlite.path")
+        _ = reader.string("session.postgres.url")
+        if let value = reader.string("session.cookieName") { configuration.session.cookieName = value }
+        if let value = reader.string("session.sameSite") {
+            if let sameSite = SameSite(name: value) { configuration.session.sameSite = sameSite } else {
+                reader.problem("session.sameSite", "'\(value)' is unknown", "use strict or lax")
+            }
+        }
+        if let value = reader.bool("session.allowCrossSite") { configuration.session.allowCrossSite = value }
+        if let value = reader.duration("session.idleTimeout") { configuration.session.idleTimeout = value }
+        if let value = reader.duration("session.absoluteTimeout") { configuration.session.absoluteTimeout = value }
+        if let value = reader.duration("session.cleanupInterval") { configuration.session.cleanupInterval = value }
+        if let value = reader.string("session.cookieDomain") { configuration.session.cookieDomain = value }
+        if let value = reader.string("session.cookiePath") { configuration.session.cookiePath = value }
+        if let value = reader.bool("session.secure") { configuration.session.secureCookies = value }
+
+        // tokens, antiforgery, user
+        if let value = reader.duration("tokens.refreshBeforeExpiry") { configuration.tokens.refreshBeforeExpiry = value }
+        if let value = reader.bool("tokens.revokeRefreshTokenOnLogout") { configuration.tokens.revokeRefreshTokenOnLogout = value }
+        if let value = reader.string("antiforgery.headerName") { configuration.antiforgery.headerName = value }
+        if let value = reader.string("antiforgery.headerValue") { configuration.antiforgery.headerValue = value }
+        if let value = reader.string("user.anonymousResponse") {
+            switch value {
+            case "401": configuration.user.anonymousAsNull = false
+            case "null": configuration.user.anonymousAsNull = true
+            default: reader.problem("user.anonymousResponse", "'\(value)' is not 401 or null", "use 401 or \"null\"")
+            }
+        } else if reader.isExplicitNull("user.anonymousResponse") {
+            configuration.user.anonymousAsNull = true
+        }
+        if let value = reader.stringList("user.excludeClaims") { configuration.user.excludeClaims = value }
+
+        // static, admin, diagnostics, management prefix
+        configuration.staticFiles.root = reader.string("static.root")
+        if let value = reader.string("static.fallback") { configuration.staticFiles.fallback = value }
+        if reader.string("static.devServer") != nil {
+            reader.problem("static.devServer", "the dev-server proxy is not available in this version", "serve the built SPA with static.root")
+        }
+        if reader.isExplicitNull("admin.listen") {
+            configuration.admin.listen = nil
+            _ = reader.raw("admin.listen")
+        } else if let value = reader.string("admin.listen") {
+            if parseListen(value) == nil { reader.problem("admin.listen", "'\(value)' is not host:port", "write 127.0.0.1:9090 or null") }
+            configuration.admin.listen = value
+        }
+        if let value = reader.bool("diagnostics.showTokens") { configuration.diagnostics.showTokens = value }
+        if let value = reader.string("managementPrefix") { configuration.managementPrefix = value }
+        if let apis = reader.raw("apis"), (apis as? [Any])?.isEmpty == false {
+            reader.problem("apis", "remote API routes are not available in this version", "serve local APIs from your app with BFFAPIMiddleware, or remove apis")
+        }
+        if let frontends = reader.raw("frontends"), (frontends as? [Any])?.isEmpty == false {
+            reader.problem("frontends", "multi-frontend is not available in this version", "remove frontends")
+        }
+
+        for path in reader.unknownKeys() {
+            reader.problem(path, "is not a known configuration key", "check the spelling against docs/configuration.md")
+        }
+        var problems = reader.problems
+        problems += configuration.validate()
+        gateway.bff = configuration
+        if !problems.isEmpty { return .failure(ProblemList(problems)) }
+        return .success(gateway)
+    }
+
+    /// `host:port` or `[v6]:port`.
+    static func parseListen(_ text: String) -> (String, Int)? {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
+            return nil
+        }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty else { return nil }
+        return (host, port)
+    }
+
+    /// Standard or URL-safe base64, padded or not.
+    static func decodeKey(_ text: String) -> [UInt8]? {
+        let normalized = text.trimmingCharacters(in: .whitespacesAndNewlines).utf8.map {
+            $0 == UInt8(ascii: "+") ? UInt8(ascii: "-") : $0 == UInt8(ascii: "/") ? UInt8(ascii: "_") : $0
+        }
+        return Base64URL.decode(normalized)
+    }
+}
+
+/// Several configuration problems.
+struct ProblemList: Error, CustomStringConvertible {
+    let problems: [ConfigurationProblem]
+    init(_ problems: [ConfigurationProblem]) { self.problems = problems }
+    var description: String { problems.map(\.description).joined(separator: "\n") }
+}

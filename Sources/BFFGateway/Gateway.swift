@@ -1,0 +1,146 @@
+import AsyncHTTPClient
+import BFFCore
+import BFFHummingbird
+import BFFOIDC
+import HTTPTypes
+import Hummingbird
+import HummingbirdCore
+import Logging
+import NIOCore
+
+import Foundation
+
+/// The gateway as a set of services: the public application and the admin listener.
+struct Gateway {
+    let bff: BFF
+    let application: Application<RouterResponder<BasicBFFRequestContext>>
+    let admin: Application<RouterResponder<BasicRequestContext>>?
+    let store: (any SessionStore)?
+
+    /// Builds the gateway through the same code path `bff serve`, `bff demo` and the tests use.
+    /// - Parameter configureRouter: adds app-specific routes (the demo's local API) after the BFF's.
+    static func build(
+        configuration: GatewayConfiguration, keyRing: KeyRing, http: any OIDCHTTPClient,
+        time: any TimeSource = SystemTimeSource(), logger: Logger,
+        configureRouter: (Router<BasicBFFRequestContext>, BFF) -> Void = { _, _ in }
+    ) throws -> Gateway {
+        let settings = configuration.bff
+        let store: (any SessionStore)? = settings.session.store.isServerSide ? MemorySessionStore() : nil
+        let bff = try BFF(configuration: settings, keyRing: keyRing, http: http, store: store, time: time, logger: logger)
+        let router = Router(context: BasicBFFRequestContext.self)
+        router.add(middleware: SecurityHeadersMiddleware())
+        if let root = settings.staticFiles.root {
+            router.add(middleware: SPAFallbackMiddleware(root: root, fallback: settings.staticFiles.fallback, excludedPrefixes: [settings.managementPrefix, "/api"]))
+            router.add(middleware: FileMiddleware(root, searchForIndexHtml: true, logger: logger))
+        }
+        bff.addManagementRoutes(to: router)
+        configureRouter(router, bff)
+        let server = HTTPServerBuilder.http1(
+            configuration: .init(
+                idleTimeout: .seconds(Int64(settings.server.idleTimeout.components.seconds)),
+                httpDecoderConfiguration: .init(
+                    maxHeaderFieldSize: settings.server.maxHeaderBytes, maxHeaderListSize: settings.server.maxHeaderBytes)))
+        let application = Application(
+            router: router, server: server,
+            configuration: .init(address: .hostname(settings.server.host, port: settings.server.port), serverName: nil),
+            logger: logger)
+        var admin: Application<RouterResponder<BasicRequestContext>>?
+        if let listen = settings.admin.listen, let (host, port) = GatewayConfigurationLoader.parseListen(listen) {
+            admin = makeAdmin(bff: bff, store: store, host: host, port: port, logger: logger)
+        }
+        return Gateway(bff: bff, application: application, admin: admin, store: store)
+    }
+
+    static func makeAdmin(bff: BFF, store: (any SessionStore)?, host: String, port: Int, logger: Logger) -> Application<RouterResponder<BasicRequestContext>> {
+        let router = Router()
+        router.get("/healthz") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/plain", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(string: "ok\n")))
+        }
+        router.get("/readyz") { _, _ in
+            var reasons: [String] = []
+            do { try await bff.provider.warmUp() } catch { reasons.append("identity provider: \(error)") }
+            if let store {
+                do { try await store.ping() } catch { reasons.append("session store: \(error)") }
+            }
+            let ready = reasons.isEmpty
+            return Response(
+                status: ready ? .ok : .serviceUnavailable, headers: [.contentType: "text/plain", .cacheControl: "no-store"],
+                body: .init(byteBuffer: ByteBuffer(string: ready ? "ready\n" : reasons.joined(separator: "\n") + "\n")))
+        }
+        return Application(router: router, configuration: .init(address: .hostname(host, port: port), serverName: nil), logger: logger)
+    }
+
+    /// The key ring: configured keys, else a key generated once and kept in `dataDirectory`.
+    static func keyRing(for configuration: GatewayConfiguration, logger: Logger) throws -> KeyRing {
+        if !configuration.bff.keys.isEmpty { return try KeyRing(keys: configuration.bff.keys) }
+        let directory = configuration.dataDirectory
+        let path = directory + "/generated-key.json"
+        let manager = FileManager.default
+        if let data = manager.contents(atPath: path),
+            let object = try? JSONDecoder().decode([String: String].self, from: data),
+            let id = object["id"], let secret = object["secret"].flatMap(GatewayConfigurationLoader.decodeKey)
+        {
+            logger.warning("no keys configured: using the generated key in the data directory; configure keys: for production (see `bff keys generate`)", metadata: ["bff.key_file": .string(path)])
+            return try KeyRing(keys: [KeyRing.Key(id: id, secret: secret)])
+        }
+        try manager.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let secret = SystemSecureRandom().bytes(32)
+        let id = "generated-\(SystemSecureRandom().token(byteCount: 4))"
+        let json = "{\"id\":\"\(id)\",\"secret\":\"\(Base64URL.encode(secret))\"}\n"
+        guard manager.createFile(atPath: path, contents: Data(json.utf8), attributes: [.posixPermissions: 0o600]) else {
+            throw ProblemList([.init(path: "keys", message: "cannot write \(path)", fix: "configure keys: or make \(directory) writable")])
+        }
+        logger.warning("no keys configured: generated a sealing key and stored it in the data directory; configure keys: for production (see `bff keys generate`)", metadata: ["bff.key_file": .string(path)])
+        return try KeyRing(keys: [KeyRing.Key(id: id, secret: secret)])
+    }
+}
+
+/// Baseline security headers on every response that does not set its own.
+struct SecurityHeadersMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var response = try await next(request, context)
+        if response.headers[.xContentTypeOptions] == nil { response.headers[.xContentTypeOptions] = "nosniff" }
+        if response.headers[.referrerPolicy] == nil { response.headers[.referrerPolicy] = "no-referrer" }
+        if response.headers[.xFrameOptions] == nil { response.headers[.xFrameOptions] = "SAMEORIGIN" }
+        return response
+    }
+}
+
+/// Serves the SPA's `index.html` for HTML navigations that match no file or route (history routing).
+struct SPAFallbackMiddleware<Context: RequestContext>: RouterMiddleware {
+    let indexHTML: ByteBuffer?
+    let excludedPrefixes: [String]
+
+    init(root: String, fallback: String, excludedPrefixes: [String]) {
+        let path = root.hasSuffix("/") ? root + fallback : root + "/" + fallback
+        self.indexHTML = FileManager.default.contents(atPath: path).map { ByteBuffer(bytes: Array($0)) }
+        self.excludedPrefixes = excludedPrefixes
+    }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            let response = try await next(request, context)
+            guard response.status == .notFound, let fallback = fallbackResponse(request) else { return response }
+            return fallback
+        } catch let error as HTTPError where error.status == .notFound {
+            if let fallback = fallbackResponse(request) { return fallback }
+            throw error
+        }
+    }
+
+    func fallbackResponse(_ request: Request) -> Response? {
+        guard let indexHTML, request.method == .get || request.method == .head,
+            request.headers[.accept]?.contains("text/html") == true,
+            !excludedPrefixes.contains(where: { request.uri.path == $0 || request.uri.path.hasPrefix($0 + "/") })
+        else { return nil }
+        return Response(
+            status: .ok, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-cache"],
+            body: request.method == .head ? .init() : .init(byteBuffer: indexHTML))
+    }
+}
+
+extension HTTPField.Name {
+    static let xContentTypeOptions = HTTPField.Name("X-Content-Type-Options")!
+    static let referrerPolicy = HTTPField.Name("Referrer-Policy")!
+    static let xFrameOptions = HTTPField.Name("X-Frame-Options")!
+}
