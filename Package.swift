@@ -83,6 +83,11 @@ let package = Package(
                 "BFFDevIdentityProvider",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -108,7 +113,11 @@ let package = Package(
         ),
         .testTarget(
             name: "BFFCoreTests",
-            dependencies: ["BFFCore", "BFFOIDC", .product(name: "JWTKit", package: "jwt-kit")],
+            dependencies: [
+                "BFFCore", "BFFOIDC", "BFFDevIdentityProvider",
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

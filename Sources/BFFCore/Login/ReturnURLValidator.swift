@@ -1,7 +1,7 @@
 /// Decides whether a `returnUrl` is a safe local path (SPEC §3).
 ///
 /// Accepted: exactly `/`, or `/` followed by anything but `/` or `\`, with no control characters,
-/// no backslash and no raw non-ASCII anywhere. Every verdict must survive percent-decoding
+/// no backslash, no raw non-ASCII and no `.`/`..` segments anywhere. Every verdict must survive percent-decoding
 /// (applied repeatedly), so `/%2F%2Fevil.example` and `/%5Cevil` are refused like `//evil.example`.
 public enum ReturnURLValidator {
     /// Longest accepted value, in bytes.
@@ -12,22 +12,31 @@ public enum ReturnURLValidator {
         var current = Array(value.utf8)
         guard !current.isEmpty, current.count <= maximumLength else { return false }
         // Check the raw form, then each decoded form until decoding changes nothing.
+        var decoded = false
         for _ in 0..<4 {
-            guard isSafeLocalPath(current) else { return false }
-            guard let decoded = percentDecode(current) else { return false }
-            if decoded == current { return true }
-            current = decoded
+            guard isSafeLocalPath(current, allowNonASCII: decoded) else { return false }
+            guard let next = percentDecode(current) else { return false }
+            if next == current { return true }
+            current = next
+            decoded = true
         }
         return false  // still decoding after four rounds: refuse
     }
 
-    static func isSafeLocalPath(_ bytes: [UInt8]) -> Bool {
+    /// Raw values must be ASCII; decoded ones may carry UTF-8 (which must then be valid).
+    static func isSafeLocalPath(_ bytes: [UInt8], allowNonASCII: Bool) -> Bool {
         guard let first = bytes.first, first == UInt8(ascii: "/") else { return false }
         if bytes.count > 1, bytes[1] == UInt8(ascii: "/") || bytes[1] == UInt8(ascii: "\\") { return false }
         for byte in bytes {
-            if byte < 0x20 || byte == 0x7F || byte >= 0x80 || byte == UInt8(ascii: "\\") { return false }
+            if byte < 0x20 || byte == 0x7F || byte == UInt8(ascii: "\\") { return false }
+            if byte >= 0x80 && !allowNonASCII { return false }
         }
-        return true
+        // No dot segments: after normalisation "/.//x" would become the network path "//x".
+        let pathEnd = bytes.firstIndex { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") } ?? bytes.count
+        for segment in bytes[..<pathEnd].split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false) {
+            if segment.elementsEqual([0x2E]) || segment.elementsEqual([0x2E, 0x2E]) { return false }
+        }
+        return !allowNonASCII || String(validating: bytes, as: UTF8.self) != nil
     }
 
     /// Percent-decodes; nil for a malformed escape.

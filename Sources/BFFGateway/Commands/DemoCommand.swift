@@ -45,7 +45,7 @@ struct DemoCommand: AsyncParsableCommand {
             idp.makeApplication(host: "127.0.0.1", port: idpPort, logger: Logger(label: "bff.dev-idp")), gateway.application,
         ]
         if let admin = gateway.admin { services.append(admin) }
-        print(
+        FileHandle.standardOutput.write(Data(
             """
 
               swift-bff demo is running (offline).
@@ -57,8 +57,7 @@ struct DemoCommand: AsyncParsableCommand {
 
               Press Ctrl-C to stop.
 
-            """)
-        fflush(stdout)
+            """.utf8))
         do {
             let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
