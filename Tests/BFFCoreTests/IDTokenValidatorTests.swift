@@ -46,7 +46,7 @@ struct IDTokenValidatorTests {
         _ = try await validator.validate(try idp.keys.sign(claims: claims(), algorithm: "ES256"), expectedNonce: "n-123")
     }
 
-    @Test func validPS256() async throws {
+    @Test func ps256HeaderOnAnRS256Key() async throws {
         // PS256 with the RSA key: the JWK says RS256, so a PS256 header does not fit that key.
         let token = try idp.keys.sign(
             header: ["alg": "PS256", "kid": .string(idp.keys.rsaKeyID)], claims: claims(), algorithm: "PS256")

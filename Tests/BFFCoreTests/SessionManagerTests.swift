@@ -1,0 +1,164 @@
+import BFFCore
+import Testing
+
+@Suite("Session manager")
+struct SessionManagerTests {
+    let time = ManualTimeSource(now: 1_800_000_000)
+    static let key1 = KeyRing.Key(id: "k1", secret: Array(repeating: 1, count: 32))
+    static let key2 = KeyRing.Key(id: "k2", secret: Array(repeating: 2, count: 32))
+
+    func manager(_ kind: SessionStoreKind, keys: [KeyRing.Key] = [key1], store: MemorySessionStore = MemorySessionStore()) throws -> SessionManager {
+        var configuration = SessionConfiguration(store: kind)
+        configuration.idleTimeout = .seconds(3600)
+        configuration.absoluteTimeout = .seconds(86400)
+        return SessionManager(
+            configuration: configuration, sealer: Sealer(keyRing: try KeyRing(keys: keys)), store: store,
+            revocations: RevocationList(retention: 86400), time: time)
+    }
+
+    func session(claimsSize: Int = 64) -> Session {
+        Session(
+            issuer: "https://idp.test", subject: "alice", idpSessionID: "sid-1", logoutID: "sid-1",
+            claimsJSON: Array("{\"sub\":\"alice\",\"pad\":\"\(String(repeating: "x", count: claimsSize))\"}".utf8),
+            tokens: TokenSet(accessToken: "AT-secret-123", accessTokenExpiresAt: time.now + 300, tokenType: "Bearer",
+                             refreshToken: "RT-secret-456", idToken: "ID-token-789"),
+            createdAt: time.now, renewedAt: time.now)
+    }
+
+    func header(_ cookies: [SetCookie]) -> CookieHeader {
+        CookieHeader(fields: [cookies.filter { $0.maxAge != 0 }.map { "\($0.name)=\($0.value)" }.joined(separator: "; ")])
+    }
+
+    @Test(arguments: [SessionStoreKind.memory, .cookie])
+    func roundTrip(_ kind: SessionStoreKind) async throws {
+        let manager = try manager(kind)
+        let cookies = try await manager.create(session(), replacing: nil, cookies: CookieHeader(bytes: []))
+        let loaded = await manager.load(cookies: header(cookies))
+        #expect(loaded?.session == session())
+    }
+
+    @Test func serverStoreHoldsNoPlaintext() async throws {
+        let store = MemorySessionStore()
+        let manager = try manager(.memory, store: store)
+        _ = try await manager.create(session(), replacing: nil, cookies: CookieHeader(bytes: []))
+        let records = try await store.removeExpired(now: .max)
+        #expect(records.count == 1)
+        for secret in ["AT-secret-123", "RT-secret-456", "ID-token-789", "alice\",\"pad"] {
+            #expect(!records[0].sealed.contains(subsequence: Array(secret.utf8)))
+        }
+    }
+
+    @Test func ticketDoesNotRevealTheSession() async throws {
+        let cookies = try await manager(.memory).create(session(), replacing: nil, cookies: CookieHeader(bytes: []))
+        #expect(cookies.count == 1)
+        #expect(cookies[0].value.utf8.count < 120)
+        #expect(cookies[0].headerValue.contains("Secure; HttpOnly; SameSite=Strict"))
+    }
+
+    @Test(arguments: [SessionStoreKind.memory, .cookie])
+    func idleTimeoutEndsTheSession(_ kind: SessionStoreKind) async throws {
+        let manager = try manager(kind)
+        let cookies = try await manager.create(session(), replacing: nil, cookies: CookieHeader(bytes: []))
+        time.advance(by: 3599)
+        #expect(await manager.load(cookies: header(cookies)) != nil)
+        time.advance(by: 2)
+        #expect(await manager.load(cookies: header(cookies)) == nil)
+    }
+
+    @Test func slidingKeepsItAliveUntilTheAbsoluteTimeout() async throws {
+        let manager = try manager(.memory)
+        let cookies = try await manager.create(session(), replacing: nil, cookies: CookieHeader(bytes: []))
+        for _ in 0..<30 {
+            time.advance(by: 3000)
+            guard var loaded = await manager.load(cookies: header(cookies)) else { break }
+            _ = await manager.slide(&loaded, cookies: header(cookies))
+        }
+        #expect(time.now - 1_800_000_000 > 86400)
+        #expect(await manager.load(cookies: header(cookies)) == nil)
+    }
+
+    @Test(arguments: [SessionStoreKind.memory, .cookie])
+    func tamperedCookieIsAnonymous(_ kind: SessionStoreKind) async throws {
+        let manager = try manager(kind)
+        let cookies = try await manager.create(session(), replacing: nil, cookies: CookieHeader(bytes: []))
+        var value = Array(cookies[0].value.utf8)
+        value[value.count / 2] = value[value.count / 2] == UInt8(ascii: "A") ? UInt8(ascii: "B") : UInt8(ascii: "A")
+        let tampered = CookieHeader(fields: ["\(cookies[0].name)=\(String(decoding: value, as: UTF8.self))"])
+        #expect(await manager.load(cookies: tampered) == nil)
+    }
+
+    @Test(arguments: ["", "x", "1.", "9.AAAA", "0.AAAA", "99999999999999999999.AAAA", String(repeating: "A", count: 10000)])
+    func garbageCookiesAreAnonymous(_ value: String) async throws {
+        for kind in [SessionStoreKind.memory, .cookie] {
+            let manager = try manager(kind)
+            #expect(await manager.load(cookies: CookieHeader(fields: ["__Host-bff-session=\(value)"])) == nil)
+        }
+    }
+
+    @Test func keyRotationKeepsSessionsAndRemovalEndsThem() async throws {
+        let store = MemorySessionStore()
+        let cookies = try await manager(.memory, keys: [Self.key1], store: store).create(session(), replacing: nil, cookies: CookieHeader(bytes: []))
+        #expect(await (try manager(.memory, keys: [Self.key2, Self.key1], store: store)).load(cookies: header(cookies)) != nil)
+        #expect(await (try manager(.memory, keys: [Self.key2], store: store)).load(cookies: header(cookies)) == nil)
+    }
+
+    @Test func cookieModeChunksLargeSessions() async throws {
+        let manager = try manager(.cookie)
+        let big = session(claimsSize: 9000)
+        let cookies = try await manager.create(big, replacing: nil, cookies: CookieHeader(bytes: []))
+        #expect(cookies.count >= 3)
+        #expect(cookies.allSatisfy { $0.headerValue.utf8.count < 4096 })
+        #expect(await manager.load(cookies: header(cookies))?.session == big)
+        // A missing chunk makes it anonymous.
+        #expect(await manager.load(cookies: header(Array(cookies.dropLast()))) == nil)
+    }
+
+    @Test func cookieModeRefusesTooLargeSessions() async throws {
+        await #expect(throws: SessionError.self) {
+            _ = try await manager(.cookie).create(session(claimsSize: 40_000), replacing: nil, cookies: CookieHeader(bytes: []))
+        }
+    }
+
+    @Test func cookieModeLogoutRevokesReplayedCookie() async throws {
+        let manager = try manager(.cookie)
+        let cookies = try await manager.create(session(), replacing: nil, cookies: CookieHeader(bytes: []))
+        let loaded = try #require(await manager.load(cookies: header(cookies)))
+        let cleared = await manager.end(loaded, cookies: header(cookies))
+        #expect(cleared.allSatisfy { $0.maxAge == 0 })
+        #expect(await manager.load(cookies: header(cookies)) == nil, "a replayed cookie stays anonymous")
+    }
+
+    @Test func serverModeLogoutDeletes() async throws {
+        let store = MemorySessionStore()
+        let manager = try manager(.memory, store: store)
+        let cookies = try await manager.create(session(), replacing: nil, cookies: CookieHeader(bytes: []))
+        let loaded = try #require(await manager.load(cookies: header(cookies)))
+        _ = await manager.end(loaded, cookies: header(cookies))
+        #expect(await store.count == 0)
+        #expect(await manager.load(cookies: header(cookies)) == nil)
+    }
+
+    @Test func endSessionsBySidAndSub() async throws {
+        let store = MemorySessionStore()
+        let manager = try manager(.memory, store: store)
+        _ = try await manager.create(session(), replacing: nil, cookies: CookieHeader(bytes: []))
+        #expect(try await manager.endSessions(issuer: "https://other", idpSessionID: "sid-1", subject: nil) == 0)
+        #expect(try await manager.endSessions(issuer: "https://idp.test", idpSessionID: "sid-1", subject: nil) == 1)
+    }
+
+    @Test func sessionEncodingRejectsTruncation() {
+        let encoded = session().encoded()
+        for length in 0..<encoded.count { #expect(Session(encoded: Array(encoded.prefix(length))) == nil) }
+        #expect(Session(encoded: encoded + [0]) == nil)
+    }
+}
+
+extension Array where Element == UInt8 {
+    func contains(subsequence: [UInt8]) -> Bool {
+        guard subsequence.count <= count else { return false }
+        for start in 0...(count - subsequence.count) where self[start..<(start + subsequence.count)].elementsEqual(subsequence) {
+            return true
+        }
+        return false
+    }
+}

@@ -1,0 +1,106 @@
+import AsyncHTTPClient
+import BFFCore
+import BFFDevIdentityProvider
+import BFFHummingbird
+import BFFOIDC
+import BFFTesting
+import Foundation
+import Hummingbird
+import Logging
+import ServiceLifecycle
+import Testing
+
+@testable import BFFGateway
+
+/// A running dev IdP + gateway pair on loopback, built through the production builder.
+struct TestEnvironment: Sendable {
+    let origin: String
+    let issuer: String
+    let idp: DevIdentityProvider
+    let gateway: Gateway
+    let adminPort: Int
+
+    static var quietLogger: Logger {
+        var logger = Logger(label: "bff.test")
+        logger.logLevel = .critical
+        return logger
+    }
+
+    /// Runs `body` with both servers up. `configure` may change the gateway configuration.
+    static func run(
+        accessTokenLifetime: Int64 = 300, issueSessionID: Bool = true, idpRunning: Bool = true,
+        configure: (inout BFFConfiguration) -> Void = { _ in },
+        _ body: @Sendable (TestEnvironment, TestBrowser) async throws -> Void
+    ) async throws {
+        let gatewayPort = try await TestServers.freePort()
+        let idpPort = try await TestServers.freePort()
+        let adminPort = try await TestServers.freePort()
+        var setup = try DemoSetup.make(port: gatewayPort, idpPort: idpPort, adminPort: adminPort, accessTokenLifetime: accessTokenLifetime)
+        setup.idp.issueSessionID = issueSessionID
+        configure(&setup.gateway.bff)
+        let client = AsyncHTTPClientTransport.makeClient()
+        let gateway = try Gateway.build(
+            configuration: setup.gateway, keyRing: setup.keyRing, http: AsyncHTTPClientTransport(client: client),
+            logger: quietLogger, configureRouter: DemoAPI.add)
+        let idp = try DevIdentityProvider(configuration: setup.idp)
+        let environment = TestEnvironment(
+            origin: "http://localhost:\(gatewayPort)", issuer: setup.idp.issuer, idp: idp, gateway: gateway, adminPort: adminPort)
+        var services: [any Service] = [gateway.application]
+        var ports = [gatewayPort]
+        if let admin = gateway.admin {
+            services.append(admin)
+            ports.append(adminPort)
+        }
+        if idpRunning {
+            services.append(idp.makeApplication(host: "127.0.0.1", port: idpPort, logger: quietLogger))
+            ports.append(idpPort)
+        }
+        let browser = TestBrowser()
+        do {
+            try await TestServers.withRunning(services, ports: ports) { try await body(environment, browser) }
+        } catch {
+            try? await browser.shutdown()
+            try? await client.shutdown()
+            throw error
+        }
+        try await browser.shutdown()
+        try await client.shutdown()
+    }
+
+    var csrf: [(String, String)] { [("X-CSRF", "1")] }
+
+    /// Logs in through the dev IdP's HTML form; returns the callback's response.
+    @discardableResult
+    func login(_ browser: TestBrowser, user: String = "alice", password: String? = nil, returnURL: String = "/") async throws -> TestBrowser.Page {
+        let start = try await browser.get(origin + "/bff/login?returnUrl=" + FormEncoding.escape(returnURL))
+        try #require(start.status == 302, "login answered \(start.status): \(start.body)")
+        let form = try await browser.get(try #require(start.location))
+        let page = form.status == 200 ? form : try await browser.follow(form)
+        let requestID = try #require(Self.extract(#"name="request_id" value=""#, from: page.body))
+        let submitted = try await browser.postForm(issuer + "/authorize", [("request_id", requestID), ("username", user), ("password", password ?? user)])
+        try #require(submitted.status == 302, "login form answered \(submitted.status)")
+        return try await browser.get(try #require(submitted.location))
+    }
+
+    func user(_ browser: TestBrowser) async throws -> TestBrowser.Page {
+        try await browser.get(origin + "/bff/user", headers: csrf)
+    }
+
+    func logoutURL(_ browser: TestBrowser) async throws -> String {
+        let page = try await user(browser)
+        let path = try #require(Self.extract(#""bff:logout_url","value":""#, from: page.body))
+        return origin + path
+    }
+
+    static func extract(_ prefix: String, from text: String) -> String? {
+        guard let range = text.range(of: prefix) else { return nil }
+        let rest = text[range.upperBound...]
+        guard let end = rest.firstIndex(of: "\"") else { return nil }
+        return String(rest[..<end])
+    }
+
+    static func query(_ url: String) -> [String: String] {
+        guard let mark = url.firstIndex(of: "?") else { return [:] }
+        return FormEncoding.firstValues(String(url[url.index(after: mark)...])) ?? [:]
+    }
+}
