@@ -1,0 +1,130 @@
+import BFFCore
+import Testing
+
+@testable import BFFGateway
+
+@Suite("Gateway configuration: YAML, environment, validation")
+struct ConfigurationLoaderTests {
+    static let validYAML = """
+        server:
+          listen: "127.0.0.1:5080"
+          publicOrigin: "http://localhost:5080"
+        keys:
+          - id: k1
+            secret: "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE"
+        oidc:
+          issuer: "https://idp.example.com"
+          clientId: bff
+          clientSecret: "env:TEST_SECRET"
+          scopes: [openid, profile]
+          authorizeParameters: {audience: "https://api.example.com"}
+        session:
+          store: memory
+          idleTimeout: 30m
+        user:
+          anonymousResponse: "null"
+        """
+
+    func load(_ yaml: String, env: [String: String] = ["TEST_SECRET": "s3cret"]) -> Result<GatewayConfiguration, ProblemList> {
+        GatewayConfigurationLoader.load(yaml: yaml, environment: env)
+    }
+
+    func problems(_ yaml: String, env: [String: String] = ["TEST_SECRET": "s3cret"]) -> [ConfigurationProblem] {
+        if case .failure(let list) = load(yaml, env: env) { return list.problems }
+        return []
+    }
+
+    @Test func validConfiguration() throws {
+        let configuration = try load(Self.validYAML).get().bff
+        #expect(configuration.oidc.clientSecret == "s3cret")
+        #expect(configuration.oidc.scopes == ["openid", "profile"])
+        #expect(configuration.oidc.authorizeParameters == ["audience": "https://api.example.com"])
+        #expect(configuration.session.idleTimeout == .seconds(1800))
+        #expect(configuration.user.anonymousAsNull)
+        #expect(configuration.keys.first?.secret.count == 32)
+    }
+
+    @Test func environmentOverridesYAML() throws {
+        let configuration = try load(Self.validYAML, env: ["TEST_SECRET": "x", "BFF_OIDC_CLIENT_ID": "other", "BFF_SESSION_IDLE_TIMEOUT": "2h"]).get().bff
+        #expect(configuration.oidc.clientID == "other")
+        #expect(configuration.session.idleTimeout == .seconds(7200))
+    }
+
+    @Test func environmentNames() {
+        #expect(ConfigReader.environmentName("oidc.clientSecret") == "BFF_OIDC_CLIENT_SECRET")
+        #expect(ConfigReader.environmentName("server.publicOrigin") == "BFF_SERVER_PUBLIC_ORIGIN")
+        #expect(ConfigReader.environmentName("session.sqlite.path") == "BFF_SESSION_SQLITE_PATH")
+        #expect(ConfigReader.environmentName("oidc.usePAR") == "BFF_OIDC_USE_PAR")
+    }
+
+    @Test func everyProblemIsReportedAtOnce() {
+        let found = problems(
+            """
+            server:
+              listen: "0.0.0.0:8080"
+              idleTimeout: "soon"
+            keys:
+              - id: k1
+                secret: "AQID"
+            oidc:
+              issuer: "http://idp.example.com"
+              clientId: bff
+              clientSecret: "env:MISSING_SECRET"
+              colour: blue
+            session:
+              cookieName: "__Host-bff-session"
+              cookieDomain: example.com
+              cookiePath: /app
+              sameSite: none
+            """, env: [:])
+        let paths = Set(found.map(\.path))
+        #expect(paths.contains("server.publicOrigin"), "non-loopback listen without publicOrigin")
+        #expect(paths.contains("server.idleTimeout"), "bad duration")
+        #expect(paths.contains("keys[0].secret"), "key not 32 bytes")
+        #expect(paths.contains("oidc.issuer"), "plain http to a remote IdP")
+        #expect(paths.contains("oidc.clientSecret"), "missing secret")
+        #expect(paths.contains("oidc.colour"), "unknown key")
+        #expect(paths.contains("session.cookieDomain"), "__Host- with Domain")
+        #expect(paths.contains("session.cookiePath"), "__Host- with Path")
+        #expect(paths.contains("session.sameSite"), "SameSite=None without allowCrossSite")
+        #expect(found.allSatisfy { !$0.fix.isEmpty })
+        #expect(found.count >= 9)
+    }
+
+    @Test func secretsNeverAppearInProblems() {
+        let found = problems(Self.validYAML.replacingOccurrences(of: "clientId: bff", with: "clientId: \"\""), env: ["TEST_SECRET": "very-secret-value"])
+        #expect(!found.isEmpty)
+        #expect(!found.map(\.description).joined().contains("very-secret-value"))
+    }
+
+    @Test func invalidYAML() {
+        #expect(problems("server: [unclosed").first?.path == "(file)")
+        #expect(problems("- a list").first?.path == "(file)")
+    }
+
+    @Test func missingIssuerAndClient() {
+        let paths = Set(problems("server:\n  listen: \"127.0.0.1:5080\"\n").map(\.path))
+        #expect(paths.isSuperset(of: ["oidc.issuer", "oidc.clientId", "oidc.clientSecret"]))
+    }
+
+    @Test func unsupportedFeaturesAreNamed() {
+        let paths = Set(problems(Self.validYAML + "\napis:\n  - path: /api/x\n    upstream: http://127.0.0.1:1\n").map(\.path))
+        #expect(paths.contains("apis"))
+    }
+
+    @Test(arguments: [("75s", 75), ("10m", 600), ("8h", 28800), ("7d", 604800), ("30", 30)])
+    func durations(_ text: String, _ seconds: Int64) {
+        #expect(ConfigReader.parseDuration(text) == .seconds(seconds))
+    }
+
+    @Test(arguments: ["", "abc", "-5s", "5x", "1.5h", "s"])
+    func badDurations(_ text: String) { #expect(ConfigReader.parseDuration(text) == nil) }
+
+    @Test func listenParsing() {
+        #expect(GatewayConfigurationLoader.parseListen("127.0.0.1:5080")! == ("127.0.0.1", 5080))
+        #expect(GatewayConfigurationLoader.parseListen("[::1]:80")! == ("::1", 80))
+        #expect(GatewayConfigurationLoader.parseListen("nohost") == nil)
+        #expect(GatewayConfigurationLoader.parseListen(":80") == nil)
+        #expect(GatewayConfigurationLoader.parseListen("h:99999") == nil)
+    }
+}
