@@ -111,6 +111,17 @@ let package = Package(
             resources: [.copy("DemoSPA")],
             swiftSettings: swiftSettings
         ),
+        .executableTarget(
+            name: "ExampleLibraryApp",
+            dependencies: [
+                "BFFCore", "BFFOIDC", "BFFHummingbird",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Examples/LibraryApp",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "BFFCoreTests",
             dependencies: [

@@ -5,25 +5,36 @@ import Hummingbird
 extension DevIdentityProvider {
     /// `GET /authorize`.
     func authorize(_ request: Request) async -> Response {
-        guard let query = FormEncoding.firstValues(request.uri.query) else { return Self.errorPage("Malformed request.") }
+        guard let query = FormEncoding.firstValues(request.uri.query) else {
+            return Self.errorPage("Malformed request.")
+        }
         guard let client = client(query["client_id"]) else { return Self.errorPage("Unknown client.") }
         guard let redirectURI = query["redirect_uri"], client.redirectURIs.contains(redirectURI) else {
             return Self.errorPage("The redirect URI is not registered for this client.")
         }
         let clientState = query["state"]
-        func fail(_ code: String) -> Response { authorizationRedirect(redirectURI, ["error": code], state: clientState) }
+        func fail(_ code: String) -> Response {
+            authorizationRedirect(redirectURI, ["error": code], state: clientState)
+        }
         guard query["response_type"] == "code" else { return fail("unsupported_response_type") }
-        guard let challenge = query["code_challenge"], challenge.utf8.count == 43, query["code_challenge_method"] == "S256" else {
+        guard let challenge = query["code_challenge"], challenge.utf8.count == 43,
+            query["code_challenge_method"] == "S256"
+        else {
             return fail("invalid_request")
         }
         let scope = (query["scope"] ?? "").split(separator: " ").map(String.init)
         guard scope.contains("openid") else { return fail("invalid_scope") }
         let pending = DevIdentityProviderState.AuthorizationRequest(
-            clientID: client.clientID, redirectURI: redirectURI, scope: scope, state: clientState, nonce: query["nonce"],
+            clientID: client.clientID, redirectURI: redirectURI, scope: scope, state: clientState,
+            nonce: query["nonce"],
             codeChallenge: challenge, prompt: query["prompt"], expiresAt: time.now + 600)
         let cookie = CookieHeader(fields: request.headers[values: .cookie]).value(named: Self.sessionCookie)
         let existing: DevIdentityProviderState.IdPSession?
-        if let cookie { existing = await state.session(String(decoding: cookie, as: UTF8.self)) } else { existing = nil }
+        if let cookie {
+            existing = await state.session(String(decoding: cookie, as: UTF8.self))
+        } else {
+            existing = nil
+        }
         if let existing, pending.prompt != "login" {
             return await issueCode(pending, session: existing, cookies: [])
         }
@@ -47,25 +58,34 @@ extension DevIdentityProvider {
             return Self.errorPage("This sign-in request has expired. Go back to the application and try again.")
         }
         _ = pending
-        let session = DevIdentityProviderState.IdPSession(user: user, sid: random.token(byteCount: 12), authTime: time.now)
+        let session = DevIdentityProviderState.IdPSession(
+            user: user, sid: random.token(byteCount: 12), authTime: time.now)
         let cookieValue = random.token(byteCount: 24)
         await state.createSession(cookieValue, session)
         await state.countLogin()
-        return await issueCode(taken, session: session, cookies: ["\(Self.sessionCookie)=\(cookieValue); Path=/; HttpOnly; SameSite=Lax"])
+        return await issueCode(
+            taken, session: session, cookies: ["\(Self.sessionCookie)=\(cookieValue); Path=/; HttpOnly; SameSite=Lax"])
     }
 
-    func issueCode(_ pending: DevIdentityProviderState.AuthorizationRequest, session: DevIdentityProviderState.IdPSession, cookies: [String]) async -> Response {
+    func issueCode(
+        _ pending: DevIdentityProviderState.AuthorizationRequest, session: DevIdentityProviderState.IdPSession,
+        cookies: [String]
+    ) async -> Response {
         let code = random.token(byteCount: 32)
         let now = time.now
         await state.issueCode(
             code,
-            .init(request: pending, user: session.user, sid: session.sid, authTime: session.authTime, expiresAt: now + configuration.codeLifetime))
+            .init(
+                request: pending, user: session.user, sid: session.sid, authTime: session.authTime,
+                expiresAt: now + configuration.codeLifetime))
         var parameters = ["code": code]
         if configuration.sendIssParameter { parameters["iss"] = configuration.issuer }
         return authorizationRedirect(pending.redirectURI, parameters, state: pending.state, cookies: cookies)
     }
 
-    func authorizationRedirect(_ redirectURI: String, _ parameters: [String: String], state: String?, cookies: [String] = []) -> Response {
+    func authorizationRedirect(
+        _ redirectURI: String, _ parameters: [String: String], state: String?, cookies: [String] = []
+    ) -> Response {
         var pairs = parameters.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
         if let state { pairs.append(("state", state)) }
         if configuration.sendIssParameter && parameters["iss"] == nil { pairs.append(("iss", configuration.issuer)) }
@@ -75,7 +95,8 @@ extension DevIdentityProvider {
 
     func loginPage(requestID: String, error: String?) -> Response {
         let message = error.map { "<p class=\"error\" role=\"alert\">\(Self.escapeHTML($0))</p>" } ?? ""
-        let hints = configuration.users.map { "\(Self.escapeHTML($0.username))/\(Self.escapeHTML($0.password))" }.joined(separator: ", ")
+        let hints = configuration.users.map { "\(Self.escapeHTML($0.username))/\(Self.escapeHTML($0.password))" }
+            .joined(separator: ", ")
         return Self.html(
             """
             <!doctype html><html lang="en"><head><meta charset="utf-8"><title>Sign in - bff dev IdP</title>
@@ -95,7 +116,9 @@ extension DevIdentityProvider {
     }
 
     static func errorPage(_ message: String) -> Response {
-        html("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Error</title></head><body><h1>Error</h1><p>\(escapeHTML(message))</p></body></html>", status: .badRequest)
+        html(
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Error</title></head><body><h1>Error</h1><p>\(escapeHTML(message))</p></body></html>",
+            status: .badRequest)
     }
 
     static func escapeHTML(_ text: String) -> String {

@@ -7,7 +7,9 @@ extension DevIdentityProvider {
     func token(_ request: Request, form: [UInt8]) async -> Response {
         guard let fields = FormEncoding.decode(form) else { return Self.oauthError("invalid_request") }
         let values = Dictionary(fields.map { ($0.name, $0.value) }, uniquingKeysWith: { first, _ in first })
-        guard let client = authenticateClient(request, values) else { return Self.oauthError("invalid_client", status: .unauthorized) }
+        guard let client = authenticateClient(request, values) else {
+            return Self.oauthError("invalid_client", status: .unauthorized)
+        }
         let grantType = values["grant_type"] ?? ""
         await state.countTokenRequest(grantType)
         let now = time.now
@@ -33,21 +35,28 @@ extension DevIdentityProvider {
             }
         case "client_credentials":
             let scope = (values["scope"] ?? "api").split(separator: " ").map(String.init)
-            let accessToken = (try? mintAccessToken(subject: client.clientID, clientID: client.clientID, scope: scope, sid: nil)) ?? ""
-            await state.storeAccess(accessToken, user: nil, clientID: client.clientID, expiresAt: now + configuration.accessTokenLifetime, family: nil)
+            let accessToken =
+                (try? mintAccessToken(subject: client.clientID, clientID: client.clientID, scope: scope, sid: nil))
+                ?? ""
+            await state.storeAccess(
+                accessToken, user: nil, clientID: client.clientID, expiresAt: now + configuration.accessTokenLifetime,
+                family: nil)
             return Self.json(
-                "{\"access_token\":\(JSONText.quote(accessToken)),\"token_type\":\"Bearer\",\"expires_in\":\(configuration.accessTokenLifetime),\"scope\":\(JSONText.quote(scope.joined(separator: " ")))}")
+                "{\"access_token\":\(JSONText.quote(accessToken)),\"token_type\":\"Bearer\",\"expires_in\":\(configuration.accessTokenLifetime),\"scope\":\(JSONText.quote(scope.joined(separator: " ")))}"
+            )
         default:
             return Self.oauthError("unsupported_grant_type")
         }
     }
 
     func tokenResponse(
-        client: DevClient, user: DevUser, sid: String, scope: [String], nonce: String?, authTime: UnixTime?, family: String?
+        client: DevClient, user: DevUser, sid: String, scope: [String], nonce: String?, authTime: UnixTime?,
+        family: String?
     ) async -> Response {
         let now = time.now
         do {
-            let accessToken = try mintAccessToken(subject: user.subject, clientID: client.clientID, scope: scope, sid: sid)
+            let accessToken = try mintAccessToken(
+                subject: user.subject, clientID: client.clientID, scope: scope, sid: sid)
             var claims: [String: JSONValue] = [
                 "iss": .string(configuration.issuer), "sub": .string(user.subject), "aud": .string(client.clientID),
                 "iat": .int(now), "exp": .int(now + configuration.idTokenLifetime),
@@ -62,14 +71,18 @@ extension DevIdentityProvider {
             if scope.contains("email") { claims["email"] = .string(user.email) }
             let idToken = try keys.sign(claims: claims, algorithm: configuration.signingAlgorithm)
             let familyID = family ?? random.token(byteCount: 12)
-            await state.storeAccess(accessToken, user: user, clientID: client.clientID, expiresAt: now + configuration.accessTokenLifetime, family: familyID)
-            var body = "{\"access_token\":\(JSONText.quote(accessToken)),\"token_type\":\"Bearer\",\"expires_in\":\(configuration.accessTokenLifetime),\"id_token\":\(JSONText.quote(idToken)),\"scope\":\(JSONText.quote(scope.joined(separator: " ")))"
+            await state.storeAccess(
+                accessToken, user: user, clientID: client.clientID, expiresAt: now + configuration.accessTokenLifetime,
+                family: familyID)
+            var body =
+                "{\"access_token\":\(JSONText.quote(accessToken)),\"token_type\":\"Bearer\",\"expires_in\":\(configuration.accessTokenLifetime),\"id_token\":\(JSONText.quote(idToken)),\"scope\":\(JSONText.quote(scope.joined(separator: " ")))"
             if scope.contains("offline_access") {
                 let refreshToken = random.token(byteCount: 32)
                 await state.storeRefresh(
                     refreshToken,
-                    .init(family: familyID, clientID: client.clientID, user: user, sid: sid, scope: scope,
-                          expiresAt: now + configuration.refreshTokenLifetime, used: false))
+                    .init(
+                        family: familyID, clientID: client.clientID, user: user, sid: sid, scope: scope,
+                        expiresAt: now + configuration.refreshTokenLifetime, used: false))
                 body += ",\"refresh_token\":\(JSONText.quote(refreshToken))"
             }
             return Self.json(body + "}")
@@ -92,7 +105,9 @@ extension DevIdentityProvider {
     /// client_secret_basic or client_secret_post.
     func authenticateClient(_ request: Request, _ values: [String: String]) -> DevClient? {
         if let authorization = request.headers[.authorization], authorization.hasPrefix("Basic ") {
-            let encoded = authorization.dropFirst(6).utf8.map { $0 == UInt8(ascii: "+") ? UInt8(ascii: "-") : $0 == UInt8(ascii: "/") ? UInt8(ascii: "_") : $0 }
+            let encoded = authorization.dropFirst(6).utf8.map {
+                $0 == UInt8(ascii: "+") ? UInt8(ascii: "-") : $0 == UInt8(ascii: "/") ? UInt8(ascii: "_") : $0
+            }
             guard let decoded = Base64URL.decode(encoded), let text = String(validating: decoded, as: UTF8.self),
                 let colon = text.firstIndex(of: ":"),
                 let id = FormEncoding.decode(Array("a=\(text[..<colon])".utf8))?.first?.value,
@@ -101,7 +116,9 @@ extension DevIdentityProvider {
             else { return nil }
             return client
         }
-        guard let client = client(values["client_id"]), let secret = values["client_secret"], constantTime(client.clientSecret, secret) else {
+        guard let client = client(values["client_id"]), let secret = values["client_secret"],
+            constantTime(client.clientSecret, secret)
+        else {
             return nil
         }
         return client
@@ -117,14 +134,17 @@ extension DevIdentityProvider {
             return response
         }
         return Self.json(
-            "{\"sub\":\(JSONText.quote(user.subject)),\"name\":\(JSONText.quote(user.name)),\"preferred_username\":\(JSONText.quote(user.username)),\"email\":\(JSONText.quote(user.email))}")
+            "{\"sub\":\(JSONText.quote(user.subject)),\"name\":\(JSONText.quote(user.name)),\"preferred_username\":\(JSONText.quote(user.username)),\"email\":\(JSONText.quote(user.email))}"
+        )
     }
 
     /// `POST /revoke` (RFC 7009: always 200 for an authenticated client).
     func revoke(_ request: Request, form: [UInt8]) async -> Response {
         guard let fields = FormEncoding.decode(form) else { return Self.oauthError("invalid_request") }
         let values = Dictionary(fields.map { ($0.name, $0.value) }, uniquingKeysWith: { first, _ in first })
-        guard let client = authenticateClient(request, values) else { return Self.oauthError("invalid_client", status: .unauthorized) }
+        guard let client = authenticateClient(request, values) else {
+            return Self.oauthError("invalid_client", status: .unauthorized)
+        }
         guard let token = values["token"] else { return Self.oauthError("invalid_request") }
         await state.revoke(token, clientID: client.clientID)
         return Response(status: .ok, headers: [.cacheControl: "no-store"])
@@ -132,7 +152,9 @@ extension DevIdentityProvider {
 
     /// `GET /end_session` (RP-Initiated Logout 1.0).
     func endSession(_ request: Request) async -> Response {
-        guard let query = FormEncoding.firstValues(request.uri.query) else { return Self.errorPage("Malformed request.") }
+        guard let query = FormEncoding.firstValues(request.uri.query) else {
+            return Self.errorPage("Malformed request.")
+        }
         var clientID = query["client_id"]
         var sid: String?
         if let hint = query["id_token_hint"] {
@@ -140,7 +162,9 @@ extension DevIdentityProvider {
             if parts.count == 3, let payload = Base64URL.decode(String(parts[1])),
                 let claims = try? JSONValueDecoding.object(payload)
             {
-                guard claims["iss"]?.stringValue == configuration.issuer else { return Self.errorPage("id_token_hint was not issued here.") }
+                guard claims["iss"]?.stringValue == configuration.issuer else {
+                    return Self.errorPage("id_token_hint was not issued here.")
+                }
                 sid = claims["sid"]?.stringValue
                 if clientID == nil { clientID = claims["aud"]?.stringValue }
             } else {
@@ -159,9 +183,12 @@ extension DevIdentityProvider {
             }
             var pairs: [(String, String)] = []
             if let state = query["state"] { pairs.append(("state", state)) }
-            let location = pairs.isEmpty ? target : target + (target.contains("?") ? "&" : "?") + FormEncoding.encode(pairs)
+            let location =
+                pairs.isEmpty ? target : target + (target.contains("?") ? "&" : "?") + FormEncoding.encode(pairs)
             return Self.redirect(location, cookies: [expire])
         }
-        return Self.html("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Signed out</title></head><body><h1>You are signed out.</h1></body></html>", cookies: [expire])
+        return Self.html(
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Signed out</title></head><body><h1>You are signed out.</h1></body></html>",
+            cookies: [expire])
     }
 }

@@ -22,7 +22,9 @@ public struct DevUser: Sendable, Hashable {
 
     /// The default users: alice/alice and bob/bob.
     public static let defaults: [DevUser] = [
-        DevUser(username: "alice", password: "alice", subject: "alice-7f3b", name: "Alice Smith", email: "alice@example.com"),
+        DevUser(
+            username: "alice", password: "alice", subject: "alice-7f3b", name: "Alice Smith", email: "alice@example.com"
+        ),
         DevUser(username: "bob", password: "bob", subject: "bob-91c2", name: "Bob Jones", email: "bob@example.com"),
     ]
 }

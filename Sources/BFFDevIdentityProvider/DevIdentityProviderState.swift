@@ -60,7 +60,10 @@ actor DevIdentityProviderState {
     func session(_ cookie: String) -> IdPSession? { sessions[cookie] }
     func endSession(sid: String) {
         sessions = sessions.filter { $0.value.sid != sid }
-        for (token, grant) in refreshTokens where grant.sid == sid { revokedFamilies.insert(grant.family); _ = token }
+        for (token, grant) in refreshTokens where grant.sid == sid {
+            revokedFamilies.insert(grant.family)
+            _ = token
+        }
         statistics.endSessionRequests += 1
     }
 
@@ -74,7 +77,10 @@ actor DevIdentityProviderState {
 
     func storeRefresh(_ token: String, _ grant: RefreshGrant) { refreshTokens[token] = grant }
 
-    enum RefreshOutcome { case ok(RefreshGrant), invalid }
+    enum RefreshOutcome {
+        case ok(RefreshGrant)
+        case invalid
+    }
 
     /// Rotation with reuse detection: a used token kills its whole family.
     func useRefresh(_ token: String, clientID: String, now: UnixTime) -> RefreshOutcome {

@@ -4,9 +4,9 @@ import CryptoExtras
 import Synchronization
 
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 
 /// The development IdP's signing keys (an RSA-2048 and a P-256 key) and a compact-JWS signer.
@@ -72,16 +72,22 @@ public final class DevSigningKeys: Sendable {
     public func sign(header: [String: JSONValue], claims: [String: JSONValue], algorithm: String) throws -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
-        let signingInput = Base64URL.encode(Array(try encoder.encode(header))) + "." + Base64URL.encode(Array(try encoder.encode(claims)))
+        let signingInput =
+            Base64URL.encode(Array(try encoder.encode(header))) + "."
+            + Base64URL.encode(Array(try encoder.encode(claims)))
         let (rsa, ec) = state.withLock { ($0.rsa, $0.ec) }
         let signature: [UInt8]
         switch algorithm {
         case "ES256":
             signature = Array(try ec.key.signature(for: Array(signingInput.utf8)).rawRepresentation)
         case "PS256":
-            signature = Array(try rsa.key.signature(for: SHA256.hash(data: Array(signingInput.utf8)), padding: .PSS).rawRepresentation)
+            signature = Array(
+                try rsa.key.signature(for: SHA256.hash(data: Array(signingInput.utf8)), padding: .PSS).rawRepresentation
+            )
         default:
-            signature = Array(try rsa.key.signature(for: SHA256.hash(data: Array(signingInput.utf8)), padding: .insecurePKCS1v1_5).rawRepresentation)
+            signature = Array(
+                try rsa.key.signature(for: SHA256.hash(data: Array(signingInput.utf8)), padding: .insecurePKCS1v1_5)
+                    .rawRepresentation)
         }
         return signingInput + "." + Base64URL.encode(signature)
     }

@@ -2,13 +2,12 @@ import AsyncHTTPClient
 import BFFCore
 import BFFHummingbird
 import BFFOIDC
+import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdCore
 import Logging
 import NIOCore
-
-import Foundation
 
 /// The gateway as a set of services: the public application and the admin listener.
 struct Gateway {
@@ -26,11 +25,15 @@ struct Gateway {
     ) throws -> Gateway {
         let settings = configuration.bff
         let store: (any SessionStore)? = settings.session.store.isServerSide ? MemorySessionStore() : nil
-        let bff = try BFF(configuration: settings, keyRing: keyRing, http: http, store: store, time: time, logger: logger)
+        let bff = try BFF(
+            configuration: settings, keyRing: keyRing, http: http, store: store, time: time, logger: logger)
         let router = Router(context: BasicBFFRequestContext.self)
         router.add(middleware: SecurityHeadersMiddleware())
         if let root = settings.staticFiles.root {
-            router.add(middleware: SPAFallbackMiddleware(root: root, fallback: settings.staticFiles.fallback, excludedPrefixes: [settings.managementPrefix, "/api"]))
+            router.add(
+                middleware: SPAFallbackMiddleware(
+                    root: root, fallback: settings.staticFiles.fallback,
+                    excludedPrefixes: [settings.managementPrefix, "/api"]))
             router.add(middleware: FileMiddleware(root, searchForIndexHtml: true, logger: logger))
         }
         bff.addManagementRoutes(to: router)
@@ -39,7 +42,8 @@ struct Gateway {
             configuration: .init(
                 idleTimeout: .seconds(Int64(settings.server.idleTimeout.components.seconds)),
                 httpDecoderConfiguration: .init(
-                    maxHeaderFieldSize: settings.server.maxHeaderBytes, maxHeaderListSize: settings.server.maxHeaderBytes)))
+                    maxHeaderFieldSize: settings.server.maxHeaderBytes,
+                    maxHeaderListSize: settings.server.maxHeaderBytes)))
         let application = Application(
             router: router, server: server,
             configuration: .init(address: .hostname(settings.server.host, port: settings.server.port), serverName: nil),
@@ -51,10 +55,14 @@ struct Gateway {
         return Gateway(bff: bff, application: application, admin: admin, store: store)
     }
 
-    static func makeAdmin(bff: BFF, store: (any SessionStore)?, host: String, port: Int, logger: Logger) -> Application<RouterResponder<BasicRequestContext>> {
+    static func makeAdmin(bff: BFF, store: (any SessionStore)?, host: String, port: Int, logger: Logger) -> Application<
+        RouterResponder<BasicRequestContext>
+    > {
         let router = Router()
         router.get("/healthz") { _, _ in
-            Response(status: .ok, headers: [.contentType: "text/plain", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(string: "ok\n")))
+            Response(
+                status: .ok, headers: [.contentType: "text/plain", .cacheControl: "no-store"],
+                body: .init(byteBuffer: ByteBuffer(string: "ok\n")))
         }
         router.get("/readyz") { _, _ in
             var reasons: [String] = []
@@ -64,10 +72,12 @@ struct Gateway {
             }
             let ready = reasons.isEmpty
             return Response(
-                status: ready ? .ok : .serviceUnavailable, headers: [.contentType: "text/plain", .cacheControl: "no-store"],
+                status: ready ? .ok : .serviceUnavailable,
+                headers: [.contentType: "text/plain", .cacheControl: "no-store"],
                 body: .init(byteBuffer: ByteBuffer(string: ready ? "ready\n" : reasons.joined(separator: "\n") + "\n")))
         }
-        return Application(router: router, configuration: .init(address: .hostname(host, port: port), serverName: nil), logger: logger)
+        return Application(
+            router: router, configuration: .init(address: .hostname(host, port: port), serverName: nil), logger: logger)
     }
 
     /// The key ring: configured keys, else a key generated once and kept in `dataDirectory`.
@@ -80,24 +90,34 @@ struct Gateway {
             let object = try? JSONDecoder().decode([String: String].self, from: data),
             let id = object["id"], let secret = object["secret"].flatMap(GatewayConfigurationLoader.decodeKey)
         {
-            logger.warning("no keys configured: using the generated key in the data directory; configure keys: for production (see `bff keys generate`)", metadata: ["bff.key_file": .string(path)])
+            logger.warning(
+                "no keys configured: using the generated key in the data directory; configure keys: for production (see `bff keys generate`)",
+                metadata: ["bff.key_file": .string(path)])
             return try KeyRing(keys: [KeyRing.Key(id: id, secret: secret)])
         }
-        try manager.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        try manager.createDirectory(
+            atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let secret = SystemSecureRandom().bytes(32)
         let id = "generated-\(SystemSecureRandom().token(byteCount: 4))"
         let json = "{\"id\":\"\(id)\",\"secret\":\"\(Base64URL.encode(secret))\"}\n"
         guard manager.createFile(atPath: path, contents: Data(json.utf8), attributes: [.posixPermissions: 0o600]) else {
-            throw ProblemList([.init(path: "keys", message: "cannot write \(path)", fix: "configure keys: or make \(directory) writable")])
+            throw ProblemList([
+                .init(
+                    path: "keys", message: "cannot write \(path)", fix: "configure keys: or make \(directory) writable")
+            ])
         }
-        logger.warning("no keys configured: generated a sealing key and stored it in the data directory; configure keys: for production (see `bff keys generate`)", metadata: ["bff.key_file": .string(path)])
+        logger.warning(
+            "no keys configured: generated a sealing key and stored it in the data directory; configure keys: for production (see `bff keys generate`)",
+            metadata: ["bff.key_file": .string(path)])
         return try KeyRing(keys: [KeyRing.Key(id: id, secret: secret)])
     }
 }
 
 /// Baseline security headers on every response that does not set its own.
 struct SecurityHeadersMiddleware<Context: RequestContext>: RouterMiddleware {
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
+        -> Response
+    {
         var response = try await next(request, context)
         if response.headers[.xContentTypeOptions] == nil { response.headers[.xContentTypeOptions] = "nosniff" }
         if response.headers[.referrerPolicy] == nil { response.headers[.referrerPolicy] = "no-referrer" }
@@ -117,7 +137,9 @@ struct SPAFallbackMiddleware<Context: RequestContext>: RouterMiddleware {
         self.excludedPrefixes = excludedPrefixes
     }
 
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
+        -> Response
+    {
         do {
             let response = try await next(request, context)
             guard response.status == .notFound, let fallback = fallbackResponse(request) else { return response }

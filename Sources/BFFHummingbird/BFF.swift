@@ -50,7 +50,9 @@ public struct BFF: Sendable {
         let problems = configuration.validate().filter { !$0.path.hasPrefix("keys") }
         if !problems.isEmpty { throw BFFSetupError(problems: problems) }
         if configuration.session.store.isServerSide && store == nil {
-            throw BFFSetupError(problems: [.init(path: "session.store", message: "no store was given", fix: "pass a SessionStore")])
+            throw BFFSetupError(problems: [
+                .init(path: "session.store", message: "no store was given", fix: "pass a SessionStore")
+            ])
         }
         self.configuration = configuration
         self.time = time
@@ -68,7 +70,8 @@ public struct BFF: Sendable {
             issuer: configuration.oidc.issuer, clientID: configuration.oidc.clientID,
             clockSkew: configuration.oidc.clockSkew, time: time)
         self.authorization = AuthorizationRequestBuilder(configuration: configuration.oidc, tokens: tokens)
-        let origin = WebURL(configuration.server.effectivePublicOrigin)?.origin ?? configuration.server.effectivePublicOrigin
+        let origin =
+            WebURL(configuration.server.effectivePublicOrigin)?.origin ?? configuration.server.effectivePublicOrigin
         self.publicOrigin = origin
         self.antiForgery = AntiForgeryPolicy(configuration: configuration.antiforgery, publicOrigin: origin)
         self.excludedClaims = Set(configuration.user.excludeClaims)

@@ -12,7 +12,9 @@ public struct BFFSessionMiddleware<Context: BFFRequestContext>: RouterMiddleware
     /// Creates the middleware.
     public init(bff: BFF) { self.bff = bff }
 
-    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
+        async throws -> Response
+    {
         var context = context
         if !context.bff.sessionLoaded {
             context.bff.sessionLoaded = true
@@ -32,7 +34,9 @@ public struct AntiForgeryMiddleware<Context: BFFRequestContext>: RouterMiddlewar
     /// Creates the middleware.
     public init(bff: BFF) { self.bff = bff }
 
-    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
+        async throws -> Response
+    {
         guard bff.passesAntiForgery(request) else { return BFFResponses.problem(.antiforgery) }
         return try await next(request, context)
     }
@@ -57,13 +61,17 @@ public struct BFFAPIMiddleware<Context: BFFRequestContext>: RouterMiddleware {
         self.requireAuthentication = requireAuthentication
     }
 
-    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
+        async throws -> Response
+    {
         guard bff.passesAntiForgery(request) else { return BFFResponses.problem(.antiforgery) }
         var context = context
         if !context.bff.sessionLoaded {
             context.bff.sessionLoaded = true
             let cookies = request.headers[values: .cookie]
-            if !cookies.isEmpty { context.bff.session = await bff.sessions.load(cookies: CookieHeader(fields: cookies)) }
+            if !cookies.isEmpty {
+                context.bff.session = await bff.sessions.load(cookies: CookieHeader(fields: cookies))
+            }
         }
         if requireAuthentication && context.bff.session == nil { return BFFResponses.problem(.unauthenticated) }
         return try await next(request, context)

@@ -4,9 +4,9 @@ import Hummingbird
 import Logging
 
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 
 extension BFF {
@@ -40,7 +40,8 @@ extension BFF {
         let name = loginCookiePrefix + LoginTransaction.cookieID(forState: transaction.state)
         var cookies = evictLoginTransactions(request.cookieHeader, now: now)
         var cookie = SetCookie(
-            name: name, value: try sealer.sealToString(transaction.encoded(), purpose: .loginTransaction, binding: name),
+            name: name,
+            value: try sealer.sealToString(transaction.encoded(), purpose: .loginTransaction, binding: name),
             maxAge: LoginTransaction.lifetime, sameSite: .lax)
         cookie.secure = configuration.session.secureCookies
         cookies.append(cookie)
@@ -57,7 +58,9 @@ extension BFF {
                 .flatMap(LoginTransaction.init(encoded:))
             return (pair.name, opened?.createdAt ?? .min)
         }.sorted { $0.1 < $1.1 }
-        return aged.prefix(pending.count - LoginTransaction.maximumPending + 1).map { expireCookie($0.0, sameSite: .lax) }
+        return aged.prefix(pending.count - LoginTransaction.maximumPending + 1).map {
+            expireCookie($0.0, sameSite: .lax)
+        }
     }
 
     func expireCookie(_ name: String, sameSite: SameSite) -> SetCookie {
@@ -87,7 +90,8 @@ extension BFF {
         guard constantTimeEquals(transaction.state, state) else { return fail("state mismatch", cookies: consumed) }
         guard !transaction.isExpired(now: now) else { return fail("login transaction expired", cookies: consumed) }
         guard transaction.issuer == configuration.oidc.issuer else { return fail("issuer changed", cookies: consumed) }
-        guard consumedStates.consume(state, expiresAt: transaction.createdAt + LoginTransaction.lifetime, now: now) else {
+        guard consumedStates.consume(state, expiresAt: transaction.createdAt + LoginTransaction.lifetime, now: now)
+        else {
             return fail("login transaction replayed", cookies: consumed)
         }
         let metadata: ProviderMetadata
@@ -105,24 +109,35 @@ extension BFF {
             return fail("iss parameter missing", cookies: consumed)
         }
         if let error = query["error"] {
-            let silentFailures: Set<String> = ["login_required", "consent_required", "interaction_required", "account_selection_required"]
+            let silentFailures: Set<String> = [
+                "login_required", "consent_required", "interaction_required", "account_selection_required",
+            ]
             if transaction.prompt == "none" && silentFailures.contains(error) {
                 return silentLoginPage(isLoggedIn: false, cookies: consumed)
             }
-            let safeCode = error.utf8.count <= 64 && error.utf8.allSatisfy { $0 == UInt8(ascii: "_") || ($0 >= 0x61 && $0 <= 0x7A) }
+            let safeCode =
+                error.utf8.count <= 64
+                && error.utf8.allSatisfy { $0 == UInt8(ascii: "_") || ($0 >= 0x61 && $0 <= 0x7A) }
             return fail("identity provider returned error \(safeCode ? error : "(unprintable)")", cookies: consumed)
         }
-        guard let code = query["code"], !code.isEmpty, code.utf8.count <= 4096 else { return fail("no code", cookies: consumed) }
+        guard let code = query["code"], !code.isEmpty, code.utf8.count <= 4096 else {
+            return fail("no code", cookies: consumed)
+        }
 
         let tokenResponse: TokenResponse
         do {
-            tokenResponse = try await tokens.exchange(code: code, codeVerifier: transaction.codeVerifier, redirectURI: redirectURI)
+            tokenResponse = try await tokens.exchange(
+                code: code, codeVerifier: transaction.codeVerifier, redirectURI: redirectURI)
         } catch let error as OIDCError {
-            return fail("code exchange failed: \(error)", status: error.isUnavailable ? .serviceUnavailable : .badRequest, cookies: consumed)
+            return fail(
+                "code exchange failed: \(error)", status: error.isUnavailable ? .serviceUnavailable : .badRequest,
+                cookies: consumed)
         } catch {
             return fail("code exchange failed", status: .serviceUnavailable, cookies: consumed)
         }
-        guard let idToken = tokenResponse.idToken else { return fail("no id_token in token response", cookies: consumed) }
+        guard let idToken = tokenResponse.idToken else {
+            return fail("no id_token in token response", cookies: consumed)
+        }
         var claimsJSON: [UInt8]
         var claims: [String: JSONValue]
         do {
@@ -130,12 +145,15 @@ extension BFF {
             claimsJSON = verified.payloadJSON
             claims = verified.claims
         } catch let error as OIDCError {
-            return fail("ID token rejected: \(error)", status: error.isUnavailable ? .serviceUnavailable : .badRequest, cookies: consumed)
+            return fail(
+                "ID token rejected: \(error)", status: error.isUnavailable ? .serviceUnavailable : .badRequest,
+                cookies: consumed)
         } catch {
             return fail("ID token rejected", cookies: consumed)
         }
         guard let subject = claims["sub"]?.stringValue else { return fail("no sub", cookies: consumed) }
-        if configuration.oidc.fetchUserInfo, let userInfo = try? await tokens.userInfo(accessToken: tokenResponse.accessToken),
+        if configuration.oidc.fetchUserInfo,
+            let userInfo = try? await tokens.userInfo(accessToken: tokenResponse.accessToken),
             userInfo["sub"]?.stringValue == subject
         {
             for (key, value) in userInfo where claims[key] == nil { claims[key] = value }
@@ -153,7 +171,8 @@ extension BFF {
             createdAt: now, renewedAt: now)
         let sessionCookies: [SetCookie]
         do {
-            sessionCookies = try await sessions.create(session, replacing: context.bff.session, cookies: request.cookieHeader)
+            sessionCookies = try await sessions.create(
+                session, replacing: context.bff.session, cookies: request.cookieHeader)
         } catch let error as SessionError where error.isTooLargeForCookies {
             return fail(error.description, cookies: consumed)
         } catch {

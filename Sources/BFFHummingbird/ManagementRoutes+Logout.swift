@@ -33,8 +33,12 @@ extension BFF {
         guard let endSession = await provider.endSessionEndpoint() else {
             return BFFResponses.redirect(to: returnURL, cookies: cookies)
         }
-        let transaction = LogoutTransaction(state: random.token(byteCount: 24), returnURL: returnURL, createdAt: time.now)
-        guard let sealed = try? sealer.sealToString(transaction.encoded(), purpose: .logoutTransaction, binding: logoutCookieName) else {
+        let transaction = LogoutTransaction(
+            state: random.token(byteCount: 24), returnURL: returnURL, createdAt: time.now)
+        guard
+            let sealed = try? sealer.sealToString(
+                transaction.encoded(), purpose: .logoutTransaction, binding: logoutCookieName)
+        else {
             return BFFResponses.redirect(to: returnURL, cookies: cookies)
         }
         var cookie = SetCookie(name: logoutCookieName, value: sealed, maxAge: LoginTransaction.lifetime, sameSite: .lax)

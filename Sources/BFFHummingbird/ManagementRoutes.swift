@@ -2,9 +2,9 @@ import BFFCore
 import Hummingbird
 
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 
 extension BFF {
@@ -42,9 +42,11 @@ extension BFF {
         if query["slide"] != "false" {
             cookies = await sessions.slide(&loaded, cookies: request.cookieHeader)
         }
-        let expiresIn = max(0, loaded.session.expiresAt(
-            idleTimeout: configuration.session.idleTimeout.components.seconds,
-            absoluteTimeout: configuration.session.absoluteTimeout.components.seconds) - time.now)
+        let expiresIn = max(
+            0,
+            loaded.session.expiresAt(
+                idleTimeout: configuration.session.idleTimeout.components.seconds,
+                absoluteTimeout: configuration.session.absoluteTimeout.components.seconds) - time.now)
         return BFFResponses.json(userClaimsJSON(loaded.session, expiresIn: expiresIn), cookies: cookies)
     }
 
@@ -52,7 +54,9 @@ extension BFF {
     public func userClaimsJSON(_ session: Session, expiresIn: Int64) -> String {
         let claims = (try? JSONDecoder().decode([String: JSONValue].self, from: Data(session.claimsJSON))) ?? [:]
         var entries: [String] = []
-        func entry(_ type: String, _ value: String) { entries.append("{\"type\":\(JSONText.quote(type)),\"value\":\(value)}") }
+        func entry(_ type: String, _ value: String) {
+            entries.append("{\"type\":\(JSONText.quote(type)),\"value\":\(value)}")
+        }
         for name in claims.keys.sorted() where !excludedClaims.contains(name) {
             guard let value = claims[name] else { continue }
             let values = value.arrayValue ?? [value]
@@ -60,7 +64,9 @@ extension BFF {
                 if let rendered = BFF.renderClaimValue(element) { entry(name, rendered) }
             }
         }
-        entry("bff:logout_url", JSONText.quote("\(configuration.managementPrefix)/logout?sid=\(FormEncoding.escape(session.logoutID))"))
+        entry(
+            "bff:logout_url",
+            JSONText.quote("\(configuration.managementPrefix)/logout?sid=\(FormEncoding.escape(session.logoutID))"))
         entry("bff:session_expires_in", "\(expiresIn)")
         if let state = session.sessionState { entry("bff:session_state", JSONText.quote(state)) }
         return "[" + entries.joined(separator: ",") + "]"
@@ -88,7 +94,8 @@ extension BFF {
         guard let session = context.bff.session?.session else { return BFFResponses.problem(.unauthenticated) }
         func token(_ value: String?) -> String {
             guard let value else { return "null" }
-            return configuration.diagnostics.showTokens ? JSONText.quote(value) : JSONText.quote("present (\(value.utf8.count) bytes)")
+            return configuration.diagnostics.showTokens
+                ? JSONText.quote(value) : JSONText.quote("present (\(value.utf8.count) bytes)")
         }
         let body = """
             {"issuer":\(JSONText.quote(session.issuer)),"sub":\(JSONText.quote(session.subject)),\

@@ -60,14 +60,16 @@ public enum BFFResponses {
         var headers: HTTPFields = [
             .contentType: "text/html; charset=utf-8", .cacheControl: "no-store", .xContentTypeOptions: "nosniff",
             .referrerPolicy: "no-referrer",
-            .contentSecurityPolicy: "default-src 'none'; script-src \(scripts); style-src 'unsafe-inline'; frame-ancestors 'self'; base-uri 'none'; form-action 'none'",
+            .contentSecurityPolicy:
+                "default-src 'none'; script-src \(scripts); style-src 'unsafe-inline'; frame-ancestors 'self'; base-uri 'none'; form-action 'none'",
         ]
         for cookie in cookies { headers.append(HTTPField(name: .setCookie, value: cookie.headerValue)) }
         return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
     }
 
     /// The login error page: a correlation id and nothing secret.
-    public static func loginError(status: HTTPResponse.Status, correlationID: String, cookies: [SetCookie]) -> Response {
+    public static func loginError(status: HTTPResponse.Status, correlationID: String, cookies: [SetCookie]) -> Response
+    {
         html(
             """
             <!doctype html><html lang="en"><head><meta charset="utf-8"><title>Sign-in failed</title></head>

@@ -27,7 +27,9 @@ public struct AuthorizationRequestBuilder: Sendable {
     }
 
     /// The URL to send the browser to.
-    public func url(for transaction: LoginTransaction, redirectURI: String, metadata: ProviderMetadata) async throws -> String {
+    public func url(for transaction: LoginTransaction, redirectURI: String, metadata: ProviderMetadata) async throws
+        -> String
+    {
         let parameters = parameters(for: transaction, redirectURI: redirectURI)
         let endpoint = metadata.authorizationEndpoint
         let separator = endpoint.contains("?") ? "&" : "?"
@@ -35,7 +37,8 @@ public struct AuthorizationRequestBuilder: Sendable {
             configuration.usePAR.isEnabled(advertised: true)
         {
             let requestURI = try await tokens.pushAuthorizationRequest(endpoint: par, parameters: parameters)
-            return endpoint + separator + FormEncoding.encode([("client_id", configuration.clientID), ("request_uri", requestURI)])
+            return endpoint + separator
+                + FormEncoding.encode([("client_id", configuration.clientID), ("request_uri", requestURI)])
         }
         if configuration.usePAR == .on { throw OIDCError.unsupported("pushed authorization requests") }
         return endpoint + separator + FormEncoding.encode(parameters)

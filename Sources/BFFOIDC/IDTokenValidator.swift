@@ -56,7 +56,9 @@ public struct IDTokenValidator: Sendable {
             guard now - iat <= maximumAge + clockSkew else { throw OIDCError.invalidToken("issued too long ago") }
         }
         if let nbf = claims["nbf"] {
-            guard let value = nbf.int64Value, value <= now + clockSkew else { throw OIDCError.invalidToken("not yet valid") }
+            guard let value = nbf.int64Value, value <= now + clockSkew else {
+                throw OIDCError.invalidToken("not yet valid")
+            }
         }
         if let expectedNonce {
             guard let nonce = claims["nonce"]?.stringValue, constantTimeEquals(nonce, expectedNonce) else {

@@ -2,9 +2,9 @@ import BFFCore
 import JWTKit
 
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 
 /// A parsed JWKS: each usable signing key with the facts needed to pick it safely.
@@ -69,7 +69,9 @@ public struct JSONWebKeySet: Sendable {
             let collection = JWTKeyCollection()
             guard (try? await collection.add(jwk: jwk)) != nil else { continue }
             entries.append(
-                Entry(kid: kid, hasKID: raw.kid != nil, keyType: kty, algorithm: raw.alg, curve: raw.crv, collection: collection))
+                Entry(
+                    kid: kid, hasKID: raw.kid != nil, keyType: kty, algorithm: raw.alg, curve: raw.crv,
+                    collection: collection))
         }
         guard !entries.isEmpty else { throw OIDCError.invalidMetadata("JWKS holds no usable signing key") }
         self.entries = entries

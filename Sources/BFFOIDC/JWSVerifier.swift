@@ -2,9 +2,9 @@ import BFFCore
 import JWTKit
 
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 
 /// A JWS whose signature has been verified with a current IdP key.
@@ -27,7 +27,9 @@ public struct JWSVerifier: Sendable {
     /// Accepted algorithms (intersected with the asymmetric ones).
     public let allowedAlgorithms: Set<String>
 
-    static let asymmetric: Set<String> = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
+    static let asymmetric: Set<String> = [
+        "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
+    ]
     /// Largest token accepted, in bytes.
     public static let maximumTokenBytes = 16 * 1024
 
@@ -47,7 +49,9 @@ public struct JWSVerifier: Sendable {
             let header = try? JSONDecoder().decode([String: JSONValue].self, from: Data(headerBytes))
         else { throw OIDCError.invalidToken("malformed header or payload") }
         guard let algorithm = header["alg"]?.stringValue else { throw OIDCError.invalidToken("no alg") }
-        guard allowedAlgorithms.contains(algorithm) else { throw OIDCError.invalidToken("algorithm \(algorithm) is not accepted") }
+        guard allowedAlgorithms.contains(algorithm) else {
+            throw OIDCError.invalidToken("algorithm \(algorithm) is not accepted")
+        }
         guard header["crit"] == nil else { throw OIDCError.invalidToken("crit header is not supported") }
         if let kid = header["kid"], kid.stringValue == nil { throw OIDCError.invalidToken("kid is not a string") }
         let kid = header["kid"]?.stringValue

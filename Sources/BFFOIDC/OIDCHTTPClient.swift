@@ -76,7 +76,10 @@ public struct AsyncHTTPClientTransport: OIDCHTTPClient {
         for (name, value) in request.headers { outgoing.headers.add(name: name, value: value) }
         if outgoing.headers["user-agent"].isEmpty { outgoing.headers.add(name: "user-agent", value: "swift-bff") }
         if let body = request.body { outgoing.body = .bytes(ByteBuffer(bytes: body)) }
-        let response = try await client.execute(outgoing, timeout: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000))
+        let response = try await client.execute(
+            outgoing,
+            timeout: .nanoseconds(
+                Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000))
         let buffer = try await response.body.collect(upTo: AsyncHTTPClientTransport.maximumBodyBytes)
         return OIDCHTTPResponse(
             status: Int(response.status.code),

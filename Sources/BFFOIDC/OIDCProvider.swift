@@ -2,9 +2,9 @@ import BFFCore
 import Logging
 
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 
 /// The IdP as the BFF sees it: cached discovery metadata and JWKS, fetched lazily and refreshed.
@@ -59,7 +59,8 @@ public actor OIDCProvider {
         let now = time.now
         if let cachedMetadata, now - metadataFetchedAt < cacheLifetime { return cachedMetadata }
         do {
-            let issuer = configuration.issuer.hasSuffix("/") ? String(configuration.issuer.dropLast()) : configuration.issuer
+            let issuer =
+                configuration.issuer.hasSuffix("/") ? String(configuration.issuer.dropLast()) : configuration.issuer
             let body = try await fetch(issuer + "/.well-known/openid-configuration", what: "discovery")
             let metadata: ProviderMetadata
             do {
@@ -145,12 +146,15 @@ public actor OIDCProvider {
         let response: OIDCHTTPResponse
         do {
             response = try await http.send(
-                OIDCHTTPRequest(url: url, headers: [("accept", "application/json")]), timeout: configuration.requestTimeout)
+                OIDCHTTPRequest(url: url, headers: [("accept", "application/json")]),
+                timeout: configuration.requestTimeout)
         } catch {
             throw OIDCError.unavailable("\(what) request failed")
         }
         guard response.status == 200 else {
-            if response.status >= 500 || response.status == 429 { throw OIDCError.unavailable("\(what) answered \(response.status)") }
+            if response.status >= 500 || response.status == 429 {
+                throw OIDCError.unavailable("\(what) answered \(response.status)")
+            }
             throw OIDCError.invalidMetadata("\(what) answered \(response.status)")
         }
         return response.body

@@ -1,9 +1,9 @@
 import BFFCore
 
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 
 /// The parts of OpenID Provider metadata (OIDC Discovery 1.0, RFC 8414) the BFF uses.

@@ -1,9 +1,9 @@
 import BFFCore
 
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 
 /// A successful token endpoint answer.
@@ -45,7 +45,9 @@ public struct TokenEndpointClient: Sendable {
     }
 
     /// Redeems a refresh token.
-    public func refresh(refreshToken: String, scope: String? = nil, resource: String? = nil) async throws -> TokenResponse {
+    public func refresh(refreshToken: String, scope: String? = nil, resource: String? = nil) async throws
+        -> TokenResponse
+    {
         var form = [("grant_type", "refresh_token"), ("refresh_token", refreshToken)]
         if let scope { form.append(("scope", scope)) }
         if let resource { form.append(("resource", resource)) }
@@ -80,11 +82,15 @@ public struct TokenEndpointClient: Sendable {
 
     /// Fetches userinfo claims with an access token.
     public func userInfo(accessToken: String) async throws -> [String: JSONValue] {
-        guard let endpoint = try await provider.metadata().userinfoEndpoint else { throw OIDCError.unsupported("userinfo") }
+        guard let endpoint = try await provider.metadata().userinfoEndpoint else {
+            throw OIDCError.unsupported("userinfo")
+        }
         let response: OIDCHTTPResponse
         do {
             response = try await http.send(
-                OIDCHTTPRequest(url: endpoint, headers: [("authorization", "Bearer \(accessToken)"), ("accept", "application/json")]),
+                OIDCHTTPRequest(
+                    url: endpoint,
+                    headers: [("authorization", "Bearer \(accessToken)"), ("accept", "application/json")]),
                 timeout: configuration.requestTimeout)
         } catch {
             throw OIDCError.unavailable("userinfo request failed")
@@ -121,7 +127,8 @@ public struct TokenEndpointClient: Sendable {
         }
         do {
             return try await http.send(
-                OIDCHTTPRequest(method: "POST", url: endpoint, headers: headers, body: Array(FormEncoding.encode(form).utf8)),
+                OIDCHTTPRequest(
+                    method: "POST", url: endpoint, headers: headers, body: Array(FormEncoding.encode(form).utf8)),
                 timeout: configuration.requestTimeout)
         } catch {
             throw OIDCError.unavailable("request to the identity provider failed")
@@ -132,7 +139,9 @@ public struct TokenEndpointClient: Sendable {
         if let code = decodeObject(response.body)?["error"]?.stringValue, response.status < 500 {
             return .oauth(code.count <= 64 ? code : "invalid_response")
         }
-        if response.status >= 500 || response.status == 429 { return .unavailable("identity provider answered \(response.status)") }
+        if response.status >= 500 || response.status == 429 {
+            return .unavailable("identity provider answered \(response.status)")
+        }
         return .oauth("http_\(response.status)")
     }
 
@@ -150,6 +159,10 @@ func base64(_ bytes: [UInt8]) -> String {
 
 extension String {
     func replacingBase64URLAlphabet() -> String {
-        String(decoding: utf8.map { $0 == UInt8(ascii: "-") ? UInt8(ascii: "+") : $0 == UInt8(ascii: "_") ? UInt8(ascii: "/") : $0 }, as: UTF8.self)
+        String(
+            decoding: utf8.map {
+                $0 == UInt8(ascii: "-") ? UInt8(ascii: "+") : $0 == UInt8(ascii: "_") ? UInt8(ascii: "/") : $0
+            },
+            as: UTF8.self)
     }
 }

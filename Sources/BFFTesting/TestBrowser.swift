@@ -62,7 +62,8 @@ public final class TestBrowser: @unchecked Sendable {
 
     /// Sends a request with the jar's cookies for the URL's host.
     public func request(
-        _ method: String, _ url: String, headers: [(String, String)] = [], body: [UInt8]? = nil, sendCookies: Bool = true
+        _ method: String, _ url: String, headers: [(String, String)] = [], body: [UInt8]? = nil,
+        sendCookies: Bool = true
     ) async throws -> Page {
         guard let parsed = WebURL(url) else { throw TestBrowserError(message: "bad URL \(url)") }
         var request = HTTPClientRequest(url: url)
@@ -71,7 +72,9 @@ public final class TestBrowser: @unchecked Sendable {
         if sendCookies {
             let cookies = lock.withLock { jar[parsed.host] ?? [:] }
             if !cookies.isEmpty {
-                request.headers.add(name: "cookie", value: cookies.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "; "))
+                request.headers.add(
+                    name: "cookie",
+                    value: cookies.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "; "))
             }
         }
         if let body { request.body = .bytes(ByteBuffer(bytes: body)) }
@@ -90,7 +93,9 @@ public final class TestBrowser: @unchecked Sendable {
     }
 
     /// POST a form.
-    public func postForm(_ url: String, _ fields: [(String, String)], headers: [(String, String)] = []) async throws -> Page {
+    public func postForm(_ url: String, _ fields: [(String, String)], headers: [(String, String)] = []) async throws
+        -> Page
+    {
         try await request(
             "POST", url, headers: headers + [("content-type", "application/x-www-form-urlencoded")],
             body: Array(FormEncoding.encode(fields).utf8))
@@ -102,7 +107,9 @@ public final class TestBrowser: @unchecked Sendable {
     }
 
     /// Follows redirects from `page` until a non-redirect or a URL matching `stop`.
-    public func follow(_ page: Page, limit: Int = 10, stopAt stop: (String) -> Bool = { _ in false }) async throws -> Page {
+    public func follow(_ page: Page, limit: Int = 10, stopAt stop: (String) -> Bool = { _ in false }) async throws
+        -> Page
+    {
         var current = page
         for _ in 0..<limit {
             guard (300..<400).contains(current.status), let next = current.location, !stop(next) else { return current }
@@ -116,7 +123,9 @@ public final class TestBrowser: @unchecked Sendable {
         lock.withLock {
             setCookieLines.append(contentsOf: lines)
             for line in lines {
-                let parts = line.split(separator: ";", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+                let parts = line.split(separator: ";", omittingEmptySubsequences: false).map {
+                    $0.trimmingCharacters(in: .whitespaces)
+                }
                 guard let first = parts.first, let equals = first.firstIndex(of: "=") else { continue }
                 let name = String(first[..<equals])
                 let value = String(first[first.index(after: equals)...])

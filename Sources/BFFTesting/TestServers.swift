@@ -4,17 +4,29 @@ import Logging
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
+import Synchronization
 
 /// Helpers to run real servers on loopback in tests.
 public enum TestServers {
-    /// A currently free TCP port on 127.0.0.1 (bound, read and released).
+    /// Next candidate port. Ports come from 20000-32000, below Linux's ephemeral range, so an
+    /// outgoing connection can never take a port between this check and the server's bind.
+    static let nextPort = Mutex<Int>(20000 + Int(UInt32.random(in: 0..<6000)))
+
+    /// A currently free TCP port on 127.0.0.1, never handed out twice by this process.
     public static func freePort() async throws -> Int {
-        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .bind(host: "127.0.0.1", port: 0).get()
-        let port = channel.localAddress?.port ?? 0
-        try await channel.close()
-        return port
+        for _ in 0..<200 {
+            let candidate = nextPort.withLock { port -> Int in
+                port = port >= 32000 ? 20000 : port + 1
+                return port
+            }
+            if let channel = try? await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .bind(host: "127.0.0.1", port: candidate).get()
+            {
+                try? await channel.close()
+                return candidate
+            }
+        }
+        throw TestServerError(message: "no free port found")
     }
 
     /// Runs `services` in a service group while `body` runs, waiting until each of `ports`
@@ -41,9 +53,10 @@ public enum TestServers {
         }
     }
 
-    /// Polls until 127.0.0.1:`port` accepts a connection (5 s at most).
+    /// Polls until 127.0.0.1:`port` accepts a connection (20 s at most: parallel test runs on two
+    /// cores can be slow to start servers).
     public static func waitUntilListening(port: Int) async throws {
-        for _ in 0..<250 {
+        for _ in 0..<1000 {
             if let channel = try? await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .connect(host: "127.0.0.1", port: port).get()
             {

@@ -18,11 +18,23 @@ struct AntiForgeryPolicyTests {
     @Test func valueWithSpaces() { #expect(!policy.allows(header: [" 1"], secFetchSite: nil, origin: [])) }
     @Test func repeatedHeader() { #expect(!policy.allows(header: ["1", "1"], secFetchSite: nil, origin: [])) }
     @Test func crossSiteFetch() { #expect(!policy.allows(header: ["1"], secFetchSite: "cross-site", origin: [])) }
-    @Test func crossSiteFetchUppercase() { #expect(!policy.allows(header: ["1"], secFetchSite: "Cross-Site", origin: [])) }
-    @Test func foreignOrigin() { #expect(!policy.allows(header: ["1"], secFetchSite: nil, origin: ["https://evil.example"])) }
+    @Test func crossSiteFetchUppercase() {
+        #expect(!policy.allows(header: ["1"], secFetchSite: "Cross-Site", origin: []))
+    }
+    @Test func foreignOrigin() {
+        #expect(!policy.allows(header: ["1"], secFetchSite: nil, origin: ["https://evil.example"]))
+    }
     @Test func nullOrigin() { #expect(!policy.allows(header: ["1"], secFetchSite: nil, origin: ["null"])) }
-    @Test func otherPort() { #expect(!policy.allows(header: ["1"], secFetchSite: nil, origin: ["https://app.example.com:8443"])) }
-    @Test func otherScheme() { #expect(!policy.allows(header: ["1"], secFetchSite: nil, origin: ["http://app.example.com"])) }
-    @Test func lookalikeHost() { #expect(!policy.allows(header: ["1"], secFetchSite: nil, origin: ["https://app.example.com.evil.example"])) }
-    @Test func originWithPath() { #expect(!policy.allows(header: ["1"], secFetchSite: nil, origin: ["https://app.example.com/x"])) }
+    @Test func otherPort() {
+        #expect(!policy.allows(header: ["1"], secFetchSite: nil, origin: ["https://app.example.com:8443"]))
+    }
+    @Test func otherScheme() {
+        #expect(!policy.allows(header: ["1"], secFetchSite: nil, origin: ["http://app.example.com"]))
+    }
+    @Test func lookalikeHost() {
+        #expect(!policy.allows(header: ["1"], secFetchSite: nil, origin: ["https://app.example.com.evil.example"]))
+    }
+    @Test func originWithPath() {
+        #expect(!policy.allows(header: ["1"], secFetchSite: nil, origin: ["https://app.example.com/x"]))
+    }
 }

@@ -29,7 +29,9 @@ struct CookieHeaderTests {
     func hostileInputNeverYieldsABadValue(_ header: String) {
         // Either nothing or a clean cookie-octet value; never a crash.
         if let found = value(header, "s") {
-            #expect(found.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F && $0 != 0x3B && $0 != 0x2C && $0 != 0x5C && $0 != 0x22 })
+            #expect(
+                found.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F && $0 != 0x3B && $0 != 0x2C && $0 != 0x5C && $0 != 0x22 }
+            )
         }
     }
 
@@ -44,8 +46,10 @@ struct CookieHeaderTests {
     }
 
     @Test func prefixListing() {
-        let pairs = CookieHeader(bytes: Array("__Host-bff-login.a=1; x=2; __Host-bff-login.b=3; __Host-bff-login.a=9".utf8))
-            .pairs(withPrefix: "__Host-bff-login.")
+        let pairs = CookieHeader(
+            bytes: Array("__Host-bff-login.a=1; x=2; __Host-bff-login.b=3; __Host-bff-login.a=9".utf8)
+        )
+        .pairs(withPrefix: "__Host-bff-login.")
         #expect(pairs.map(\.name) == ["__Host-bff-login.a", "__Host-bff-login.b"])
     }
 

@@ -31,7 +31,9 @@ struct IDTokenValidatorTests {
         return claims
     }
 
-    func expectRejected(_ token: String, nonce: String? = "n-123", sourceLocation: SourceLocation = #_sourceLocation) async {
+    func expectRejected(_ token: String, nonce: String? = "n-123", sourceLocation: SourceLocation = #_sourceLocation)
+        async
+    {
         await #expect(throws: OIDCError.self, sourceLocation: sourceLocation) {
             _ = try await validator.validate(token, expectedNonce: nonce)
         }
@@ -43,7 +45,8 @@ struct IDTokenValidatorTests {
     }
 
     @Test func validES256() async throws {
-        _ = try await validator.validate(try idp.keys.sign(claims: claims(), algorithm: "ES256"), expectedNonce: "n-123")
+        _ = try await validator.validate(
+            try idp.keys.sign(claims: claims(), algorithm: "ES256"), expectedNonce: "n-123")
     }
 
     @Test func ps256HeaderOnAnRS256Key() async throws {
@@ -64,13 +67,15 @@ struct IDTokenValidatorTests {
         let header = Base64URL.encode(Array("{\"alg\":\"HS256\",\"kid\":\"\(idp.keys.rsaKeyID)\"}".utf8))
         let payload = Base64URL.encode(Array(try JSONEncoder().encode(claims())))
         let input = "\(header).\(payload)"
-        let mac = HMAC<SHA256>.authenticationCode(for: Array(input.utf8), using: SymmetricKey(data: idp.keys.rsaPublicKeyDER()))
+        let mac = HMAC<SHA256>.authenticationCode(
+            for: Array(input.utf8), using: SymmetricKey(data: idp.keys.rsaPublicKeyDER()))
         await expectRejected("\(input).\(Base64URL.encode(Array(mac)))")
     }
 
     @Test func algMismatchWithKeyType() async throws {
         // Header claims ES256 but names the RSA key.
-        let token = try idp.keys.sign(header: ["alg": "ES256", "kid": .string(idp.keys.rsaKeyID)], claims: claims(), algorithm: "ES256")
+        let token = try idp.keys.sign(
+            header: ["alg": "ES256", "kid": .string(idp.keys.rsaKeyID)], claims: claims(), algorithm: "ES256")
         await expectRejected(token)
     }
 
@@ -81,32 +86,54 @@ struct IDTokenValidatorTests {
         await expectRejected("\(parts[0]).\(forged).\(parts[2])")
     }
 
-    @Test func wrongIssuer() async throws { await expectRejected(try idp.keys.sign(claims: claims(["iss": .string("https://evil.test")]))) }
-    @Test func wrongAudience() async throws { await expectRejected(try idp.keys.sign(claims: claims(["aud": .string("other")]))) }
+    @Test func wrongIssuer() async throws {
+        await expectRejected(try idp.keys.sign(claims: claims(["iss": .string("https://evil.test")])))
+    }
+    @Test func wrongAudience() async throws {
+        await expectRejected(try idp.keys.sign(claims: claims(["aud": .string("other")])))
+    }
     @Test func missingAudience() async throws { await expectRejected(try idp.keys.sign(claims: claims(["aud": nil]))) }
-    @Test func wrongAzp() async throws { await expectRejected(try idp.keys.sign(claims: claims(["azp": .string("other")]))) }
+    @Test func wrongAzp() async throws {
+        await expectRejected(try idp.keys.sign(claims: claims(["azp": .string("other")])))
+    }
     @Test func severalAudiencesWithoutAzp() async throws {
         await expectRejected(try idp.keys.sign(claims: claims(["aud": .array([.string("bff"), .string("api")])])))
     }
     @Test func severalAudiencesWithAzp() async throws {
         _ = try await validator.validate(
-            try idp.keys.sign(claims: claims(["aud": .array([.string("bff"), .string("api")]), "azp": .string("bff")])),
+            try idp.keys.sign(
+                claims: claims(["aud": .array([.string("bff"), .string("api")]), "azp": .string("bff")])),
             expectedNonce: "n-123")
     }
-    @Test func expired() async throws { await expectRejected(try idp.keys.sign(claims: claims(["exp": .int(time.now - 61)]))) }
+    @Test func expired() async throws {
+        await expectRejected(try idp.keys.sign(claims: claims(["exp": .int(time.now - 61)])))
+    }
     @Test func expiredWithinSkewIsAccepted() async throws {
-        _ = try await validator.validate(try idp.keys.sign(claims: claims(["exp": .int(time.now - 30)])), expectedNonce: "n-123")
+        _ = try await validator.validate(
+            try idp.keys.sign(claims: claims(["exp": .int(time.now - 30)])), expectedNonce: "n-123")
     }
     @Test func missingExp() async throws { await expectRejected(try idp.keys.sign(claims: claims(["exp": nil]))) }
-    @Test func futureIat() async throws { await expectRejected(try idp.keys.sign(claims: claims(["iat": .int(time.now + 120)]))) }
+    @Test func futureIat() async throws {
+        await expectRejected(try idp.keys.sign(claims: claims(["iat": .int(time.now + 120)])))
+    }
     @Test func missingIat() async throws { await expectRejected(try idp.keys.sign(claims: claims(["iat": nil]))) }
-    @Test func staleIat() async throws { await expectRejected(try idp.keys.sign(claims: claims(["iat": .int(time.now - 3600), "exp": .int(time.now + 300)]))) }
-    @Test func futureNbf() async throws { await expectRejected(try idp.keys.sign(claims: claims(["nbf": .int(time.now + 600)]))) }
-    @Test func wrongNonce() async throws { await expectRejected(try idp.keys.sign(claims: claims(["nonce": .string("other")]))) }
+    @Test func staleIat() async throws {
+        await expectRejected(
+            try idp.keys.sign(claims: claims(["iat": .int(time.now - 3600), "exp": .int(time.now + 300)])))
+    }
+    @Test func futureNbf() async throws {
+        await expectRejected(try idp.keys.sign(claims: claims(["nbf": .int(time.now + 600)])))
+    }
+    @Test func wrongNonce() async throws {
+        await expectRejected(try idp.keys.sign(claims: claims(["nonce": .string("other")])))
+    }
     @Test func missingNonce() async throws { await expectRejected(try idp.keys.sign(claims: claims(["nonce": nil]))) }
     @Test func missingSub() async throws { await expectRejected(try idp.keys.sign(claims: claims(["sub": nil]))) }
     @Test func critHeader() async throws {
-        let token = try idp.keys.sign(header: ["alg": "RS256", "kid": .string(idp.keys.rsaKeyID), "crit": .array([.string("x")])], claims: claims(), algorithm: "RS256")
+        let token = try idp.keys.sign(
+            header: ["alg": "RS256", "kid": .string(idp.keys.rsaKeyID), "crit": .array([.string("x")])],
+            claims: claims(),
+            algorithm: "RS256")
         await expectRejected(token)
     }
     @Test(arguments: ["", "a.b", "a.b.c.d", "....", "eyJ.eyJ.", String(repeating: "A", count: 20_000)])

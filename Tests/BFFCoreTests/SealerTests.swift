@@ -11,7 +11,8 @@ struct SealerTests {
     @Test func roundTrip() throws {
         let sealer = try sealer([Self.key1])
         let sealed = try sealer.sealToString(Array("hello".utf8), purpose: .sessionCookie, binding: "c")
-        #expect(sealer.open(base64URL: Array(sealed.utf8), purpose: .sessionCookie, binding: "c") == Array("hello".utf8))
+        #expect(
+            sealer.open(base64URL: Array(sealed.utf8), purpose: .sessionCookie, binding: "c") == Array("hello".utf8))
     }
 
     @Test func sealingIsRandomized() throws {
@@ -34,7 +35,9 @@ struct SealerTests {
     @Test func truncatedAndExtendedValuesAreRejected() throws {
         let sealer = try sealer([Self.key1])
         let sealed = try sealer.seal([9, 9, 9], purpose: .sessionCookie, binding: "c")
-        for length in 0..<sealed.count { #expect(sealer.open(Array(sealed.prefix(length)), purpose: .sessionCookie, binding: "c") == nil) }
+        for length in 0..<sealed.count {
+            #expect(sealer.open(Array(sealed.prefix(length)), purpose: .sessionCookie, binding: "c") == nil)
+        }
         #expect(sealer.open(sealed + [0], purpose: .sessionCookie, binding: "c") == nil)
     }
 
@@ -72,13 +75,16 @@ struct SealerTests {
 
     @Test(arguments: ["", "!!!", "AQ", String(repeating: "A", count: 5000), "AQRrMQ==", "%%%%", "\u{0}"])
     func garbageIsRejected(_ value: String) throws {
-        #expect(try sealer([Self.key1]).open(base64URL: Array(value.utf8), purpose: .sessionCookie, binding: "c") == nil)
+        #expect(
+            try sealer([Self.key1]).open(base64URL: Array(value.utf8), purpose: .sessionCookie, binding: "c") == nil)
     }
 
     @Test func keyRingRejectsBadKeys() {
         #expect(throws: KeyRingError.self) { try KeyRing(keys: []) }
         #expect(throws: KeyRingError.self) { try KeyRing(keys: [KeyRing.Key(id: "k", secret: [1, 2, 3])]) }
-        #expect(throws: KeyRingError.self) { try KeyRing(keys: [KeyRing.Key(id: "bad id", secret: Array(repeating: 0, count: 32))]) }
+        #expect(throws: KeyRingError.self) {
+            try KeyRing(keys: [KeyRing.Key(id: "bad id", secret: Array(repeating: 0, count: 32))])
+        }
         #expect(throws: KeyRingError.self) { try KeyRing(keys: [Self.key1, Self.key1]) }
     }
 

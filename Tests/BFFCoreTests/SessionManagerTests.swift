@@ -7,7 +7,11 @@ struct SessionManagerTests {
     static let key1 = KeyRing.Key(id: "k1", secret: Array(repeating: 1, count: 32))
     static let key2 = KeyRing.Key(id: "k2", secret: Array(repeating: 2, count: 32))
 
-    func manager(_ kind: SessionStoreKind, keys: [KeyRing.Key] = [key1], store: MemorySessionStore = MemorySessionStore()) throws -> SessionManager {
+    func manager(
+        _ kind: SessionStoreKind, keys: [KeyRing.Key] = [key1], store: MemorySessionStore = MemorySessionStore()
+    ) throws
+        -> SessionManager
+    {
         var configuration = SessionConfiguration(store: kind)
         configuration.idleTimeout = .seconds(3600)
         configuration.absoluteTimeout = .seconds(86400)
@@ -20,13 +24,16 @@ struct SessionManagerTests {
         Session(
             issuer: "https://idp.test", subject: "alice", idpSessionID: "sid-1", logoutID: "sid-1",
             claimsJSON: Array("{\"sub\":\"alice\",\"pad\":\"\(String(repeating: "x", count: claimsSize))\"}".utf8),
-            tokens: TokenSet(accessToken: "AT-secret-123", accessTokenExpiresAt: time.now + 300, tokenType: "Bearer",
-                             refreshToken: "RT-secret-456", idToken: "ID-token-789"),
+            tokens: TokenSet(
+                accessToken: "AT-secret-123", accessTokenExpiresAt: time.now + 300, tokenType: "Bearer",
+                refreshToken: "RT-secret-456", idToken: "ID-token-789"),
             createdAt: time.now, renewedAt: time.now)
     }
 
     func header(_ cookies: [SetCookie]) -> CookieHeader {
-        CookieHeader(fields: [cookies.filter { $0.maxAge != 0 }.map { "\($0.name)=\($0.value)" }.joined(separator: "; ")])
+        CookieHeader(fields: [
+            cookies.filter { $0.maxAge != 0 }.map { "\($0.name)=\($0.value)" }.joined(separator: "; ")
+        ])
     }
 
     @Test(arguments: [SessionStoreKind.memory, .cookie])
@@ -87,7 +94,9 @@ struct SessionManagerTests {
         #expect(await manager.load(cookies: tampered) == nil)
     }
 
-    @Test(arguments: ["", "x", "1.", "9.AAAA", "0.AAAA", "99999999999999999999.AAAA", String(repeating: "A", count: 10000)])
+    @Test(arguments: [
+        "", "x", "1.", "9.AAAA", "0.AAAA", "99999999999999999999.AAAA", String(repeating: "A", count: 10000),
+    ])
     func garbageCookiesAreAnonymous(_ value: String) async throws {
         for kind in [SessionStoreKind.memory, .cookie] {
             let manager = try manager(kind)
@@ -97,8 +106,11 @@ struct SessionManagerTests {
 
     @Test func keyRotationKeepsSessionsAndRemovalEndsThem() async throws {
         let store = MemorySessionStore()
-        let cookies = try await manager(.memory, keys: [Self.key1], store: store).create(session(), replacing: nil, cookies: CookieHeader(bytes: []))
-        #expect(await (try manager(.memory, keys: [Self.key2, Self.key1], store: store)).load(cookies: header(cookies)) != nil)
+        let cookies = try await manager(.memory, keys: [Self.key1], store: store).create(
+            session(), replacing: nil, cookies: CookieHeader(bytes: []))
+        #expect(
+            await (try manager(.memory, keys: [Self.key2, Self.key1], store: store)).load(cookies: header(cookies))
+                != nil)
         #expect(await (try manager(.memory, keys: [Self.key2], store: store)).load(cookies: header(cookies)) == nil)
     }
 
@@ -115,7 +127,8 @@ struct SessionManagerTests {
 
     @Test func cookieModeRefusesTooLargeSessions() async throws {
         await #expect(throws: SessionError.self) {
-            _ = try await manager(.cookie).create(session(claimsSize: 40_000), replacing: nil, cookies: CookieHeader(bytes: []))
+            _ = try await manager(.cookie).create(
+                session(claimsSize: 40_000), replacing: nil, cookies: CookieHeader(bytes: []))
         }
     }
 
@@ -156,7 +169,8 @@ struct SessionManagerTests {
 extension Array where Element == UInt8 {
     func contains(subsequence: [UInt8]) -> Bool {
         guard subsequence.count <= count else { return false }
-        for start in 0...(count - subsequence.count) where self[start..<(start + subsequence.count)].elementsEqual(subsequence) {
+        for start in 0...(count - subsequence.count)
+        where self[start..<(start + subsequence.count)].elementsEqual(subsequence) {
             return true
         }
         return false

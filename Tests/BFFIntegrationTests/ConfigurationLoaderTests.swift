@@ -25,7 +25,9 @@ struct ConfigurationLoaderTests {
           anonymousResponse: "null"
         """
 
-    func load(_ yaml: String, env: [String: String] = ["TEST_SECRET": "s3cret"]) -> Result<GatewayConfiguration, ProblemList> {
+    func load(_ yaml: String, env: [String: String] = ["TEST_SECRET": "s3cret"]) -> Result<
+        GatewayConfiguration, ProblemList
+    > {
         GatewayConfigurationLoader.load(yaml: yaml, environment: env)
     }
 
@@ -45,7 +47,9 @@ struct ConfigurationLoaderTests {
     }
 
     @Test func environmentOverridesYAML() throws {
-        let configuration = try load(Self.validYAML, env: ["TEST_SECRET": "x", "BFF_OIDC_CLIENT_ID": "other", "BFF_SESSION_IDLE_TIMEOUT": "2h"]).get().bff
+        let configuration = try load(
+            Self.validYAML, env: ["TEST_SECRET": "x", "BFF_OIDC_CLIENT_ID": "other", "BFF_SESSION_IDLE_TIMEOUT": "2h"]
+        ).get().bff
         #expect(configuration.oidc.clientID == "other")
         #expect(configuration.session.idleTimeout == .seconds(7200))
     }
@@ -92,7 +96,9 @@ struct ConfigurationLoaderTests {
     }
 
     @Test func secretsNeverAppearInProblems() {
-        let found = problems(Self.validYAML.replacingOccurrences(of: "clientId: bff", with: "clientId: \"\""), env: ["TEST_SECRET": "very-secret-value"])
+        let found = problems(
+            Self.validYAML.replacingOccurrences(of: "clientId: bff", with: "clientId: \"\""),
+            env: ["TEST_SECRET": "very-secret-value"])
         #expect(!found.isEmpty)
         #expect(!found.map(\.description).joined().contains("very-secret-value"))
     }
@@ -108,7 +114,8 @@ struct ConfigurationLoaderTests {
     }
 
     @Test func unsupportedFeaturesAreNamed() {
-        let paths = Set(problems(Self.validYAML + "\napis:\n  - path: /api/x\n    upstream: http://127.0.0.1:1\n").map(\.path))
+        let paths = Set(
+            problems(Self.validYAML + "\napis:\n  - path: /api/x\n    upstream: http://127.0.0.1:1\n").map(\.path))
         #expect(paths.contains("apis"))
     }
 

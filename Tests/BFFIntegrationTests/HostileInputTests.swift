@@ -5,7 +5,11 @@ import Testing
 
 @Suite("Hostile input never yields a 500 and never leaks a session")
 struct HostileInputTests {
-    @Test(arguments: ["//evil.example", "https://evil.example", "/\\evil.example", "%2F%2Fevil.example", "/%2F%2Fevil", "javascript:alert(1)", "/%0d%0aSet-Cookie:%20x=y"])
+    @Test(arguments: [
+        "//evil.example", "https://evil.example", "/\\evil.example", "%2F%2Fevil.example", "/%2F%2Fevil",
+        "javascript:alert(1)",
+        "/%0d%0aSet-Cookie:%20x=y",
+    ])
     func loginRejectsHostileReturnURL(_ value: String) async throws {
         try await TestEnvironment.run { env, browser in
             let page = try await browser.get(env.origin + "/bff/login?returnUrl=" + FormEncoding.escape(value))
@@ -42,7 +46,10 @@ struct HostileInputTests {
             #expect(page.header("content-type")?.hasPrefix("text/html") == true)
             #expect(page.body.contains("Reference:"))
             #expect(page.header("cache-control") == "no-store")
-            #expect(!page.headerValues("set-cookie").contains { $0.hasPrefix("__Host-bff-session=") && !$0.contains("Max-Age=0") })
+            #expect(
+                !page.headerValues("set-cookie").contains {
+                    $0.hasPrefix("__Host-bff-session=") && !$0.contains("Max-Age=0")
+                })
         }
     }
 
@@ -51,7 +58,8 @@ struct HostileInputTests {
             let start = try await browser.get(env.origin + "/bff/login")
             let location = try #require(start.location)
             let state = try #require(TestEnvironment.query(location)["state"])
-            let page = try await browser.get(env.origin + "/signin-oidc?code=x&state=" + FormEncoding.escape(state + "x"))
+            let page = try await browser.get(
+                env.origin + "/signin-oidc?code=x&state=" + FormEncoding.escape(state + "x"))
             #expect(page.status == 400)
         }
     }
@@ -62,7 +70,8 @@ struct HostileInputTests {
             let savedCookies = browser.cookies(host: "localhost")
             let form = try await browser.get(try #require(start.location))
             let requestID = try #require(TestEnvironment.extract(#"name="request_id" value=""#, from: form.body))
-            let submitted = try await browser.postForm(env.issuer + "/authorize", [("request_id", requestID), ("username", "alice"), ("password", "alice")])
+            let submitted = try await browser.postForm(
+                env.issuer + "/authorize", [("request_id", requestID), ("username", "alice"), ("password", "alice")])
             let callbackURL = try #require(submitted.location)
             let first = try await browser.get(callbackURL)
             #expect(first.status == 302)
@@ -80,7 +89,8 @@ struct HostileInputTests {
             let start = try await browser.get(env.origin + "/bff/login")
             let form = try await browser.get(try #require(start.location))
             let requestID = try #require(TestEnvironment.extract(#"name="request_id" value=""#, from: form.body))
-            let submitted = try await browser.postForm(env.issuer + "/authorize", [("request_id", requestID), ("username", "alice"), ("password", "alice")])
+            let submitted = try await browser.postForm(
+                env.issuer + "/authorize", [("request_id", requestID), ("username", "alice"), ("password", "alice")])
             let url = try #require(submitted.location).replacingOccurrences(of: "iss=http", with: "iss=https")
             let page = try await browser.get(url)
             #expect(page.status == 400)
@@ -93,14 +103,17 @@ struct HostileInputTests {
             let start = try await browser.get(env.origin + "/bff/login")
             let location = try #require(start.location)
             let state = try #require(TestEnvironment.query(location)["state"])
-            let page = try await browser.get(env.origin + "/signin-oidc?error=access_denied&iss=" + FormEncoding.escape(env.issuer) + "&state=" + FormEncoding.escape(state))
+            let page = try await browser.get(
+                env.origin + "/signin-oidc?error=access_denied&iss=" + FormEncoding.escape(env.issuer) + "&state="
+                    + FormEncoding.escape(state))
             #expect(page.status == 400)
             #expect(try await env.user(browser).status == 401)
         }
     }
 
     @Test(arguments: [
-        "garbage", "", "AQ", "AQRkZW1v" + String(repeating: "A", count: 200), String(repeating: "x", count: 3000), "\"quoted\"",
+        "garbage", "", "AQ", "AQRkZW1v" + String(repeating: "A", count: 200), String(repeating: "x", count: 3000),
+        "\"quoted\"",
     ])
     func malformedSessionCookieIsAnonymous(_ value: String) async throws {
         try await TestEnvironment.run { env, browser in
@@ -119,7 +132,8 @@ struct HostileInputTests {
             let value = try #require(browser.cookies(host: "localhost")["__Host-bff-session"])
             var bytes = Array(value.utf8)
             bytes[bytes.count - 5] = bytes[bytes.count - 5] == UInt8(ascii: "a") ? UInt8(ascii: "b") : UInt8(ascii: "a")
-            browser.setCookie(host: "localhost", name: "__Host-bff-session", value: String(decoding: bytes, as: UTF8.self))
+            browser.setCookie(
+                host: "localhost", name: "__Host-bff-session", value: String(decoding: bytes, as: UTF8.self))
             #expect(try await env.user(browser).status == 401)
         }
     }
@@ -139,10 +153,13 @@ struct HostileInputTests {
         try await TestEnvironment.run { env, browser in
             try await env.login(browser)
             let cases: [([(String, String)], Int)] = [
-                ([], 401), ([("X-CSRF", "0")], 401), ([("X-CSRF", "true")], 401), ([("X-CSRF", "1"), ("X-CSRF", "1")], 401),
+                ([], 401), ([("X-CSRF", "0")], 401), ([("X-CSRF", "true")], 401),
+                ([("X-CSRF", "1"), ("X-CSRF", "1")], 401),
                 ([("X-CSRF", "1"), ("Sec-Fetch-Site", "cross-site")], 401),
-                ([("X-CSRF", "1"), ("Origin", "https://evil.example")], 401), ([("X-CSRF", "1"), ("Origin", "null")], 401),
-                ([("X-CSRF", "1"), ("Origin", env.origin)], 200), ([("X-CSRF", "1"), ("Sec-Fetch-Site", "same-origin")], 200),
+                ([("X-CSRF", "1"), ("Origin", "https://evil.example")], 401),
+                ([("X-CSRF", "1"), ("Origin", "null")], 401),
+                ([("X-CSRF", "1"), ("Origin", env.origin)], 200),
+                ([("X-CSRF", "1"), ("Sec-Fetch-Site", "same-origin")], 200),
             ]
             for (headers, expected) in cases {
                 for path in ["/bff/user", "/api/weatherforecast"] {
@@ -191,7 +208,8 @@ struct HostileInputTests {
     @Test func logoutRejectsHostileReturnURL() async throws {
         try await TestEnvironment.run { env, browser in
             try await env.login(browser)
-            let page = try await browser.get(try await env.logoutURL(browser) + "&returnUrl=" + FormEncoding.escape("//evil.example"))
+            let page = try await browser.get(
+                try await env.logoutURL(browser) + "&returnUrl=" + FormEncoding.escape("//evil.example"))
             #expect(page.status == 400)
             #expect(try await env.user(browser).status == 200)
         }

@@ -17,13 +17,16 @@ struct LoginFlowTests {
             let callback = try await env.login(browser, returnURL: "/app?tab=1")
             #expect(callback.status == 302)
             #expect(callback.header("location") == "/app?tab=1")
-            let sessionCookie = try #require(browser.setCookieLines.last { $0.hasPrefix("__Host-bff-session=") && !$0.contains("Max-Age=0") })
+            let sessionCookie = try #require(
+                browser.setCookieLines.last { $0.hasPrefix("__Host-bff-session=") && !$0.contains("Max-Age=0") })
             #expect(sessionCookie.contains("; Path=/"))
             #expect(sessionCookie.contains("; Secure"))
             #expect(sessionCookie.contains("; HttpOnly"))
             #expect(sessionCookie.contains("; SameSite=Strict"))
             #expect(!sessionCookie.lowercased().contains("domain="))
-            #expect(browser.cookies(host: "localhost").keys.filter { $0.hasPrefix("__Host-bff-login.") }.isEmpty, "login transaction consumed")
+            #expect(
+                browser.cookies(host: "localhost").keys.filter { $0.hasPrefix("__Host-bff-login.") }.isEmpty,
+                "login transaction consumed")
 
             // API without X-CSRF → 401 antiforgery; with it → 200.
             let noHeader = try await browser.get(env.origin + "/api/weatherforecast")
@@ -152,7 +155,8 @@ struct LoginFlowTests {
             let start = try await browser.get(env.origin + "/bff/login")
             let form = try await browser.get(try #require(start.location))
             let requestID = try #require(TestEnvironment.extract(#"name="request_id" value=""#, from: form.body))
-            let wrong = try await browser.postForm(env.issuer + "/authorize", [("request_id", requestID), ("username", "alice"), ("password", "nope")])
+            let wrong = try await browser.postForm(
+                env.issuer + "/authorize", [("request_id", requestID), ("username", "alice"), ("password", "nope")])
             #expect(wrong.status == 401)
             #expect(wrong.body.contains("Wrong user name or password"))
         }

@@ -35,7 +35,8 @@ struct TestEnvironment: Sendable {
         let gatewayPort = try await TestServers.freePort()
         let idpPort = try await TestServers.freePort()
         let adminPort = try await TestServers.freePort()
-        var setup = try DemoSetup.make(port: gatewayPort, idpPort: idpPort, adminPort: adminPort, accessTokenLifetime: accessTokenLifetime)
+        var setup = try DemoSetup.make(
+            port: gatewayPort, idpPort: idpPort, adminPort: adminPort, accessTokenLifetime: accessTokenLifetime)
         setup.idp.issueSessionID = issueSessionID
         configure(&setup.gateway.bff)
         let client = AsyncHTTPClientTransport.makeClient()
@@ -44,7 +45,8 @@ struct TestEnvironment: Sendable {
             logger: quietLogger, configureRouter: DemoAPI.add)
         let idp = try DevIdentityProvider(configuration: setup.idp)
         let environment = TestEnvironment(
-            origin: "http://localhost:\(gatewayPort)", issuer: setup.idp.issuer, idp: idp, gateway: gateway, adminPort: adminPort)
+            origin: "http://localhost:\(gatewayPort)", issuer: setup.idp.issuer, idp: idp, gateway: gateway,
+            adminPort: adminPort)
         var services: [any Service] = [gateway.application]
         var ports = [gatewayPort]
         if let admin = gateway.admin {
@@ -71,13 +73,17 @@ struct TestEnvironment: Sendable {
 
     /// Logs in through the dev IdP's HTML form; returns the callback's response.
     @discardableResult
-    func login(_ browser: TestBrowser, user: String = "alice", password: String? = nil, returnURL: String = "/") async throws -> TestBrowser.Page {
+    func login(_ browser: TestBrowser, user: String = "alice", password: String? = nil, returnURL: String = "/")
+        async throws
+        -> TestBrowser.Page
+    {
         let start = try await browser.get(origin + "/bff/login?returnUrl=" + FormEncoding.escape(returnURL))
         try #require(start.status == 302, "login answered \(start.status): \(start.body)")
         let form = try await browser.get(try #require(start.location))
         let page = form.status == 200 ? form : try await browser.follow(form)
         let requestID = try #require(Self.extract(#"name="request_id" value=""#, from: page.body))
-        let submitted = try await browser.postForm(issuer + "/authorize", [("request_id", requestID), ("username", user), ("password", password ?? user)])
+        let submitted = try await browser.postForm(
+            issuer + "/authorize", [("request_id", requestID), ("username", user), ("password", password ?? user)])
         try #require(submitted.status == 302, "login form answered \(submitted.status)")
         return try await browser.get(try #require(submitted.location))
     }

@@ -30,20 +30,29 @@ extension BFFConfiguration {
         if !(1...65535).contains(server.port) && server.port != 0 {
             add("server.listen", "port \(server.port) is out of range", "use a port between 1 and 65535")
         }
-        let listenIsLoopback = WebURL.isLoopbackHost(server.host.hasPrefix("[") || !server.host.contains(":") ? server.host : "[\(server.host)]")
+        let listenIsLoopback = WebURL.isLoopbackHost(
+            server.host.hasPrefix("[") || !server.host.contains(":") ? server.host : "[\(server.host)]")
         if let origin = server.publicOrigin {
             if let url = WebURL(origin) {
                 if !url.path.isEmpty && url.path != "/" || url.query != nil {
-                    add("server.publicOrigin", "must be scheme://host[:port] without a path", "remove the path from '\(origin)'")
+                    add(
+                        "server.publicOrigin", "must be scheme://host[:port] without a path",
+                        "remove the path from '\(origin)'")
                 }
                 if url.scheme == "http" && !url.isLoopback {
-                    add("server.publicOrigin", "plain http is only allowed for loopback hosts", "use https://\(url.host)")
+                    add(
+                        "server.publicOrigin", "plain http is only allowed for loopback hosts",
+                        "use https://\(url.host)")
                 }
             } else {
-                add("server.publicOrigin", "'\(origin)' is not an absolute http(s) origin", "write it as https://app.example.com")
+                add(
+                    "server.publicOrigin", "'\(origin)' is not an absolute http(s) origin",
+                    "write it as https://app.example.com")
             }
         } else if !listenIsLoopback {
-            add("server.publicOrigin", "required when server.listen is not a loopback address", "set it to the https origin browsers use, e.g. https://app.example.com")
+            add(
+                "server.publicOrigin", "required when server.listen is not a loopback address",
+                "set it to the https origin browsers use, e.g. https://app.example.com")
         }
         if server.maxHeaderBytes < 4096 || server.maxHeaderBytes > 1 << 20 {
             add("server.maxHeaderBytes", "\(server.maxHeaderBytes) is outside 4096...1048576", "use the default 32768")
@@ -56,10 +65,14 @@ extension BFFConfiguration {
         var ids = Set<String>()
         for (index, key) in keys.enumerated() {
             if key.secret.count != 32 {
-                add("keys[\(index)].secret", "key '\(key.id)' is \(key.secret.count) bytes, 32 are required", "generate one with `bff keys generate`")
+                add(
+                    "keys[\(index)].secret", "key '\(key.id)' is \(key.secret.count) bytes, 32 are required",
+                    "generate one with `bff keys generate`")
             }
             if !KeyRing.isValidID(key.id) {
-                add("keys[\(index)].id", "'\(key.id)' is not a valid key id", "use 1-32 characters of A-Z a-z 0-9 . _ -")
+                add(
+                    "keys[\(index)].id", "'\(key.id)' is not a valid key id", "use 1-32 characters of A-Z a-z 0-9 . _ -"
+                )
             }
             if !ids.insert(key.id).inserted {
                 add("keys[\(index)].id", "key id '\(key.id)' appears twice", "give every key its own id")
@@ -79,13 +92,19 @@ extension BFFConfiguration {
         }
         if oidc.clientID.isEmpty { add("oidc.clientId", "is required", "set the client id registered at the IdP") }
         if oidc.clientSecret?.isEmpty ?? true {
-            add("oidc.clientSecret", "is required for a confidential client", "set it, e.g. clientSecret: \"env:BFF_OIDC_CLIENT_SECRET\"")
+            add(
+                "oidc.clientSecret", "is required for a confidential client",
+                "set it, e.g. clientSecret: \"env:BFF_OIDC_CLIENT_SECRET\"")
         }
         if oidc.clientAuth == .privateKeyJWT {
-            add("oidc.clientAuth", "private_key_jwt is not supported yet", "use client_secret_basic or client_secret_post")
+            add(
+                "oidc.clientAuth", "private_key_jwt is not supported yet",
+                "use client_secret_basic or client_secret_post")
         }
         if !oidc.scopes.contains("openid") { add("oidc.scopes", "must contain openid", "add openid to the list") }
-        for (path, value) in [("oidc.callbackPath", oidc.callbackPath), ("oidc.postLogoutCallbackPath", oidc.postLogoutCallbackPath)] {
+        for (path, value) in [
+            ("oidc.callbackPath", oidc.callbackPath), ("oidc.postLogoutCallbackPath", oidc.postLogoutCallbackPath),
+        ] {
             if !value.hasPrefix("/") || value.hasPrefix("//") || value.contains("?") || value.contains("#") {
                 add(path, "'\(value)' is not a local path", "use a path such as /signin-oidc")
             }
@@ -100,14 +119,24 @@ extension BFFConfiguration {
         for name in oidc.authorizeParameters.keys where forbiddenParameters.contains(name) {
             add("oidc.authorizeParameters.\(name)", "is set by the BFF itself", "remove it")
         }
-        let supportedAlgorithms: Set<String> = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
-        if oidc.signingAlgorithms.isEmpty { add("oidc.signingAlgorithms", "is empty", "use [RS256, PS256, ES256, EdDSA]") }
-        for algorithm in oidc.signingAlgorithms where !supportedAlgorithms.contains(algorithm) {
-            add("oidc.signingAlgorithms", "'\(algorithm)' is not an accepted asymmetric algorithm", "remove it; none and HMAC are never accepted")
+        let supportedAlgorithms: Set<String> = [
+            "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
+        ]
+        if oidc.signingAlgorithms.isEmpty {
+            add("oidc.signingAlgorithms", "is empty", "use [RS256, PS256, ES256, EdDSA]")
         }
-        for (path, value) in [("oidc.endSessionEndpoint", oidc.endSessionEndpoint), ("oidc.revocationEndpoint", oidc.revocationEndpoint)] {
+        for algorithm in oidc.signingAlgorithms where !supportedAlgorithms.contains(algorithm) {
+            add(
+                "oidc.signingAlgorithms", "'\(algorithm)' is not an accepted asymmetric algorithm",
+                "remove it; none and HMAC are never accepted")
+        }
+        for (path, value) in [
+            ("oidc.endSessionEndpoint", oidc.endSessionEndpoint), ("oidc.revocationEndpoint", oidc.revocationEndpoint),
+        ] {
             if let value, let url = WebURL(value) {
-                if url.scheme == "http" && !url.isLoopback { add(path, "plain http is only allowed for loopback", "use https") }
+                if url.scheme == "http" && !url.isLoopback {
+                    add(path, "plain http is only allowed for loopback", "use https")
+                }
             } else if let value {
                 add(path, "'\(value)' is not an absolute http(s) URL", "write a full https URL or remove the key")
             }
@@ -122,14 +151,22 @@ extension BFFConfiguration {
             add("session.cookieName", "'\(name)' is not a valid cookie name", "use __Host-bff-session")
         }
         if name.hasPrefix("__Host-") {
-            if session.cookieDomain != nil { add("session.cookieDomain", "a __Host- cookie must not have a Domain", "remove the domain") }
-            if session.cookiePath != "/" { add("session.cookiePath", "a __Host- cookie must have Path=/", "remove the path") }
-            if !session.secureCookies { add("session.secure", "a __Host- cookie must be Secure", "remove secure: false") }
+            if session.cookieDomain != nil {
+                add("session.cookieDomain", "a __Host- cookie must not have a Domain", "remove the domain")
+            }
+            if session.cookiePath != "/" {
+                add("session.cookiePath", "a __Host- cookie must have Path=/", "remove the path")
+            }
+            if !session.secureCookies {
+                add("session.secure", "a __Host- cookie must be Secure", "remove secure: false")
+            }
         } else if name.hasPrefix("__Secure-") && !session.secureCookies {
             add("session.secure", "a __Secure- cookie must be Secure", "remove secure: false")
         }
         if session.sameSite == .none && !session.allowCrossSite {
-            add("session.sameSite", "none exposes the session to cross-site requests", "use strict, or set session.allowCrossSite: true if you really must")
+            add(
+                "session.sameSite", "none exposes the session to cross-site requests",
+                "use strict, or set session.allowCrossSite: true if you really must")
         }
         if session.store == .sqlite || session.store == .postgres {
             add("session.store", "'\(session.store)' is not available in this version", "use memory or cookie")

@@ -94,7 +94,11 @@ public struct ServerConfiguration: Sendable {
 
 /// How the BFF authenticates itself at the token endpoint.
 public struct ClientAuthentication: Sendable, Hashable, CustomStringConvertible {
-    enum Base: String, Sendable { case basic = "client_secret_basic", post = "client_secret_post", privateKeyJWT = "private_key_jwt" }
+    enum Base: String, Sendable {
+        case basic = "client_secret_basic"
+        case post = "client_secret_post"
+        case privateKeyJWT = "private_key_jwt"
+    }
     let base: Base
     /// HTTP Basic with the client id and secret (default).
     public static let clientSecretBasic = ClientAuthentication(base: .basic)
@@ -114,7 +118,11 @@ public struct ClientAuthentication: Sendable, Hashable, CustomStringConvertible 
 
 /// A tri-state switch: `auto` follows what the IdP advertises.
 public struct AutoSwitch: Sendable, Hashable, CustomStringConvertible {
-    enum Base: String, Sendable { case auto, on = "true", off = "false" }
+    enum Base: String, Sendable {
+        case auto
+        case on = "true"
+        case off = "false"
+    }
     let base: Base
     /// Decide from the IdP's metadata.
     public static let auto = AutoSwitch(base: .auto)

@@ -1,6 +1,10 @@
 /// The SameSite attribute of a cookie.
 public struct SameSite: Sendable, Hashable, CustomStringConvertible {
-    enum Base: String, Sendable { case strict = "Strict", lax = "Lax", none = "None" }
+    enum Base: String, Sendable {
+        case strict = "Strict"
+        case lax = "Lax"
+        case none = "None"
+    }
     let base: Base
 
     /// `SameSite=Strict`: never sent on cross-site requests (the session cookie's default).

@@ -39,7 +39,9 @@ public struct KeyRing: Sendable {
         var seen = Set<String>()
         var derived: [DerivedKey] = []
         for key in keys {
-            guard key.secret.count == 32 else { throw KeyRingError.badSecretLength(id: key.id, length: key.secret.count) }
+            guard key.secret.count == 32 else {
+                throw KeyRingError.badSecretLength(id: key.id, length: key.secret.count)
+            }
             guard KeyRing.isValidID(key.id) else { throw KeyRingError.badID(key.id) }
             guard seen.insert(key.id).inserted else { throw KeyRingError.duplicateID(key.id) }
             let master = SymmetricKey(data: key.secret)

@@ -61,7 +61,9 @@ public struct Sealer: Sendable {
     }
 
     /// Seals and base64url-encodes, for a cookie value.
-    public func sealToString(_ plaintext: some Collection<UInt8>, purpose: SealingPurpose, binding: String) throws -> String {
+    public func sealToString(_ plaintext: some Collection<UInt8>, purpose: SealingPurpose, binding: String) throws
+        -> String
+    {
         Base64URL.encode(try seal(plaintext, purpose: purpose, binding: binding))
     }
 

@@ -14,7 +14,9 @@ public final class ConsumedStateCache: Sendable {
     public func consume(_ state: String, expiresAt: UnixTime, now: UnixTime) -> Bool {
         entries.withLock { entries in
             if entries.count >= capacity { entries = entries.filter { $0.value > now } }
-            if entries.count >= capacity, let oldest = entries.min(by: { $0.value < $1.value }) { entries[oldest.key] = nil }
+            if entries.count >= capacity, let oldest = entries.min(by: { $0.value < $1.value }) {
+                entries[oldest.key] = nil
+            }
             if let existing = entries[state], existing > now { return false }
             entries[state] = expiresAt
             return true

@@ -57,7 +57,9 @@ public struct LoginTransaction: Sendable, Equatable {
     }
 
     /// Whether it has outlived ``lifetime`` at `now`.
-    public func isExpired(now: UnixTime) -> Bool { now >= createdAt + LoginTransaction.lifetime || now < createdAt - 300 }
+    public func isExpired(now: UnixTime) -> Bool {
+        now >= createdAt + LoginTransaction.lifetime || now < createdAt - 300
+    }
 
     /// Binary form for sealing.
     public func encoded() -> [UInt8] {

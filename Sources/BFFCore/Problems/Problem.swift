@@ -15,27 +15,34 @@ public struct Problem: Sendable, Hashable, Error {
     }
 
     /// Missing or wrong anti-forgery header, or a cross-site request (401).
-    public static let antiforgery = Problem(type: "urn:bff:problem:antiforgery", title: "Anti-forgery check failed", status: 401)
+    public static let antiforgery = Problem(
+        type: "urn:bff:problem:antiforgery", title: "Anti-forgery check failed", status: 401)
     /// No session (401).
-    public static let unauthenticated = Problem(type: "urn:bff:problem:unauthenticated", title: "Not authenticated", status: 401)
+    public static let unauthenticated = Problem(
+        type: "urn:bff:problem:unauthenticated", title: "Not authenticated", status: 401)
     /// Authenticated but not allowed (403).
     public static let forbidden = Problem(type: "urn:bff:problem:forbidden", title: "Forbidden", status: 403)
     /// The session ended because its refresh token was rejected (401).
-    public static let sessionExpired = Problem(type: "urn:bff:problem:session-expired", title: "Session expired", status: 401)
+    public static let sessionExpired = Problem(
+        type: "urn:bff:problem:session-expired", title: "Session expired", status: 401)
     /// `returnUrl` is not a local path (400).
-    public static let invalidReturnURL = Problem(type: "urn:bff:problem:invalid-return-url", title: "Invalid returnUrl", status: 400)
+    public static let invalidReturnURL = Problem(
+        type: "urn:bff:problem:invalid-return-url", title: "Invalid returnUrl", status: 400)
     /// `prompt` is not accepted (400).
-    public static let invalidPrompt = Problem(type: "urn:bff:problem:invalid-prompt", title: "Invalid prompt", status: 400)
+    public static let invalidPrompt = Problem(
+        type: "urn:bff:problem:invalid-prompt", title: "Invalid prompt", status: 400)
     /// Logout `sid` missing or wrong (400).
     public static let invalidSID = Problem(type: "urn:bff:problem:invalid-sid", title: "Invalid sid", status: 400)
     /// The IdP could not be reached (503).
-    public static let idpUnavailable = Problem(type: "urn:bff:problem:idp-unavailable", title: "Identity provider unavailable", status: 503)
+    public static let idpUnavailable = Problem(
+        type: "urn:bff:problem:idp-unavailable", title: "Identity provider unavailable", status: 503)
     /// A request the BFF refuses to process (400).
     public static let badRequest = Problem(type: "urn:bff:problem:bad-request", title: "Bad request", status: 400)
     /// Nothing here (404).
     public static let notFound = Problem(type: "urn:bff:problem:not-found", title: "Not found", status: 404)
     /// Wrong method (405).
-    public static let methodNotAllowed = Problem(type: "urn:bff:problem:method-not-allowed", title: "Method not allowed", status: 405)
+    public static let methodNotAllowed = Problem(
+        type: "urn:bff:problem:method-not-allowed", title: "Method not allowed", status: 405)
     /// An unexpected failure inside the BFF (500); details only in the log.
     public static let internalError = Problem(type: "urn:bff:problem:internal", title: "Internal error", status: 500)
 

@@ -17,7 +17,9 @@ public final class RevocationList: Sendable {
     public init(retention: Int64) { self.retention = retention }
 
     /// Ends every session of `issuer` with IdP session id `sid`, created at or before `at`.
-    public func revoke(issuer: String, idpSessionID sid: String, at: UnixTime) { add("sid\u{0}\(issuer)\u{0}\(sid)", at) }
+    public func revoke(issuer: String, idpSessionID sid: String, at: UnixTime) {
+        add("sid\u{0}\(issuer)\u{0}\(sid)", at)
+    }
     /// Ends every session of `issuer` and `subject`, created at or before `at`.
     public func revoke(issuer: String, subject: String, at: UnixTime) { add("sub\u{0}\(issuer)\u{0}\(subject)", at) }
     /// Ends the one session with this logout id.
@@ -27,10 +29,11 @@ public final class RevocationList: Sendable {
     public func isRevoked(_ session: Session) -> Bool {
         entries.withLock { entries in
             if entries.isEmpty { return false }
-            let keys = [
-                "lid\u{0}\(session.logoutID)",
-                "sub\u{0}\(session.issuer)\u{0}\(session.subject)",
-            ] + (session.idpSessionID.map { ["sid\u{0}\(session.issuer)\u{0}\($0)"] } ?? [])
+            let keys =
+                [
+                    "lid\u{0}\(session.logoutID)",
+                    "sub\u{0}\(session.issuer)\u{0}\(session.subject)",
+                ] + (session.idpSessionID.map { ["sid\u{0}\(session.issuer)\u{0}\($0)"] } ?? [])
             return keys.contains { key in
                 guard let entry = entries[key] else { return false }
                 return session.createdAt <= entry.revokedAt

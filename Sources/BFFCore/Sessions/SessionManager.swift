@@ -71,7 +71,8 @@ public struct SessionManager: Sendable {
             return LoadedSession(session: session, handle: .server(storeKey: storeKey, sessionKey: sessionKey))
         } else {
             guard let (joined, chunks) = joinChunks(cookies),
-                let plaintext = sealer.open(base64URL: joined, purpose: .sessionCookie, binding: configuration.cookieName),
+                let plaintext = sealer.open(
+                    base64URL: joined, purpose: .sessionCookie, binding: configuration.cookieName),
                 let session = Session(encoded: plaintext),
                 isCurrent(session, now: now),
                 !revocations.isRevoked(session)
@@ -81,11 +82,14 @@ public struct SessionManager: Sendable {
     }
 
     func isCurrent(_ session: Session, now: UnixTime) -> Bool {
-        session.expiresAt(idleTimeout: idleSeconds, absoluteTimeout: absoluteSeconds) > now && session.createdAt <= now + 300
+        session.expiresAt(idleTimeout: idleSeconds, absoluteTimeout: absoluteSeconds) > now
+            && session.createdAt <= now + 300
     }
 
     /// Stores a new session and returns the cookies that name it (and expire any previous one).
-    public func create(_ session: Session, replacing previous: LoadedSession?, cookies: CookieHeader) async throws -> [SetCookie] {
+    public func create(_ session: Session, replacing previous: LoadedSession?, cookies: CookieHeader) async throws
+        -> [SetCookie]
+    {
         if let previous { _ = await end(previous, cookies: cookies) }
         if let store {
             let id = random.bytes(16)
@@ -192,18 +196,21 @@ public struct SessionManager: Sendable {
     /// Cookie mode: the base cookie holds `<chunk count>.<first chunk>`, the others `name.1`… hold
     /// the rest, in order.
     func cookieModeCookies(for session: Session, cookies: CookieHeader) throws -> [SetCookie] {
-        let sealed = try sealer.sealToString(session.encoded(), purpose: .sessionCookie, binding: configuration.cookieName)
+        let sealed = try sealer.sealToString(
+            session.encoded(), purpose: .sessionCookie, binding: configuration.cookieName)
         let bytes = Array(sealed.utf8)
         let chunkCount = (bytes.count + SessionManager.chunkSize - 1) / SessionManager.chunkSize
         guard chunkCount <= SessionManager.maximumChunks else { throw SessionError.tooLargeForCookies(bytes.count) }
         var result: [SetCookie] = []
         for index in 0..<chunkCount {
-            let slice = bytes[(index * SessionManager.chunkSize)..<min(bytes.count, (index + 1) * SessionManager.chunkSize)]
+            let slice = bytes[
+                (index * SessionManager.chunkSize)..<min(bytes.count, (index + 1) * SessionManager.chunkSize)]
             let chunk = String(decoding: slice, as: UTF8.self)
             if index == 0 {
                 result.append(sessionCookie(value: "\(chunkCount).\(chunk)", session: session))
             } else {
-                result.append(sessionCookie(name: "\(configuration.cookieName).\(index)", value: chunk, session: session))
+                result.append(
+                    sessionCookie(name: "\(configuration.cookieName).\(index)", value: chunk, session: session))
             }
         }
         for (name, _) in cookies.pairs(withPrefix: configuration.cookieName + ".") {
@@ -236,7 +243,10 @@ public struct SessionManager: Sendable {
 
 /// Why a session could not be written.
 public struct SessionError: Error, CustomStringConvertible {
-    private enum Base { case sealing, tooLarge(Int) }
+    private enum Base {
+        case sealing
+        case tooLarge(Int)
+    }
     private let base: Base
     static let sealing = SessionError(base: .sealing)
     static func tooLargeForCookies(_ bytes: Int) -> SessionError { SessionError(base: .tooLarge(bytes)) }
@@ -252,7 +262,8 @@ public struct SessionError: Error, CustomStringConvertible {
         switch base {
         case .sealing: return "sealing the session failed"
         case .tooLarge(let bytes):
-            return "the session needs \(bytes) bytes, more than \(SessionManager.maximumChunks) cookies hold; use a server-side store (session.store: memory)"
+            return
+                "the session needs \(bytes) bytes, more than \(SessionManager.maximumChunks) cookies hold; use a server-side store (session.store: memory)"
         }
     }
 }

@@ -51,12 +51,16 @@ public struct WebURL: Sendable, Hashable {
             host = authority[...close]
             let after = authority[authority.index(after: close)...]
             if !after.isEmpty {
-                guard after.hasPrefix(":"), let value = Int(after.dropFirst()), (1...65535).contains(value) else { return nil }
+                guard after.hasPrefix(":"), let value = Int(after.dropFirst()), (1...65535).contains(value) else {
+                    return nil
+                }
                 port = value
             }
         } else if let colon = authority.lastIndex(of: ":") {
             host = authority[..<colon]
-            guard let value = Int(authority[authority.index(after: colon)...]), (1...65535).contains(value) else { return nil }
+            guard let value = Int(authority[authority.index(after: colon)...]), (1...65535).contains(value) else {
+                return nil
+            }
             port = value
         }
         guard !host.isEmpty else { return nil }

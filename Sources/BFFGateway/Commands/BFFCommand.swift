@@ -1,8 +1,7 @@
 import ArgumentParser
 import BFFCore
-import Logging
-
 import Foundation
+import Logging
 
 /// `bff`: the swift-bff gateway.
 @main
@@ -10,7 +9,9 @@ struct BFFCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bff",
         abstract: "A Backend-for-Frontend security gateway for single-page apps.",
-        subcommands: [ServeCommand.self, CheckConfigCommand.self, DemoCommand.self, DevIdPCommand.self, KeysCommand.self]
+        subcommands: [
+            ServeCommand.self, CheckConfigCommand.self, DemoCommand.self, DevIdPCommand.self, KeysCommand.self,
+        ]
     )
 }
 
@@ -30,7 +31,9 @@ enum CommandSupport {
             printError("\(path): cannot be read (fix: check the --config path)")
             throw ExitCode(1)
         }
-        switch GatewayConfigurationLoader.load(yaml: String(decoding: data, as: UTF8.self), environment: ProcessInfo.processInfo.environment) {
+        switch GatewayConfigurationLoader.load(
+            yaml: String(decoding: data, as: UTF8.self), environment: ProcessInfo.processInfo.environment)
+        {
         case .success(let configuration): return configuration
         case .failure(let list):
             for problem in list.problems { printError("\(path): \(problem)") }
@@ -45,7 +48,8 @@ enum CommandSupport {
 
 /// `bff check-config --config FILE`.
 struct CheckConfigCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "check-config", abstract: "Validate a configuration file and print every problem.")
+    static let configuration = CommandConfiguration(
+        commandName: "check-config", abstract: "Validate a configuration file and print every problem.")
 
     @Option(name: .long, help: "Path of the YAML configuration.")
     var config: String
@@ -53,16 +57,20 @@ struct CheckConfigCommand: ParsableCommand {
     func run() throws {
         let configuration = try CommandSupport.loadConfiguration(path: config)
         let bff = configuration.bff
-        print("ok: \(config) (issuer \(bff.oidc.issuer), client \(bff.oidc.clientID), store \(bff.session.store), listen \(bff.server.host):\(bff.server.port), public origin \(bff.server.effectivePublicOrigin), \(bff.keys.isEmpty ? "generated key" : "\(bff.keys.count) key(s)"))")
+        print(
+            "ok: \(config) (issuer \(bff.oidc.issuer), client \(bff.oidc.clientID), store \(bff.session.store), listen \(bff.server.host):\(bff.server.port), public origin \(bff.server.effectivePublicOrigin), \(bff.keys.isEmpty ? "generated key" : "\(bff.keys.count) key(s)"))"
+        )
     }
 }
 
 /// `bff keys generate`.
 struct KeysCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "keys", abstract: "Manage sealing keys.", subcommands: [Generate.self])
+    static let configuration = CommandConfiguration(
+        commandName: "keys", abstract: "Manage sealing keys.", subcommands: [Generate.self])
 
     struct Generate: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Print a new random 256-bit key in the configuration's format.")
+        static let configuration = CommandConfiguration(
+            abstract: "Print a new random 256-bit key in the configuration's format.")
 
         @Option(name: .long, help: "Key id (default: k-<random>).")
         var id: String?
@@ -71,7 +79,8 @@ struct KeysCommand: ParsableCommand {
             let random = SystemSecureRandom()
             let keyID = id ?? "k-\(random.token(byteCount: 4))"
             guard KeyRing.isValidID(keyID) else {
-                CommandSupport.printError("--id: '\(keyID)' is not a valid key id (fix: use 1-32 characters of A-Z a-z 0-9 . _ -)")
+                CommandSupport.printError(
+                    "--id: '\(keyID)' is not a valid key id (fix: use 1-32 characters of A-Z a-z 0-9 . _ -)")
                 throw ExitCode(2)
             }
             let secret = Base64URL.encode(random.bytes(32))

@@ -4,15 +4,15 @@ import BFFCore
 import BFFDevIdentityProvider
 import BFFHummingbird
 import BFFOIDC
+import Foundation
 import Hummingbird
 import Logging
 import ServiceLifecycle
 
-import Foundation
-
 /// `bff demo`: development IdP + gateway + sample SPA + sample API, offline, in one process.
 struct DemoCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "demo", abstract: "Run an offline quickstart: dev IdP, gateway, sample SPA and API.")
+    static let configuration = CommandConfiguration(
+        commandName: "demo", abstract: "Run an offline quickstart: dev IdP, gateway, sample SPA and API.")
 
     @Option(name: .long, help: "Gateway port.")
     var port: Int = 5080
@@ -29,7 +29,8 @@ struct DemoCommand: AsyncParsableCommand {
     func run() async throws {
         CommandSupport.bootstrapLogging()
         let logger = Logger(label: "bff.demo")
-        let setup = try DemoSetup.make(port: port, idpPort: idpPort, adminPort: adminPort, accessTokenLifetime: accessTokenLifetime)
+        let setup = try DemoSetup.make(
+            port: port, idpPort: idpPort, adminPort: adminPort, accessTokenLifetime: accessTokenLifetime)
         let client = AsyncHTTPClientTransport.makeClient()
         let gateway: Gateway
         do {
@@ -42,24 +43,27 @@ struct DemoCommand: AsyncParsableCommand {
         }
         let idp = try DevIdentityProvider(configuration: setup.idp)
         var services: [any Service] = [
-            idp.makeApplication(host: "127.0.0.1", port: idpPort, logger: Logger(label: "bff.dev-idp")), gateway.application,
+            idp.makeApplication(host: "127.0.0.1", port: idpPort, logger: Logger(label: "bff.dev-idp")),
+            gateway.application,
         ]
         if let admin = gateway.admin { services.append(admin) }
-        FileHandle.standardOutput.write(Data(
-            """
+        FileHandle.standardOutput.write(
+            Data(
+                """
 
-              swift-bff demo is running (offline).
+                  swift-bff demo is running (offline).
 
-                Open      http://localhost:\(port)/
-                Sign in   alice / alice   or   bob / bob
-                IdP       \(setup.idp.issuer)  (development identity provider)
-                Health    http://127.0.0.1:\(adminPort)/healthz  /readyz
+                    Open      http://localhost:\(port)/
+                    Sign in   alice / alice   or   bob / bob
+                    IdP       \(setup.idp.issuer)  (development identity provider)
+                    Health    http://127.0.0.1:\(adminPort)/healthz  /readyz
 
-              Press Ctrl-C to stop.
+                  Press Ctrl-C to stop.
 
-            """.utf8))
+                """.utf8))
         do {
-            let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            let group = ServiceGroup(
+                configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
         } catch {
             try? await client.shutdown()
@@ -115,7 +119,9 @@ enum DemoAPI {
             .add(middleware: BFFAPIMiddleware(bff: bff))
             .get("weatherforecast") { _, context in
                 let name = context.session?.subject ?? "anonymous"
-                let summaries = ["Freezing", "Bracing", "Chilly", "Cool", "Mild", "Warm", "Balmy", "Hot", "Sweltering", "Scorching"]
+                let summaries = [
+                    "Freezing", "Bracing", "Chilly", "Cool", "Mild", "Warm", "Balmy", "Hot", "Sweltering", "Scorching",
+                ]
                 let today = Int(SystemTimeSource().now / 86400)
                 var items: [String] = []
                 for offset in 1...5 {

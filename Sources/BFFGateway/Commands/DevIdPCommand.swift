@@ -1,15 +1,15 @@
 import ArgumentParser
 import BFFCore
 import BFFDevIdentityProvider
+import Foundation
 import Logging
 import ServiceLifecycle
 import Yams
 
-import Foundation
-
 /// `bff dev-idp --config FILE`: the development IdP alone.
 struct DevIdPCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "dev-idp", abstract: "Run the development identity provider alone.")
+    static let configuration = CommandConfiguration(
+        commandName: "dev-idp", abstract: "Run the development identity provider alone.")
 
     @Option(name: .long, help: "Path of the dev IdP YAML (listen, issuer, users, clients, lifetimes).")
     var config: String
@@ -25,15 +25,17 @@ struct DevIdPCommand: AsyncParsableCommand {
         }
         let (host, port, settings) = try Self.parse(String(decoding: data, as: UTF8.self), path: config)
         guard allowRemote || WebURL.isLoopbackHost(host.contains(":") ? "[\(host)]" : host) else {
-            CommandSupport.printError("\(config): listen: \(host) is not a loopback address (fix: use 127.0.0.1, or pass --allow-remote)")
+            CommandSupport.printError(
+                "\(config): listen: \(host) is not a loopback address (fix: use 127.0.0.1, or pass --allow-remote)")
             throw ExitCode(1)
         }
         let idp = try DevIdentityProvider(configuration: settings)
         let logger = Logger(label: "bff.dev-idp")
         print("dev IdP listening on \(host):\(port), issuer \(settings.issuer)")
-        let group = ServiceGroup(configuration: .init(
-            services: [idp.makeApplication(host: host, port: port, logger: logger)],
-            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [idp.makeApplication(host: host, port: port, logger: logger)],
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
     }
 
@@ -42,14 +44,20 @@ struct DevIdPCommand: AsyncParsableCommand {
             CommandSupport.printError("\(path): \(message)")
             return ExitCode(1)
         }
-        guard let root = (try? Yams.load(yaml: yaml)) as? [String: Any] else { throw fail("(file): not a YAML mapping") }
+        guard let root = (try? Yams.load(yaml: yaml)) as? [String: Any] else {
+            throw fail("(file): not a YAML mapping")
+        }
         let listen = root["listen"] as? String ?? "127.0.0.1:5556"
-        guard let (host, port) = GatewayConfigurationLoader.parseListen(listen) else { throw fail("listen: '\(listen)' is not host:port") }
+        guard let (host, port) = GatewayConfigurationLoader.parseListen(listen) else {
+            throw fail("listen: '\(listen)' is not host:port")
+        }
         let issuer = root["issuer"] as? String ?? "http://\(host):\(port)"
         var users = DevUser.defaults
         if let list = root["users"] as? [[String: Any]] {
             users = list.compactMap { entry in
-                guard let name = entry["username"] as? String, let password = entry["password"] as? String else { return nil }
+                guard let name = entry["username"] as? String, let password = entry["password"] as? String else {
+                    return nil
+                }
                 return DevUser(
                     username: name, password: password, subject: entry["subject"] as? String ?? name,
                     name: entry["name"] as? String ?? name, email: entry["email"] as? String ?? "\(name)@example.com")
@@ -60,9 +68,10 @@ struct DevIdPCommand: AsyncParsableCommand {
             guard let id = entry["clientId"] as? String, let secret = entry["clientSecret"] as? String else {
                 throw fail("clients: each client needs clientId and clientSecret")
             }
-            clients.append(DevClient(
-                clientID: id, clientSecret: secret, redirectURIs: entry["redirectUris"] as? [String] ?? [],
-                postLogoutRedirectURIs: entry["postLogoutRedirectUris"] as? [String] ?? []))
+            clients.append(
+                DevClient(
+                    clientID: id, clientSecret: secret, redirectURIs: entry["redirectUris"] as? [String] ?? [],
+                    postLogoutRedirectURIs: entry["postLogoutRedirectUris"] as? [String] ?? []))
         }
         guard !clients.isEmpty else { throw fail("clients: at least one client is required") }
         var settings = DevIdentityProviderConfiguration(issuer: issuer, users: users, clients: clients)

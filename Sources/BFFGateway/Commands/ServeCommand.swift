@@ -20,17 +20,20 @@ struct ServeCommand: AsyncParsableCommand {
         let client = AsyncHTTPClientTransport.makeClient()
         do {
             let gateway = try Gateway.build(
-                configuration: configuration, keyRing: keyRing, http: AsyncHTTPClientTransport(client: client), logger: logger)
+                configuration: configuration, keyRing: keyRing, http: AsyncHTTPClientTransport(client: client),
+                logger: logger)
             var services: [any Service] = [gateway.application]
             if let admin = gateway.admin { services.append(admin) }
             logger.info(
                 "gateway starting",
                 metadata: [
                     "bff.listen": "\(configuration.bff.server.host):\(configuration.bff.server.port)",
-                    "bff.public_origin": .string(gateway.bff.publicOrigin), "bff.issuer": .string(configuration.bff.oidc.issuer),
+                    "bff.public_origin": .string(gateway.bff.publicOrigin),
+                    "bff.issuer": .string(configuration.bff.oidc.issuer),
                     "bff.store": .string(configuration.bff.session.store.description),
                 ])
-            let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            let group = ServiceGroup(
+                configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
         } catch {
             try? await client.shutdown()

@@ -1,5 +1,4 @@
 import BFFCore
-
 import Foundation
 
 /// Reads typed values from the parsed YAML tree with environment overrides (`BFF_` + the upper-snake
@@ -123,7 +122,9 @@ final class ConfigReader {
         if let list = value as? [Any] {
             var result: [String] = []
             for (index, element) in list.enumerated() {
-                if let text = element as? String { result.append(text) } else {
+                if let text = element as? String {
+                    result.append(text)
+                } else {
                     problem("\(path)[\(index)]", "must be a string", "quote the value")
                 }
             }
@@ -142,7 +143,9 @@ final class ConfigReader {
         var result: [String: String] = [:]
         for (key, element) in dictionary {
             visited.insert("\(path).\(key)")
-            if let text = element as? String { result[key] = text } else if let number = element as? Int {
+            if let text = element as? String {
+                result[key] = text
+            } else if let number = element as? Int {
                 result[key] = String(number)
             } else {
                 problem("\(path).\(key)", "must be a string", "quote the value")
@@ -164,7 +167,8 @@ final class ConfigReader {
         }
         if value.hasPrefix("file:") {
             let file = String(value.dropFirst(5))
-            guard let data = FileManager.default.contents(atPath: file), let text = String(data: data, encoding: .utf8) else {
+            guard let data = FileManager.default.contents(atPath: file), let text = String(data: data, encoding: .utf8)
+            else {
                 problem(path, "file \(file) cannot be read", "check the path and its permissions")
                 return nil
             }

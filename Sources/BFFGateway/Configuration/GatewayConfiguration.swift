@@ -1,7 +1,6 @@
 import BFFCore
-import Yams
-
 import Foundation
+import Yams
 
 /// Everything `bff serve` needs: the BFF configuration plus gateway-only settings.
 struct GatewayConfiguration: Sendable {
@@ -17,7 +16,10 @@ enum GatewayConfigurationLoader {
         do {
             tree = try Yams.load(yaml: yaml)
         } catch {
-            return .failure(ProblemList([.init(path: "(file)", message: "is not valid YAML: \(error)", fix: "check indentation and quoting")]))
+            return .failure(
+                ProblemList([
+                    .init(path: "(file)", message: "is not valid YAML: \(error)", fix: "check indentation and quoting")
+                ]))
         }
         let root: [String: Any]
         if tree == nil {
@@ -25,7 +27,12 @@ enum GatewayConfigurationLoader {
         } else if let dictionary = tree as? [String: Any] {
             root = dictionary
         } else {
-            return .failure(ProblemList([.init(path: "(file)", message: "top level must be a mapping", fix: "start with keys such as server: and oidc:")]))
+            return .failure(
+                ProblemList([
+                    .init(
+                        path: "(file)", message: "top level must be a mapping",
+                        fix: "start with keys such as server: and oidc:")
+                ]))
         }
         let reader = ConfigReader(root: root, environment: environment)
         var configuration = BFFConfiguration()
@@ -54,7 +61,8 @@ enum GatewayConfigurationLoader {
                     guard let dictionary = entry as? [String: Any], let id = dictionary["id"] as? String,
                         let rawSecret = dictionary["secret"] as? String
                     else {
-                        reader.problem("keys[\(index)]", "needs id and secret", "write - {id: k1, secret: \"base64 of 32 bytes\"}")
+                        reader.problem(
+                            "keys[\(index)]", "needs id and secret", "write - {id: k1, secret: \"base64 of 32 bytes\"}")
                         continue
                     }
                     for key in dictionary.keys where key != "id" && key != "secret" {
@@ -62,7 +70,8 @@ enum GatewayConfigurationLoader {
                     }
                     guard let secret = reader.secret("keys[\(index)].secret", rawSecret) else { continue }
                     guard let bytes = decodeKey(secret) else {
-                        reader.problem("keys[\(index)].secret", "is not base64", "generate one with `bff keys generate`")
+                        reader.problem(
+                            "keys[\(index)].secret", "is not base64", "generate one with `bff keys generate`")
                         continue
                     }
                     configuration.keys.append(KeyRing.Key(id: id, secret: bytes))
@@ -77,19 +86,29 @@ enum GatewayConfigurationLoader {
         configuration.oidc.clientID = reader.string("oidc.clientId") ?? ""
         configuration.oidc.clientSecret = reader.secret("oidc.clientSecret", reader.string("oidc.clientSecret"))
         if let value = reader.string("oidc.clientAuth") {
-            if let auth = ClientAuthentication(name: value) { configuration.oidc.clientAuth = auth } else {
-                reader.problem("oidc.clientAuth", "'\(value)' is unknown", "use client_secret_basic or client_secret_post")
+            if let auth = ClientAuthentication(name: value) {
+                configuration.oidc.clientAuth = auth
+            } else {
+                reader.problem(
+                    "oidc.clientAuth", "'\(value)' is unknown", "use client_secret_basic or client_secret_post")
             }
         }
         if let value = reader.stringList("oidc.scopes") { configuration.oidc.scopes = value }
         if let value = reader.string("oidc.callbackPath") { configuration.oidc.callbackPath = value }
-        if let value = reader.string("oidc.postLogoutCallbackPath") { configuration.oidc.postLogoutCallbackPath = value }
+        if let value = reader.string("oidc.postLogoutCallbackPath") {
+            configuration.oidc.postLogoutCallbackPath = value
+        }
         if let value = reader.stringMap("oidc.authorizeParameters") { configuration.oidc.authorizeParameters = value }
         configuration.oidc.endSessionEndpoint = reader.string("oidc.endSessionEndpoint")
         configuration.oidc.revocationEndpoint = reader.string("oidc.revocationEndpoint")
-        for (path, keyPath) in [("oidc.usePAR", \OIDCConfiguration.usePAR), ("oidc.requireIssParameter", \OIDCConfiguration.requireIssParameter)] {
+        for (path, keyPath) in [
+            ("oidc.usePAR", \OIDCConfiguration.usePAR),
+            ("oidc.requireIssParameter", \OIDCConfiguration.requireIssParameter),
+        ] {
             if let value = reader.string(path) {
-                if let parsed = AutoSwitch(name: value) { configuration.oidc[keyPath: keyPath] = parsed } else {
+                if let parsed = AutoSwitch(name: value) {
+                    configuration.oidc[keyPath: keyPath] = parsed
+                } else {
                     reader.problem(path, "'\(value)' is not auto, true or false", "use auto")
                 }
             }
@@ -101,7 +120,9 @@ enum GatewayConfigurationLoader {
 
         // session
         if let value = reader.string("session.store") {
-            if let kind = SessionStoreKind(name: value) { configuration.session.store = kind } else {
+            if let kind = SessionStoreKind(name: value) {
+                configuration.session.store = kind
+            } else {
                 reader.problem("session.store", "'\(value)' is unknown", "use memory or cookie")
             }
         }
@@ -109,7 +130,9 @@ enum GatewayConfigurationLoader {
         _ = reader.string("session.postgres.url")
         if let value = reader.string("session.cookieName") { configuration.session.cookieName = value }
         if let value = reader.string("session.sameSite") {
-            if let sameSite = SameSite(name: value) { configuration.session.sameSite = sameSite } else {
+            if let sameSite = SameSite(name: value) {
+                configuration.session.sameSite = sameSite
+            } else {
                 reader.problem("session.sameSite", "'\(value)' is unknown", "use strict or lax")
             }
         }
@@ -122,8 +145,12 @@ enum GatewayConfigurationLoader {
         if let value = reader.bool("session.secure") { configuration.session.secureCookies = value }
 
         // tokens, antiforgery, user
-        if let value = reader.duration("tokens.refreshBeforeExpiry") { configuration.tokens.refreshBeforeExpiry = value }
-        if let value = reader.bool("tokens.revokeRefreshTokenOnLogout") { configuration.tokens.revokeRefreshTokenOnLogout = value }
+        if let value = reader.duration("tokens.refreshBeforeExpiry") {
+            configuration.tokens.refreshBeforeExpiry = value
+        }
+        if let value = reader.bool("tokens.revokeRefreshTokenOnLogout") {
+            configuration.tokens.revokeRefreshTokenOnLogout = value
+        }
         if let value = reader.string("antiforgery.headerName") { configuration.antiforgery.headerName = value }
         if let value = reader.string("antiforgery.headerValue") { configuration.antiforgery.headerValue = value }
         if let value = reader.string("user.anonymousResponse") {
@@ -141,19 +168,25 @@ enum GatewayConfigurationLoader {
         configuration.staticFiles.root = reader.string("static.root")
         if let value = reader.string("static.fallback") { configuration.staticFiles.fallback = value }
         if reader.string("static.devServer") != nil {
-            reader.problem("static.devServer", "the dev-server proxy is not available in this version", "serve the built SPA with static.root")
+            reader.problem(
+                "static.devServer", "the dev-server proxy is not available in this version",
+                "serve the built SPA with static.root")
         }
         if reader.isExplicitNull("admin.listen") {
             configuration.admin.listen = nil
             _ = reader.raw("admin.listen")
         } else if let value = reader.string("admin.listen") {
-            if parseListen(value) == nil { reader.problem("admin.listen", "'\(value)' is not host:port", "write 127.0.0.1:9090 or null") }
+            if parseListen(value) == nil {
+                reader.problem("admin.listen", "'\(value)' is not host:port", "write 127.0.0.1:9090 or null")
+            }
             configuration.admin.listen = value
         }
         if let value = reader.bool("diagnostics.showTokens") { configuration.diagnostics.showTokens = value }
         if let value = reader.string("managementPrefix") { configuration.managementPrefix = value }
         if let apis = reader.raw("apis"), (apis as? [Any])?.isEmpty == false {
-            reader.problem("apis", "remote API routes are not available in this version", "serve local APIs from your app with BFFAPIMiddleware, or remove apis")
+            reader.problem(
+                "apis", "remote API routes are not available in this version",
+                "serve local APIs from your app with BFFAPIMiddleware, or remove apis")
         }
         if let frontends = reader.raw("frontends"), (frontends as? [Any])?.isEmpty == false {
             reader.problem("frontends", "multi-frontend is not available in this version", "remove frontends")
@@ -171,7 +204,9 @@ enum GatewayConfigurationLoader {
 
     /// `host:port` or `[v6]:port`.
     static func parseListen(_ text: String) -> (String, Int)? {
-        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+            (0...65535).contains(port)
+        else {
             return nil
         }
         var host = String(text[..<colon])

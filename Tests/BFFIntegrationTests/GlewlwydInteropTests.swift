@@ -1,0 +1,142 @@
+import AsyncHTTPClient
+import BFFCore
+import BFFOIDC
+import BFFTesting
+import Foundation
+import Logging
+import ServiceLifecycle
+import Testing
+
+@testable import BFFGateway
+
+/// The BFF against a real, third-party IdP: Glewlwyd (Debian), started by
+/// `scripts/interop/glewlwyd/start.sh`. `.ci/run` starts it and sets `BFF_TEST_GLEWLWYD_ISSUER`; there
+/// `BFF_REQUIRE_INTEROP=1` turns a missing IdP into a failure instead of a skip.
+@Suite("Interop: Glewlwyd", .serialized)
+struct GlewlwydInteropTests {
+    static let issuer = ProcessInfo.processInfo.environment["BFF_TEST_GLEWLWYD_ISSUER"]
+    static let required = ProcessInfo.processInfo.environment["BFF_REQUIRE_INTEROP"] == "1"
+    static let port = Int(ProcessInfo.processInfo.environment["BFF_TEST_GLEWLWYD_GATEWAY_PORT"] ?? "5180") ?? 5180
+
+    @Test func glewlwydIsAvailableWhenRequired() {
+        if Self.required {
+            #expect(Self.issuer != nil, "BFF_REQUIRE_INTEROP=1 but BFF_TEST_GLEWLWYD_ISSUER is not set")
+        }
+    }
+
+    @Test(.enabled(if: issuer != nil, "set BFF_TEST_GLEWLWYD_ISSUER (scripts/interop/glewlwyd/start.sh)"))
+    func loginUserLocalAPIAndLogout() async throws {
+        let issuer = try #require(Self.issuer)
+        let idpBase = try #require(WebURL(issuer)).origin
+        let origin = "http://localhost:\(Self.port)"
+        var bff = BFFConfiguration()
+        bff.server.port = Self.port
+        bff.server.publicOrigin = origin
+        bff.server.environment = "development"
+        bff.diagnostics.showTokens = true  // lets this test check that the refresh token was revoked
+        bff.oidc.issuer = issuer
+        bff.oidc.clientID = "bff"
+        bff.oidc.clientSecret = "bff-secret"
+        bff.admin.listen = nil
+        let keyRing = try KeyRing(keys: [KeyRing.Key(id: "interop", secret: SystemSecureRandom().bytes(32))])
+        let client = AsyncHTTPClientTransport.makeClient()
+        let gateway = try Gateway.build(
+            configuration: GatewayConfiguration(bff: bff), keyRing: keyRing,
+            http: AsyncHTTPClientTransport(client: client),
+            logger: TestEnvironment.quietLogger, configureRouter: DemoAPI.add)
+        let browser = TestBrowser()
+        defer { _ = browser }
+        do {
+            try await TestServers.withRunning([gateway.application], ports: [Self.port]) {
+                try await Self.scenario(browser: browser, origin: origin, issuer: issuer, idpBase: idpBase)
+            }
+        } catch {
+            try? await browser.shutdown()
+            try? await client.shutdown()
+            throw error
+        }
+        try await browser.shutdown()
+        try await client.shutdown()
+    }
+
+    static func resolve(_ location: String, base: String) -> String {
+        if location.hasPrefix("http://") || location.hasPrefix("https://") { return location }
+        if location.hasPrefix("/") { return base + location }
+        return base + "/" + location
+    }
+
+    static func scenario(browser: TestBrowser, origin: String, issuer: String, idpBase: String) async throws {
+        let csrf = [("X-CSRF", "1")]
+        // 1. Login: BFF → Glewlwyd authorize (PAR, as Glewlwyd advertises it) → its login SPA's API.
+        let start = try await browser.get(origin + "/bff/login?returnUrl=%2Fhome")
+        #expect(start.status == 302)
+        let authorize = try #require(start.location)
+        #expect(authorize.hasPrefix(issuer + "/auth?"))
+        #expect(TestEnvironment.query(authorize)["request_uri"] != nil, "pushed authorization request used")
+        let toLogin = try await browser.get(authorize)
+        #expect(toLogin.status == 302)
+        let loginPage = resolve(try #require(toLogin.header("location")), base: idpBase)
+        let loginQuery = TestEnvironment.query(loginPage)
+        let callbackURL = try #require(loginQuery["callback_url"])
+        let auth = try await browser.sendJSON(
+            "POST", idpBase + "/api/auth/", #"{"username":"alice","password":"alice-password"}"#)
+        #expect(auth.status == 200, "Glewlwyd password login: \(auth.body)")
+        let scope = loginQuery["scope"] ?? "openid profile email offline_access"
+        let grant = try await browser.sendJSON(
+            "PUT", idpBase + "/api/auth/grant/bff", "{\"scope\":\(JSONText.quote(scope))}")
+        #expect(grant.status == 200, "Glewlwyd consent: \(grant.body)")
+        var page = try await browser.get(callbackURL + (callbackURL.contains("?") ? "&" : "?") + "g_continue")
+        for _ in 0..<5 where page.status == 302 {
+            let next = resolve(try #require(page.header("location")), base: idpBase)
+            if next.hasPrefix(origin) { break }
+            page = try await browser.get(next)
+        }
+        let callback = resolve(try #require(page.header("location")), base: idpBase)
+        #expect(callback.hasPrefix(origin + "/signin-oidc?"))
+        let finished = try await browser.get(callback)
+        #expect(finished.status == 302, "callback: \(finished.body)")
+        #expect(finished.header("location") == "/home")
+
+        // 2. /bff/user with Glewlwyd's claims, and a local API call.
+        let user = try await browser.get(origin + "/bff/user", headers: csrf)
+        #expect(user.status == 200)
+        #expect(user.body.contains(#"{"type":"name","value":"Alice Smith"}"#))
+        #expect(user.body.contains(#"{"type":"iss","value":"\#(issuer)"}"#))
+        #expect(!user.body.contains("eyJ"))
+        let api = try await browser.get(origin + "/api/weatherforecast", headers: csrf)
+        #expect(api.status == 200)
+        let diagnostics = try await browser.get(origin + "/bff/diagnostics", headers: csrf)
+        let refreshToken = try #require(TestEnvironment.extract(#""refreshToken":""#, from: diagnostics.body))
+
+        // 3. Logout at the BFF: refresh token revoked at Glewlwyd, session gone, redirect to end_session.
+        let logoutPath = try #require(TestEnvironment.extract(#""bff:logout_url","value":""#, from: user.body))
+        let logout = try await browser.get(origin + logoutPath)
+        #expect(logout.status == 302)
+        let endSession = try #require(logout.location)
+        #expect(endSession.hasPrefix(issuer + "/end_session?"))
+        #expect(try await browser.get(origin + "/bff/user", headers: csrf).status == 401)
+        let basic = "Basic " + Data("bff:bff-secret".utf8).base64EncodedString()
+        let refresh = try await browser.request(
+            "POST", issuer + "/token",
+            headers: [("content-type", "application/x-www-form-urlencoded"), ("authorization", basic)],
+            body: Array(FormEncoding.encode([("grant_type", "refresh_token"), ("refresh_token", refreshToken)]).utf8),
+            sendCookies: false)
+        #expect(refresh.status == 400, "the refresh token was revoked at logout (got \(refresh.status))")
+
+        // 4. Glewlwyd's end_session: its SPA ends the session, then returns to our post-logout callback.
+        let toEnd = try await browser.get(endSession)
+        #expect(toEnd.status == 302)
+        let endPage = TestEnvironment.query(resolve(try #require(toEnd.header("location")), base: idpBase))
+        #expect(endPage["prompt"] == "end_session")
+        let sid = try #require(endPage["sid"])
+        let plugin = endPage["plugin"] ?? "oidc"
+        let deleted = try await browser.request("DELETE", idpBase + "/api/\(plugin)/session/\(sid)")
+        #expect(deleted.status == 200)
+        _ = try await browser.request("DELETE", idpBase + "/api/auth/")
+        let back = try #require(endPage["callback_url"])
+        #expect(back.hasPrefix(origin + "/signout-callback-oidc"))
+        let final = try await browser.get(back)
+        #expect(final.status == 302)
+        #expect(final.header("location") == "/")
+    }
+}
