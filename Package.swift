@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "BFFDevIdentityProvider", targets: ["BFFDevIdentityProvider"]),
         .library(name: "BFFTesting", targets: ["BFFTesting"]),
         .executable(name: "bff", targets: ["BFFGateway"]),
+        .executable(name: "bff-micro-bench", targets: ["BFFMicroBenchmarks"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -120,6 +121,12 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Examples/LibraryApp",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "BFFMicroBenchmarks",
+            dependencies: ["BFFCore"],
+            path: "Benchmarks/Micro",
             swiftSettings: swiftSettings
         ),
         .testTarget(

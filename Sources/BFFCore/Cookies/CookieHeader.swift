@@ -107,24 +107,28 @@ public struct CookieHeader: Sendable {
     /// RFC 7230 token characters.
     @usableFromInline
     static func isToken(_ bytes: ArraySlice<UInt8>) -> Bool {
-        for byte in bytes {
-            switch byte {
-            case 0x21, 0x23...0x27, 0x2A, 0x2B, 0x2D, 0x2E, 0x30...0x39, 0x41...0x5A, 0x5E...0x7A, 0x7C, 0x7E: continue
-            default: return false
-            }
-        }
-        return true
+        tokenTable.withUnsafeBufferPointer { table in bytes.allSatisfy { table[Int($0)] } }
     }
 
     /// RFC 6265 cookie-octet characters.
     @usableFromInline
     static func isCookieValue(_ bytes: ArraySlice<UInt8>) -> Bool {
-        for byte in bytes {
-            switch byte {
-            case 0x21, 0x23...0x2B, 0x2D...0x3A, 0x3C...0x5B, 0x5D...0x7E: continue
-            default: return false
-            }
+        valueTable.withUnsafeBufferPointer { table in bytes.allSatisfy { table[Int($0)] } }
+    }
+
+    @usableFromInline
+    static let tokenTable: [Bool] = (0..<256).map { byte in
+        switch byte {
+        case 0x21, 0x23...0x27, 0x2A, 0x2B, 0x2D, 0x2E, 0x30...0x39, 0x41...0x5A, 0x5E...0x7A, 0x7C, 0x7E: return true
+        default: return false
         }
-        return true
+    }
+
+    @usableFromInline
+    static let valueTable: [Bool] = (0..<256).map { byte in
+        switch byte {
+        case 0x21, 0x23...0x2B, 0x2D...0x3A, 0x3C...0x5B, 0x5D...0x7E: return true
+        default: return false
+        }
     }
 }

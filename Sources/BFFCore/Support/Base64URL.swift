@@ -36,34 +36,42 @@ public enum Base64URL {
     /// or an impossible length.
     @inlinable
     public static func decode(_ input: some Collection<UInt8>) -> [UInt8]? {
+        if let result = input.withContiguousStorageIfAvailable({ decode(buffer: $0) }) { return result }
+        return Array(input).withUnsafeBufferPointer { decode(buffer: $0) }
+    }
+
+    /// Decodes from contiguous bytes (the hot path: cookie values).
+    @usableFromInline
+    static func decode(buffer input: UnsafeBufferPointer<UInt8>) -> [UInt8]? {
         var end = input.count
         // Tolerate trailing padding, which some IdPs emit in JWK members.
-        if end > 0, input.reversed().first == UInt8(ascii: "=") {
-            end = 0
-            for byte in input where byte != UInt8(ascii: "=") { end += 1 }
-        }
-        if end % 4 == 1 { return nil }
-        var output = [UInt8]()
-        output.reserveCapacity(end * 3 / 4)
-        var accumulator: UInt32 = 0
-        var bits = 0
-        var seen = 0
-        for byte in input {
-            if seen == end {
-                guard byte == UInt8(ascii: "=") else { return nil }
-                continue
+        while end > 0, input[end - 1] == UInt8(ascii: "=") { end -= 1 }
+        if input.count - end > 2 || end % 4 == 1 { return nil }
+        let outputCount = end / 4 * 3 + max(0, end % 4 - 1)
+        return decodeTable.withUnsafeBufferPointer { table -> [UInt8]? in
+            var failed = false
+            let output = [UInt8](unsafeUninitializedCapacity: outputCount) { out, initialized in
+                var accumulator: UInt32 = 0
+                var bits: UInt32 = 0
+                var written = 0
+                for index in 0..<end {
+                    let value = table[Int(input[index])]
+                    if value == 0xFF {
+                        failed = true
+                        break
+                    }
+                    accumulator = (accumulator << 6) | UInt32(value)
+                    bits += 6
+                    if bits >= 8 {
+                        bits -= 8
+                        out[written] = UInt8(truncatingIfNeeded: accumulator >> bits)
+                        written += 1
+                    }
+                }
+                initialized = failed ? 0 : written
             }
-            seen += 1
-            let value = decodeTable[Int(byte)]
-            if value == 0xFF { return nil }
-            accumulator = (accumulator << 6) | UInt32(value)
-            bits += 6
-            if bits >= 8 {
-                bits -= 8
-                output.append(UInt8(truncatingIfNeeded: accumulator >> UInt32(bits)))
-            }
+            return failed ? nil : output
         }
-        return output
     }
 
     /// Decodes a string.
