@@ -18,7 +18,8 @@ struct DevIdentityProviderTests {
         ])
         let form = try await browser.get(env.issuer + "/authorize?" + query)
         if form.status == 302 {  // an IdP session exists already: single sign-on
-            return try #require(TestEnvironment.query(try #require(form.location))["code"])
+            let location = try #require(form.location)
+            return try #require(TestEnvironment.query(location)["code"])
         }
         let requestID = try #require(TestEnvironment.extract(#"name="request_id" value=""#, from: form.body))
         let done = try await browser.postForm(
