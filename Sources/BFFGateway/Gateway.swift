@@ -120,8 +120,11 @@ struct SecurityHeadersMiddleware<Context: RequestContext>: RouterMiddleware {
     {
         var response = try await next(request, context)
         if response.headers[.xContentTypeOptions] == nil { response.headers[.xContentTypeOptions] = "nosniff" }
-        if response.headers[.referrerPolicy] == nil { response.headers[.referrerPolicy] = "no-referrer" }
-        if response.headers[.xFrameOptions] == nil { response.headers[.xFrameOptions] = "SAMEORIGIN" }
+        for (name, value) in [
+            (GatewayHeaderNames.referrerPolicy, "no-referrer"), (GatewayHeaderNames.xFrameOptions, "SAMEORIGIN"),
+        ] {
+            if let name, response.headers[name] == nil { response.headers[name] = value }
+        }
         return response
     }
 }
@@ -161,8 +164,8 @@ struct SPAFallbackMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 }
 
-extension HTTPField.Name {
-    static let xContentTypeOptions = HTTPField.Name("X-Content-Type-Options")!
-    static let referrerPolicy = HTTPField.Name("Referrer-Policy")!
-    static let xFrameOptions = HTTPField.Name("X-Frame-Options")!
+/// Header names HTTPTypes does not predefine (optional so no path can trap).
+enum GatewayHeaderNames {
+    static let referrerPolicy = HTTPField.Name("Referrer-Policy")
+    static let xFrameOptions = HTTPField.Name("X-Frame-Options")
 }

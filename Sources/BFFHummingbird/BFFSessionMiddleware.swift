@@ -83,12 +83,15 @@ extension BFF {
     public func passesAntiForgery(_ request: Request) -> Bool {
         guard let name = HTTPField.Name(configuration.antiforgery.headerName) else { return false }
         return antiForgery.allows(
-            header: request.headers[values: name], secFetchSite: request.headers[.secFetchSite],
+            header: request.headers[values: name],
+            secFetchSite: ExtraHeaderNames.secFetchSite.flatMap { request.headers[$0] },
             origin: request.headers[values: .origin])
     }
 
     /// Whether the request is visibly cross-site.
     func isCrossSite(_ request: Request) -> Bool {
-        antiForgery.isCrossSite(secFetchSite: request.headers[.secFetchSite], origin: request.headers[values: .origin])
+        antiForgery.isCrossSite(
+            secFetchSite: ExtraHeaderNames.secFetchSite.flatMap { request.headers[$0] },
+            origin: request.headers[values: .origin])
     }
 }

@@ -3,10 +3,18 @@ import HTTPTypes
 import Hummingbird
 import NIOCore
 
-extension HTTPField.Name {
-    static let secFetchSite = HTTPField.Name("Sec-Fetch-Site")!
-    static let xContentTypeOptions = HTTPField.Name("X-Content-Type-Options")!
-    static let referrerPolicy = HTTPField.Name("Referrer-Policy")!
+/// Header names HTTPTypes does not predefine. The failable initialiser cannot fail for these literal
+/// tokens; they stay optional so no code path can trap.
+enum ExtraHeaderNames {
+    static let secFetchSite = HTTPField.Name("Sec-Fetch-Site")
+    static let referrerPolicy = HTTPField.Name("Referrer-Policy")
+}
+
+extension HTTPFields {
+    /// Sets a field whose name may be unavailable (see ``ExtraHeaderNames``).
+    mutating func set(_ name: HTTPField.Name?, _ value: String) {
+        if let name { self[name] = value }
+    }
 }
 
 /// A ``Problem`` thrown from a handler; Hummingbird turns it into the problem response.
@@ -38,7 +46,8 @@ public enum BFFResponses {
 
     /// A 302 redirect with `Cache-Control: no-store`.
     public static func redirect(to location: String, cookies: [SetCookie] = []) -> Response {
-        var headers: HTTPFields = [.location: location, .cacheControl: "no-store", .referrerPolicy: "no-referrer"]
+        var headers: HTTPFields = [.location: location, .cacheControl: "no-store"]
+        headers.set(ExtraHeaderNames.referrerPolicy, "no-referrer")
         for cookie in cookies { headers.append(HTTPField(name: .setCookie, value: cookie.headerValue)) }
         return Response(status: .found, headers: headers)
     }
@@ -59,10 +68,10 @@ public enum BFFResponses {
         let scripts = scriptNonce.map { "'nonce-\($0)'" } ?? "'none'"
         var headers: HTTPFields = [
             .contentType: "text/html; charset=utf-8", .cacheControl: "no-store", .xContentTypeOptions: "nosniff",
-            .referrerPolicy: "no-referrer",
             .contentSecurityPolicy:
                 "default-src 'none'; script-src \(scripts); style-src 'unsafe-inline'; frame-ancestors 'self'; base-uri 'none'; form-action 'none'",
         ]
+        headers.set(ExtraHeaderNames.referrerPolicy, "no-referrer")
         for cookie in cookies { headers.append(HTTPField(name: .setCookie, value: cookie.headerValue)) }
         return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
     }

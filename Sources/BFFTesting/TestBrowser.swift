@@ -3,18 +3,21 @@ import BFFCore
 import Foundation
 import NIOCore
 import NIOHTTP1
+import Synchronization
 
 /// A cookie-keeping HTTP client for tests that never follows redirects by itself.
 ///
 /// Cookies are kept per host (port-insensitive, like browsers), honour `Max-Age=0` deletion and
 /// are sent back to the same host. `Secure` is ignored (tests run on loopback, where browsers
 /// accept Secure cookies over http as well).
-public final class TestBrowser: @unchecked Sendable {
-    // justified: tests drive one browser from one task at a time; the jar is guarded by a lock anyway.
-    private let lock = NSLock()
-    private var jar: [String: [String: String]] = [:]
+public final class TestBrowser: Sendable {
+    private struct State {
+        var jar: [String: [String: String]] = [:]
+        var setCookieLines: [String] = []
+    }
+    private let state = Mutex(State())
     /// Raw `Set-Cookie` lines seen, newest last (tests inspect attributes).
-    public private(set) var setCookieLines: [String] = []
+    public var setCookieLines: [String] { state.withLock { $0.setCookieLines } }
     let client: HTTPClient
 
     /// A response.
@@ -53,11 +56,11 @@ public final class TestBrowser: @unchecked Sendable {
     public func shutdown() async throws { try await client.shutdown() }
 
     /// Cookies currently held for `host`.
-    public func cookies(host: String) -> [String: String] { lock.withLock { jar[host] ?? [:] } }
+    public func cookies(host: String) -> [String: String] { state.withLock { $0.jar[host] ?? [:] } }
 
     /// Sets or removes a cookie by hand (tampering tests).
     public func setCookie(host: String, name: String, value: String?) {
-        lock.withLock { jar[host, default: [:]][name] = value }
+        state.withLock { $0.jar[host, default: [:]][name] = value }
     }
 
     /// Sends a request with the jar's cookies for the URL's host.
@@ -70,7 +73,7 @@ public final class TestBrowser: @unchecked Sendable {
         request.method = HTTPMethod(rawValue: method)
         for (name, value) in headers { request.headers.add(name: name, value: value) }
         if sendCookies {
-            let cookies = lock.withLock { jar[parsed.host] ?? [:] }
+            let cookies = state.withLock { $0.jar[parsed.host] ?? [:] }
             if !cookies.isEmpty {
                 request.headers.add(
                     name: "cookie",
@@ -120,8 +123,8 @@ public final class TestBrowser: @unchecked Sendable {
 
     func store(_ lines: [String], host: String) {
         guard !lines.isEmpty else { return }
-        lock.withLock {
-            setCookieLines.append(contentsOf: lines)
+        state.withLock { state in
+            state.setCookieLines.append(contentsOf: lines)
             for line in lines {
                 let parts = line.split(separator: ";", omittingEmptySubsequences: false).map {
                     $0.trimmingCharacters(in: .whitespaces)
@@ -130,7 +133,7 @@ public final class TestBrowser: @unchecked Sendable {
                 let name = String(first[..<equals])
                 let value = String(first[first.index(after: equals)...])
                 let deleted = parts.dropFirst().contains { $0.lowercased() == "max-age=0" } || value.isEmpty
-                if deleted { jar[host]?[name] = nil } else { jar[host, default: [:]][name] = value }
+                if deleted { state.jar[host]?[name] = nil } else { state.jar[host, default: [:]][name] = value }
             }
         }
     }

@@ -57,7 +57,7 @@ struct CheckConfigCommand: ParsableCommand {
     func run() throws {
         let configuration = try CommandSupport.loadConfiguration(path: config)
         let bff = configuration.bff
-        print(
+        print(  // justified: the command's result goes to stdout
             "ok: \(config) (issuer \(bff.oidc.issuer), client \(bff.oidc.clientID), store \(bff.session.store), listen \(bff.server.host):\(bff.server.port), public origin \(bff.server.effectivePublicOrigin), \(bff.keys.isEmpty ? "generated key" : "\(bff.keys.count) key(s)"))"
         )
     }
@@ -84,7 +84,8 @@ struct KeysCommand: ParsableCommand {
                 throw ExitCode(2)
             }
             let secret = Base64URL.encode(random.bytes(32))
-            print("keys:\n  - id: \"\(keyID)\"\n    secret: \"\(secret)\"")
+            print(  // justified: the command's result goes to stdout
+                "keys:\n  - id: \"\(keyID)\"\n    secret: \"\(secret)\"")
         }
     }
 }

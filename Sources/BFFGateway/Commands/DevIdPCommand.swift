@@ -31,7 +31,8 @@ struct DevIdPCommand: AsyncParsableCommand {
         }
         let idp = try DevIdentityProvider(configuration: settings)
         let logger = Logger(label: "bff.dev-idp")
-        print("dev IdP listening on \(host):\(port), issuer \(settings.issuer)")
+        print(  // justified: tell the developer where the IdP listens
+            "dev IdP listening on \(host):\(port), issuer \(settings.issuer)")
         let group = ServiceGroup(
             configuration: .init(
                 services: [idp.makeApplication(host: host, port: port, logger: logger)],
