@@ -24,7 +24,7 @@ struct DevIdPCommand: AsyncParsableCommand {
             throw ExitCode(1)
         }
         let (host, port, settings) = try Self.parse(String(decoding: data, as: UTF8.self), path: config)
-        guard allowRemote || WebURL.isLoopbackHost(host.contains(":") ? "[\(host)]" : host) else {
+        guard Self.mayListen(on: host, allowRemote: allowRemote) else {
             CommandSupport.printError(
                 "\(config): listen: \(host) is not a loopback address (fix: use 127.0.0.1, or pass --allow-remote)")
             throw ExitCode(1)
@@ -38,6 +38,11 @@ struct DevIdPCommand: AsyncParsableCommand {
                 services: [idp.makeApplication(host: host, port: port, logger: logger)],
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
+    }
+
+    /// The dev IdP binds loopback addresses only, unless explicitly allowed.
+    static func mayListen(on host: String, allowRemote: Bool) -> Bool {
+        allowRemote || WebURL.isLoopbackHost(host.contains(":") ? "[\(host)]" : host)
     }
 
     static func parse(_ yaml: String, path: String) throws -> (String, Int, DevIdentityProviderConfiguration) {
