@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "BFFCore", targets: ["BFFCore"]),
         .library(name: "BFFOIDC", targets: ["BFFOIDC"]),
         .library(name: "BFFHummingbird", targets: ["BFFHummingbird"]),
+        .library(name: "BFFForwarder", targets: ["BFFForwarder"]),
         .library(name: "BFFDevIdentityProvider", targets: ["BFFDevIdentityProvider"]),
         .library(name: "BFFTesting", targets: ["BFFTesting"]),
         .executable(name: "bff", targets: ["BFFGateway"]),
@@ -54,10 +55,23 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "BFFForwarder",
+            dependencies: [
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "BFFHummingbird",
             dependencies: [
                 "BFFCore",
                 "BFFOIDC",
+                "BFFForwarder",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ],
@@ -99,6 +113,7 @@ let package = Package(
                 "BFFOIDC",
                 "BFFHummingbird",
                 "BFFDevIdentityProvider",
+                "BFFForwarder",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
@@ -142,6 +157,7 @@ let package = Package(
             name: "BFFIntegrationTests",
             dependencies: [
                 "BFFCore", "BFFOIDC", "BFFHummingbird", "BFFDevIdentityProvider", "BFFTesting", "BFFGateway",
+                "BFFForwarder",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -36,6 +36,16 @@ public struct DevIdentityProvider: Sendable {
         self.basePath = path.hasSuffix("/") ? String(path.dropLast()) : path
     }
 
+    /// The user an access token was issued to, if it is current (for in-process sample APIs).
+    public func introspect(accessToken: String) async -> DevUser? {
+        await state.accessTokenUser(accessToken, now: time.now)
+    }
+
+    /// Whether `accessToken` is a current client-credentials token.
+    public func isCurrentClientToken(_ accessToken: String) async -> Bool {
+        await state.isCurrentClientToken(accessToken, now: time.now)
+    }
+
     /// Counters (token requests, refreshes, revocations, logouts).
     public func statistics() async -> DevIdentityProviderStatistics { await state.statistics }
 

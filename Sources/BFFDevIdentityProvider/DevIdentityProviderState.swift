@@ -106,6 +106,11 @@ actor DevIdentityProviderState {
         return entry.user
     }
 
+    func isCurrentClientToken(_ token: String, now: UnixTime) -> Bool {
+        guard let entry = accessTokens[token] else { return false }
+        return entry.user == nil && entry.expiresAt > now
+    }
+
     func revoke(_ token: String, clientID: String) {
         statistics.revocationRequests += 1
         if let grant = refreshTokens[token], grant.clientID == clientID {

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import BFFCore
+import BFFForwarder
 import BFFHummingbird
 import BFFOIDC
 import Foundation
@@ -20,7 +21,7 @@ struct Gateway {
     /// - Parameter configureRouter: adds app-specific routes (the demo's local API) after the BFF's.
     static func build(
         configuration: GatewayConfiguration, keyRing: KeyRing, http: any OIDCHTTPClient,
-        time: any TimeSource = SystemTimeSource(), logger: Logger,
+        upstream: (any UpstreamTransport)? = nil, time: any TimeSource = SystemTimeSource(), logger: Logger,
         configureRouter: (Router<BasicBFFRequestContext>, BFF) -> Void = { _, _ in }
     ) throws -> Gateway {
         let settings = configuration.bff
@@ -28,6 +29,15 @@ struct Gateway {
         let bff = try BFF(
             configuration: settings, keyRing: keyRing, http: http, store: store, time: time, logger: logger)
         let router = Router(context: BasicBFFRequestContext.self)
+        if !settings.apis.isEmpty {
+            guard let upstream else {
+                throw ProblemList([
+                    .init(path: "apis", message: "no upstream transport was given", fix: "pass one to Gateway.build")
+                ])
+            }
+            // Outermost: proxied responses pass through unchanged (no headers added by the gateway).
+            router.add(middleware: RemoteAPIMiddleware(bff: bff, transport: upstream))
+        }
         router.add(middleware: SecurityHeadersMiddleware())
         if let root = settings.staticFiles.root {
             router.add(

@@ -24,6 +24,8 @@ public struct BFF: Sendable {
     /// Sealing of login/logout transaction cookies.
     public let sealer: Sealer
     let consumedStates = ConsumedStateCache()
+    let userTokens: UserTokenManager
+    let clientTokens: ClientTokenCache
     let time: any TimeSource
     let random: any SecureRandom
     let logger: Logger
@@ -35,6 +37,11 @@ public struct BFF: Sendable {
     public var redirectURI: String { publicOrigin + configuration.oidc.callbackPath }
     /// The post-logout redirect URI registered at the IdP.
     public var postLogoutRedirectURI: String { publicOrigin + configuration.oidc.postLogoutCallbackPath }
+    /// Refresh-token requests this BFF has sent (tests, metrics).
+    public var refreshRequestCount: Int { userTokens.refreshRequests.withLock { $0 } }
+    /// Client-credentials requests this BFF has sent (tests, metrics).
+    public var clientCredentialsRequestCount: Int { clientTokens.requests.withLock { $0 } }
+
     /// Prefix of login transaction cookie names.
     public var loginCookiePrefix: String { configuration.session.secureCookies ? "__Host-bff-login." : "bff-login." }
     /// Name of the logout transaction cookie.
@@ -70,6 +77,10 @@ public struct BFF: Sendable {
             issuer: configuration.oidc.issuer, clientID: configuration.oidc.clientID,
             clockSkew: configuration.oidc.clockSkew, time: time)
         self.authorization = AuthorizationRequestBuilder(configuration: configuration.oidc, tokens: tokens)
+        self.userTokens = UserTokenManager(
+            tokens: tokens, sessions: sessions, refreshBefore: configuration.tokens.refreshBeforeExpiry, time: time,
+            logger: logger)
+        self.clientTokens = ClientTokenCache(tokens: tokens, time: time)
         let origin =
             WebURL(configuration.server.effectivePublicOrigin)?.origin ?? configuration.server.effectivePublicOrigin
         self.publicOrigin = origin

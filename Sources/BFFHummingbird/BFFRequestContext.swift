@@ -7,6 +7,8 @@ public struct BFFContextStorage: Sendable {
     public var session: LoadedSession?
     /// Whether the session middleware has run.
     public var sessionLoaded: Bool = false
+    /// The peer's IP address (for `X-Forwarded-For`), when the transport knows it.
+    public var remoteAddress: String?
 
     /// Empty storage.
     public init() {}
@@ -35,5 +37,6 @@ public struct BasicBFFRequestContext: BFFRequestContext {
     public init(source: Source) {
         self.coreContext = .init(source: source)
         self.bff = BFFContextStorage()
+        self.bff.remoteAddress = source.channel.remoteAddress?.ipAddress
     }
 }

@@ -20,6 +20,19 @@ public struct TokenResponse: Sendable, Equatable {
     public var idToken: String?
     /// `scope`, if returned.
     public var scope: String?
+
+    /// Creates a token response.
+    public init(
+        accessToken: String, tokenType: String? = nil, expiresIn: Int64? = nil, refreshToken: String? = nil,
+        idToken: String? = nil, scope: String? = nil
+    ) {
+        self.accessToken = accessToken
+        self.tokenType = tokenType
+        self.expiresIn = expiresIn
+        self.refreshToken = refreshToken
+        self.idToken = idToken
+        self.scope = scope
+    }
 }
 
 /// Talks to the token, PAR, userinfo and revocation endpoints with the configured client

@@ -103,7 +103,7 @@ struct GlewlwydInteropTests {
         #expect(user.body.contains(#"{"type":"name","value":"Alice Smith"}"#))
         #expect(user.body.contains(#"{"type":"iss","value":"\#(issuer)"}"#))
         #expect(!user.body.contains("eyJ"))
-        let api = try await browser.get(origin + "/api/weatherforecast", headers: csrf)
+        let api = try await browser.get(origin + "/api/local/weatherforecast", headers: csrf)
         #expect(api.status == 200)
         let diagnostics = try await browser.get(origin + "/bff/diagnostics", headers: csrf)
         let refreshToken = try #require(TestEnvironment.extract(#""refreshToken":""#, from: diagnostics.body))

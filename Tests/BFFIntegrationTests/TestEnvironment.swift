@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import BFFCore
 import BFFDevIdentityProvider
+import BFFForwarder
 import BFFHummingbird
 import BFFOIDC
 import BFFTesting
@@ -19,6 +20,7 @@ struct TestEnvironment: Sendable {
     let idp: DevIdentityProvider
     let gateway: Gateway
     let adminPort: Int
+    let apiPort: Int
 
     static var quietLogger: Logger {
         var logger = Logger(label: "bff.test")
@@ -29,26 +31,35 @@ struct TestEnvironment: Sendable {
     /// Runs `body` with both servers up. `configure` may change the gateway configuration.
     static func run(
         accessTokenLifetime: Int64 = 300, issueSessionID: Bool = true, idpRunning: Bool = true,
+        upstream: (any UpstreamTransport)? = nil, extraServices: [any Service] = [], extraPorts: [Int] = [],
         configure: (inout BFFConfiguration) -> Void = { _ in },
         _ body: @Sendable (TestEnvironment, TestBrowser) async throws -> Void
     ) async throws {
         let gatewayPort = try await TestServers.freePort()
         let idpPort = try await TestServers.freePort()
         let adminPort = try await TestServers.freePort()
+        let apiPort = try await TestServers.freePort()
         var setup = try DemoSetup.make(
-            port: gatewayPort, idpPort: idpPort, adminPort: adminPort, accessTokenLifetime: accessTokenLifetime)
+            port: gatewayPort, idpPort: idpPort, apiPort: apiPort, adminPort: adminPort,
+            accessTokenLifetime: accessTokenLifetime)
         setup.idp.issueSessionID = issueSessionID
         configure(&setup.gateway.bff)
         let client = AsyncHTTPClientTransport.makeClient()
+        let upstreamClient = AsyncHTTPClientUpstream.makeClient()
         let gateway = try Gateway.build(
             configuration: setup.gateway, keyRing: setup.keyRing, http: AsyncHTTPClientTransport(client: client),
-            logger: quietLogger, configureRouter: DemoAPI.add)
+            upstream: upstream ?? AsyncHTTPClientUpstream(client: upstreamClient), logger: quietLogger,
+            configureRouter: DemoAPI.add)
         let idp = try DevIdentityProvider(configuration: setup.idp)
         let environment = TestEnvironment(
             origin: "http://localhost:\(gatewayPort)", issuer: setup.idp.issuer, idp: idp, gateway: gateway,
-            adminPort: adminPort)
-        var services: [any Service] = [gateway.application]
-        var ports = [gatewayPort]
+            adminPort: adminPort, apiPort: apiPort)
+        var services: [any Service] = [
+            gateway.application, SampleAPI.makeApplication(idp: idp, port: apiPort, logger: quietLogger),
+        ]
+        var ports = [gatewayPort, apiPort]
+        services += extraServices
+        ports += extraPorts
         if let admin = gateway.admin {
             services.append(admin)
             ports.append(adminPort)
@@ -63,10 +74,12 @@ struct TestEnvironment: Sendable {
         } catch {
             try? await browser.shutdown()
             try? await client.shutdown()
+            try? await upstreamClient.shutdown()
             throw error
         }
         try await browser.shutdown()
         try await client.shutdown()
+        try await upstreamClient.shutdown()
     }
 
     var csrf: [(String, String)] { [("X-CSRF", "1")] }

@@ -187,6 +187,39 @@ extension BFFConfiguration {
         if !managementPrefix.hasPrefix("/") || managementPrefix.hasSuffix("/") || managementPrefix.count < 2 {
             add("managementPrefix", "'\(managementPrefix)' is not a path like /bff", "use /bff")
         }
+        // apis
+        var prefixes = Set<String>()
+        for (index, route) in apis.enumerated() {
+            let path = "apis[\(index)]"
+            if !route.path.hasPrefix("/") || route.path.contains("?") || route.path.contains("%")
+                || route.path.contains("..")
+            {
+                add(path + ".path", "'\(route.path)' is not a plain path prefix", "write it as /api/name")
+            }
+            let normalized =
+                route.path.count > 1 && route.path.hasSuffix("/") ? String(route.path.dropLast()) : route.path
+            if !prefixes.insert(normalized).inserted {
+                add(path + ".path", "'\(route.path)' is routed twice", "keep one entry per prefix")
+            }
+            if normalized == managementPrefix || normalized.hasPrefix(managementPrefix + "/") || normalized == "/" {
+                add(
+                    path + ".path", "'\(route.path)' would shadow the BFF's own endpoints",
+                    "use a prefix such as /api/name")
+            }
+            if let upstream = WebURL(route.upstream) {
+                if upstream.query != nil { add(path + ".upstream", "must not contain a query", "remove the query") }
+            } else {
+                add(
+                    path + ".upstream", "'\(route.upstream)' is not an absolute http(s) URL",
+                    "write it as http://127.0.0.1:5090/base")
+            }
+            if route.timeout <= .zero { add(path + ".timeout", "must be positive", "use 30s") }
+            if let resource = route.resource, WebURL(resource) == nil {
+                add(
+                    path + ".resource", "'\(resource)' is not an absolute URL (RFC 8707)",
+                    "write https://api.example.com")
+            }
+        }
         return problems
     }
 }

@@ -24,6 +24,8 @@ public struct BFFConfiguration: Sendable {
     public var diagnostics: DiagnosticsConfiguration
     /// Path prefix of the management endpoints, `/bff` by default.
     public var managementPrefix: String
+    /// `apis:` — remote API routes (reverse proxy), none by default.
+    public var apis: [APIRouteConfiguration]
 
     /// Creates a configuration; every argument has the documented default.
     public init(
@@ -37,7 +39,8 @@ public struct BFFConfiguration: Sendable {
         staticFiles: StaticFilesConfiguration = .init(),
         admin: AdminConfiguration = .init(),
         diagnostics: DiagnosticsConfiguration = .init(),
-        managementPrefix: String = "/bff"
+        managementPrefix: String = "/bff",
+        apis: [APIRouteConfiguration] = []
     ) {
         self.server = server
         self.keys = keys
@@ -50,6 +53,7 @@ public struct BFFConfiguration: Sendable {
         self.admin = admin
         self.diagnostics = diagnostics
         self.managementPrefix = managementPrefix
+        self.apis = apis
     }
 }
 

@@ -43,6 +43,15 @@ public struct Problem: Sendable, Hashable, Error {
     /// Wrong method (405).
     public static let methodNotAllowed = Problem(
         type: "urn:bff:problem:method-not-allowed", title: "Method not allowed", status: 405)
+    /// A request path the proxy refuses to interpret (`..`, encoded slashes or dots, NUL) (400).
+    public static let invalidPath = Problem(
+        type: "urn:bff:problem:invalid-path", title: "Invalid request path", status: 400)
+    /// The upstream API could not be reached (502).
+    public static let upstreamUnavailable = Problem(
+        type: "urn:bff:problem:upstream-unavailable", title: "Upstream unavailable", status: 502)
+    /// The upstream API did not answer in time (504).
+    public static let upstreamTimeout = Problem(
+        type: "urn:bff:problem:upstream-timeout", title: "Upstream timeout", status: 504)
     /// An unexpected failure inside the BFF (500); details only in the log.
     public static let internalError = Problem(type: "urn:bff:problem:internal", title: "Internal error", status: 500)
 

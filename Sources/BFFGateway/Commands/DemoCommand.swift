@@ -2,11 +2,13 @@ import ArgumentParser
 import AsyncHTTPClient
 import BFFCore
 import BFFDevIdentityProvider
+import BFFForwarder
 import BFFHummingbird
 import BFFOIDC
 import Foundation
 import Hummingbird
 import Logging
+import NIOCore
 import ServiceLifecycle
 
 /// `bff demo`: development IdP + gateway + sample SPA + sample API, offline, in one process.
@@ -23,6 +25,9 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Access-token lifetime at the dev IdP, in seconds.")
     var accessTokenLifetime: Int64 = 300
 
+    @Option(name: .long, help: "Sample API (upstream) port.")
+    var apiPort: Int = 5090
+
     @Option(name: .long, help: "Admin listener port (health and readiness).")
     var adminPort: Int = 9090
 
@@ -30,46 +35,46 @@ struct DemoCommand: AsyncParsableCommand {
         CommandSupport.bootstrapLogging()
         let logger = Logger(label: "bff.demo")
         let setup = try DemoSetup.make(
-            port: port, idpPort: idpPort, adminPort: adminPort, accessTokenLifetime: accessTokenLifetime)
+            port: port, idpPort: idpPort, apiPort: apiPort, adminPort: adminPort,
+            accessTokenLifetime: accessTokenLifetime)
         let client = AsyncHTTPClientTransport.makeClient()
-        let gateway: Gateway
+        let upstreamClient = AsyncHTTPClientUpstream.makeClient()
         do {
-            gateway = try Gateway.build(
+            let gateway = try Gateway.build(
                 configuration: setup.gateway, keyRing: setup.keyRing, http: AsyncHTTPClientTransport(client: client),
-                logger: logger, configureRouter: DemoAPI.add)
-        } catch {
-            try? await client.shutdown()
-            throw error
-        }
-        let idp = try DevIdentityProvider(configuration: setup.idp)
-        var services: [any Service] = [
-            idp.makeApplication(host: "127.0.0.1", port: idpPort, logger: Logger(label: "bff.dev-idp")),
-            gateway.application,
-        ]
-        if let admin = gateway.admin { services.append(admin) }
-        FileHandle.standardOutput.write(
-            Data(
-                """
+                upstream: AsyncHTTPClientUpstream(client: upstreamClient), logger: logger, configureRouter: DemoAPI.add)
+            let idp = try DevIdentityProvider(configuration: setup.idp)
+            var services: [any Service] = [
+                idp.makeApplication(host: "127.0.0.1", port: idpPort, logger: Logger(label: "bff.dev-idp")),
+                SampleAPI.makeApplication(idp: idp, port: apiPort, logger: Logger(label: "bff.sample-api")),
+                gateway.application,
+            ]
+            if let admin = gateway.admin { services.append(admin) }
+            FileHandle.standardOutput.write(
+                Data(
+                    """
 
-                  swift-bff demo is running (offline).
+                      swift-bff demo is running (offline).
 
-                    Open      http://localhost:\(port)/
-                    Sign in   alice / alice   or   bob / bob
-                    IdP       \(setup.idp.issuer)  (development identity provider)
-                    Health    http://127.0.0.1:\(adminPort)/healthz  /readyz
+                        Open      http://localhost:\(port)/
+                        Sign in   alice / alice   or   bob / bob
+                        IdP       \(setup.idp.issuer)  (development identity provider)
+                        API       http://127.0.0.1:\(apiPort)/weatherforecast, reached as /api/weatherforecast (token: user)
+                        Health    http://127.0.0.1:\(adminPort)/healthz  /readyz
 
-                  Press Ctrl-C to stop.
+                      Press Ctrl-C to stop.
 
-                """.utf8))
-        do {
+                    """.utf8))
             let group = ServiceGroup(
                 configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
         } catch {
             try? await client.shutdown()
+            try? await upstreamClient.shutdown()
             throw error
         }
         try await client.shutdown()
+        try await upstreamClient.shutdown()
     }
 }
 
@@ -80,7 +85,9 @@ struct DemoSetup {
     var keyRing: KeyRing
     static let clientSecret = "demo-secret-not-for-production"
 
-    static func make(port: Int, idpPort: Int, adminPort: Int?, accessTokenLifetime: Int64) throws -> DemoSetup {
+    static func make(port: Int, idpPort: Int, apiPort: Int, adminPort: Int?, accessTokenLifetime: Int64) throws
+        -> DemoSetup
+    {
         let origin = "http://localhost:\(port)"
         let issuer = "http://127.0.0.1:\(idpPort)"
         var bff = BFFConfiguration()
@@ -94,6 +101,10 @@ struct DemoSetup {
         bff.session.store = .memory
         bff.staticFiles.root = demoSPARoot()
         bff.admin.listen = adminPort.map { "127.0.0.1:\($0)" }
+        bff.apis = [
+            APIRouteConfiguration(
+                path: "/api/weatherforecast", upstream: "http://127.0.0.1:\(apiPort)/weatherforecast", token: .user)
+        ]
         let idp = DevIdentityProviderConfiguration(
             issuer: issuer,
             clients: [
@@ -112,26 +123,56 @@ struct DemoSetup {
     }
 }
 
-/// The demo's local API: `GET /api/weatherforecast`, a BFF API endpoint (anti-forgery + session).
+/// The demo's local API: `GET /api/local/weatherforecast`, served by the gateway itself as a BFF API
+/// endpoint (library mode: anti-forgery + session).
 enum DemoAPI {
     static func add(to router: Router<BasicBFFRequestContext>, bff: BFF) {
-        router.group("api")
+        router.group("api/local")
             .add(middleware: BFFAPIMiddleware(bff: bff))
             .get("weatherforecast") { _, context in
-                let name = context.session?.subject ?? "anonymous"
-                let summaries = [
-                    "Freezing", "Bracing", "Chilly", "Cool", "Mild", "Warm", "Balmy", "Hot", "Sweltering", "Scorching",
-                ]
-                let today = Int(SystemTimeSource().now / 86400)
-                var items: [String] = []
-                for offset in 1...5 {
-                    let seed = (today + offset) &* 2_654_435_761
-                    let celsius = abs(seed % 55) - 20
-                    let summary = summaries[abs(seed / 7) % summaries.count]
-                    items.append("{\"dayOffset\":\(offset),\"temperatureC\":\(celsius),\"summary\":\"\(summary)\"}")
-                }
-                let body = "{\"user\":\(JSONText.quote(name)),\"forecast\":[\(items.joined(separator: ","))]}"
-                return BFFResponses.json(body)
+                BFFResponses.json(forecastJSON(user: context.session?.subject ?? "anonymous", source: "local"))
             }
+    }
+
+    static func forecastJSON(user: String, source: String) -> String {
+        let summaries = [
+            "Freezing", "Bracing", "Chilly", "Cool", "Mild", "Warm", "Balmy", "Hot", "Sweltering", "Scorching",
+        ]
+        let today = Int(SystemTimeSource().now / 86400)
+        var items: [String] = []
+        for offset in 1...5 {
+            let seed = (today + offset) &* 2_654_435_761
+            let celsius = abs(seed % 55) - 20
+            let summary = summaries[abs(seed / 7) % summaries.count]
+            items.append("{\"dayOffset\":\(offset),\"temperatureC\":\(celsius),\"summary\":\"\(summary)\"}")
+        }
+        return
+            "{\"user\":\(JSONText.quote(user)),\"source\":\"\(source)\",\"forecast\":[\(items.joined(separator: ","))]}"
+    }
+}
+
+/// The demo's sample API: a separate upstream (its own listener) that only answers requests
+/// carrying a current access token from the development IdP — what a real API behind the BFF does.
+enum SampleAPI {
+    static func makeApplication(idp: DevIdentityProvider, port: Int, logger: Logger) -> some ApplicationProtocol {
+        let router = Router()
+        router.get("weatherforecast") { request, _ -> Response in
+            guard let authorization = request.headers[.authorization], authorization.hasPrefix("Bearer "),
+                let user = await idp.introspect(accessToken: String(authorization.dropFirst(7)))
+            else {
+                return Response(
+                    status: .unauthorized,
+                    headers: [.wwwAuthenticate: "Bearer error=\"invalid_token\"", .contentType: "application/json"],
+                    body: .init(byteBuffer: ByteBuffer(string: "{\"error\":\"invalid_token\"}")))
+            }
+            return Response(
+                status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],
+                body: .init(
+                    byteBuffer: ByteBuffer(string: DemoAPI.forecastJSON(user: user.subject, source: "sample-api"))))
+        }
+        return Application(
+            router: router,
+            configuration: .init(address: .hostname("127.0.0.1", port: port), serverName: "bff-sample-api"),
+            logger: logger)
     }
 }

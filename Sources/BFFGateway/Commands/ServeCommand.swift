@@ -1,6 +1,7 @@
 import ArgumentParser
 import AsyncHTTPClient
 import BFFCore
+import BFFForwarder
 import BFFOIDC
 import Logging
 import ServiceLifecycle
@@ -18,10 +19,11 @@ struct ServeCommand: AsyncParsableCommand {
         let configuration = try CommandSupport.loadConfiguration(path: config)
         let keyRing = try Gateway.keyRing(for: configuration, logger: logger)
         let client = AsyncHTTPClientTransport.makeClient()
+        let upstreamClient = AsyncHTTPClientUpstream.makeClient()
         do {
             let gateway = try Gateway.build(
                 configuration: configuration, keyRing: keyRing, http: AsyncHTTPClientTransport(client: client),
-                logger: logger)
+                upstream: AsyncHTTPClientUpstream(client: upstreamClient), logger: logger)
             var services: [any Service] = [gateway.application]
             if let admin = gateway.admin { services.append(admin) }
             logger.info(
@@ -37,8 +39,10 @@ struct ServeCommand: AsyncParsableCommand {
             try await group.run()
         } catch {
             try? await client.shutdown()
+            try? await upstreamClient.shutdown()
             throw error
         }
         try await client.shutdown()
+        try await upstreamClient.shutdown()
     }
 }

@@ -1,0 +1,142 @@
+/// Which token a remote API route attaches (SPEC §8).
+public struct TokenRequirement: Sendable, Hashable, CustomStringConvertible {
+    enum Base: String, Sendable {
+        case none, user
+        case userOrNone = "user-or-none"
+        case userOrClient = "user-or-client"
+        case client
+    }
+    let base: Base
+
+    /// No token; the call is forwarded as is (anti-forgery still applies).
+    public static let none = TokenRequirement(base: .none)
+    /// The user's access token (refreshed as needed); anonymous calls get 401.
+    public static let user = TokenRequirement(base: .user)
+    /// The user's token if logged in, else no token.
+    public static let userOrNone = TokenRequirement(base: .userOrNone)
+    /// The user's token if logged in, else a client-credentials token.
+    public static let userOrClient = TokenRequirement(base: .userOrClient)
+    /// A client-credentials token.
+    public static let client = TokenRequirement(base: .client)
+
+    /// Parses the configuration name.
+    public init?(name: String) {
+        guard let base = Base(rawValue: name) else { return nil }
+        self.base = base
+    }
+    init(base: Base) { self.base = base }
+
+    /// Whether a logged-in user's token is used when present.
+    public var usesUserToken: Bool { base == .user || base == .userOrNone || base == .userOrClient }
+    /// Whether anonymous callers are refused.
+    public var requiresUser: Bool { base == .user }
+    /// Whether a client-credentials token may be used.
+    public var usesClientToken: Bool { base == .client || base == .userOrClient }
+    /// The configuration name.
+    public var description: String { base.rawValue }
+}
+
+/// One `apis:` entry: a path prefix forwarded to an upstream.
+public struct APIRouteConfiguration: Sendable, Hashable {
+    /// Path prefix, matched on a segment boundary (`/api/weather` matches `/api/weather/x`, not `/api/weatherx`).
+    public var path: String
+    /// Upstream base URL; the rest of the request path is appended to its path.
+    public var upstream: String
+    /// Token to attach, `user` by default.
+    public var token: TokenRequirement
+    /// Client-credentials scopes (for `client` and `user-or-client`).
+    public var scopes: [String]?
+    /// RFC 8707 resource indicator for token requests.
+    public var resource: String?
+    /// Whole-exchange timeout, 30 s by default.
+    public var timeout: Duration
+
+    /// Creates a route with the defaults.
+    public init(
+        path: String, upstream: String, token: TokenRequirement = .user, scopes: [String]? = nil,
+        resource: String? = nil,
+        timeout: Duration = .seconds(30)
+    ) {
+        self.path = path
+        self.upstream = upstream
+        self.token = token
+        self.scopes = scopes
+        self.resource = resource
+        self.timeout = timeout
+    }
+}
+
+/// The routes, matched by longest path prefix on a segment boundary.
+public struct RouteTable: Sendable {
+    /// A route with its normalised prefix and parsed upstream.
+    public struct Entry: Sendable {
+        /// The configuration.
+        public let route: APIRouteConfiguration
+        /// The prefix without a trailing slash.
+        public let prefix: String
+        /// The upstream, parsed.
+        public let upstream: WebURL
+        /// The upstream path without a trailing slash.
+        public let upstreamPath: String
+    }
+
+    /// The entries, longest prefix first.
+    public let entries: [Entry]
+
+    /// Builds the table; routes whose upstream does not parse are left out (validation reports them).
+    public init(routes: [APIRouteConfiguration]) {
+        entries = routes.compactMap { route -> Entry? in
+            guard let upstream = WebURL(route.upstream) else { return nil }
+            let prefix = route.path.count > 1 && route.path.hasSuffix("/") ? String(route.path.dropLast()) : route.path
+            let path = upstream.path.hasSuffix("/") ? String(upstream.path.dropLast()) : upstream.path
+            return Entry(route: route, prefix: prefix, upstream: upstream, upstreamPath: path)
+        }.sorted { $0.prefix.utf8.count > $1.prefix.utf8.count }
+    }
+
+    /// The route for a (sanitised) request path and the remainder to append upstream.
+    public func match(path: String) -> (entry: Entry, remainder: Substring)? {
+        for entry in entries {
+            if path == entry.prefix { return (entry, "") }
+            if path.hasPrefix(entry.prefix) {
+                let rest = path.dropFirst(entry.prefix.count)
+                if rest.first == "/" || entry.prefix == "/" { return (entry, rest) }
+            }
+        }
+        return nil
+    }
+}
+
+/// Refuses request paths that could mean something else to the upstream (SPEC §8).
+public enum PathSanitizer {
+    /// Whether the raw request path (without query) is safe to route and forward: no `.`/`..`
+    /// segments, no encoded slash, backslash, dot or NUL, no control bytes, no backslash.
+    public static func isSafe(_ rawPath: some StringProtocol) -> Bool {
+        let bytes = Array(rawPath.utf8)
+        guard bytes.first == UInt8(ascii: "/"), bytes.count <= 8192 else { return false }
+        var index = 0
+        while index < bytes.count {
+            let byte = bytes[index]
+            if byte < 0x21 || byte == 0x7F || byte == UInt8(ascii: "\\") { return false }
+            if byte == UInt8(ascii: "%") {
+                guard index + 2 < bytes.count else { return false }
+                let high = bytes[index + 1] | 0x20
+                let low = bytes[index + 2] | 0x20
+                // %2f (/), %2e (.), %5c (\), %00: ambiguous between proxy and upstream.
+                if (high == UInt8(ascii: "2") && (low == UInt8(ascii: "f") || low == UInt8(ascii: "e")))
+                    || (high == UInt8(ascii: "5") && low == UInt8(ascii: "c"))
+                    || (high == UInt8(ascii: "0") && low == UInt8(ascii: "0"))
+                {
+                    return false
+                }
+                guard ReturnURLValidator.hexValue(bytes[index + 1]) != nil,
+                    ReturnURLValidator.hexValue(bytes[index + 2]) != nil
+                else { return false }
+            }
+            index += 1
+        }
+        for segment in bytes.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false) {
+            if segment.elementsEqual([0x2E]) || segment.elementsEqual([0x2E, 0x2E]) { return false }
+        }
+        return true
+    }
+}

@@ -1,0 +1,62 @@
+/// Which request and response headers cross the proxy (SPEC §8).
+public struct HeaderPolicy: Sendable {
+    /// Lower-cased names never forwarded in either direction.
+    public static let hopByHop: Set<String> = [
+        "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+        "transfer-encoding", "upgrade",
+    ]
+
+    let antiForgeryHeader: String
+    let cookiePrefixes: [String]
+
+    /// Creates a policy that also strips the anti-forgery header and filters `Set-Cookie`s whose
+    /// names start with any of `bffCookiePrefixes`.
+    public init(antiForgeryHeader: String, bffCookiePrefixes: [String]) {
+        self.antiForgeryHeader = antiForgeryHeader.lowercased()
+        self.cookiePrefixes = bffCookiePrefixes
+    }
+
+    /// Names listed in `Connection` values (also dropped).
+    public static func connectionTokens(_ values: [String]) -> Set<String> {
+        var tokens = Set<String>()
+        for value in values {
+            for token in value.split(separator: ",") {
+                let trimmed = token.trimmingASCIIWhitespace().lowercased()
+                if !trimmed.isEmpty { tokens.insert(trimmed) }
+            }
+        }
+        return tokens
+    }
+
+    /// Whether a request header (lower-cased name) is forwarded upstream. `trustedForwarding`
+    /// keeps client `X-Forwarded-*`/`Forwarded` (only for trusted proxies).
+    public func forwardsRequestHeader(_ name: String, connectionTokens: Set<String>, trustedForwarding: Bool) -> Bool {
+        if HeaderPolicy.hopByHop.contains(name) || connectionTokens.contains(name) { return false }
+        switch name {
+        case "cookie", "authorization", "host", "content-length", "expect", "dpop": return false
+        case "forwarded", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port", "x-real-ip":
+            return trustedForwarding && name != "x-forwarded-proto" && name != "x-forwarded-host"
+        default: return name != antiForgeryHeader
+        }
+    }
+
+    /// Whether a response header (lower-cased name, with its value) is passed back to the browser.
+    public func forwardsResponseHeader(_ name: String, value: String, connectionTokens: Set<String>) -> Bool {
+        if HeaderPolicy.hopByHop.contains(name) || connectionTokens.contains(name) { return false }
+        if name == "set-cookie" {
+            let cookieName = value.prefix { $0 != "=" }.trimmingASCIIWhitespace()
+            return !cookiePrefixes.contains { cookieName.hasPrefix($0) }
+        }
+        return true
+    }
+}
+
+extension StringProtocol {
+    /// Trims spaces and tabs (no Foundation).
+    func trimmingASCIIWhitespace() -> String {
+        var view = Substring(self)
+        while let first = view.first, first == " " || first == "\t" { view = view.dropFirst() }
+        while let last = view.last, last == " " || last == "\t" { view = view.dropLast() }
+        return String(view)
+    }
+}

@@ -1,0 +1,61 @@
+import HTTPTypes
+import HummingbirdCore
+import NIOCore
+
+/// One request to an upstream API.
+public struct UpstreamRequest: Sendable {
+    /// Method.
+    public var method: HTTPRequest.Method
+    /// Absolute upstream URL (scheme, host, port, path and query).
+    public var url: String
+    /// Headers to send (already filtered by the header policy).
+    public var headers: HTTPFields
+    /// Declared request body length, if known.
+    public var contentLength: Int?
+    /// Whole-exchange timeout until the response head arrives.
+    public var timeout: Duration
+
+    /// Creates a request.
+    public init(method: HTTPRequest.Method, url: String, headers: HTTPFields, contentLength: Int?, timeout: Duration) {
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.contentLength = contentLength
+        self.timeout = timeout
+    }
+}
+
+/// The upstream's answer: head plus a streamed body.
+public struct UpstreamResponse: Sendable {
+    /// Status and headers (unfiltered).
+    public var head: HTTPResponse
+    /// The body, streamed to the client as it arrives.
+    public var body: ResponseBody
+
+    /// Creates a response.
+    public init(head: HTTPResponse, body: ResponseBody) {
+        self.head = head
+        self.body = body
+    }
+}
+
+/// Why forwarding failed; maps to 502 or 504 problems.
+public struct UpstreamError: Error, CustomStringConvertible, Equatable {
+    enum Base: Equatable { case unavailable, timeout }
+    let base: Base
+    /// The upstream could not be reached or broke the connection (502).
+    public static let unavailable = UpstreamError(base: .unavailable)
+    /// The upstream did not answer in time (504).
+    public static let timeout = UpstreamError(base: .timeout)
+    /// Whether this is a timeout.
+    public var isTimeout: Bool { base == .timeout }
+    /// A description without request details.
+    public var description: String { base == .timeout ? "upstream timed out" : "upstream unavailable" }
+}
+
+/// Sends requests to upstream APIs, streaming bodies both ways.
+public protocol UpstreamTransport: Sendable {
+    /// Sends `request` with `body` (nil for none) and returns the response head and streamed body.
+    /// Throws ``UpstreamError`` for connection failures and timeouts.
+    func send(_ request: UpstreamRequest, body: RequestBody?) async throws -> UpstreamResponse
+}

@@ -1,0 +1,161 @@
+import BFFCore
+import BFFForwarder
+import HTTPTypes
+import Hummingbird
+import Logging
+
+/// Forwards requests under the configured `apis:` prefixes to their upstreams (SPEC §8), with the
+/// anti-forgery check, the route's token, the header policy and 502/504 problems.
+public struct RemoteAPIMiddleware<Context: BFFRequestContext>: RouterMiddleware {
+    let bff: BFF
+    let proxy: RemoteAPIProxy
+
+    /// Creates the middleware; requests matching no route pass through.
+    public init(bff: BFF, transport: any UpstreamTransport) {
+        self.bff = bff
+        self.proxy = RemoteAPIProxy(bff: bff, transport: transport)
+    }
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
+        async throws -> Response
+    {
+        let path = request.uri.path
+        guard PathSanitizer.isSafe(path) else { return BFFResponses.problem(.invalidPath) }
+        guard let (entry, remainder) = proxy.routes.match(path: path) else { return try await next(request, context) }
+        guard bff.passesAntiForgery(request) else { return BFFResponses.problem(.antiforgery) }
+        var context = context
+        if !context.bff.sessionLoaded {
+            context.bff.sessionLoaded = true
+            let cookies = request.headers[values: .cookie]
+            if !cookies.isEmpty {
+                context.bff.session = await bff.sessions.load(cookies: CookieHeader(fields: cookies))
+            }
+        }
+        return await proxy.forward(
+            request, entry: entry, remainder: remainder, session: context.bff.session,
+            remoteAddress: context.bff.remoteAddress, logger: context.logger)
+    }
+}
+
+/// The forwarding work, separate from the middleware so other integrations can reuse it.
+struct RemoteAPIProxy: Sendable {
+    let bff: BFF
+    let transport: any UpstreamTransport
+    let routes: RouteTable
+    let policy: HeaderPolicy
+    let trusted: [IPAddressRange]
+    let forwardedProto: String
+    let forwardedHost: String
+
+    init(bff: BFF, transport: any UpstreamTransport) {
+        self.bff = bff
+        self.transport = transport
+        self.routes = RouteTable(routes: bff.configuration.apis)
+        let session = bff.configuration.session.cookieName
+        self.policy = HeaderPolicy(
+            antiForgeryHeader: bff.configuration.antiforgery.headerName,
+            bffCookiePrefixes: [session, bff.loginCookiePrefix, bff.logoutCookieName])
+        self.trusted = bff.configuration.server.trustedProxies.compactMap(IPAddressRange.init)
+        let origin = WebURL(bff.publicOrigin)
+        self.forwardedProto = origin?.scheme ?? "https"
+        if let origin {
+            self.forwardedHost = origin.port.map { "\(origin.host):\($0)" } ?? origin.host
+        } else {
+            self.forwardedHost = ""
+        }
+    }
+
+    func forward(
+        _ request: Request, entry: RouteTable.Entry, remainder: Substring, session: LoadedSession?,
+        remoteAddress: String?,
+        logger: Logger
+    ) async -> Response {
+        let route = entry.route
+        let cookieHeader = CookieHeader(fields: request.headers[values: .cookie])
+        var cookies: [SetCookie] = []
+        var bearer: String?
+        if route.token.usesUserToken, var loaded = session {
+            switch await bff.userTokens.accessToken(for: &loaded, cookies: cookieHeader) {
+            case .token(let token, let issued):
+                bearer = token
+                cookies = issued
+            case .sessionEnded(let clearing):
+                // `user` routes say so; `user-or-none` / `user-or-client` go on as anonymous callers.
+                if route.token == .user { return BFFResponses.problem(.sessionExpired, cookies: clearing) }
+                cookies = clearing
+            case .idpUnavailable:
+                return BFFResponses.problem(.idpUnavailable)
+            }
+        } else if route.token.requiresUser {
+            return BFFResponses.problem(.unauthenticated)
+        }
+        if bearer == nil, route.token.usesClientToken {
+            do {
+                bearer = try await bff.clientTokens.token(scopes: route.scopes, resource: route.resource)
+            } catch {
+                logger.warning("client credentials token unavailable", metadata: ["bff.error": "\(error)"])
+                return BFFResponses.problem(.idpUnavailable, cookies: cookies)
+            }
+        }
+
+        // Request headers.
+        let connectionTokens = HeaderPolicy.connectionTokens(request.headers[values: .connection])
+        let trustedForwarding = remoteAddress.map { address in trusted.contains { $0.contains(address) } } ?? false
+        var headers = HTTPFields()
+        var forwardedFor: String?
+        for field in request.headers {
+            let name = field.name.canonicalName
+            guard
+                policy.forwardsRequestHeader(
+                    name, connectionTokens: connectionTokens, trustedForwarding: trustedForwarding)
+            else { continue }
+            if name == "x-forwarded-for" {
+                forwardedFor = forwardedFor.map { $0 + ", " + field.value } ?? field.value
+                continue
+            }
+            headers.append(field)
+        }
+        if let remoteAddress { forwardedFor = forwardedFor.map { $0 + ", " + remoteAddress } ?? remoteAddress }
+        if let forwardedFor { headers.set(ForwardingHeaders.forwardedFor, forwardedFor) }
+        headers.set(ForwardingHeaders.forwardedProto, forwardedProto)
+        headers.set(ForwardingHeaders.forwardedHost, forwardedHost)
+        if let bearer { headers[.authorization] = "Bearer " + bearer }
+
+        var url = entry.upstream.origin + entry.upstreamPath + remainder
+        if url.hasSuffix(entry.upstream.origin) { url += "/" }
+        if let query = request.uri.query { url += "?" + query }
+        let contentLength = request.headers[.contentLength].flatMap { Int($0) }
+        let hasBody = contentLength.map { $0 > 0 } ?? (request.headers[.transferEncoding] != nil)
+        let upstreamRequest = UpstreamRequest(
+            method: request.method, url: url, headers: headers, contentLength: contentLength, timeout: route.timeout)
+        let response: UpstreamResponse
+        do {
+            response = try await transport.send(upstreamRequest, body: hasBody ? request.body : nil)
+        } catch let error as UpstreamError {
+            logger.warning(
+                "upstream request failed", metadata: ["bff.api": .string(entry.prefix), "bff.error": "\(error)"])
+            return BFFResponses.problem(error.isTimeout ? .upstreamTimeout : .upstreamUnavailable, cookies: cookies)
+        } catch {
+            return BFFResponses.problem(.upstreamUnavailable, cookies: cookies)
+        }
+
+        // Response headers.
+        let responseConnection = HeaderPolicy.connectionTokens(response.head.headerFields[values: .connection])
+        var responseHeaders = HTTPFields()
+        for field in response.head.headerFields
+        where policy.forwardsResponseHeader(
+            field.name.canonicalName, value: field.value, connectionTokens: responseConnection)
+        {
+            responseHeaders.append(field)
+        }
+        for cookie in cookies { responseHeaders.append(HTTPField(name: .setCookie, value: cookie.headerValue)) }
+        return Response(status: response.head.status, headers: responseHeaders, body: response.body)
+    }
+}
+
+/// Forwarding header names (optional like ``ExtraHeaderNames``: no code path can trap).
+enum ForwardingHeaders {
+    static let forwardedFor = HTTPField.Name("X-Forwarded-For")
+    static let forwardedProto = HTTPField.Name("X-Forwarded-Proto")
+    static let forwardedHost = HTTPField.Name("X-Forwarded-Host")
+}

@@ -1,0 +1,143 @@
+import BFFCore
+import BFFOIDC
+import Crypto
+import Logging
+import Synchronization
+
+/// What happened when a user token was needed.
+enum UserTokenOutcome: Sendable {
+    /// A usable access token, plus cookies to set if the session was re-sealed (cookie mode).
+    case token(String, cookies: [SetCookie])
+    /// The session ended (refresh rejected, or expired without a refresh token); cookies clear it.
+    case sessionEnded(cookies: [SetCookie])
+    /// The IdP could not be reached; the session is kept.
+    case idpUnavailable
+}
+
+/// Keeps users' access tokens fresh: refreshes when they expire within `refreshBeforeExpiry`,
+/// at most once per refresh token (single flight), and never replays a refresh token — a caller
+/// that loaded the session before a refresh finished gets that refresh's result (IdPs such as
+/// Glewlwyd and django-oauth-toolkit revoke the whole token family on replay).
+final class UserTokenManager: Sendable {
+    let tokens: TokenEndpointClient
+    let sessions: SessionManager
+    let refreshBefore: Int64
+    let time: any TimeSource
+    let logger: Logger
+    private let flights = SingleFlight<[UInt8], TokenResponse>()
+    /// Results of recent refreshes, by hash of the refresh token they consumed.
+    private let recent = Mutex<[[UInt8]: (TokenResponse, UnixTime)]>([:])
+    static let recentLifetime: Int64 = 120
+
+    init(
+        tokens: TokenEndpointClient, sessions: SessionManager, refreshBefore: Duration, time: any TimeSource,
+        logger: Logger
+    ) {
+        self.tokens = tokens
+        self.sessions = sessions
+        self.refreshBefore = refreshBefore.components.seconds
+        self.time = time
+        self.logger = logger
+    }
+
+    /// Number of refresh-token requests sent (metrics and tests).
+    let refreshRequests = Mutex(0)
+
+    func accessToken(for loaded: inout LoadedSession, cookies: CookieHeader) async -> UserTokenOutcome {
+        let now = time.now
+        let current = loaded.session.tokens
+        if let token = current.accessToken, current.accessTokenExpiresAt.map({ $0 - now > refreshBefore }) ?? true {
+            return .token(token, cookies: [])
+        }
+        guard let refreshToken = current.refreshToken else {
+            if let token = current.accessToken, let expiry = current.accessTokenExpiresAt, expiry > now {
+                return .token(token, cookies: [])  // expiring soon, but nothing to refresh with: use it while valid
+            }
+            return .sessionEnded(cookies: await sessions.end(loaded, cookies: cookies))
+        }
+        let key = Array(SHA256.hash(data: Array(refreshToken.utf8)))
+        let response: TokenResponse
+        do {
+            response = try await refreshed(key: key, refreshToken: refreshToken, loaded: loaded)
+        } catch let error as OIDCError where error.oauthCode != nil {
+            logger.info("token refresh rejected; ending the session", metadata: ["bff.error": "\(error)"])
+            return .sessionEnded(cookies: await sessions.end(loaded, cookies: cookies))
+        } catch {
+            logger.warning("token refresh failed: identity provider unavailable", metadata: ["bff.error": "\(error)"])
+            return .idpUnavailable
+        }
+        apply(response, to: &loaded.session, now: now)
+        if case .cookie = loaded.handle {
+            let issued = (try? await sessions.save(loaded, cookies: cookies)) ?? []
+            return .token(response.accessToken, cookies: issued)
+        }
+        return .token(response.accessToken, cookies: [])
+    }
+
+    /// The refresh for `refreshToken`: a recent result, the one in flight, or a new request.
+    func refreshed(key: [UInt8], refreshToken: String, loaded: LoadedSession) async throws -> TokenResponse {
+        let now = time.now
+        if let (response, at) = recent.withLock({ $0[key] }), now - at < UserTokenManager.recentLifetime {
+            return response
+        }
+        let sessions = self.sessions
+        return try await flights.run(key) {
+            if let (response, _) = self.recent.withLock({ $0[key] }) { return response }
+            self.refreshRequests.withLock { $0 += 1 }
+            let response = try await self.tokens.refresh(refreshToken: refreshToken)
+            let finished = self.time.now
+            self.recent.withLock { recent in
+                recent = recent.filter { finished - $0.value.1 < UserTokenManager.recentLifetime }
+                recent[key] = (response, finished)
+            }
+            // Server-side sessions are written once, by the caller that refreshed.
+            if case .server = loaded.handle {
+                var updated = loaded
+                self.apply(response, to: &updated.session, now: finished)
+                _ = try? await sessions.save(updated, cookies: CookieHeader(bytes: []))
+            }
+            return response
+        }
+    }
+
+    func apply(_ response: TokenResponse, to session: inout Session, now: UnixTime) {
+        session.tokens.accessToken = response.accessToken
+        session.tokens.accessTokenExpiresAt = response.expiresIn.map { now + $0 }
+        if let tokenType = response.tokenType { session.tokens.tokenType = tokenType }
+        if let rotated = response.refreshToken { session.tokens.refreshToken = rotated }
+        if let idToken = response.idToken { session.tokens.idToken = idToken }
+    }
+}
+
+/// Client-credentials tokens, cached per (scopes, resource) until 60 s before expiry and fetched
+/// at most once at a time per key.
+final class ClientTokenCache: Sendable {
+    let tokens: TokenEndpointClient
+    let time: any TimeSource
+    private let flights = SingleFlight<String, TokenResponse>()
+    private let cache = Mutex<[String: (String, UnixTime)]>([:])
+    /// Number of client-credentials requests sent.
+    let requests = Mutex(0)
+
+    init(tokens: TokenEndpointClient, time: any TimeSource) {
+        self.tokens = tokens
+        self.time = time
+    }
+
+    func token(scopes: [String]?, resource: String?) async throws -> String {
+        let key = (scopes ?? []).joined(separator: " ") + "\u{0}" + (resource ?? "")
+        if let (token, expiresAt) = cache.withLock({ $0[key] }), expiresAt - 60 > time.now { return token }
+        let response = try await flights.run(key) {
+            if let (token, expiresAt) = self.cache.withLock({ $0[key] }), expiresAt - 60 > self.time.now {
+                return TokenResponse(accessToken: token, tokenType: "Bearer", expiresIn: expiresAt - self.time.now)
+            }
+            self.requests.withLock { $0 += 1 }
+            let response = try await self.tokens.clientCredentials(
+                scope: scopes?.joined(separator: " "), resource: resource)
+            let expiresAt = self.time.now + (response.expiresIn ?? 300)
+            self.cache.withLock { $0[key] = (response.accessToken, expiresAt) }
+            return response
+        }
+        return response.accessToken
+    }
+}
