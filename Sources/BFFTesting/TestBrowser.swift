@@ -143,6 +143,8 @@ public final class TestBrowser: Sendable {
 public struct TestBrowserError: Error, CustomStringConvertible {
     /// What went wrong.
     public let message: String
+    /// Creates an error.
+    public init(message: String) { self.message = message }
     /// The message.
     public var description: String { message }
 }

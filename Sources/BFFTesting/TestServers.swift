@@ -73,6 +73,8 @@ public enum TestServers {
 public struct TestServerError: Error, CustomStringConvertible {
     /// What went wrong.
     public let message: String
+    /// Creates an error.
+    public init(message: String) { self.message = message }
     /// The message.
     public var description: String { message }
 }

@@ -9,6 +9,7 @@ import Foundation
 import Hummingbird
 import Logging
 import ServiceLifecycle
+import Synchronization
 import Testing
 
 @testable import BFFGateway
@@ -21,6 +22,8 @@ struct TestEnvironment: Sendable {
     let gateway: Gateway
     let adminPort: Int
     let apiPort: Int
+    /// The gateway's link to the IdP; tests cut it to simulate an outage.
+    let idpLink: SwitchableOIDCHTTPClient
 
     static var quietLogger: Logger {
         var logger = Logger(label: "bff.test")
@@ -46,14 +49,15 @@ struct TestEnvironment: Sendable {
         configure(&setup.gateway.bff)
         let client = AsyncHTTPClientTransport.makeClient()
         let upstreamClient = AsyncHTTPClientUpstream.makeClient()
+        let idpLink = SwitchableOIDCHTTPClient(base: AsyncHTTPClientTransport(client: client))
         let gateway = try Gateway.build(
-            configuration: setup.gateway, keyRing: setup.keyRing, http: AsyncHTTPClientTransport(client: client),
+            configuration: setup.gateway, keyRing: setup.keyRing, http: idpLink,
             upstream: upstream ?? AsyncHTTPClientUpstream(client: upstreamClient), logger: quietLogger,
             configureRouter: DemoAPI.add)
         let idp = try DevIdentityProvider(configuration: setup.idp)
         let environment = TestEnvironment(
             origin: "http://localhost:\(gatewayPort)", issuer: setup.idp.issuer, idp: idp, gateway: gateway,
-            adminPort: adminPort, apiPort: apiPort)
+            adminPort: adminPort, apiPort: apiPort, idpLink: idpLink)
         var services: [any Service] = [
             gateway.application, SampleAPI.makeApplication(idp: idp, port: apiPort, logger: quietLogger),
         ]
@@ -121,5 +125,20 @@ struct TestEnvironment: Sendable {
     static func query(_ url: String) -> [String: String] {
         guard let mark = url.firstIndex(of: "?") else { return [:] }
         return FormEncoding.firstValues(String(url[url.index(after: mark)...])) ?? [:]
+    }
+}
+
+/// Wraps the gateway's IdP client so a test can make the IdP unreachable and back.
+final class SwitchableOIDCHTTPClient: OIDCHTTPClient {
+    let base: any OIDCHTTPClient
+    private let reachable = Mutex(true)
+
+    init(base: any OIDCHTTPClient) { self.base = base }
+
+    func setReachable(_ value: Bool) { reachable.withLock { $0 = value } }
+
+    func send(_ request: OIDCHTTPRequest, timeout: Duration) async throws -> OIDCHTTPResponse {
+        guard reachable.withLock({ $0 }) else { throw TestServerError(message: "IdP unreachable (test)") }
+        return try await base.send(request, timeout: timeout)
     }
 }

@@ -1,0 +1,117 @@
+import Crypto
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+
+/// An upstream API for proxy tests: echoes what reached it, and misbehaves on request.
+///
+/// - `/echo/**`: JSON with method, path, query, every header, body length and SHA-256.
+/// - `/status/{code}`: answers that status.
+/// - `/slow/{milliseconds}`: answers after a delay.
+/// - `/set-cookie`: sets a cookie named like the BFF's session cookie and an app cookie.
+/// - `/hop`: answers with hop-by-hop headers and one named in `Connection`.
+/// - `/download/{bytes}`: streams that many bytes in 64 KiB chunks (no Content-Length).
+public enum EchoUpstream {
+    /// An application serving the echo endpoints on `127.0.0.1:port`.
+    public static func makeApplication(port: Int, logger: Logger) -> some ApplicationProtocol {
+        let router = Router()
+        for path: RouterPath in ["echo", "echo/**"] {
+            for method: HTTPRequest.Method in [.get, .post, .put, .delete, .patch] {
+                router.on(path, method: method) { request, _ in try await echo(request) }
+            }
+        }
+        router.get("status/:code") { _, context in
+            let code = context.parameters.get("code", as: Int.self) ?? 500
+            return Response(
+                status: .init(code: code), headers: [.contentType: "text/plain"],
+                body: .init(byteBuffer: ByteBuffer(string: "status \(code)")))
+        }
+        router.get("slow/:ms") { _, context in
+            let milliseconds = context.parameters.get("ms", as: Int.self) ?? 1000
+            try await Task.sleep(for: .milliseconds(milliseconds))
+            return Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "slow")))
+        }
+        router.get("set-cookie") { _, _ in
+            var headers: HTTPFields = [.contentType: "text/plain"]
+            headers.append(HTTPField(name: .setCookie, value: "__Host-bff-session=evil; Path=/; Secure; HttpOnly"))
+            headers.append(HTTPField(name: .setCookie, value: "__Host-bff-login.x=evil; Path=/"))
+            headers.append(HTTPField(name: .setCookie, value: "app=ok; Path=/"))
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: "cookies")))
+        }
+        router.get("hop") { _, _ in
+            var headers: HTTPFields = [.contentType: "text/plain", .connection: "x-hop"]
+            if let hop = HTTPField.Name("X-Hop") { headers[hop] = "1" }
+            if let keepAlive = HTTPField.Name("Keep-Alive") { headers[keepAlive] = "timeout=5" }
+            if let end = HTTPField.Name("X-End-To-End") { headers[end] = "kept" }
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: "hop")))
+        }
+        router.get("download/:bytes") { _, context in
+            let total = context.parameters.get("bytes", as: Int.self) ?? 0
+            return Response(
+                status: .ok, headers: [.contentType: "application/octet-stream"],
+                body: ResponseBody { writer in
+                    var remaining = total
+                    let chunk = ByteBuffer(repeating: UInt8(ascii: "x"), count: 65536)
+                    while remaining > 0 {
+                        let size = min(remaining, 65536)
+                        try await writer.write(chunk.getSlice(at: 0, length: size) ?? ByteBuffer())
+                        remaining -= size
+                    }
+                    try await writer.finish(nil)
+                })
+        }
+        return Application(
+            router: router,
+            configuration: .init(address: .hostname("127.0.0.1", port: port), serverName: "echo-upstream"),
+            logger: logger)
+    }
+
+    static func echo(_ request: Request) async throws -> Response {
+        var hasher = SHA256()
+        var length = 0
+        for try await buffer in request.body {
+            length += buffer.readableBytes
+            hasher.update(data: Array(buffer.readableBytesView))
+        }
+        let digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        let headers = request.headers.map { "[\(quote($0.name.canonicalName)),\(quote($0.value))]" }.joined(
+            separator: ",")
+        let body = """
+            {"method":\(quote(request.method.rawValue)),"path":\(quote(request.uri.path)),"query":\(quote(request.uri.query ?? "")),\
+            "headers":[\(headers)],"bodyLength":\(length),"bodySHA256":\(quote(digest))}
+            """
+        return Response(
+            status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: body)))
+    }
+
+    static func quote(_ text: String) -> String {
+        let data = (try? JSONEncoder().encode(text)) ?? Data("\"\"".utf8)
+        return String(decoding: data, as: UTF8.self)
+    }
+}
+
+/// The JSON ``EchoUpstream`` answers with, decoded.
+public struct EchoedRequest: Decodable, Sendable {
+    /// Method seen upstream.
+    public var method: String
+    /// Path seen upstream.
+    public var path: String
+    /// Query seen upstream.
+    public var query: String
+    /// Headers seen upstream (lower-cased names).
+    public var headers: [[String]]
+    /// Body length.
+    public var bodyLength: Int
+    /// Body SHA-256, hex.
+    public var bodySHA256: String
+
+    /// Decodes an echo response body.
+    public init(json: String) throws { self = try JSONDecoder().decode(EchoedRequest.self, from: Data(json.utf8)) }
+
+    /// Every value of a header.
+    public func values(_ name: String) -> [String] {
+        headers.filter { $0.first == name.lowercased() }.compactMap { $0.last }
+    }
+}

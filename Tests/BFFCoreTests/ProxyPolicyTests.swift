@@ -1,0 +1,119 @@
+import BFFCore
+import Testing
+
+@Suite("Proxy policy: routes, paths, headers, CIDRs, single flight")
+struct ProxyPolicyTests {
+    let table = RouteTable(routes: [
+        APIRouteConfiguration(path: "/api/weather", upstream: "http://127.0.0.1:5090/weatherforecast"),
+        APIRouteConfiguration(path: "/api/weather/admin", upstream: "http://127.0.0.1:5091/"),
+        APIRouteConfiguration(path: "/api/", upstream: "http://127.0.0.1:5092"),
+    ])
+
+    @Test func longestSegmentPrefixWins() throws {
+        let exact = try #require(table.match(path: "/api/weather"))
+        #expect(exact.entry.prefix == "/api/weather")
+        #expect(exact.remainder == "")
+        let deeper = try #require(table.match(path: "/api/weather/today"))
+        #expect(deeper.entry.prefix == "/api/weather")
+        #expect(deeper.remainder == "/today")
+        #expect(try #require(table.match(path: "/api/weather/admin/x")).entry.prefix == "/api/weather/admin")
+    }
+
+    @Test func noMatchAcrossASegmentBoundary() throws {
+        let other = try #require(table.match(path: "/api/weatherx"))
+        #expect(other.entry.prefix == "/api", "falls to /api, never to /api/weather")
+        #expect(table.match(path: "/apix") == nil)
+        #expect(table.match(path: "/") == nil)
+    }
+
+    @Test(arguments: ["/api/x", "/api/a/b.json", "/api/%20space", "/api/caf%C3%A9", "/api/a;b", "/api/~user"])
+    func safePaths(_ path: String) { #expect(PathSanitizer.isSafe(path)) }
+
+    @Test(arguments: [
+        "/api/../admin", "/api/./x", "/api/x/..", "/api/%2e%2e/admin", "/api/%2E%2E/admin", "/api/.%2e/x", "/api/a%2fb",
+        "/api/a%2Fb", "/api/a%5cb", "/api/a\\b", "/api/a%00b", "/api/a\u{0}b", "/api/a b", "/api/a\tb", "api/x", "",
+        "/api/%zz", "/api/%2", "/api/..;/x".replacingOccurrences(of: ";", with: ""),
+    ])
+    func hostilePaths(_ path: String) { #expect(!PathSanitizer.isSafe(path)) }
+
+    @Test func requestHeaderPolicy() {
+        let policy = HeaderPolicy(antiForgeryHeader: "X-CSRF", bffCookiePrefixes: ["__Host-bff-session"])
+        let listed: Set<String> = ["x-secret-hop"]
+        for name in [
+            "connection", "keep-alive", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade",
+            "cookie", "authorization", "x-csrf", "host", "x-secret-hop", "x-forwarded-proto", "x-forwarded-host",
+            "dpop",
+        ] {
+            #expect(!policy.forwardsRequestHeader(name, connectionTokens: listed, trustedForwarding: false), "\(name)")
+        }
+        #expect(!policy.forwardsRequestHeader("x-forwarded-for", connectionTokens: [], trustedForwarding: false))
+        #expect(policy.forwardsRequestHeader("x-forwarded-for", connectionTokens: [], trustedForwarding: true))
+        for name in ["accept", "content-type", "x-request-id", "if-none-match", "user-agent"] {
+            #expect(policy.forwardsRequestHeader(name, connectionTokens: listed, trustedForwarding: false), "\(name)")
+        }
+    }
+
+    @Test func responseSetCookieFilter() {
+        let policy = HeaderPolicy(
+            antiForgeryHeader: "X-CSRF", bffCookiePrefixes: ["__Host-bff-session", "__Host-bff-login."])
+        #expect(
+            !policy.forwardsResponseHeader("set-cookie", value: "__Host-bff-session=x; Path=/", connectionTokens: []))
+        #expect(!policy.forwardsResponseHeader("set-cookie", value: "__Host-bff-session.1=x", connectionTokens: []))
+        #expect(!policy.forwardsResponseHeader("set-cookie", value: " __Host-bff-login.abc=x", connectionTokens: []))
+        #expect(policy.forwardsResponseHeader("set-cookie", value: "app=1", connectionTokens: []))
+        #expect(!policy.forwardsResponseHeader("keep-alive", value: "timeout=5", connectionTokens: []))
+        #expect(!policy.forwardsResponseHeader("x-hop", value: "1", connectionTokens: ["x-hop"]))
+        #expect(HeaderPolicy.connectionTokens(["close, X-Hop ", "keep-alive"]) == ["close", "x-hop", "keep-alive"])
+    }
+
+    @Test func cidrMatching() throws {
+        let v4 = try #require(IPAddressRange("10.0.0.0/8"))
+        #expect(v4.contains("10.1.2.3"))
+        #expect(!v4.contains("11.0.0.1"))
+        #expect(!v4.contains("::1"))
+        let single = try #require(IPAddressRange("127.0.0.1"))
+        #expect(single.contains("127.0.0.1"))
+        #expect(!single.contains("127.0.0.2"))
+        let v6 = try #require(IPAddressRange("fd00::/8"))
+        #expect(v6.contains("fd12:3456::1"))
+        #expect(!v6.contains("fe80::1"))
+        #expect(try #require(IPAddressRange("::1/128")).contains("[::1]"))
+        for bad in ["", "10.0.0.0/33", "300.1.1.1", "1.2.3", "::1/129", "a::b::c", "10.0.0.0/x"] {
+            #expect(IPAddressRange(bad) == nil, "\(bad)")
+        }
+    }
+
+    @Test func singleFlightRunsOnceForConcurrentCallers() async throws {
+        let flight = SingleFlight<String, Int>()
+        let counter = Counter()
+        let results = try await withThrowingTaskGroup(of: Int.self) { group in
+            for _ in 0..<50 {
+                group.addTask {
+                    try await flight.run("key") {
+                        await counter.increment()
+                        try await Task.sleep(for: .milliseconds(100))
+                        return 42
+                    }
+                }
+            }
+            return try await group.reduce(into: [Int]()) { $0.append($1) }
+        }
+        #expect(results.count == 50)
+        #expect(results.allSatisfy { $0 == 42 })
+        #expect(await counter.value == 1)
+        #expect(await flight.inFlight == 0)
+    }
+
+    @Test func singleFlightSharesFailures() async throws {
+        struct Boom: Error {}
+        let flight = SingleFlight<String, Int>()
+        await #expect(throws: Boom.self) { try await flight.run("k") { throw Boom() } }
+        let value = try await flight.run("k") { 7 }
+        #expect(value == 7, "a failure does not stick")
+    }
+}
+
+actor Counter {
+    var value = 0
+    func increment() { value += 1 }
+}

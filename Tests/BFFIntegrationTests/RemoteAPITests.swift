@@ -1,0 +1,258 @@
+import BFFCore
+import BFFTesting
+import Crypto
+import Foundation
+import Testing
+
+@testable import BFFGateway
+
+@Suite("Remote APIs through the gateway")
+struct RemoteAPITests {
+    /// Runs the standard environment plus an echo upstream behind several routes.
+    func withProxy(
+        accessTokenLifetime: Int64 = 300, refreshBefore: Duration = .seconds(60),
+        _ body: @Sendable (TestEnvironment, TestBrowser, Int) async throws -> Void
+    ) async throws {
+        let echoPort = try await TestServers.freePort()
+        let echo = "http://127.0.0.1:\(echoPort)"
+        try await TestEnvironment.run(
+            accessTokenLifetime: accessTokenLifetime,
+            extraServices: [EchoUpstream.makeApplication(port: echoPort, logger: TestEnvironment.quietLogger)],
+            extraPorts: [echoPort],
+            configure: { configuration in
+                configuration.tokens.refreshBeforeExpiry = refreshBefore
+                configuration.server.environment = "development"
+                configuration.diagnostics.showTokens = true
+                configuration.apis += [
+                    APIRouteConfiguration(path: "/api/echo", upstream: echo + "/echo", token: .user),
+                    APIRouteConfiguration(path: "/api/public", upstream: echo + "/echo/public", token: .none),
+                    APIRouteConfiguration(path: "/api/maybe", upstream: echo + "/echo/maybe", token: .userOrNone),
+                    APIRouteConfiguration(path: "/api/either", upstream: echo + "/echo/either", token: .userOrClient),
+                    APIRouteConfiguration(
+                        path: "/api/service", upstream: echo + "/echo/service", token: .client, scopes: ["api"]),
+                    APIRouteConfiguration(path: "/api/misc", upstream: echo, token: .none, timeout: .seconds(1)),
+                    APIRouteConfiguration(path: "/api/dead", upstream: "http://127.0.0.1:1/x", token: .none),
+                ]
+            }
+        ) { env, browser in try await body(env, browser, echoPort) }
+    }
+
+    func echoed(_ page: TestBrowser.Page) throws -> EchoedRequest {
+        try #require(page.status == 200, "status \(page.status): \(page.body)")
+        return try EchoedRequest(json: page.body)
+    }
+
+    @Test func userTokenReachesTheUpstreamAndClientSecretsDoNot() async throws {
+        try await withProxy { env, browser, _ in
+            try await env.login(browser)
+            let page = try await browser.get(
+                env.origin + "/api/echo/items/7?q=a%20b&x=1",
+                headers: env.csrf + [
+                    ("Authorization", "Bearer forged"), ("X-Forwarded-For", "6.6.6.6"),
+                    ("X-Forwarded-Host", "evil.example"),
+                    ("Forwarded", "for=6.6.6.6"), ("Connection", "x-private"), ("X-Private", "secret"),
+                    ("Keep-Alive", "timeout=1"),
+                    ("TE", "trailers"), ("X-Request-Id", "r-1"),
+                ])
+            let seen = try echoed(page)
+            #expect(seen.path == "/echo/items/7")
+            #expect(seen.query == "q=a%20b&x=1")
+            let authorization = try #require(seen.values("authorization").first)
+            #expect(seen.values("authorization").count == 1)
+            #expect(authorization.hasPrefix("Bearer eyJ"), "the user's access token, not the client's")
+            #expect(!authorization.contains("forged"))
+            #expect(seen.values("cookie").isEmpty)
+            #expect(seen.values("x-csrf").isEmpty)
+            #expect(seen.values("x-private").isEmpty)
+            #expect(seen.values("keep-alive").isEmpty)
+            #expect(seen.values("te").isEmpty)
+            #expect(seen.values("forwarded").isEmpty)
+            #expect(seen.values("x-forwarded-for") == ["127.0.0.1"], "spoofed value replaced")
+            #expect(seen.values("x-forwarded-host") == [String(env.origin.dropFirst("http://".count))])
+            #expect(seen.values("x-forwarded-proto") == ["http"])
+            #expect(seen.values("x-request-id") == ["r-1"])
+        }
+    }
+
+    @Test func tokenTypesAnonymousAndLoggedIn() async throws {
+        try await withProxy { env, browser, _ in
+            // Anonymous.
+            #expect(try await browser.get(env.origin + "/api/echo", headers: env.csrf).status == 401)
+            #expect(
+                try echoed(try await browser.get(env.origin + "/api/public", headers: env.csrf)).values("authorization")
+                    .isEmpty)
+            #expect(
+                try echoed(try await browser.get(env.origin + "/api/maybe", headers: env.csrf)).values("authorization")
+                    .isEmpty)
+            let eitherAnonymous = try echoed(try await browser.get(env.origin + "/api/either", headers: env.csrf))
+            let clientToken = try #require(eitherAnonymous.values("authorization").first)
+            let service = try echoed(try await browser.get(env.origin + "/api/service", headers: env.csrf))
+            #expect(service.values("authorization").first?.hasPrefix("Bearer ") == true)
+            // Logged in.
+            try await env.login(browser)
+            let user = try echoed(try await browser.get(env.origin + "/api/echo", headers: env.csrf))
+            let userToken = try #require(user.values("authorization").first)
+            #expect(userToken != clientToken)
+            #expect(
+                try echoed(try await browser.get(env.origin + "/api/maybe", headers: env.csrf)).values("authorization")
+                    == [userToken])
+            #expect(
+                try echoed(try await browser.get(env.origin + "/api/either", headers: env.csrf)).values("authorization")
+                    == [userToken])
+            #expect(
+                try echoed(try await browser.get(env.origin + "/api/public", headers: env.csrf)).values("authorization")
+                    .isEmpty)
+            let serviceAgain = try echoed(try await browser.get(env.origin + "/api/service", headers: env.csrf))
+            #expect(serviceAgain.values("authorization") == service.values("authorization"), "client token cached")
+            #expect(
+                env.gateway.bff.clientCredentialsRequestCount == 2, "one per scope set (either: none, service: api)")
+        }
+    }
+
+    @Test func antiForgeryAppliesToEveryRoute() async throws {
+        try await withProxy { env, browser, _ in
+            for path in ["/api/public", "/api/echo", "/api/service"] {
+                let page = try await browser.get(env.origin + path)
+                #expect(page.status == 401)
+                #expect(page.body.contains("urn:bff:problem:antiforgery"))
+            }
+        }
+    }
+
+    @Test(arguments: [
+        "/api/echo/../admin", "/api/echo/%2e%2e/admin", "/api/echo/a%2fb", "/api/echo/%00", "/api/echo/a%5cb",
+    ])
+    func hostilePathsAre400(_ path: String) async throws {
+        try await withProxy { env, browser, _ in
+            let page = try await browser.get(env.origin + path, headers: env.csrf)
+            #expect(page.status == 400)
+            #expect(page.body.contains("urn:bff:problem:invalid-path"))
+        }
+    }
+
+    @Test func prefixMatchStopsAtSegmentBoundaries() async throws {
+        try await withProxy { env, browser, _ in
+            let page = try await browser.get(env.origin + "/api/echox", headers: env.csrf)
+            #expect(page.status == 404)
+        }
+    }
+
+    @Test func upstreamStatusesPassThroughAndFailuresAreProblems() async throws {
+        try await withProxy { env, browser, _ in
+            for code in [401, 403, 404, 500, 503] {
+                let page = try await browser.get(env.origin + "/api/misc/status/\(code)", headers: env.csrf)
+                #expect(page.status == code)
+                #expect(page.body == "status \(code)")
+            }
+            let dead = try await browser.get(env.origin + "/api/dead", headers: env.csrf)
+            #expect(dead.status == 502)
+            #expect(dead.body.contains("urn:bff:problem:upstream-unavailable"))
+            let started = ContinuousClock.now
+            let slow = try await browser.get(env.origin + "/api/misc/slow/5000", headers: env.csrf)
+            #expect(slow.status == 504)
+            #expect(slow.body.contains("urn:bff:problem:upstream-timeout"))
+            #expect(ContinuousClock.now - started < .seconds(4), "answered within the route timeout")
+        }
+    }
+
+    @Test func responseHeaderPolicy() async throws {
+        try await withProxy { env, browser, _ in
+            let cookies = try await browser.get(env.origin + "/api/misc/set-cookie", headers: env.csrf)
+            let set = cookies.headerValues("set-cookie")
+            #expect(set == ["app=ok; Path=/"], "BFF cookie names are filtered")
+            let hop = try await browser.get(env.origin + "/api/misc/hop", headers: env.csrf)
+            #expect(hop.header("x-hop") == nil)
+            #expect(hop.header("keep-alive") == nil)
+            #expect(hop.header("x-end-to-end") == "kept")
+        }
+    }
+
+    @Test func bodiesStreamBothWays() async throws {
+        try await withProxy { env, browser, _ in
+            let payload = (0..<(3 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+            let upload = try await browser.request(
+                "POST", env.origin + "/api/public/upload",
+                headers: env.csrf + [("content-type", "application/octet-stream")],
+                body: payload)
+            let seen = try echoed(upload)
+            #expect(seen.bodyLength == payload.count)
+            #expect(seen.bodySHA256 == SHA256.hash(data: payload).map { String(format: "%02x", $0) }.joined())
+            let download = try await browser.get(env.origin + "/api/misc/download/5000000", headers: env.csrf)
+            #expect(download.status == 200)
+            #expect(download.body.utf8.count == 5_000_000)
+        }
+    }
+
+    @Test func transparentRefresh() async throws {
+        try await withProxy(accessTokenLifetime: 2, refreshBefore: .seconds(1)) { env, browser, _ in
+            try await env.login(browser)
+            let first = try echoed(try await browser.get(env.origin + "/api/echo", headers: env.csrf)).values(
+                "authorization")
+            try await Task.sleep(for: .milliseconds(2100))
+            let second = try echoed(try await browser.get(env.origin + "/api/echo", headers: env.csrf)).values(
+                "authorization")
+            #expect(first != second, "a new access token after expiry")
+            #expect(await env.idp.statistics().refreshRequests == 1)
+            let third = try echoed(try await browser.get(env.origin + "/api/echo", headers: env.csrf)).values(
+                "authorization")
+            #expect(third == second, "the refreshed token was stored in the session")
+            #expect(await env.idp.statistics().refreshRequests == 1)
+        }
+    }
+
+    @Test func fiftyConcurrentCallsCauseOneRefresh() async throws {
+        try await withProxy(accessTokenLifetime: 2, refreshBefore: .seconds(1)) { env, browser, _ in
+            try await env.login(browser)
+            try await Task.sleep(for: .milliseconds(2100))
+            let statuses = try await withThrowingTaskGroup(of: (Int, String).self) { group in
+                for _ in 0..<50 {
+                    group.addTask {
+                        let page = try await browser.get(env.origin + "/api/echo", headers: env.csrf)
+                        return (page.status, (try? EchoedRequest(json: page.body).values("authorization").first) ?? "")
+                    }
+                }
+                return try await group.reduce(into: [(Int, String)]()) { $0.append($1) }
+            }
+            #expect(statuses.allSatisfy { $0.0 == 200 })
+            #expect(Set(statuses.map(\.1)).count == 1, "all fifty used the same new token")
+            #expect(await env.idp.statistics().refreshRequests == 1, "exactly one refresh-token request at the IdP")
+            #expect(await env.idp.statistics().refreshReuseDetected == 0)
+        }
+    }
+
+    @Test func rejectedRefreshEndsTheSession() async throws {
+        try await withProxy(accessTokenLifetime: 2, refreshBefore: .seconds(1)) { env, browser, _ in
+            try await env.login(browser)
+            let diagnostics = try await browser.get(env.origin + "/bff/diagnostics", headers: env.csrf)
+            let refreshToken = try #require(TestEnvironment.extract(#""refreshToken":""#, from: diagnostics.body))
+            let revoked = try await browser.postForm(
+                env.issuer + "/revoke",
+                [("token", refreshToken), ("client_id", "bff-demo"), ("client_secret", DemoSetupSecret.value)])
+            #expect(revoked.status == 200)
+            try await Task.sleep(for: .milliseconds(2100))
+            let page = try await browser.get(env.origin + "/api/echo", headers: env.csrf)
+            #expect(page.status == 401)
+            #expect(page.body.contains("urn:bff:problem:session-expired"))
+            #expect(
+                page.headerValues("set-cookie").contains {
+                    $0.hasPrefix("__Host-bff-session=;") && $0.contains("Max-Age=0")
+                })
+            #expect(try await env.user(browser).status == 401)
+        }
+    }
+
+    @Test func idpDownDuringRefreshIs503AndKeepsTheSession() async throws {
+        try await withProxy(accessTokenLifetime: 2, refreshBefore: .seconds(1)) { env, browser, _ in
+            try await env.login(browser)
+            try await Task.sleep(for: .milliseconds(2100))
+            env.idpLink.setReachable(false)
+            let page = try await browser.get(env.origin + "/api/echo", headers: env.csrf)
+            #expect(page.status == 503)
+            #expect(page.body.contains("urn:bff:problem:idp-unavailable"))
+            #expect(page.headerValues("set-cookie").isEmpty, "the session is kept")
+            env.idpLink.setReachable(true)
+            let again = try await browser.get(env.origin + "/api/echo", headers: env.csrf)
+            #expect(again.status == 200, "refresh succeeds once the IdP is back")
+        }
+    }
+}
