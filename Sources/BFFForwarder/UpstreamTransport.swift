@@ -14,14 +14,20 @@ public struct UpstreamRequest: Sendable {
     public var contentLength: Int?
     /// Whole-exchange timeout until the response head arrives.
     public var timeout: Duration
+    /// The event loop of the inbound request; the upstream connection is taken from its pool.
+    public var eventLoop: (any EventLoop)?
 
     /// Creates a request.
-    public init(method: HTTPRequest.Method, url: String, headers: HTTPFields, contentLength: Int?, timeout: Duration) {
+    public init(
+        method: HTTPRequest.Method, url: String, headers: HTTPFields, contentLength: Int?, timeout: Duration,
+        eventLoop: (any EventLoop)? = nil
+    ) {
         self.method = method
         self.url = url
         self.headers = headers
         self.contentLength = contentLength
         self.timeout = timeout
+        self.eventLoop = eventLoop
     }
 }
 

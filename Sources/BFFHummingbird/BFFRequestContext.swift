@@ -1,5 +1,6 @@
 import BFFCore
 import Hummingbird
+import NIOCore
 
 /// What the BFF keeps per request.
 public struct BFFContextStorage: Sendable {
@@ -9,6 +10,8 @@ public struct BFFContextStorage: Sendable {
     public var sessionLoaded: Bool = false
     /// The peer's IP address (for `X-Forwarded-For`), when the transport knows it.
     public var remoteAddress: String?
+    /// The inbound connection's event loop (the upstream connection is taken from its pool).
+    public var eventLoop: (any EventLoop)?
 
     /// Empty storage.
     public init() {}
@@ -38,5 +41,6 @@ public struct BasicBFFRequestContext: BFFRequestContext {
         self.coreContext = .init(source: source)
         self.bff = BFFContextStorage()
         self.bff.remoteAddress = source.channel.remoteAddress?.ipAddress
+        self.bff.eventLoop = source.channel.eventLoop
     }
 }

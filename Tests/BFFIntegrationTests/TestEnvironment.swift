@@ -50,16 +50,17 @@ struct TestEnvironment: Sendable {
         let client = AsyncHTTPClientTransport.makeClient()
         let upstreamClient = AsyncHTTPClientUpstream.makeClient()
         let idpLink = SwitchableOIDCHTTPClient(base: AsyncHTTPClientTransport(client: client))
+        let forwarder = NIOUpstream(tlsFallback: AsyncHTTPClientUpstream(client: upstreamClient))
         let gateway = try Gateway.build(
             configuration: setup.gateway, keyRing: setup.keyRing, http: idpLink,
-            upstream: upstream ?? AsyncHTTPClientUpstream(client: upstreamClient), logger: quietLogger,
+            upstream: upstream ?? forwarder, logger: quietLogger,
             configureRouter: DemoAPI.add)
         let idp = try DevIdentityProvider(configuration: setup.idp)
         let environment = TestEnvironment(
             origin: "http://localhost:\(gatewayPort)", issuer: setup.idp.issuer, idp: idp, gateway: gateway,
             adminPort: adminPort, apiPort: apiPort, idpLink: idpLink)
         var services: [any Service] = [
-            gateway.application, SampleAPI.makeApplication(idp: idp, port: apiPort, logger: quietLogger),
+            gateway.application, SampleAPI.makeApplication(idp: idp, port: apiPort, logger: quietLogger), forwarder,
         ]
         var ports = [gatewayPort, apiPort]
         services += extraServices

@@ -39,15 +39,16 @@ struct DemoCommand: AsyncParsableCommand {
             accessTokenLifetime: accessTokenLifetime)
         let client = AsyncHTTPClientTransport.makeClient()
         let upstreamClient = AsyncHTTPClientUpstream.makeClient()
+        let forwarder = NIOUpstream(tlsFallback: AsyncHTTPClientUpstream(client: upstreamClient))
         do {
             let gateway = try Gateway.build(
                 configuration: setup.gateway, keyRing: setup.keyRing, http: AsyncHTTPClientTransport(client: client),
-                upstream: AsyncHTTPClientUpstream(client: upstreamClient), logger: logger, configureRouter: DemoAPI.add)
+                upstream: forwarder, logger: logger, configureRouter: DemoAPI.add)
             let idp = try DevIdentityProvider(configuration: setup.idp)
             var services: [any Service] = [
                 idp.makeApplication(host: "127.0.0.1", port: idpPort, logger: Logger(label: "bff.dev-idp")),
                 SampleAPI.makeApplication(idp: idp, port: apiPort, logger: Logger(label: "bff.sample-api")),
-                gateway.application,
+                gateway.application, forwarder,
             ]
             if let admin = gateway.admin { services.append(admin) }
             FileHandle.standardOutput.write(

@@ -20,11 +20,12 @@ struct ServeCommand: AsyncParsableCommand {
         let keyRing = try Gateway.keyRing(for: configuration, logger: logger)
         let client = AsyncHTTPClientTransport.makeClient()
         let upstreamClient = AsyncHTTPClientUpstream.makeClient()
+        let forwarder = NIOUpstream(tlsFallback: AsyncHTTPClientUpstream(client: upstreamClient))
         do {
             let gateway = try Gateway.build(
                 configuration: configuration, keyRing: keyRing, http: AsyncHTTPClientTransport(client: client),
-                upstream: AsyncHTTPClientUpstream(client: upstreamClient), logger: logger)
-            var services: [any Service] = [gateway.application]
+                upstream: forwarder, logger: logger)
+            var services: [any Service] = [gateway.application, forwarder]
             if let admin = gateway.admin { services.append(admin) }
             logger.info(
                 "gateway starting",

@@ -3,6 +3,7 @@ import BFFForwarder
 import HTTPTypes
 import Hummingbird
 import Logging
+import NIOCore
 
 /// Forwards requests under the configured `apis:` prefixes to their upstreams (SPEC §8), with the
 /// anti-forgery check, the route's token, the header policy and 502/504 problems.
@@ -33,7 +34,7 @@ public struct RemoteAPIMiddleware<Context: BFFRequestContext>: RouterMiddleware 
         }
         return await proxy.forward(
             request, entry: entry, remainder: remainder, session: context.bff.session,
-            remoteAddress: context.bff.remoteAddress, logger: context.logger)
+            remoteAddress: context.bff.remoteAddress, eventLoop: context.bff.eventLoop, logger: context.logger)
     }
 }
 
@@ -67,8 +68,7 @@ struct RemoteAPIProxy: Sendable {
 
     func forward(
         _ request: Request, entry: RouteTable.Entry, remainder: Substring, session: LoadedSession?,
-        remoteAddress: String?,
-        logger: Logger
+        remoteAddress: String?, eventLoop: (any EventLoop)? = nil, logger: Logger
     ) async -> Response {
         let route = entry.route
         let cookieHeader = CookieHeader(fields: request.headers[values: .cookie])
@@ -127,7 +127,8 @@ struct RemoteAPIProxy: Sendable {
         let contentLength = request.headers[.contentLength].flatMap { Int($0) }
         let hasBody = contentLength.map { $0 > 0 } ?? (request.headers[.transferEncoding] != nil)
         let upstreamRequest = UpstreamRequest(
-            method: request.method, url: url, headers: headers, contentLength: contentLength, timeout: route.timeout)
+            method: request.method, url: url, headers: headers, contentLength: contentLength, timeout: route.timeout,
+            eventLoop: eventLoop)
         let response: UpstreamResponse
         do {
             response = try await transport.send(upstreamRequest, body: hasBody ? request.body : nil)

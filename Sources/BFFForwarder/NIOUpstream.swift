@@ -1,0 +1,223 @@
+import HTTPTypes
+import HummingbirdCore
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import ServiceLifecycle
+import Synchronization
+
+/// The gateway's own HTTP/1.1 forwarder for `http://` upstreams: keep-alive pools per upstream per
+/// event loop, streaming bodies both ways with back-pressure, one retry for idempotent requests
+/// that met a connection the upstream had closed. `https://` upstreams go to `tlsFallback`.
+public final class NIOUpstream: UpstreamTransport, Service {
+    /// Settings.
+    public struct Configuration: Sendable {
+        /// Connections per upstream per event loop, 128 by default.
+        public var maximumConnectionsPerLoop: Int
+        /// TCP connect timeout, 5 s by default.
+        public var connectTimeout: Duration
+        /// Idle connections older than this are not reused, 50 s by default (below common upstream keep-alive timeouts).
+        public var idleTimeout: Duration
+
+        /// Creates settings with the defaults.
+        public init(
+            maximumConnectionsPerLoop: Int = 128, connectTimeout: Duration = .seconds(5),
+            idleTimeout: Duration = .seconds(50)
+        ) {
+            self.maximumConnectionsPerLoop = maximumConnectionsPerLoop
+            self.connectTimeout = connectTimeout
+            self.idleTimeout = idleTimeout
+        }
+    }
+
+    let configuration: Configuration
+    let group: any EventLoopGroup
+    let tlsFallback: (any UpstreamTransport)?
+    private let pools = Mutex<[PoolKey: UpstreamConnectionPool]>([:])
+
+    struct PoolKey: Hashable {
+        let host: String
+        let port: Int
+        let loop: ObjectIdentifier
+    }
+
+    /// Creates a forwarder on `group` (the server's event loops); `tlsFallback` handles https.
+    public init(
+        configuration: Configuration = .init(), group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        tlsFallback: (any UpstreamTransport)? = nil
+    ) {
+        self.configuration = configuration
+        self.group = group
+        self.tlsFallback = tlsFallback
+    }
+
+    /// Runs until graceful shutdown, then closes every pooled connection.
+    public func run() async throws {
+        try? await gracefulShutdown()
+        shutdown()
+    }
+
+    /// Closes every pool.
+    public func shutdown() {
+        let all = pools.withLock { pools -> [UpstreamConnectionPool] in
+            defer { pools.removeAll() }
+            return Array(pools.values)
+        }
+        for pool in all { pool.close() }
+    }
+
+    func pool(host: String, port: Int, eventLoop: any EventLoop) -> UpstreamConnectionPool {
+        let key = PoolKey(host: host, port: port, loop: ObjectIdentifier(eventLoop as AnyObject))
+        return pools.withLock { pools in
+            if let pool = pools[key] { return pool }
+            let pool = UpstreamConnectionPool(
+                host: host, port: port, eventLoop: eventLoop,
+                maximumConnections: configuration.maximumConnectionsPerLoop,
+                connectTimeout: .nanoseconds(Int64(configuration.connectTimeout.components.seconds) * 1_000_000_000),
+                idleTimeout: configuration.idleTimeout)
+            pools[key] = pool
+            return pool
+        }
+    }
+
+    public func send(_ request: UpstreamRequest, body: RequestBody?) async throws -> UpstreamResponse {
+        guard let target = Target(request.url) else { throw UpstreamError.unavailable }
+        if target.tls {
+            guard let tlsFallback else { throw UpstreamError.unavailable }
+            return try await tlsFallback.send(request, body: body)
+        }
+        let pool = pool(host: target.host, port: target.port, eventLoop: request.eventLoop ?? group.any())
+        var head = HTTPRequestHead(
+            version: .http1_1, method: HTTPMethod(rawValue: request.method.rawValue), uri: target.pathAndQuery)
+        head.headers.reserveCapacity(request.headers.count + 3)
+        head.headers.add(name: "host", value: target.hostHeader)
+        for field in request.headers { head.headers.add(name: field.name.rawName, value: field.value) }
+        if let length = request.contentLength {
+            head.headers.add(name: "content-length", value: String(length))
+        } else if body != nil {
+            head.headers.add(name: "transfer-encoding", value: "chunked")
+        }
+        let timeout = TimeAmount.nanoseconds(
+            request.timeout.components.seconds * 1_000_000_000 + request.timeout.components.attoseconds / 1_000_000_000)
+        let retryable = body == nil && (request.method == .get || request.method == .head || request.method == .options)
+
+        var attempt = 0
+        while true {
+            attempt += 1
+            let connection = try await pool.lease(fresh: attempt > 1)
+            let stream = ResponseStream { [handler = connection.handler] in
+                handler.eventLoop.execute { handler.value.resume() }
+            }
+            let handler = connection.handler
+            let outgoingHead = head
+            handler.eventLoop.execute {
+                handler.value.begin(stream: stream, head: outgoingHead, hasBody: body != nil, timeout: timeout)
+            }
+            if let body {
+                do {
+                    for try await buffer in body {
+                        try await connection.channel.writeAndFlush(HTTPClientRequestPart.body(.byteBuffer(buffer)))
+                            .get()
+                    }
+                    try await connection.channel.writeAndFlush(HTTPClientRequestPart.end(nil)).get()
+                } catch {
+                    // The upstream may have answered early and closed; a head, if any, is still delivered.
+                    if !stream.receivedAnything {
+                        pool.release(connection, reusable: false)
+                        throw UpstreamError.unavailable
+                    }
+                }
+            }
+            switch await stream.next() {
+            case .head(let responseHead):
+                return UpstreamResponse(
+                    head: Self.convert(responseHead),
+                    body: responseBody(
+                        stream: stream, connection: connection, pool: pool, headOnly: request.method == .head))
+            case .failed(let error):
+                pool.release(connection, reusable: false)
+                if error == .unavailable, retryable, attempt == 1, !stream.receivedAnything { continue }
+                throw error
+            case .body, .end:
+                pool.release(connection, reusable: false)
+                throw UpstreamError.unavailable
+            }
+        }
+    }
+
+    func responseBody(
+        stream: ResponseStream, connection: UpstreamConnection, pool: UpstreamConnectionPool, headOnly: Bool
+    ) -> ResponseBody {
+        ResponseBody { writer in
+            do {
+                loop: while true {
+                    switch await stream.next() {
+                    case .body(let buffer): try await writer.write(buffer)
+                    case .end: break loop
+                    case .failed(let error): throw error
+                    case .head: throw UpstreamError.unavailable
+                    }
+                }
+            } catch {
+                pool.release(connection, reusable: false)
+                throw error
+            }
+            let reusable = try await connection.handler.eventLoop.submit { connection.handler.value.reusable }.get()
+            pool.release(connection, reusable: reusable)
+            try await writer.finish(nil)
+        }
+    }
+
+    static func convert(_ head: HTTPResponseHead) -> HTTPResponse {
+        var response = HTTPResponse(status: .init(code: Int(head.status.code), reasonPhrase: head.status.reasonPhrase))
+        response.headerFields.reserveCapacity(head.headers.count)
+        for (name, value) in head.headers {
+            if let fieldName = HTTPField.Name(name) {
+                response.headerFields.append(HTTPField(name: fieldName, value: value))
+            }
+        }
+        return response
+    }
+
+    /// Where an upstream URL points.
+    struct Target {
+        var tls: Bool
+        var host: String
+        var port: Int
+        var hostHeader: String
+        var pathAndQuery: String
+
+        init?(_ url: String) {
+            let tls: Bool
+            let rest: Substring
+            if url.hasPrefix("http://") {
+                tls = false
+                rest = url.dropFirst(7)
+            } else if url.hasPrefix("https://") {
+                tls = true
+                rest = url.dropFirst(8)
+            } else {
+                return nil
+            }
+            let slash = rest.firstIndex { $0 == "/" || $0 == "?" } ?? rest.endIndex
+            let authority = rest[..<slash]
+            var path = String(rest[slash...])
+            if path.isEmpty { path = "/" } else if path.hasPrefix("?") { path = "/" + path }
+            var host = Substring(authority)
+            var port = tls ? 443 : 80
+            if let colon = authority.lastIndex(of: ":"), !authority.hasSuffix("]") {
+                guard let value = Int(authority[authority.index(after: colon)...]) else { return nil }
+                host = authority[..<colon]
+                port = value
+            }
+            if host.hasPrefix("[") && host.hasSuffix("]") { host = host.dropFirst().dropLast() }
+            guard !host.isEmpty else { return nil }
+            self.tls = tls
+            self.host = String(host)
+            self.port = port
+            self.hostHeader = String(authority)
+            self.pathAndQuery = path
+        }
+    }
+}

@@ -1,0 +1,101 @@
+import NIOCore
+import NIOHTTP1
+import Synchronization
+
+/// One upstream response, handed from the connection's event loop to the task that forwards it.
+///
+/// The event loop pushes parts; the task pulls them. When more than ``highWatermark`` bytes wait
+/// unread, the handler stops reading from the socket until the task has drained them below
+/// ``lowWatermark`` (back-pressure, so a slow client never makes the gateway buffer a whole body).
+final class ResponseStream: Sendable {
+    enum Event: Sendable {
+        case head(HTTPResponseHead)
+        case body(ByteBuffer)
+        case end
+        case failed(UpstreamError)
+    }
+
+    private struct State {
+        var events: [Event] = []
+        var readIndex = 0
+        var bufferedBytes = 0
+        var waiter: CheckedContinuation<Event, Never>?
+        var finished = false
+        var receivedAnything = false
+        var pausedReading = false
+    }
+
+    static let highWatermark = 256 * 1024
+    static let lowWatermark = 64 * 1024
+
+    private let state = Mutex(State())
+    /// Called (from the consuming task) when reading should resume; hops to the event loop.
+    let resumeReading: @Sendable () -> Void
+
+    init(resumeReading: @escaping @Sendable () -> Void) {
+        self.resumeReading = resumeReading
+    }
+
+    /// Whether any response byte arrived (a request that saw nothing may be retried).
+    var receivedAnything: Bool { state.withLock { $0.receivedAnything } }
+
+    /// Delivers an event (event loop). Returns false when the socket should stop being read.
+    @discardableResult
+    func push(_ event: Event) -> Bool {
+        let (waiter, keepReading): (CheckedContinuation<Event, Never>?, Bool) = state.withLock { state in
+            if state.finished { return (nil, true) }
+            switch event {
+            case .end, .failed: state.finished = true
+            case .head, .body: state.receivedAnything = true
+            }
+            if let waiter = state.waiter {
+                state.waiter = nil
+                return (waiter, true)
+            }
+            if case .body(let buffer) = event { state.bufferedBytes += buffer.readableBytes }
+            state.events.append(event)
+            if state.bufferedBytes > ResponseStream.highWatermark {
+                state.pausedReading = true
+                return (nil, false)
+            }
+            return (nil, true)
+        }
+        waiter?.resume(returning: event)
+        return keepReading
+    }
+
+    /// The next event (consuming task).
+    func next() async -> Event {
+        var resume = false
+        let ready: Event? = state.withLock { state in
+            guard state.readIndex < state.events.count else { return nil }
+            let event = state.events[state.readIndex]
+            state.readIndex += 1
+            if state.readIndex == state.events.count {
+                state.events.removeAll(keepingCapacity: true)
+                state.readIndex = 0
+            }
+            if case .body(let buffer) = event { state.bufferedBytes -= buffer.readableBytes }
+            if state.pausedReading && state.bufferedBytes < ResponseStream.lowWatermark {
+                state.pausedReading = false
+                resume = true
+            }
+            return event
+        }
+        if resume { resumeReading() }
+        if let ready { return ready }
+        return await withCheckedContinuation { continuation in
+            let immediate: Event? = state.withLock { state in
+                if state.readIndex < state.events.count {
+                    let event = state.events[state.readIndex]
+                    state.readIndex += 1
+                    if case .body(let buffer) = event { state.bufferedBytes -= buffer.readableBytes }
+                    return event
+                }
+                state.waiter = continuation
+                return nil
+            }
+            if let immediate { continuation.resume(returning: immediate) }
+        }
+    }
+}
