@@ -67,6 +67,23 @@ public final class NIOUpstream: UpstreamTransport, Service {
         for pool in all { pool.close() }
     }
 
+    /// Connections across all pools.
+    public struct Statistics: Sendable, Equatable {
+        /// Pooled idle connections.
+        public var idle: Int
+        /// Connections in use.
+        public var leased: Int
+        /// Number of (upstream, event loop) pools.
+        public var pools: Int
+    }
+
+    /// Current connection counts (tests, diagnostics).
+    public var statistics: Statistics {
+        let all = pools.withLock { Array($0.values) }
+        return Statistics(
+            idle: all.reduce(0) { $0 + $1.idleCount }, leased: all.reduce(0) { $0 + $1.leasedCount }, pools: all.count)
+    }
+
     func pool(host: String, port: Int, eventLoop: any EventLoop) -> UpstreamConnectionPool {
         let key = PoolKey(host: host, port: port, loop: ObjectIdentifier(eventLoop as AnyObject))
         return pools.withLock { pools in

@@ -14,14 +14,18 @@ import NIOCore
 /// - `/hop`: answers with hop-by-hop headers and one named in `Connection`.
 /// - `/download/{bytes}`: streams that many bytes in 64 KiB chunks (no Content-Length).
 public enum EchoUpstream {
-    /// An application serving the echo endpoints on `127.0.0.1:port`.
-    public static func makeApplication(port: Int, logger: Logger) -> some ApplicationProtocol {
-        let router = Router()
+    /// An application serving the echo endpoints on `127.0.0.1:port`. `idleTimeout` closes idle
+    /// keep-alive connections (to test pools against upstreams with short keep-alive).
+    public static func makeApplication(port: Int, idleTimeout: Duration? = nil, logger: Logger)
+        -> some ApplicationProtocol
+    {
+        let router = Router(context: EchoContext.self)
         for path: RouterPath in ["echo", "echo/**"] {
-            for method: HTTPRequest.Method in [.get, .post, .put, .delete, .patch] {
-                router.on(path, method: method) { request, _ in try await echo(request) }
+            for method: HTTPRequest.Method in [.get, .post, .put, .delete, .patch, .head] {
+                router.on(path, method: method) { request, context in try await echo(request, peer: context.peerPort) }
             }
         }
+        router.get("nocontent") { _, _ in Response(status: .noContent) }
         router.get("status/:code") { _, context in
             let code = context.parameters.get("code", as: Int.self) ?? 500
             return Response(
@@ -68,7 +72,7 @@ public enum EchoUpstream {
             logger: logger)
     }
 
-    static func echo(_ request: Request) async throws -> Response {
+    static func echo(_ request: Request, peer: Int) async throws -> Response {
         var hasher = SHA256()
         var length = 0
         for try await buffer in request.body {
@@ -80,7 +84,7 @@ public enum EchoUpstream {
             separator: ",")
         let body = """
             {"method":\(quote(request.method.rawValue)),"path":\(quote(request.uri.path)),"query":\(quote(request.uri.query ?? "")),\
-            "headers":[\(headers)],"bodyLength":\(length),"bodySHA256":\(quote(digest))}
+            "headers":[\(headers)],"bodyLength":\(length),"bodySHA256":\(quote(digest)),"peerPort":\(peer)}
             """
         return Response(
             status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: body)))
@@ -106,6 +110,8 @@ public struct EchoedRequest: Decodable, Sendable {
     public var bodyLength: Int
     /// Body SHA-256, hex.
     public var bodySHA256: String
+    /// The proxy's source port as the upstream saw it (one port = one connection).
+    public var peerPort: Int
 
     /// Decodes an echo response body.
     public init(json: String) throws { self = try JSONDecoder().decode(EchoedRequest.self, from: Data(json.utf8)) }
@@ -113,5 +119,16 @@ public struct EchoedRequest: Decodable, Sendable {
     /// Every value of a header.
     public func values(_ name: String) -> [String] {
         headers.filter { $0.first == name.lowercased() }.compactMap { $0.last }
+    }
+}
+
+/// The echo upstream's context: remembers the peer's port, so tests can count connections.
+struct EchoContext: RequestContext {
+    var coreContext: CoreRequestContextStorage
+    let peerPort: Int
+
+    init(source: ApplicationRequestContextSource) {
+        self.coreContext = .init(source: source)
+        self.peerPort = source.channel.remoteAddress?.port ?? 0
     }
 }

@@ -10,14 +10,17 @@ import Testing
 struct RemoteAPITests {
     /// Runs the standard environment plus an echo upstream behind several routes.
     func withProxy(
-        accessTokenLifetime: Int64 = 300, refreshBefore: Duration = .seconds(60),
+        accessTokenLifetime: Int64 = 300, refreshBefore: Duration = .seconds(60), upstreamIdleTimeout: Duration? = nil,
         _ body: @Sendable (TestEnvironment, TestBrowser, Int) async throws -> Void
     ) async throws {
         let echoPort = try await TestServers.freePort()
         let echo = "http://127.0.0.1:\(echoPort)"
         try await TestEnvironment.run(
             accessTokenLifetime: accessTokenLifetime,
-            extraServices: [EchoUpstream.makeApplication(port: echoPort, logger: TestEnvironment.quietLogger)],
+            extraServices: [
+                EchoUpstream.makeApplication(
+                    port: echoPort, idleTimeout: upstreamIdleTimeout, logger: TestEnvironment.quietLogger)
+            ],
             extraPorts: [echoPort],
             configure: { configuration in
                 configuration.tokens.refreshBeforeExpiry = refreshBefore

@@ -24,6 +24,8 @@ struct TestEnvironment: Sendable {
     let apiPort: Int
     /// The gateway's link to the IdP; tests cut it to simulate an outage.
     let idpLink: SwitchableOIDCHTTPClient
+    /// The gateway's upstream forwarder.
+    let forwarder: NIOUpstream
 
     static var quietLogger: Logger {
         var logger = Logger(label: "bff.test")
@@ -58,7 +60,7 @@ struct TestEnvironment: Sendable {
         let idp = try DevIdentityProvider(configuration: setup.idp)
         let environment = TestEnvironment(
             origin: "http://localhost:\(gatewayPort)", issuer: setup.idp.issuer, idp: idp, gateway: gateway,
-            adminPort: adminPort, apiPort: apiPort, idpLink: idpLink)
+            adminPort: adminPort, apiPort: apiPort, idpLink: idpLink, forwarder: forwarder)
         var services: [any Service] = [
             gateway.application, SampleAPI.makeApplication(idp: idp, port: apiPort, logger: quietLogger), forwarder,
         ]

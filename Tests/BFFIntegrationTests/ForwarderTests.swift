@@ -1,0 +1,238 @@
+import AsyncHTTPClient
+import BFFCore
+import BFFForwarder
+import BFFTesting
+import Crypto
+import Foundation
+import HTTPTypes
+import HummingbirdCore
+import NIOCore
+import NIOPosix
+import Testing
+
+@Suite("NIO forwarder on real sockets")
+struct ForwarderTests {
+    let harness = RemoteAPITests()
+
+    func echoed(_ page: TestBrowser.Page) throws -> EchoedRequest {
+        try #require(page.status == 200, "status \(page.status): \(page.body)")
+        return try EchoedRequest(json: page.body)
+    }
+
+    @Test func keepAliveConnectionsAreReused() async throws {
+        try await harness.withProxy { env, browser, _ in
+            var ports = Set<Int>()
+            for _ in 0..<20 {
+                ports.insert(try echoed(try await browser.get(env.origin + "/api/public", headers: env.csrf)).peerPort)
+            }
+            // One inbound keep-alive connection: its event loop's pool serves every request from one upstream connection.
+            #expect(ports.count == 1)
+            #expect(env.forwarder.statistics.leased == 0)
+            #expect(env.forwarder.statistics.idle == 1)
+        }
+    }
+
+    @Test func upstreamClosingIdleConnectionsDoesNotFailRequests() async throws {
+        try await harness.withProxy(upstreamIdleTimeout: .seconds(1)) { env, browser, _ in
+            var failures = 0
+            var total = 0
+            let deadline = ContinuousClock.now + .seconds(4)
+            while ContinuousClock.now < deadline {
+                // Bursts separated by pauses just around the upstream's idle timeout.
+                try await withThrowingTaskGroup(of: Int.self) { group in
+                    for _ in 0..<8 {
+                        group.addTask { try await browser.get(env.origin + "/api/public", headers: env.csrf).status }
+                    }
+                    for try await status in group {
+                        total += 1
+                        if status != 200 { failures += 1 }
+                    }
+                }
+                try await Task.sleep(for: .milliseconds(Int.random(in: 900...1150)))
+            }
+            #expect(total >= 24)
+            #expect(failures == 0, "\(failures) of \(total) GETs failed")
+        }
+    }
+
+    @Test func staleKeepAliveConnectionIsRetriedOnceForIdempotentRequests() async throws {
+        let upstream = try await StaleConnectionUpstream()
+        let forwarder = NIOUpstream()
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        func get() async throws -> UpstreamResponse {
+            try await forwarder.send(
+                UpstreamRequest(
+                    method: .get, url: "http://127.0.0.1:\(upstream.port)/x", headers: [:], contentLength: nil,
+                    timeout: .seconds(5), eventLoop: loop), body: nil)
+        }
+        for _ in 0..<5 {
+            let response = try await get()
+            #expect(response.head.status == .ok)
+            try await response.body.write(DiscardingWriter())
+        }
+        // A POST is not retried: the stale connection fails it with 502-worthy unavailability.
+        try await get().body.write(DiscardingWriter())  // leaves a pooled connection that the upstream will drop
+        await #expect(throws: UpstreamError.self) {
+            _ = try await forwarder.send(
+                UpstreamRequest(
+                    method: .post, url: "http://127.0.0.1:\(upstream.port)/x", headers: [:], contentLength: 0,
+                    timeout: .seconds(5), eventLoop: loop), body: nil)
+        }
+        forwarder.shutdown()
+        await upstream.close()
+    }
+
+    @Test func headAndNoContent() async throws {
+        try await harness.withProxy { env, browser, _ in
+            let head = try await browser.request("HEAD", env.origin + "/api/public", headers: env.csrf)
+            #expect(head.status == 200)
+            #expect(head.body.isEmpty)
+            let noContent = try await browser.get(env.origin + "/api/misc/nocontent", headers: env.csrf)
+            #expect(noContent.status == 204)
+            // The connection is still usable afterwards.
+            #expect(try await browser.get(env.origin + "/api/public", headers: env.csrf).status == 200)
+        }
+    }
+
+    @Test func chunkedUploadWithoutContentLength() async throws {
+        try await harness.withProxy { env, _, _ in
+            let client = HTTPClient(eventLoopGroupProvider: .singleton)
+            defer { _ = client }
+            var request = HTTPClientRequest(url: env.origin + "/api/public/chunked")
+            request.method = .POST
+            request.headers.add(name: "X-CSRF", value: "1")
+            let chunks = (0..<40).map { index in ByteBuffer(bytes: Array(repeating: UInt8(index), count: 10_000)) }
+            request.body = .stream(ChunkSequence(chunks: chunks), length: .unknown)
+            let response = try await client.execute(request, timeout: .seconds(30))
+            let body = try await response.body.collect(upTo: 1 << 20)
+            try await client.shutdown()
+            let seen = try EchoedRequest(json: String(buffer: body))
+            #expect(seen.bodyLength == 400_000)
+            let expected = chunks.reduce(into: SHA256()) { $0.update(data: Array($1.readableBytesView)) }.finalize()
+            #expect(seen.bodySHA256 == expected.map { String(format: "%02x", $0) }.joined())
+        }
+    }
+
+    @Test func hundredMegabytesBothWaysWithBoundedMemory() async throws {
+        try await harness.withProxy { env, _, _ in
+            let client = HTTPClient(eventLoopGroupProvider: .singleton)
+            let before = residentMegabytes()
+            var peak = before
+            // Download: 100 MB streamed through the gateway, hashed as it arrives.
+            var download = HTTPClientRequest(url: env.origin + "/api/misc/download/104857600")
+            download.headers.add(name: "X-CSRF", value: "1")
+            let response = try await client.execute(download, timeout: .seconds(120))
+            var received = 0
+            var hasher = SHA256()
+            var sampled = 0
+            for try await buffer in response.body {
+                received += buffer.readableBytes
+                hasher.update(data: Array(buffer.readableBytesView))
+                sampled += 1
+                if sampled % 64 == 0 { peak = max(peak, residentMegabytes()) }
+            }
+            #expect(received == 104_857_600)
+            let expected = SHA256.hash(data: Array(repeating: UInt8(ascii: "x"), count: 104_857_600))
+            #expect(hasher.finalize() == expected)
+            // Upload: 100 MB generated on the fly; the upstream hashes it.
+            var upload = HTTPClientRequest(url: env.origin + "/api/public/upload")
+            upload.method = .POST
+            upload.headers.add(name: "X-CSRF", value: "1")
+            upload.body = .stream(GeneratedBody(total: 104_857_600), length: .known(Int64(104_857_600)))
+            let uploaded = try await client.execute(upload, timeout: .seconds(120))
+            let echoedBody = try await uploaded.body.collect(upTo: 1 << 20)
+            peak = max(peak, residentMegabytes())
+            try await client.shutdown()
+            let seen = try EchoedRequest(json: String(buffer: echoedBody))
+            #expect(seen.bodyLength == 104_857_600)
+            #expect(seen.bodySHA256 == GeneratedBody.expectedSHA256(total: 104_857_600))
+            // Everything (test client, gateway, upstream) runs in this process: growth stays far below the 200 MB moved.
+            #expect(peak - before < 64, "RSS grew from \(before) MB to \(peak) MB")
+        }
+    }
+
+    @Test func clientDisconnectMidBodyReleasesTheUpstreamConnection() async throws {
+        try await harness.withProxy { env, _, _ in
+            let client = HTTPClient(eventLoopGroupProvider: .singleton)
+            var request = HTTPClientRequest(url: env.origin + "/api/misc/download/104857600")
+            request.headers.add(name: "X-CSRF", value: "1")
+            let response = try await client.execute(request, timeout: .seconds(60))
+            var received = 0
+            for try await buffer in response.body {
+                received += buffer.readableBytes
+                if received > 2_000_000 { break }  // stop reading: AHC cancels and closes the connection
+            }
+            try await client.shutdown()
+            var leased = -1
+            for _ in 0..<100 {
+                leased = env.forwarder.statistics.leased
+                if leased == 0 { break }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            #expect(leased == 0, "the upstream connection was released")
+        }
+    }
+}
+
+struct DiscardingWriter: ResponseBodyWriter {
+    mutating func write(_ buffer: ByteBuffer) async throws {}
+    consuming func finish(_ trailingHeaders: HTTPFields?) async throws {}
+}
+
+struct ChunkSequence: AsyncSequence, Sendable {
+    typealias Element = ByteBuffer
+    let chunks: [ByteBuffer]
+    struct AsyncIterator: AsyncIteratorProtocol {
+        var remaining: ArraySlice<ByteBuffer>
+        mutating func next() async -> ByteBuffer? { remaining.popFirst() }
+    }
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(remaining: chunks[...]) }
+}
+
+/// A deterministic body produced chunk by chunk, never held in memory as a whole.
+struct GeneratedBody: AsyncSequence, Sendable {
+    typealias Element = ByteBuffer
+    let total: Int
+    static let chunkSize = 65536
+
+    static func chunk(_ index: Int, size: Int) -> [UInt8] {
+        (0..<size).map { UInt8(truncatingIfNeeded: $0 &+ index &* 7) }
+    }
+
+    static func expectedSHA256(total: Int) -> String {
+        var hasher = SHA256()
+        var index = 0
+        var remaining = total
+        while remaining > 0 {
+            let size = Swift.min(chunkSize, remaining)
+            hasher.update(data: chunk(index, size: size))
+            remaining -= size
+            index += 1
+        }
+        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+    }
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        var remaining: Int
+        var index = 0
+        mutating func next() async -> ByteBuffer? {
+            guard remaining > 0 else { return nil }
+            let size = Swift.min(GeneratedBody.chunkSize, remaining)
+            defer {
+                remaining -= size
+                index += 1
+            }
+            return ByteBuffer(bytes: GeneratedBody.chunk(index, size: size))
+        }
+    }
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(remaining: total) }
+}
+
+/// This process's resident memory in MB (Linux).
+func residentMegabytes() -> Int {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+        let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") })
+    else { return 0 }
+    let kilobytes = line.split(separator: " ").compactMap { Int($0) }.first ?? 0
+    return kilobytes / 1024
+}
