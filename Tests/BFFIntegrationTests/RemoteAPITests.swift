@@ -11,6 +11,7 @@ struct RemoteAPITests {
     /// Runs the standard environment plus an echo upstream behind several routes.
     func withProxy(
         accessTokenLifetime: Int64 = 300, refreshBefore: Duration = .seconds(60), upstreamIdleTimeout: Duration? = nil,
+        clock: ManualTimeSource? = nil,
         _ body: @Sendable (TestEnvironment, TestBrowser, Int) async throws -> Void
     ) async throws {
         let echoPort = try await TestServers.freePort()
@@ -22,6 +23,7 @@ struct RemoteAPITests {
                     port: echoPort, idleTimeout: upstreamIdleTimeout, logger: TestEnvironment.quietLogger)
             ],
             extraPorts: [echoPort],
+            gatewayTime: clock,
             configure: { configuration in
                 configuration.tokens.refreshBeforeExpiry = refreshBefore
                 configuration.server.environment = "development"
@@ -187,11 +189,12 @@ struct RemoteAPITests {
     }
 
     @Test func transparentRefresh() async throws {
-        try await withProxy(accessTokenLifetime: 2, refreshBefore: .seconds(1)) { env, browser, _ in
+        let clock = ManualTimeSource(now: SystemTimeSource().now)
+        try await withProxy(clock: clock) { env, browser, _ in
             try await env.login(browser)
             let first = try echoed(try await browser.get(env.origin + "/api/echo", headers: env.csrf)).values(
                 "authorization")
-            try await Task.sleep(for: .milliseconds(2100))
+            clock.advance(by: 241)  // the 300 s token now expires within refreshBeforeExpiry (60 s)
             let second = try echoed(try await browser.get(env.origin + "/api/echo", headers: env.csrf)).values(
                 "authorization")
             #expect(first != second, "a new access token after expiry")
@@ -204,9 +207,10 @@ struct RemoteAPITests {
     }
 
     @Test func fiftyConcurrentCallsCauseOneRefresh() async throws {
-        try await withProxy(accessTokenLifetime: 2, refreshBefore: .seconds(1)) { env, browser, _ in
+        let clock = ManualTimeSource(now: SystemTimeSource().now)
+        try await withProxy(clock: clock) { env, browser, _ in
             try await env.login(browser)
-            try await Task.sleep(for: .milliseconds(2100))
+            clock.advance(by: 241)
             let statuses = try await withThrowingTaskGroup(of: (Int, String).self) { group in
                 for _ in 0..<50 {
                     group.addTask {
@@ -224,7 +228,8 @@ struct RemoteAPITests {
     }
 
     @Test func rejectedRefreshEndsTheSession() async throws {
-        try await withProxy(accessTokenLifetime: 2, refreshBefore: .seconds(1)) { env, browser, _ in
+        let clock = ManualTimeSource(now: SystemTimeSource().now)
+        try await withProxy(clock: clock) { env, browser, _ in
             try await env.login(browser)
             let diagnostics = try await browser.get(env.origin + "/bff/diagnostics", headers: env.csrf)
             let refreshToken = try #require(TestEnvironment.extract(#""refreshToken":""#, from: diagnostics.body))
@@ -232,7 +237,7 @@ struct RemoteAPITests {
                 env.issuer + "/revoke",
                 [("token", refreshToken), ("client_id", "bff-demo"), ("client_secret", DemoSetupSecret.value)])
             #expect(revoked.status == 200)
-            try await Task.sleep(for: .milliseconds(2100))
+            clock.advance(by: 241)
             let page = try await browser.get(env.origin + "/api/echo", headers: env.csrf)
             #expect(page.status == 401)
             #expect(page.body.contains("urn:bff:problem:session-expired"))
@@ -245,9 +250,10 @@ struct RemoteAPITests {
     }
 
     @Test func idpDownDuringRefreshIs503AndKeepsTheSession() async throws {
-        try await withProxy(accessTokenLifetime: 2, refreshBefore: .seconds(1)) { env, browser, _ in
+        let clock = ManualTimeSource(now: SystemTimeSource().now)
+        try await withProxy(clock: clock) { env, browser, _ in
             try await env.login(browser)
-            try await Task.sleep(for: .milliseconds(2100))
+            clock.advance(by: 241)
             env.idpLink.setReachable(false)
             let page = try await browser.get(env.origin + "/api/echo", headers: env.csrf)
             #expect(page.status == 503)

@@ -37,6 +37,7 @@ struct TestEnvironment: Sendable {
     static func run(
         accessTokenLifetime: Int64 = 300, issueSessionID: Bool = true, idpRunning: Bool = true,
         upstream: (any UpstreamTransport)? = nil, extraServices: [any Service] = [], extraPorts: [Int] = [],
+        gatewayTime: (any TimeSource)? = nil,
         configure: (inout BFFConfiguration) -> Void = { _ in },
         _ body: @Sendable (TestEnvironment, TestBrowser) async throws -> Void
     ) async throws {
@@ -55,7 +56,7 @@ struct TestEnvironment: Sendable {
         let forwarder = NIOUpstream(tlsFallback: AsyncHTTPClientUpstream(client: upstreamClient))
         let gateway = try Gateway.build(
             configuration: setup.gateway, keyRing: setup.keyRing, http: idpLink,
-            upstream: upstream ?? forwarder, logger: quietLogger,
+            upstream: upstream ?? forwarder, time: gatewayTime ?? SystemTimeSource(), logger: quietLogger,
             configureRouter: DemoAPI.add)
         let idp = try DevIdentityProvider(configuration: setup.idp)
         let environment = TestEnvironment(
