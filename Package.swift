@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "BFFTesting", targets: ["BFFTesting"]),
         .executable(name: "bff", targets: ["BFFGateway"]),
         .executable(name: "bff-micro-bench", targets: ["BFFMicroBenchmarks"]),
+        .executable(name: "bff-bench-upstream", targets: ["BFFBenchUpstream"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -146,6 +147,12 @@ let package = Package(
             name: "BFFMicroBenchmarks",
             dependencies: ["BFFCore"],
             path: "Benchmarks/Micro",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "BFFBenchUpstream",
+            dependencies: [.product(name: "Hummingbird", package: "hummingbird")],
+            path: "Benchmarks/Upstream",
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -113,10 +113,53 @@ struct ConfigurationLoaderTests {
         #expect(paths.isSuperset(of: ["oidc.issuer", "oidc.clientId", "oidc.clientSecret"]))
     }
 
-    @Test func unsupportedFeaturesAreNamed() {
+    @Test func apiRoutesAreRead() throws {
+        let yaml =
+            Self.validYAML + """
+
+                apis:
+                  - path: /api/weather
+                    upstream: "http://127.0.0.1:5090/weatherforecast"
+                    token: user-or-client
+                    scopes: [api.read, api.write]
+                    resource: "https://api.example.com"
+                    timeout: 5s
+                  - path: /api/public
+                    upstream: "https://public.example.com"
+                    token: none
+                """
+        let routes = try load(yaml).get().bff.apis
+        #expect(routes.count == 2)
+        #expect(routes[0].token == .userOrClient)
+        #expect(routes[0].scopes == ["api.read", "api.write"])
+        #expect(routes[0].resource == "https://api.example.com")
+        #expect(routes[0].timeout == .seconds(5))
+        #expect(routes[1].token == TokenRequirement.none)
+    }
+
+    @Test func badAPIRoutesAreReported() {
         let paths = Set(
-            problems(Self.validYAML + "\napis:\n  - path: /api/x\n    upstream: http://127.0.0.1:1\n").map(\.path))
-        #expect(paths.contains("apis"))
+            problems(
+                Self.validYAML + """
+
+                    apis:
+                      - path: api/no-slash
+                        upstream: "ftp://x"
+                        token: admin
+                        colour: red
+                      - upstream: "http://127.0.0.1:1"
+                      - path: /bff/evil
+                        upstream: "http://127.0.0.1:1"
+                      - path: /api/ws
+                        upstream: "http://127.0.0.1:1"
+                        websocket: true
+                    """
+            ).map(\.path))
+        #expect(
+            paths.isSuperset(of: [
+                "apis[0].path", "apis[0].upstream", "apis[0].token", "apis[0].colour", "apis[1]", "apis[2].path",
+                "apis[3].websocket",
+            ]))
     }
 
     @Test(arguments: [("75s", 75), ("10m", 600), ("8h", 28800), ("7d", 604800), ("30", 30)])

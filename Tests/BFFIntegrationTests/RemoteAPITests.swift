@@ -11,7 +11,7 @@ struct RemoteAPITests {
     /// Runs the standard environment plus an echo upstream behind several routes.
     func withProxy(
         accessTokenLifetime: Int64 = 300, refreshBefore: Duration = .seconds(60), upstreamIdleTimeout: Duration? = nil,
-        clock: ManualTimeSource? = nil,
+        clock: ManualTimeSource? = nil, cookieMode: Bool = false,
         _ body: @Sendable (TestEnvironment, TestBrowser, Int) async throws -> Void
     ) async throws {
         let echoPort = try await TestServers.freePort()
@@ -26,6 +26,7 @@ struct RemoteAPITests {
             gatewayTime: clock,
             configure: { configuration in
                 configuration.tokens.refreshBeforeExpiry = refreshBefore
+                if cookieMode { configuration.session.store = .cookie }
                 configuration.server.environment = "development"
                 configuration.diagnostics.showTokens = true
                 configuration.apis += [
@@ -262,6 +263,39 @@ struct RemoteAPITests {
             env.idpLink.setReachable(true)
             let again = try await browser.get(env.origin + "/api/echo", headers: env.csrf)
             #expect(again.status == 200, "refresh succeeds once the IdP is back")
+        }
+    }
+
+    @Test func cookieModeRefreshReissuesTheCookie() async throws {
+        let clock = ManualTimeSource(now: SystemTimeSource().now)
+        try await withProxy(clock: clock, cookieMode: true) { env, browser, _ in
+            try await env.login(browser)
+            let before = browser.cookies(host: "localhost")["__Host-bff-session"]
+            clock.advance(by: 241)
+            let refreshed = try await browser.get(env.origin + "/api/echo", headers: env.csrf)
+            #expect(refreshed.status == 200)
+            #expect(
+                refreshed.headerValues("set-cookie").contains {
+                    $0.hasPrefix("__Host-bff-session=") && !$0.contains("Max-Age=0")
+                })
+            #expect(browser.cookies(host: "localhost")["__Host-bff-session"] != before)
+            let token = try echoed(refreshed).values("authorization")
+            let again = try echoed(try await browser.get(env.origin + "/api/echo", headers: env.csrf)).values(
+                "authorization")
+            #expect(again == token, "the re-issued cookie carries the new token")
+            #expect(await env.idp.statistics().refreshRequests == 1)
+        }
+    }
+
+    @Test func headerValuesWithCRLFAreRejected() async throws {
+        try await withProxy { env, _, _ in
+            let port = Int(env.origin.split(separator: ":").last ?? "0") ?? 0
+            for injected in ["a\rb", "a\nX-Injected: 1", "a\u{0}b"] {
+                let raw = "GET /api/public HTTP/1.1\r\nHost: localhost\r\nX-CSRF: 1\r\nX-Evil: \(injected)\r\n\r\n"
+                let answer = try await RawHTTP.exchange(port: port, request: raw)
+                #expect(answer.isEmpty || answer.hasPrefix("HTTP/1.1 400"), "answered: \(answer.prefix(40))")
+                #expect(!answer.hasPrefix("HTTP/1.1 200"))
+            }
         }
     }
 }

@@ -35,6 +35,7 @@ enum GatewayConfigurationLoader {
                 ]))
         }
         let reader = ConfigReader(root: root, environment: environment)
+        var routeIndices: [Int] = []
         var configuration = BFFConfiguration()
         var gateway = GatewayConfiguration(bff: configuration)
 
@@ -183,10 +184,17 @@ enum GatewayConfigurationLoader {
         }
         if let value = reader.bool("diagnostics.showTokens") { configuration.diagnostics.showTokens = value }
         if let value = reader.string("managementPrefix") { configuration.managementPrefix = value }
-        if let apis = reader.raw("apis"), (apis as? [Any])?.isEmpty == false {
-            reader.problem(
-                "apis", "remote API routes are not available in this version",
-                "serve local APIs from your app with BFFAPIMiddleware, or remove apis")
+        if let apis = reader.raw("apis") {
+            if let list = apis as? [Any] {
+                for (index, item) in list.enumerated() {
+                    if let route = parseRoute(item, path: "apis[\(index)]", reader: reader) {
+                        configuration.apis.append(route)
+                        routeIndices.append(index)
+                    }
+                }
+            } else {
+                reader.problem("apis", "must be a list", "write - {path: /api/x, upstream: http://127.0.0.1:5090}")
+            }
         }
         if let frontends = reader.raw("frontends"), (frontends as? [Any])?.isEmpty == false {
             reader.problem("frontends", "multi-frontend is not available in this version", "remove frontends")
@@ -196,7 +204,17 @@ enum GatewayConfigurationLoader {
             reader.problem(path, "is not a known configuration key", "check the spelling against docs/configuration.md")
         }
         var problems = reader.problems
-        problems += configuration.validate()
+        // Validation counts only the routes that parsed; report the positions in the file.
+        problems += configuration.validate().map { problem in
+            var problem = problem
+            for (parsed, original) in routeIndices.enumerated() where parsed != original {
+                if problem.path.hasPrefix("apis[\(parsed)]") {
+                    problem.path = "apis[\(original)]" + problem.path.dropFirst("apis[\(parsed)]".count)
+                    break
+                }
+            }
+            return problem
+        }
         gateway.bff = configuration
         if !problems.isEmpty { return .failure(ProblemList(problems)) }
         return .success(gateway)
