@@ -233,6 +233,7 @@ def main():
     parser.add_argument("--duration", type=int, default=15)
     parser.add_argument("--results", default=os.path.join(ROOT, "Benchmarks", "RESULTS.md"))
     parser.add_argument("--build", action="store_true", help="build the release binaries first")
+    parser.add_argument("--profile", action="store_true", help="only run bff under load with `perf record -g` (10 s)")
     arguments = parser.parse_args()
     for tool in ["nginx", "caddy", "wrk"]:
         if not shutil.which(tool):
@@ -260,6 +261,13 @@ def main():
         }
         for name, (url, headers, _) in targets.items():
             wrk(url, 64, 3, headers)
+        if arguments.profile:
+            perf = subprocess.Popen(["perf", "record", "-g", "-p", str(bff.pid), "-o", os.path.join(WORK, "perf.data"), "--", "sleep", "10"],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            print(wrk(targets["bff"][0], 64, 10, bff_headers))
+            perf.wait()
+            log("profile written to", os.path.join(WORK, "perf.data"))
+            return
         results = {name: {"c64": [], "c16": [], "slow": [], "rss": [], "errors": 0} for name in targets}
         for round_index in range(arguments.rounds):
             order = list(targets) if round_index % 2 == 0 else list(reversed(targets))

@@ -148,6 +148,13 @@ public final class NIOUpstream: UpstreamTransport, Service {
             }
             switch await stream.next() {
             case .head(let responseHead):
+                // Fast path: the whole (small) response is already here. Return the connection now and
+                // hand the server one buffer, so head, body and end leave in a single write.
+                if let complete = stream.takeBufferedRemainder(limit: 64 * 1024) {
+                    let reusable = responseHead.isKeepAlive && connection.channel.isActive
+                    pool.release(connection, reusable: reusable)
+                    return UpstreamResponse(head: Self.convert(responseHead), body: ResponseBody(byteBuffer: complete))
+                }
                 return UpstreamResponse(
                     head: Self.convert(responseHead),
                     body: responseBody(

@@ -64,6 +64,25 @@ final class ResponseStream: Sendable {
         return keepReading
     }
 
+    /// If the rest of the response (body parts up to `.end`) is already here and no larger than
+    /// `limit`, takes it all at once; nil otherwise (nothing is consumed then).
+    func takeBufferedRemainder(limit: Int) -> ByteBuffer? {
+        state.withLock { state in
+            guard state.bufferedBytes <= limit, state.readIndex < state.events.count,
+                case .end = state.events[state.events.count - 1]
+            else { return nil }
+            var collected: ByteBuffer?
+            for index in state.readIndex..<(state.events.count - 1) {
+                guard case .body(var buffer) = state.events[index] else { return nil }
+                if collected == nil { collected = buffer } else { collected?.writeBuffer(&buffer) }
+            }
+            state.events.removeAll(keepingCapacity: true)
+            state.readIndex = 0
+            state.bufferedBytes = 0
+            return collected ?? ByteBuffer()
+        }
+    }
+
     /// The next event (consuming task).
     func next() async -> Event {
         var resume = false

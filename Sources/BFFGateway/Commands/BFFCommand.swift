@@ -2,6 +2,8 @@ import ArgumentParser
 import BFFCore
 import Foundation
 import Logging
+import NIOCore
+import NIOPosix
 
 /// `bff`: the swift-bff gateway.
 @main
@@ -13,6 +15,27 @@ struct BFFCommand: AsyncParsableCommand {
             ServeCommand.self, CheckConfigCommand.self, DemoCommand.self, DevIdPCommand.self, KeysCommand.self,
         ]
     )
+
+    /// With `BFF_SERVER_EVENT_LOOP_EXECUTOR=true`, runs Swift concurrency on NIO's event loops, so a
+    /// request's task and its connections share a thread. Off by default: it is process-global, and on
+    /// this project's benchmark it made no measurable difference (see Benchmarks/RESULTS.md).
+    /// Must happen before any task runs.
+    static func main() async {
+        let setting = ProcessInfo.processInfo.environment["BFF_SERVER_EVENT_LOOP_EXECUTOR"]?.lowercased()
+        if setting == "true" || setting == "1" {
+            _ = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
+        }
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
 }
 
 /// Shared process setup: logging and reading the configuration file.
