@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import BFFCore
+import BFFForwarder
 import BFFOIDC
 import BFFTesting
 import Foundation
@@ -38,17 +39,25 @@ struct GlewlwydInteropTests {
         bff.oidc.clientID = "bff"
         bff.oidc.clientSecret = "bff-secret"
         bff.admin.listen = nil
+        let echoPort = try await TestServers.freePort()
+        bff.apis = [
+            APIRouteConfiguration(path: "/api/echo", upstream: "http://127.0.0.1:\(echoPort)/echo", token: .user)
+        ]
+        let clock = ManualTimeSource(now: SystemTimeSource().now)
         let keyRing = try KeyRing(keys: [KeyRing.Key(id: "interop", secret: SystemSecureRandom().bytes(32))])
         let client = AsyncHTTPClientTransport.makeClient()
+        let forwarder = NIOUpstream()
         let gateway = try Gateway.build(
             configuration: GatewayConfiguration(bff: bff), keyRing: keyRing,
-            http: AsyncHTTPClientTransport(client: client),
+            http: AsyncHTTPClientTransport(client: client), upstream: forwarder, time: clock,
             logger: TestEnvironment.quietLogger, configureRouter: DemoAPI.add)
         let browser = TestBrowser()
         defer { _ = browser }
         do {
-            try await TestServers.withRunning([gateway.application], ports: [Self.port]) {
-                try await Self.scenario(browser: browser, origin: origin, issuer: issuer, idpBase: idpBase)
+            let echo = EchoUpstream.makeApplication(port: echoPort, logger: TestEnvironment.quietLogger)
+            try await TestServers.withRunning([gateway.application, echo, forwarder], ports: [Self.port, echoPort]) {
+                try await Self.scenario(
+                    browser: browser, origin: origin, issuer: issuer, idpBase: idpBase, clock: clock)
             }
         } catch {
             try? await browser.shutdown()
@@ -65,7 +74,9 @@ struct GlewlwydInteropTests {
         return base + "/" + location
     }
 
-    static func scenario(browser: TestBrowser, origin: String, issuer: String, idpBase: String) async throws {
+    static func scenario(
+        browser: TestBrowser, origin: String, issuer: String, idpBase: String, clock: ManualTimeSource
+    ) async throws {
         let csrf = [("X-CSRF", "1")]
         // 1. Login: BFF → Glewlwyd authorize (PAR, as Glewlwyd advertises it) → its login SPA's API.
         let start = try await browser.get(origin + "/bff/login?returnUrl=%2Fhome")
@@ -105,6 +116,19 @@ struct GlewlwydInteropTests {
         #expect(!user.body.contains("eyJ"))
         let api = try await browser.get(origin + "/api/local/weatherforecast", headers: csrf)
         #expect(api.status == 200)
+        // 2b. The bearer token reaches a remote API; Glewlwyd's rotating one-time refresh tokens are
+        // redeemed repeatedly (a replay would revoke the whole family and fail the next round).
+        var tokens: [String] = []
+        for round in 0..<4 {
+            let page = try await browser.get(origin + "/api/echo/round/\(round)", headers: csrf)
+            #expect(page.status == 200, "round \(round): \(page.status) \(page.body)")
+            let seen = try EchoedRequest(json: page.body)
+            tokens.append(try #require(seen.values("authorization").first))
+            clock.advance(by: 300)  // Glewlwyd issues 300 s access tokens: the next call must refresh
+        }
+        #expect(Set(tokens).count == 4, "each round used a freshly refreshed access token")
+        #expect(tokens.allSatisfy { $0.hasPrefix("Bearer ey") })
+
         let diagnostics = try await browser.get(origin + "/bff/diagnostics", headers: csrf)
         let refreshToken = try #require(TestEnvironment.extract(#""refreshToken":""#, from: diagnostics.body))
 
