@@ -16,13 +16,7 @@ public struct BFFSessionMiddleware<Context: BFFRequestContext>: RouterMiddleware
         async throws -> Response
     {
         var context = context
-        if !context.bff.sessionLoaded {
-            context.bff.sessionLoaded = true
-            let cookies = request.headers[values: .cookie]
-            if !cookies.isEmpty {
-                context.bff.session = await bff.sessions.load(cookies: CookieHeader(fields: cookies))
-            }
-        }
+        await bff.loadSession(for: request, into: &context)
         return try await next(request, context)
     }
 }
@@ -66,19 +60,21 @@ public struct BFFAPIMiddleware<Context: BFFRequestContext>: RouterMiddleware {
     {
         guard bff.passesAntiForgery(request) else { return BFFResponses.problem(.antiforgery) }
         var context = context
-        if !context.bff.sessionLoaded {
-            context.bff.sessionLoaded = true
-            let cookies = request.headers[values: .cookie]
-            if !cookies.isEmpty {
-                context.bff.session = await bff.sessions.load(cookies: CookieHeader(fields: cookies))
-            }
-        }
+        await bff.loadSession(for: request, into: &context)
         if requireAuthentication && context.bff.session == nil { return BFFResponses.problem(.unauthenticated) }
         return try await next(request, context)
     }
 }
 
 extension BFF {
+    /// Loads the request's session into `context` once per request (later calls do nothing).
+    public func loadSession<Context: BFFRequestContext>(for request: Request, into context: inout Context) async {
+        guard !context.bff.sessionLoaded else { return }
+        context.bff.sessionLoaded = true
+        let cookies = request.headers[values: .cookie]
+        if !cookies.isEmpty { context.bff.session = await sessions.load(cookies: CookieHeader(fields: cookies)) }
+    }
+
     /// Whether the request satisfies the anti-forgery rule.
     public func passesAntiForgery(_ request: Request) -> Bool {
         guard let name = HTTPField.Name(configuration.antiforgery.headerName) else { return false }

@@ -1,9 +1,11 @@
 import ArgumentParser
+import AsyncHTTPClient
 import BFFCore
 import Foundation
 import Logging
 import NIOCore
 import NIOPosix
+import ServiceLifecycle
 
 /// `bff`: the swift-bff gateway.
 @main
@@ -38,8 +40,24 @@ struct BFFCommand: AsyncParsableCommand {
     }
 }
 
-/// Shared process setup: logging and reading the configuration file.
+/// Shared process setup: logging, reading the configuration file, running services.
 enum CommandSupport {
+    /// Runs `services` until SIGTERM/SIGINT, then shuts them down gracefully.
+    static func run(_ services: [any Service], logger: Logger) async throws {
+        let group = ServiceGroup(
+            configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+    }
+
+    /// Shuts HTTP clients down, all of them even if one fails.
+    static func shutdown(_ clients: [HTTPClient]) async throws {
+        var failure: (any Error)?
+        for client in clients {
+            do { try await client.shutdown() } catch { failure = error }
+        }
+        if let failure { throw failure }
+    }
+
     static func bootstrapLogging() {
         let level = ProcessInfo.processInfo.environment["BFF_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
         LoggingSystem.bootstrap { label in

@@ -66,16 +66,12 @@ struct DemoCommand: AsyncParsableCommand {
                       Press Ctrl-C to stop.
 
                     """.utf8))
-            let group = ServiceGroup(
-                configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-            try await group.run()
+            try await CommandSupport.run(services, logger: logger)
         } catch {
-            try? await client.shutdown()
-            try? await upstreamClient.shutdown()
+            try? await CommandSupport.shutdown([client, upstreamClient])
             throw error
         }
-        try await client.shutdown()
-        try await upstreamClient.shutdown()
+        try await CommandSupport.shutdown([client, upstreamClient])
     }
 }
 

@@ -35,15 +35,11 @@ struct ServeCommand: AsyncParsableCommand {
                     "bff.issuer": .string(configuration.bff.oidc.issuer),
                     "bff.store": .string(configuration.bff.session.store.description),
                 ])
-            let group = ServiceGroup(
-                configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-            try await group.run()
+            try await CommandSupport.run(services, logger: logger)
         } catch {
-            try? await client.shutdown()
-            try? await upstreamClient.shutdown()
+            try? await CommandSupport.shutdown([client, upstreamClient])
             throw error
         }
-        try await client.shutdown()
-        try await upstreamClient.shutdown()
+        try await CommandSupport.shutdown([client, upstreamClient])
     }
 }

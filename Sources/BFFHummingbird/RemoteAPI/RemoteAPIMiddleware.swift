@@ -25,13 +25,7 @@ public struct RemoteAPIMiddleware<Context: BFFRequestContext>: RouterMiddleware 
         guard let (entry, remainder) = proxy.routes.match(path: path) else { return try await next(request, context) }
         guard bff.passesAntiForgery(request) else { return BFFResponses.problem(.antiforgery) }
         var context = context
-        if !context.bff.sessionLoaded {
-            context.bff.sessionLoaded = true
-            let cookies = request.headers[values: .cookie]
-            if !cookies.isEmpty {
-                context.bff.session = await bff.sessions.load(cookies: CookieHeader(fields: cookies))
-            }
-        }
+        await bff.loadSession(for: request, into: &context)
         return await proxy.forward(
             request, entry: entry, remainder: remainder, session: context.bff.session,
             remoteAddress: context.bff.remoteAddress, eventLoop: context.bff.eventLoop, logger: context.logger)
