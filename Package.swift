@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "BFFOIDC", targets: ["BFFOIDC"]),
         .library(name: "BFFHummingbird", targets: ["BFFHummingbird"]),
         .library(name: "BFFForwarder", targets: ["BFFForwarder"]),
+        .library(name: "BFFSessionStoreSQLite", targets: ["BFFSessionStoreSQLite"]),
         .library(name: "BFFDevIdentityProvider", targets: ["BFFDevIdentityProvider"]),
         .library(name: "BFFTesting", targets: ["BFFTesting"]),
         .executable(name: "bff", targets: ["BFFGateway"]),
@@ -30,6 +31,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
+        .package(url: "https://github.com/vapor/sqlite-nio.git", from: "1.13.2"),
     ],
     targets: [
         .target(
@@ -66,6 +68,17 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "BFFSessionStoreSQLite",
+            dependencies: [
+                "BFFCore",
+                .product(name: "SQLiteNIO", package: "sqlite-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -119,6 +132,7 @@ let package = Package(
                 "BFFHummingbird",
                 "BFFDevIdentityProvider",
                 "BFFForwarder",
+                "BFFSessionStoreSQLite",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
@@ -166,10 +180,15 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "BFFStoreTests",
+            dependencies: ["BFFCore", "BFFTesting", "BFFSessionStoreSQLite"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "BFFIntegrationTests",
             dependencies: [
                 "BFFCore", "BFFOIDC", "BFFHummingbird", "BFFDevIdentityProvider", "BFFTesting", "BFFGateway",
-                "BFFForwarder",
+                "BFFForwarder", "BFFSessionStoreSQLite",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -3,6 +3,7 @@ import BFFCore
 import BFFForwarder
 import BFFHummingbird
 import BFFOIDC
+import BFFSessionStoreSQLite
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -21,11 +22,24 @@ struct Gateway {
     /// - Parameter configureRouter: adds app-specific routes (the demo's local API) after the BFF's.
     static func build(
         configuration: GatewayConfiguration, keyRing: KeyRing, http: any OIDCHTTPClient,
-        upstream: (any UpstreamTransport)? = nil, time: any TimeSource = SystemTimeSource(), logger: Logger,
+        upstream: (any UpstreamTransport)? = nil, store: (any SessionStore)? = nil,
+        time: any TimeSource = SystemTimeSource(), logger: Logger,
         configureRouter: (Router<BasicBFFRequestContext>, BFF) -> Void = { _, _ in }
     ) throws -> Gateway {
         let settings = configuration.bff
-        let store: (any SessionStore)? = settings.session.store.isServerSide ? MemorySessionStore() : nil
+        let store: (any SessionStore)? =
+            switch settings.session.store {
+            case .memory: store ?? MemorySessionStore()
+            case .cookie: nil
+            default: store
+            }
+        if settings.session.store.isServerSide && store == nil {
+            throw ProblemList([
+                .init(
+                    path: "session.store", message: "no \(settings.session.store) store was opened",
+                    fix: "open it with Gateway.openStore")
+            ])
+        }
         let bff = try BFF(
             configuration: settings, keyRing: keyRing, http: http, store: store, time: time, logger: logger)
         let router = Router(context: BasicBFFRequestContext.self)
@@ -88,6 +102,18 @@ struct Gateway {
         }
         return Application(
             router: router, configuration: .init(address: .hostname(host, port: port), serverName: nil), logger: logger)
+    }
+
+    /// Opens the configured persistent store (SQLite); nil for memory and cookie modes. The store is
+    /// also a `Service` (cleanup, close) to run beside the gateway.
+    static func openStore(
+        for configuration: GatewayConfiguration, time: any TimeSource = SystemTimeSource(), logger: Logger
+    ) async throws -> SQLiteSessionStore? {
+        guard configuration.bff.session.store == .sqlite else { return nil }
+        return try await SQLiteSessionStore.open(
+            path: configuration.effectiveSQLitePath, cleanupInterval: configuration.bff.session.cleanupInterval,
+            time: time,
+            logger: logger)
     }
 
     /// The key ring: configured keys, else a key generated once and kept in `dataDirectory`.

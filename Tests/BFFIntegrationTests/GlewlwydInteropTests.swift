@@ -39,6 +39,7 @@ struct GlewlwydInteropTests {
         bff.oidc.clientID = "bff"
         bff.oidc.clientSecret = "bff-secret"
         bff.admin.listen = nil
+        bff.session.store = .memory
         let echoPort = try await TestServers.freePort()
         bff.apis = [
             APIRouteConfiguration(path: "/api/echo", upstream: "http://127.0.0.1:\(echoPort)/echo", token: .user)

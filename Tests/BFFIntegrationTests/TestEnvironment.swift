@@ -37,7 +37,7 @@ struct TestEnvironment: Sendable {
     static func run(
         accessTokenLifetime: Int64 = 300, issueSessionID: Bool = true, idpRunning: Bool = true,
         upstream: (any UpstreamTransport)? = nil, extraServices: [any Service] = [], extraPorts: [Int] = [],
-        gatewayTime: (any TimeSource)? = nil,
+        gatewayTime: (any TimeSource)? = nil, keyRing: KeyRing? = nil, store: (any SessionStore)? = nil,
         configure: (inout BFFConfiguration) -> Void = { _ in },
         _ body: @Sendable (TestEnvironment, TestBrowser) async throws -> Void
     ) async throws {
@@ -55,8 +55,8 @@ struct TestEnvironment: Sendable {
         let idpLink = SwitchableOIDCHTTPClient(base: AsyncHTTPClientTransport(client: client))
         let forwarder = NIOUpstream(tlsFallback: AsyncHTTPClientUpstream(client: upstreamClient))
         let gateway = try Gateway.build(
-            configuration: setup.gateway, keyRing: setup.keyRing, http: idpLink,
-            upstream: upstream ?? forwarder, time: gatewayTime ?? SystemTimeSource(), logger: quietLogger,
+            configuration: setup.gateway, keyRing: keyRing ?? setup.keyRing, http: idpLink,
+            upstream: upstream ?? forwarder, store: store, time: gatewayTime ?? SystemTimeSource(), logger: quietLogger,
             configureRouter: DemoAPI.add)
         let idp = try DevIdentityProvider(configuration: setup.idp)
         let environment = TestEnvironment(

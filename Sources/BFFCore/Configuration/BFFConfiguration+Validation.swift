@@ -168,8 +168,8 @@ extension BFFConfiguration {
                 "session.sameSite", "none exposes the session to cross-site requests",
                 "use strict, or set session.allowCrossSite: true if you really must")
         }
-        if session.store == .sqlite || session.store == .postgres {
-            add("session.store", "'\(session.store)' is not available in this version", "use memory or cookie")
+        if session.store == .postgres {
+            add("session.store", "'postgres' is not available in this version", "use sqlite, memory or cookie")
         }
         if session.idleTimeout <= .zero { add("session.idleTimeout", "must be positive", "use 8h") }
         if session.absoluteTimeout <= .zero { add("session.absoluteTimeout", "must be positive", "use 7d") }

@@ -243,7 +243,7 @@ public struct SessionStoreKind: Sendable, Hashable, CustomStringConvertible {
 
 /// `session:` settings.
 public struct SessionConfiguration: Sendable {
-    /// Store kind; `memory` until the SQL stores exist.
+    /// Store kind, `sqlite` by default (the gateway keeps it in `./bff-data/sessions.sqlite`).
     public var store: SessionStoreKind
     /// Session cookie name, `__Host-bff-session` by default.
     public var cookieName: String
@@ -266,7 +266,7 @@ public struct SessionConfiguration: Sendable {
 
     /// Creates session settings with the defaults.
     public init(
-        store: SessionStoreKind = .memory, cookieName: String = "__Host-bff-session", sameSite: SameSite = .strict,
+        store: SessionStoreKind = .sqlite, cookieName: String = "__Host-bff-session", sameSite: SameSite = .strict,
         allowCrossSite: Bool = false, idleTimeout: Duration = .seconds(8 * 3600),
         absoluteTimeout: Duration = .seconds(7 * 86400), cleanupInterval: Duration = .seconds(600),
         secureCookies: Bool = true, cookiePath: String = "/", cookieDomain: String? = nil

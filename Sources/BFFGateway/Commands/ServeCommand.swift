@@ -20,12 +20,14 @@ struct ServeCommand: AsyncParsableCommand {
         let keyRing = try Gateway.keyRing(for: configuration, logger: logger)
         let client = AsyncHTTPClientTransport.makeClient()
         let upstreamClient = AsyncHTTPClientUpstream.makeClient()
+        let sqlite = try await Gateway.openStore(for: configuration, logger: logger)
         let forwarder = NIOUpstream(tlsFallback: AsyncHTTPClientUpstream(client: upstreamClient))
         do {
             let gateway = try Gateway.build(
                 configuration: configuration, keyRing: keyRing, http: AsyncHTTPClientTransport(client: client),
-                upstream: forwarder, logger: logger)
+                upstream: forwarder, store: sqlite, logger: logger)
             var services: [any Service] = [gateway.application, forwarder]
+            if let sqlite { services.append(sqlite) }
             if let admin = gateway.admin { services.append(admin) }
             logger.info(
                 "gateway starting",

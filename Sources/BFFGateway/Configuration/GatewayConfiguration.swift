@@ -7,6 +7,11 @@ struct GatewayConfiguration: Sendable {
     var bff: BFFConfiguration
     /// Where a generated key is persisted when `keys:` is absent.
     var dataDirectory: String = "./bff-data"
+    /// The SQLite session database (`session.sqlite.path`); nil = `<dataDirectory>/sessions.sqlite`.
+    var sqlitePath: String?
+
+    /// The SQLite path in effect.
+    var effectiveSQLitePath: String { sqlitePath ?? dataDirectory + "/sessions.sqlite" }
 }
 
 enum GatewayConfigurationLoader {
@@ -127,7 +132,7 @@ enum GatewayConfigurationLoader {
                 reader.problem("session.store", "'\(value)' is unknown", "use memory or cookie")
             }
         }
-        _ = reader.string("session.sqlite.path")
+        if let value = reader.string("session.sqlite.path") { gateway.sqlitePath = value }
         _ = reader.string("session.postgres.url")
         if let value = reader.string("session.cookieName") { configuration.session.cookieName = value }
         if let value = reader.string("session.sameSite") {

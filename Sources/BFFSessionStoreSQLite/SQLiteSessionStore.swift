@@ -1,0 +1,200 @@
+import BFFCore
+import Foundation
+import Logging
+import NIOCore
+import SQLiteNIO
+import ServiceLifecycle
+
+/// Server-side sessions in a SQLite file: ciphertext plus index columns, WAL journal, and a
+/// cleanup loop (run it as a `Service`). Sessions survive a gateway restart.
+///
+/// All statements go through one connection, serialised by an actor so writes never contend
+/// (SQLite allows one writer at a time anyway).
+public final class SQLiteSessionStore: SessionStore, Service {
+    let connection: SQLiteConnection
+    let executor: StatementQueue
+    let cleanupInterval: Duration
+    let time: any TimeSource
+    let logger: Logger
+    /// Called with the records removed by each cleanup (refresh-token revocation hooks here).
+    let onExpired: @Sendable ([SessionRecord]) async -> Void
+
+    /// The schema version this code writes.
+    public static let schemaVersion = 1
+
+    /// Opens (and creates or migrates) the database at `path`; its folder is created with mode 0700.
+    public static func open(
+        path: String, cleanupInterval: Duration = .seconds(600), time: any TimeSource = SystemTimeSource(),
+        logger: Logger = Logger(label: "bff.sessions.sqlite"),
+        onExpired: @escaping @Sendable ([SessionRecord]) async -> Void = { _ in }
+    ) async throws -> SQLiteSessionStore {
+        let directory = (path as NSString).deletingLastPathComponent
+        if !directory.isEmpty {
+            try FileManager.default.createDirectory(
+                atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        }
+        let connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
+        let store = SQLiteSessionStore(
+            connection: connection, cleanupInterval: cleanupInterval, time: time, logger: logger, onExpired: onExpired)
+        try await store.migrate()
+        return store
+    }
+
+    init(
+        connection: SQLiteConnection, cleanupInterval: Duration, time: any TimeSource, logger: Logger,
+        onExpired: @escaping @Sendable ([SessionRecord]) async -> Void
+    ) {
+        self.connection = connection
+        self.executor = StatementQueue(connection: connection)
+        self.cleanupInterval = cleanupInterval
+        self.time = time
+        self.logger = logger
+        self.onExpired = onExpired
+    }
+
+    func migrate() async throws {
+        _ = try await executor.run("PRAGMA journal_mode=WAL")
+        _ = try await executor.run("PRAGMA synchronous=NORMAL")
+        _ = try await executor.run("PRAGMA busy_timeout=5000")
+        let version = try await executor.run("PRAGMA user_version").first?.column("user_version")?.integer ?? 0
+        if version > Self.schemaVersion {
+            throw SQLiteStoreError(
+                message: "the session database has schema \(version), newer than this gateway's \(Self.schemaVersion)")
+        }
+        if version < 1 {
+            for statement in [
+                """
+                CREATE TABLE IF NOT EXISTS bff_sessions (
+                  key BLOB PRIMARY KEY, sealed BLOB NOT NULL, subject TEXT NOT NULL, sid TEXT, issuer TEXT NOT NULL,
+                  created INTEGER NOT NULL, renewed INTEGER NOT NULL, expires INTEGER NOT NULL) WITHOUT ROWID
+                """,
+                "CREATE INDEX IF NOT EXISTS bff_sessions_sid ON bff_sessions (issuer, sid)",
+                "CREATE INDEX IF NOT EXISTS bff_sessions_subject ON bff_sessions (issuer, subject)",
+                "CREATE INDEX IF NOT EXISTS bff_sessions_expires ON bff_sessions (expires)",
+                "PRAGMA user_version = 1",
+            ] {
+                _ = try await executor.run(statement)
+            }
+        }
+    }
+
+    public func insert(_ record: SessionRecord) async throws {
+        _ = try await executor.run(
+            "INSERT OR REPLACE INTO bff_sessions (key, sealed, subject, sid, issuer, created, renewed, expires) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            Self.binds(record))
+    }
+
+    public func find(key: [UInt8], now: UnixTime) async throws -> SessionRecord? {
+        let rows = try await executor.run(
+            "SELECT key, sealed, subject, sid, issuer, created, renewed, expires FROM bff_sessions WHERE key = ? AND expires > ?",
+            [.blob(ByteBuffer(bytes: key)), .integer(Int(now))])
+        return rows.first.flatMap(Self.record)
+    }
+
+    public func update(_ record: SessionRecord) async throws {
+        _ = try await executor.run(
+            "UPDATE bff_sessions SET sealed = ?, subject = ?, sid = ?, issuer = ?, created = ?, renewed = ?, expires = ? WHERE key = ?",
+            Array(Self.binds(record).dropFirst()) + [.blob(ByteBuffer(bytes: record.key))])
+    }
+
+    @discardableResult
+    public func remove(key: [UInt8]) async throws -> SessionRecord? {
+        try await executor.run(
+            "DELETE FROM bff_sessions WHERE key = ? RETURNING key, sealed, subject, sid, issuer, created, renewed, expires",
+            [.blob(ByteBuffer(bytes: key))]
+        ).first.flatMap(Self.record)
+    }
+
+    public func removeAll(issuer: String, idpSessionID: String?, subject: String?) async throws -> [SessionRecord] {
+        guard idpSessionID != nil || subject != nil else { return [] }
+        var sql = "DELETE FROM bff_sessions WHERE issuer = ?"
+        var binds: [SQLiteData] = [.text(issuer)]
+        if let idpSessionID {
+            sql += " AND sid = ?"
+            binds.append(.text(idpSessionID))
+        }
+        if let subject {
+            sql += " AND subject = ?"
+            binds.append(.text(subject))
+        }
+        sql += " RETURNING key, sealed, subject, sid, issuer, created, renewed, expires"
+        return try await executor.run(sql, binds).compactMap(Self.record)
+    }
+
+    public func removeExpired(now: UnixTime) async throws -> [SessionRecord] {
+        try await executor.run(
+            "DELETE FROM bff_sessions WHERE expires <= ? RETURNING key, sealed, subject, sid, issuer, created, renewed, expires",
+            [.integer(Int(now))]
+        ).compactMap(Self.record)
+    }
+
+    public func ping() async throws { _ = try await executor.run("SELECT 1") }
+
+    /// Number of rows (tests, `bff sessions`).
+    public func count() async throws -> Int {
+        try await executor.run("SELECT COUNT(*) AS n FROM bff_sessions").first?.column("n")?.integer ?? 0
+    }
+
+    /// Removes expired sessions every `cleanupInterval` until graceful shutdown, then closes the database.
+    public func run() async throws {
+        let interval = cleanupInterval
+        do {
+            while !Task.isShuttingDownGracefully {
+                try await Task.sleep(for: interval)
+                do {
+                    let removed = try await removeExpired(now: time.now)
+                    if !removed.isEmpty {
+                        logger.debug("expired sessions removed", metadata: ["bff.count": "\(removed.count)"])
+                        await onExpired(removed)
+                    }
+                } catch {
+                    logger.warning("session cleanup failed", metadata: ["bff.error": "\(error)"])
+                }
+            }
+        } catch {
+            // Cancelled by graceful shutdown.
+        }
+        try await close()
+    }
+
+    /// Closes the database.
+    public func close() async throws { try await connection.close() }
+
+    static func binds(_ record: SessionRecord) -> [SQLiteData] {
+        [
+            .blob(ByteBuffer(bytes: record.key)), .blob(ByteBuffer(bytes: record.sealed)), .text(record.subject),
+            record.idpSessionID.map { .text($0) } ?? .null, .text(record.issuer), .integer(Int(record.createdAt)),
+            .integer(Int(record.renewedAt)), .integer(Int(record.expiresAt)),
+        ]
+    }
+
+    static func record(_ row: SQLiteRow) -> SessionRecord? {
+        guard case .blob(let key) = row.column("key"), case .blob(let sealed) = row.column("sealed"),
+            let subject = row.column("subject")?.string, let issuer = row.column("issuer")?.string,
+            let created = row.column("created")?.integer, let renewed = row.column("renewed")?.integer,
+            let expires = row.column("expires")?.integer
+        else { return nil }
+        return SessionRecord(
+            key: Array(key.readableBytesView), sealed: Array(sealed.readableBytesView), subject: subject,
+            idpSessionID: row.column("sid")?.string, issuer: issuer, createdAt: UnixTime(created),
+            renewedAt: UnixTime(renewed), expiresAt: UnixTime(expires))
+    }
+}
+
+/// Runs statements one at a time on the store's connection.
+actor StatementQueue {
+    let connection: SQLiteConnection
+    init(connection: SQLiteConnection) { self.connection = connection }
+
+    func run(_ sql: String, _ binds: [SQLiteData] = []) async throws -> [SQLiteRow] {
+        try await connection.query(sql, binds)
+    }
+}
+
+/// A SQLite store failure that is not a driver error.
+public struct SQLiteStoreError: Error, CustomStringConvertible {
+    /// What went wrong.
+    public let message: String
+    /// The message.
+    public var description: String { message }
+}

@@ -1,0 +1,84 @@
+import BFFCore
+import BFFSessionStoreSQLite
+import BFFTesting
+import Foundation
+import Testing
+
+@Suite("SQLite-backed gateway across restarts")
+struct PersistentSessionTests {
+    static let k1 = KeyRing.Key(id: "k1", secret: Array(repeating: 1, count: 32))
+    static let k2 = KeyRing.Key(id: "k2", secret: Array(repeating: 2, count: 32))
+
+    /// One gateway "process": a fresh store instance on `path`, the given keys.
+    func withGateway(
+        path: String, keys: [KeyRing.Key], _ body: @Sendable (TestEnvironment, TestBrowser) async throws -> Void
+    ) async throws {
+        let store = try await SQLiteSessionStore.open(path: path)
+        do {
+            let ring = try KeyRing(keys: keys)
+            try await TestEnvironment.run(keyRing: ring, store: store, configure: { $0.session.store = .sqlite }, body)
+        } catch {
+            try? await store.close()
+            throw error
+        }
+        try await store.close()
+    }
+
+    @Test func sessionsSurviveRestartAndKeyRotation() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "bff-restart-\(UUID().uuidString)"
+        ).path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/sessions.sqlite"
+        let cookie = CookieBox()
+        try await withGateway(path: path, keys: [Self.k1]) { env, browser in
+            try await env.login(browser)
+            let user = try await env.user(browser)
+            #expect(user.status == 200)
+            cookie.value = browser.cookies(host: "localhost")["__Host-bff-session"]
+        }
+        let saved = try #require(cookie.value)
+        // Restart with the same key: still logged in.
+        try await withGateway(path: path, keys: [Self.k1]) { env, browser in
+            browser.setCookie(host: "localhost", name: "__Host-bff-session", value: saved)
+            let page = try await env.user(browser)
+            #expect(page.status == 200)
+            #expect(page.body.contains("alice-7f3b"))
+        }
+        // A new first key keeps existing sessions valid.
+        try await withGateway(path: path, keys: [Self.k2, Self.k1]) { env, browser in
+            browser.setCookie(host: "localhost", name: "__Host-bff-session", value: saved)
+            let page = try await env.user(browser)
+            #expect(page.status == 200)
+        }
+        // Removing the old key ends them: anonymous, never a 500.
+        try await withGateway(path: path, keys: [Self.k2]) { env, browser in
+            browser.setCookie(host: "localhost", name: "__Host-bff-session", value: saved)
+            let page = try await env.user(browser)
+            #expect(page.status == 401)
+            #expect(page.body.contains("urn:bff:problem:unauthenticated"))
+        }
+    }
+
+    @Test func logoutDeletesTheRow() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("bff-logout-\(UUID().uuidString)")
+            .path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/sessions.sqlite"
+        let store = try await SQLiteSessionStore.open(path: path)
+        try await TestEnvironment.run(store: store, configure: { $0.session.store = .sqlite }) { env, browser in
+            try await env.login(browser)
+            let rows = try await store.count()
+            #expect(rows == 1)
+            let logout = try await browser.get(try await env.logoutURL(browser))
+            #expect(logout.status == 302)
+            #expect(try await store.count() == 0)
+        }
+        try await store.close()
+    }
+}
+
+final class CookieBox: @unchecked Sendable {
+    // justified: written once by the first gateway run and read after it has finished (sequential).
+    var value: String?
+}
