@@ -25,6 +25,8 @@ public struct BFF: Sendable {
     public let sealer: Sealer
     let consumedStates = ConsumedStateCache()
     let userTokens: UserTokenManager
+    /// Logout-token validation (back-channel logout).
+    public let logoutTokens: LogoutTokenValidator
     let clientTokens: ClientTokenCache
     let time: any TimeSource
     let random: any SecureRandom
@@ -81,6 +83,10 @@ public struct BFF: Sendable {
             tokens: tokens, sessions: sessions, refreshBefore: configuration.tokens.refreshBeforeExpiry, time: time,
             logger: logger)
         self.clientTokens = ClientTokenCache(tokens: tokens, time: time)
+        self.logoutTokens = LogoutTokenValidator(
+            verifier: JWSVerifier(provider: provider, allowedAlgorithms: configuration.oidc.signingAlgorithms),
+            issuer: configuration.oidc.issuer, clientID: configuration.oidc.clientID,
+            clockSkew: configuration.oidc.clockSkew, time: time, replays: ReplayCache())
         let origin =
             WebURL(configuration.server.effectivePublicOrigin)?.origin ?? configuration.server.effectivePublicOrigin
         self.publicOrigin = origin

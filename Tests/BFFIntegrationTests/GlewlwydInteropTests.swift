@@ -27,6 +27,38 @@ struct GlewlwydInteropTests {
 
     @Test(.enabled(if: issuer != nil, "set BFF_TEST_GLEWLWYD_ISSUER (scripts/interop/glewlwyd/start.sh)"))
     func loginUserLocalAPIAndLogout() async throws {
+        try await Self.withGateway { browser, origin, issuer, idpBase, clock in
+            try await Self.scenario(browser: browser, origin: origin, issuer: issuer, idpBase: idpBase, clock: clock)
+        }
+    }
+
+    @Test(.enabled(if: issuer != nil, "set BFF_TEST_GLEWLWYD_ISSUER (scripts/interop/glewlwyd/start.sh)"))
+    func logoutAtGlewlwydEndsTheBFFSessionThroughBackChannel() async throws {
+        try await Self.withGateway { browser, origin, issuer, idpBase, _ in
+            try await Self.login(browser: browser, origin: origin, issuer: issuer, idpBase: idpBase)
+            let csrf = [("X-CSRF", "1")]
+            let user = try await browser.get(origin + "/bff/user", headers: csrf)
+            #expect(user.status == 200)
+            let logoutPath = try #require(TestEnvironment.extract(#""bff:logout_url","value":""#, from: user.body))
+            let sid = try #require(TestEnvironment.query(origin + logoutPath)["sid"])
+            // The user logs out at Glewlwyd (what its logout page does); Glewlwyd then POSTs a logout
+            // token (no exp, typ JWT) to the gateway's /bff/backchannel from a background thread.
+            let deleted = try await browser.request("DELETE", idpBase + "/api/oidc/session/" + FormEncoding.escape(sid))
+            #expect(deleted.status == 200)
+            var status = 200
+            for _ in 0..<60 {
+                status = try await browser.get(origin + "/bff/user", headers: csrf).status
+                if status == 401 { break }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            #expect(status == 401, "the BFF session ended through back-channel logout")
+        }
+    }
+
+    typealias Body = @Sendable (TestBrowser, String, String, String, ManualTimeSource) async throws -> Void
+
+    /// Runs the gateway (port 5180, the origin registered at Glewlwyd) with an echo upstream.
+    static func withGateway(_ run: Body) async throws {
         let issuer = try #require(Self.issuer)
         let idpBase = try #require(WebURL(issuer)).origin
         let origin = "http://localhost:\(Self.port)"
@@ -57,8 +89,7 @@ struct GlewlwydInteropTests {
         do {
             let echo = EchoUpstream.makeApplication(port: echoPort, logger: TestEnvironment.quietLogger)
             try await TestServers.withRunning([gateway.application, echo, forwarder], ports: [Self.port, echoPort]) {
-                try await Self.scenario(
-                    browser: browser, origin: origin, issuer: issuer, idpBase: idpBase, clock: clock)
+                try await run(browser, origin, issuer, idpBase, clock)
             }
         } catch {
             try? await browser.shutdown()
@@ -69,17 +100,9 @@ struct GlewlwydInteropTests {
         try await client.shutdown()
     }
 
-    static func resolve(_ location: String, base: String) -> String {
-        if location.hasPrefix("http://") || location.hasPrefix("https://") { return location }
-        if location.hasPrefix("/") { return base + location }
-        return base + "/" + location
-    }
-
-    static func scenario(
-        browser: TestBrowser, origin: String, issuer: String, idpBase: String, clock: ManualTimeSource
-    ) async throws {
-        let csrf = [("X-CSRF", "1")]
-        // 1. Login: BFF → Glewlwyd authorize (PAR, as Glewlwyd advertises it) → its login SPA's API.
+    /// Logs in through the BFF and Glewlwyd's real login API (as its login page does).
+    static func login(browser: TestBrowser, origin: String, issuer: String, idpBase: String) async throws {
+        // BFF → Glewlwyd authorize (PAR, as Glewlwyd advertises it) → its login SPA's API.
         let start = try await browser.get(origin + "/bff/login?returnUrl=%2Fhome")
         #expect(start.status == 302)
         let authorize = try #require(start.location)
@@ -108,6 +131,20 @@ struct GlewlwydInteropTests {
         let finished = try await browser.get(callback)
         #expect(finished.status == 302, "callback: \(finished.body)")
         #expect(finished.header("location") == "/home")
+
+    }
+
+    static func resolve(_ location: String, base: String) -> String {
+        if location.hasPrefix("http://") || location.hasPrefix("https://") { return location }
+        if location.hasPrefix("/") { return base + location }
+        return base + "/" + location
+    }
+
+    static func scenario(
+        browser: TestBrowser, origin: String, issuer: String, idpBase: String, clock: ManualTimeSource
+    ) async throws {
+        let csrf = [("X-CSRF", "1")]
+        try await login(browser: browser, origin: origin, issuer: issuer, idpBase: idpBase)
 
         // 2. /bff/user with Glewlwyd's claims, and a local API call.
         let user = try await browser.get(origin + "/bff/user", headers: csrf)

@@ -1,0 +1,61 @@
+import BFFCore
+import BFFOIDC
+import Hummingbird
+import Logging
+import NIOCore
+
+extension BFF {
+    /// `POST /bff/backchannel`: OIDC Back-Channel Logout (SPEC §7). Answers 200 with an empty body or
+    /// 400 `{"error":"invalid_request"}`; never waits on the IdP beyond one rate-limited JWKS refetch.
+    func backchannel(_ request: Request, logger: Logger) async -> Response {
+        func refuse(_ reason: String) -> Response {
+            logger.warning("back-channel logout refused", metadata: ["bff.reason": .string(reason)])
+            return Response(
+                status: .badRequest, headers: [.contentType: "application/json", .cacheControl: "no-store"],
+                body: ResponseBody(byteBuffer: ByteBuffer(string: "{\"error\":\"invalid_request\"}")))
+        }
+        guard request.headers[.contentType]?.lowercased().hasPrefix("application/x-www-form-urlencoded") == true else {
+            return refuse("not a form post")
+        }
+        guard let body = try? await request.body.collect(upTo: 64 * 1024) else { return refuse("body too large") }
+        guard let fields = FormEncoding.decode(Array(body.readableBytesView)) else { return refuse("malformed form") }
+        let tokens = fields.filter { $0.name == "logout_token" }
+        guard tokens.count == 1, let token = tokens.first?.value, !token.isEmpty else {
+            return refuse("no single logout_token")
+        }
+        let logout: LogoutRequest
+        do {
+            logout = try await logoutTokens.validate(token)
+        } catch {
+            return refuse("\(error)")
+        }
+        do {
+            let ended = try await sessions.endSessions(
+                issuer: configuration.oidc.issuer, idpSessionID: logout.sid,
+                subject: logout.sid == nil ? logout.sub : nil)
+            logger.info("back-channel logout", metadata: ["bff.sessions_ended": "\(ended)"])
+        } catch {
+            logger.error("back-channel logout: session store failed", metadata: ["bff.error": "\(error)"])
+            return Response(status: .serviceUnavailable, headers: [.cacheControl: "no-store"])
+        }
+        return Response(status: .ok, headers: [.cacheControl: "no-store"])
+    }
+
+    /// `GET /bff/frontchannel?iss=&sid=`: ends the sessions of that IdP session (front-channel logout).
+    func frontchannel(_ request: Request, logger: Logger) async -> Response {
+        let page = BFFResponses.html(
+            "<!doctype html><html><head><meta charset=\"utf-8\"></head><body></body></html>", status: .ok)
+        guard let query = FormEncoding.firstValues(request.rawQuery), let sid = query["sid"], !sid.isEmpty,
+            query["iss"] == configuration.oidc.issuer
+        else {
+            logger.info("front-channel logout ignored: missing or foreign iss/sid")
+            return page
+        }
+        do {
+            _ = try await sessions.endSessions(issuer: configuration.oidc.issuer, idpSessionID: sid, subject: nil)
+        } catch {
+            logger.error("front-channel logout: session store failed", metadata: ["bff.error": "\(error)"])
+        }
+        return page
+    }
+}

@@ -1,0 +1,167 @@
+import BFFCore
+import BFFTesting
+import Crypto
+import Foundation
+import Testing
+
+@Suite("Back-channel and front-channel logout (SPEC §7)")
+struct BackchannelLogoutTests {
+    static let event = "http://schemas.openid.net/event/backchannel-logout"
+
+    func claims(_ env: TestEnvironment, sid: String?, _ changes: [String: JSONValue?] = [:]) -> [String: JSONValue] {
+        let now = SystemTimeSource().now
+        var claims: [String: JSONValue] = [
+            "iss": .string(env.issuer), "aud": "bff-demo", "iat": .int(now), "jti": .string(UUID().uuidString),
+            "events": .object([Self.event: .object([:])]), "sub": "alice-7f3b",
+        ]
+        if let sid { claims["sid"] = .string(sid) }
+        for (key, value) in changes { claims[key] = value }
+        return claims
+    }
+
+    func post(_ env: TestEnvironment, _ browser: TestBrowser, token: String) async throws -> TestBrowser.Page {
+        try await browser.request(
+            "POST", env.origin + "/bff/backchannel", headers: [("content-type", "application/x-www-form-urlencoded")],
+            body: Array(FormEncoding.encode([("logout_token", token)]).utf8), sendCookies: false)
+    }
+
+    /// Logs in and returns the IdP `sid` of the session.
+    func loggedIn(_ env: TestEnvironment, _ browser: TestBrowser) async throws -> String {
+        try await env.login(browser)
+        return try #require(TestEnvironment.query(try await env.logoutURL(browser))["sid"])
+    }
+
+    @Test func validTokenBySidEndsTheSession() async throws {
+        try await TestEnvironment.run { env, browser in
+            let sid = try await loggedIn(env, browser)
+            let page = try await post(env, browser, token: try env.idp.keys.sign(claims: claims(env, sid: sid)))
+            #expect(page.status == 200)
+            #expect(page.body.isEmpty)
+            #expect(page.header("cache-control") == "no-store")
+            #expect(try await env.user(browser).status == 401)
+        }
+    }
+
+    @Test func validTokenBySubEndsTheSession() async throws {
+        try await TestEnvironment.run { env, browser in
+            _ = try await loggedIn(env, browser)
+            let page = try await post(env, browser, token: try env.idp.keys.sign(claims: claims(env, sid: nil)))
+            #expect(page.status == 200)
+            #expect(try await env.user(browser).status == 401)
+        }
+    }
+
+    @Test func logoutTypAndMultiAudienceAreAccepted() async throws {
+        try await TestEnvironment.run { env, browser in
+            let sid = try await loggedIn(env, browser)
+            let token = try env.idp.keys.sign(
+                claims: claims(env, sid: sid, ["aud": .array(["other", "bff-demo"])]), type: "logout+jwt")
+            #expect(try await post(env, browser, token: token).status == 200)
+            #expect(try await env.user(browser).status == 401)
+        }
+    }
+
+    @Test func replayIsRefused() async throws {
+        try await TestEnvironment.run { env, browser in
+            let sid = try await loggedIn(env, browser)
+            let token = try env.idp.keys.sign(claims: claims(env, sid: sid))
+            #expect(try await post(env, browser, token: token).status == 200)
+            let replay = try await post(env, browser, token: token)
+            #expect(replay.status == 400)
+            #expect(replay.body == "{\"error\":\"invalid_request\"}")
+        }
+    }
+
+    enum Violation: String, CaseIterable, Sendable {
+        case wrongIssuer, wrongAudience, missingIat, futureIat, staleIat, expired, missingJti, missingEvents
+        case eventNotAnObject, noncePresent, neitherSidNorSub, wrongTyp, algNone, hs256WithPublicKey, unknownKid
+        case garbage, tamperedSignature
+    }
+
+    func token(_ violation: Violation, env: TestEnvironment, sid: String) throws -> String {
+        let now = SystemTimeSource().now
+        let keys = env.idp.keys
+        switch violation {
+        case .wrongIssuer: return try keys.sign(claims: claims(env, sid: sid, ["iss": "http://127.0.0.1:1"]))
+        case .wrongAudience: return try keys.sign(claims: claims(env, sid: sid, ["aud": "someone-else"]))
+        case .missingIat: return try keys.sign(claims: claims(env, sid: sid, ["iat": nil]))
+        case .futureIat: return try keys.sign(claims: claims(env, sid: sid, ["iat": .int(now + 600)]))
+        case .staleIat: return try keys.sign(claims: claims(env, sid: sid, ["iat": .int(now - 3600)]))
+        case .expired: return try keys.sign(claims: claims(env, sid: sid, ["exp": .int(now - 120)]))
+        case .missingJti: return try keys.sign(claims: claims(env, sid: sid, ["jti": nil]))
+        case .missingEvents: return try keys.sign(claims: claims(env, sid: sid, ["events": nil]))
+        case .eventNotAnObject:
+            return try keys.sign(claims: claims(env, sid: sid, ["events": .object([Self.event: "yes"])]))
+        case .noncePresent: return try keys.sign(claims: claims(env, sid: sid, ["nonce": "n"]))
+        case .neitherSidNorSub: return try keys.sign(claims: claims(env, sid: nil, ["sub": nil]))
+        case .wrongTyp: return try keys.sign(claims: claims(env, sid: sid), type: "at+jwt")
+        case .algNone:
+            let header = Base64URL.encode(Array(#"{"alg":"none"}"#.utf8))
+            return header + "." + Base64URL.encode(Array(try JSONEncoder().encode(claims(env, sid: sid)))) + "."
+        case .hs256WithPublicKey:
+            let header = Base64URL.encode(Array("{\"alg\":\"HS256\",\"kid\":\"\(keys.rsaKeyID)\"}".utf8))
+            let input = header + "." + Base64URL.encode(Array(try JSONEncoder().encode(claims(env, sid: sid))))
+            let mac = HMAC<SHA256>.authenticationCode(
+                for: Array(input.utf8), using: SymmetricKey(data: keys.rsaPublicKeyDER()))
+            return input + "." + Base64URL.encode(Array(mac))
+        case .unknownKid:
+            return try keys.sign(
+                header: ["alg": "RS256", "kid": "not-a-key"], claims: claims(env, sid: sid), algorithm: "RS256")
+        case .garbage: return "not.a.jwt"
+        case .tamperedSignature:
+            let valid = try keys.sign(claims: claims(env, sid: sid))
+            return String(valid.dropLast(4)) + (valid.hasSuffix("AAAA") ? "BBBB" : "AAAA")
+        }
+    }
+
+    @Test(arguments: Violation.allCases)
+    func violatingTokenIsRefusedAndTheSessionSurvives(_ violation: Violation) async throws {
+        try await TestEnvironment.run { env, browser in
+            let sid = try await loggedIn(env, browser)
+            let page = try await post(env, browser, token: try token(violation, env: env, sid: sid))
+            #expect(page.status == 400, "\(violation)")
+            #expect(page.body == "{\"error\":\"invalid_request\"}")
+            #expect(try await env.user(browser).status == 200, "session survives \(violation)")
+        }
+    }
+
+    @Test func malformedRequestsAre400() async throws {
+        try await TestEnvironment.run { env, browser in
+            let json = try await browser.sendJSON("POST", env.origin + "/bff/backchannel", "{\"logout_token\":\"x\"}")
+            #expect(json.status == 400)
+            let empty = try await browser.postForm(env.origin + "/bff/backchannel", [])
+            #expect(empty.status == 400)
+            let twice = try await browser.postForm(
+                env.origin + "/bff/backchannel", [("logout_token", "a"), ("logout_token", "b")])
+            #expect(twice.status == 400)
+            let huge = try await browser.postForm(
+                env.origin + "/bff/backchannel", [("logout_token", String(repeating: "a", count: 100_000))])
+            #expect(huge.status == 400)
+        }
+    }
+
+    @Test func cookieModeSessionsEndByRevocationRecord() async throws {
+        try await TestEnvironment.run(configure: { $0.session.store = .cookie }) { env, browser in
+            let sid = try await loggedIn(env, browser)
+            #expect(
+                try await post(env, browser, token: try env.idp.keys.sign(claims: claims(env, sid: sid))).status == 200)
+            #expect(try await env.user(browser).status == 401, "the cookie still exists but is revoked")
+        }
+    }
+
+    @Test func frontChannelLogout() async throws {
+        try await TestEnvironment.run { env, browser in
+            let sid = try await loggedIn(env, browser)
+            let foreign = try await browser.get(
+                env.origin + "/bff/frontchannel?"
+                    + FormEncoding.encode([("iss", "https://evil.example"), ("sid", sid)]))
+            #expect(foreign.status == 200)
+            #expect(try await env.user(browser).status == 200, "a foreign issuer ends nothing")
+            let page = try await browser.get(
+                env.origin + "/bff/frontchannel?" + FormEncoding.encode([("iss", env.issuer), ("sid", sid)]))
+            #expect(page.status == 200)
+            #expect(page.header("cache-control") == "no-store")
+            #expect(try await env.user(browser).status == 401)
+        }
+    }
+}
