@@ -130,6 +130,25 @@ public final class SQLiteSessionStore: SessionStore, Service {
 
     public func ping() async throws { _ = try await executor.run("SELECT 1") }
 
+    public func list(issuer: String?, idpSessionID: String?, subject: String?, limit: Int) async throws
+        -> [SessionRecord]
+    {
+        var conditions: [String] = []
+        var binds: [SQLiteData] = []
+        for (column, value) in [("issuer", issuer), ("sid", idpSessionID), ("subject", subject)] {
+            if let value {
+                conditions.append("\(column) = ?")
+                binds.append(.text(value))
+            }
+        }
+        let filter = conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
+        binds.append(.integer(max(0, limit)))
+        return try await executor.run(
+            "SELECT key, sealed, subject, sid, issuer, created, renewed, expires FROM bff_sessions\(filter) ORDER BY created, key LIMIT ?",
+            binds
+        ).compactMap(Self.record)
+    }
+
     /// Number of rows (tests, `bff sessions`).
     public func count() async throws -> Int {
         try await executor.run("SELECT COUNT(*) AS n FROM bff_sessions").first?.column("n")?.integer ?? 0

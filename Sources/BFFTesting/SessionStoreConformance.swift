@@ -21,6 +21,7 @@ public enum SessionStoreConformance {
         case concurrentWrites
         case neverSeesPlaintext
         case updateOfARemovedRecordDoesNotResurrectIt
+        case listFilters
 
         /// The check's name.
         public var description: String { rawValue }
@@ -139,6 +140,21 @@ public enum SessionStoreConformance {
             for secret in secrets {
                 try expect(!contains(dump, Array(secret.utf8)), "\(secret) must not appear in the store")
             }
+        case .listFilters:
+            try await store.insert(record(90, sid: "x", subject: "dana"))
+            try await store.insert(record(91, sid: "y", subject: "dana"))
+            try await store.insert(record(92, issuer: "https://other.test", sid: "x", subject: "erin"))
+            try expect(
+                try await store.list(issuer: nil, idpSessionID: nil, subject: nil, limit: 10).count == 3, "all listed")
+            try expect(
+                try await store.list(issuer: nil, idpSessionID: nil, subject: "dana", limit: 10).count == 2,
+                "by subject")
+            try expect(
+                try await store.list(issuer: "https://idp.test", idpSessionID: "x", subject: nil, limit: 10).map(\.key)
+                    == [record(90).key], "by issuer and sid")
+            try expect(
+                try await store.list(issuer: nil, idpSessionID: nil, subject: nil, limit: 1).count == 1,
+                "limit honoured")
         case .updateOfARemovedRecordDoesNotResurrectIt:
             try await store.insert(record(80))
             _ = try await store.remove(key: record(80).key)

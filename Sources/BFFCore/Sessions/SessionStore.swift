@@ -54,6 +54,8 @@ public protocol SessionStore: Sendable {
     func removeExpired(now: UnixTime) async throws -> [SessionRecord]
     /// Whether the store answers (for readiness probes).
     func ping() async throws
+    /// Records matching every given filter (all when none), oldest first, at most `limit`.
+    func list(issuer: String?, idpSessionID: String?, subject: String?, limit: Int) async throws -> [SessionRecord]
 }
 
 /// An in-process store: a dictionary in an actor. Sessions end with the process.
@@ -101,4 +103,15 @@ public actor MemorySessionStore: SessionStore {
     }
 
     public func ping() {}
+
+    public func list(issuer: String?, idpSessionID: String?, subject: String?, limit: Int) -> [SessionRecord] {
+        Array(
+            records.values.filter { record in
+                (issuer == nil || record.issuer == issuer)
+                    && (idpSessionID == nil || record.idpSessionID == idpSessionID)
+                    && (subject == nil || record.subject == subject)
+            }.sorted {
+                $0.createdAt != $1.createdAt ? $0.createdAt < $1.createdAt : $0.key.lexicographicallyPrecedes($1.key)
+            }.prefix(limit))
+    }
 }

@@ -15,6 +15,7 @@ struct BFFCommand: AsyncParsableCommand {
         abstract: "A Backend-for-Frontend security gateway for single-page apps.",
         subcommands: [
             ServeCommand.self, CheckConfigCommand.self, DemoCommand.self, DevIdPCommand.self, KeysCommand.self,
+            SessionsCommand.self,
         ]
     )
 
@@ -35,6 +36,11 @@ struct BFFCommand: AsyncParsableCommand {
                 try command.run()
             }
         } catch {
+            // SPEC §1: usage errors exit with 2 (ArgumentParser would use 64).
+            if exitCode(for: error) == .validationFailure {
+                CommandSupport.printError(fullMessage(for: error))
+                exit(withError: ExitCode(2))
+            }
             exit(withError: error)
         }
     }
