@@ -54,6 +54,7 @@ extension DevIdentityProvider {
         family: String?
     ) async -> Response {
         let now = time.now
+        await state.recordParticipant(sid: sid, clientID: client.clientID)
         do {
             let accessToken = try mintAccessToken(
                 subject: user.subject, clientID: client.clientID, scope: scope, sid: sid)
@@ -172,10 +173,15 @@ extension DevIdentityProvider {
             }
         }
         let cookie = CookieHeader(fields: request.headers[values: .cookie]).value(named: Self.sessionCookie)
+        var ended: [String] = []
         if let cookie, let session = await state.session(String(decoding: cookie, as: UTF8.self)) {
-            await state.endSession(sid: session.sid)
+            ended.append(session.sid)
         }
-        if let sid { await state.endSession(sid: sid) }
+        if let sid, !ended.contains(sid) { ended.append(sid) }
+        for endedSID in ended {
+            let (clients, subject) = await state.endSessionNotifying(sid: endedSID)
+            await sendBackchannelLogout(sid: endedSID, subject: subject, clients: clients)
+        }
         let expire = "\(Self.sessionCookie)=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax"
         if let target = query["post_logout_redirect_uri"] {
             guard let client = client(clientID), client.postLogoutRedirectURIs.contains(target) else {

@@ -39,13 +39,19 @@ public struct DevClient: Sendable, Hashable {
     public var redirectURIs: [String]
     /// Exact post-logout redirect URIs.
     public var postLogoutRedirectURIs: [String]
+    /// Where logout tokens are POSTed when a session this client took part in ends (back-channel logout).
+    public var backchannelLogoutURI: String?
 
     /// Creates a client.
-    public init(clientID: String, clientSecret: String, redirectURIs: [String], postLogoutRedirectURIs: [String]) {
+    public init(
+        clientID: String, clientSecret: String, redirectURIs: [String], postLogoutRedirectURIs: [String],
+        backchannelLogoutURI: String? = nil
+    ) {
         self.clientID = clientID
         self.clientSecret = clientSecret
         self.redirectURIs = redirectURIs
         self.postLogoutRedirectURIs = postLogoutRedirectURIs
+        self.backchannelLogoutURI = backchannelLogoutURI
     }
 }
 

@@ -37,6 +37,8 @@ actor DevIdentityProviderState {
 
     private(set) var pendingRequests: [String: AuthorizationRequest] = [:]
     private(set) var sessions: [String: IdPSession] = [:]  // cookie value -> session
+    /// Which clients obtained tokens in which IdP session (sid -> client ids).
+    private var participants: [String: Set<String>] = [:]
     private var codes: [String: Code] = [:]
     private var usedCodes: Set<String> = []
     private var refreshTokens: [String: RefreshGrant] = [:]
@@ -58,6 +60,22 @@ actor DevIdentityProviderState {
 
     func createSession(_ cookie: String, _ session: IdPSession) { sessions[cookie] = session }
     func session(_ cookie: String) -> IdPSession? { sessions[cookie] }
+    func recordParticipant(sid: String, clientID: String) { participants[sid, default: []].insert(clientID) }
+
+    /// Ends an IdP session; returns the clients that took part (to notify) and the session's user.
+    @discardableResult
+    func endSessionNotifying(sid: String) -> (clients: Set<String>, subject: String?) {
+        let subject =
+            sessions.values.first { $0.sid == sid }?.user.subject
+            ?? refreshTokens.values.first { $0.sid == sid }?.user.subject
+        endSession(sid: sid)
+        return (participants.removeValue(forKey: sid) ?? [], subject)
+    }
+
+    func countBackchannel(delivered: Bool) {
+        if delivered { statistics.backchannelLogoutsDelivered += 1 } else { statistics.backchannelLogoutsFailed += 1 }
+    }
+
     func endSession(sid: String) {
         sessions = sessions.filter { $0.value.sid != sid }
         for (token, grant) in refreshTokens where grant.sid == sid {
@@ -143,4 +161,8 @@ public struct DevIdentityProviderStatistics: Sendable, Equatable {
     public var endSessionRequests = 0
     /// Successful password logins.
     public var logins = 0
+    /// Logout tokens a client's back-channel endpoint accepted (HTTP 200).
+    public var backchannelLogoutsDelivered = 0
+    /// Logout tokens that were refused or could not be delivered.
+    public var backchannelLogoutsFailed = 0
 }

@@ -164,4 +164,15 @@ struct BackchannelLogoutTests {
             #expect(try await env.user(browser).status == 401)
         }
     }
+
+    @Test func logoutAtTheDevIdPEndsTheSessionThroughBackChannel() async throws {
+        try await TestEnvironment.run { env, browser in
+            _ = try await loggedIn(env, browser)
+            // Another application ends the IdP session: the dev IdP notifies every participating client.
+            let ended = try await browser.get(env.issuer + "/end_session")
+            #expect(ended.status == 200)
+            #expect(await env.idp.statistics().backchannelLogoutsDelivered == 1)
+            #expect(try await env.user(browser).status == 401)
+        }
+    }
 }
