@@ -10,6 +10,7 @@ import Hummingbird
 import HummingbirdCore
 import Logging
 import NIOCore
+import ServiceLifecycle
 
 /// The gateway as a set of services: the public application and the admin listener.
 struct Gateway {
@@ -17,6 +18,13 @@ struct Gateway {
     let application: Application<RouterResponder<BasicBFFRequestContext>>
     let admin: Application<RouterResponder<BasicRequestContext>>?
     let store: (any SessionStore)?
+    /// Background services to run beside the application: refresh-token revocation and, for
+    /// server-side stores, expired-session cleanup.
+    var maintenance: [any Service] {
+        var services: [any Service] = [bff.revoker]
+        if let store { services.append(SessionCleanupService(bff: bff, store: store)) }
+        return services
+    }
 
     /// Builds the gateway through the same code path `bff serve`, `bff demo` and the tests use.
     /// - Parameter configureRouter: adds app-specific routes (the demo's local API) after the BFF's.
@@ -110,10 +118,7 @@ struct Gateway {
         for configuration: GatewayConfiguration, time: any TimeSource = SystemTimeSource(), logger: Logger
     ) async throws -> SQLiteSessionStore? {
         guard configuration.bff.session.store == .sqlite else { return nil }
-        return try await SQLiteSessionStore.open(
-            path: configuration.effectiveSQLitePath, cleanupInterval: configuration.bff.session.cleanupInterval,
-            time: time,
-            logger: logger)
+        return try await SQLiteSessionStore.open(path: configuration.effectiveSQLitePath, logger: logger)
     }
 
     /// The key ring: configured keys, else a key generated once and kept in `dataDirectory`.

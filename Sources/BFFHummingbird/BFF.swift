@@ -27,6 +27,8 @@ public struct BFF: Sendable {
     let userTokens: UserTokenManager
     /// Logout-token validation (back-channel logout).
     public let logoutTokens: LogoutTokenValidator
+    /// Background refresh-token revocation; run it as a `Service` beside the application.
+    public let revoker: RefreshTokenRevoker
     let clientTokens: ClientTokenCache
     let time: any TimeSource
     let random: any SecureRandom
@@ -83,6 +85,7 @@ public struct BFF: Sendable {
             tokens: tokens, sessions: sessions, refreshBefore: configuration.tokens.refreshBeforeExpiry, time: time,
             logger: logger)
         self.clientTokens = ClientTokenCache(tokens: tokens, time: time)
+        self.revoker = RefreshTokenRevoker(tokens: tokens, logger: logger)
         self.logoutTokens = LogoutTokenValidator(
             verifier: JWSVerifier(provider: provider, allowedAlgorithms: configuration.oidc.signingAlgorithms),
             issuer: configuration.oidc.issuer, clientID: configuration.oidc.clientID,

@@ -33,7 +33,8 @@ extension BFF {
             let ended = try await sessions.endSessions(
                 issuer: configuration.oidc.issuer, idpSessionID: logout.sid,
                 subject: logout.sid == nil ? logout.sub : nil)
-            logger.info("back-channel logout", metadata: ["bff.sessions_ended": "\(ended)"])
+            if configuration.tokens.revokeRefreshTokenOnLogout { revoker.enqueue(sessions.refreshTokens(of: ended)) }
+            logger.info("back-channel logout", metadata: ["bff.sessions_ended": "\(ended.count)"])
         } catch {
             logger.error("back-channel logout: session store failed", metadata: ["bff.error": "\(error)"])
             return Response(status: .serviceUnavailable, headers: [.cacheControl: "no-store"])

@@ -13,43 +13,30 @@ import ServiceLifecycle
 public final class SQLiteSessionStore: SessionStore, Service {
     let connection: SQLiteConnection
     let executor: StatementQueue
-    let cleanupInterval: Duration
-    let time: any TimeSource
     let logger: Logger
-    /// Called with the records removed by each cleanup (refresh-token revocation hooks here).
-    let onExpired: @Sendable ([SessionRecord]) async -> Void
 
     /// The schema version this code writes.
-    public static let schemaVersion = 1
+    public static let schemaVersion = 2
 
     /// Opens (and creates or migrates) the database at `path`; its folder is created with mode 0700.
-    public static func open(
-        path: String, cleanupInterval: Duration = .seconds(600), time: any TimeSource = SystemTimeSource(),
-        logger: Logger = Logger(label: "bff.sessions.sqlite"),
-        onExpired: @escaping @Sendable ([SessionRecord]) async -> Void = { _ in }
-    ) async throws -> SQLiteSessionStore {
+    public static func open(path: String, logger: Logger = Logger(label: "bff.sessions.sqlite")) async throws
+        -> SQLiteSessionStore
+    {
         let directory = (path as NSString).deletingLastPathComponent
         if !directory.isEmpty {
             try FileManager.default.createDirectory(
                 atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         }
         let connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
-        let store = SQLiteSessionStore(
-            connection: connection, cleanupInterval: cleanupInterval, time: time, logger: logger, onExpired: onExpired)
+        let store = SQLiteSessionStore(connection: connection, logger: logger)
         try await store.migrate()
         return store
     }
 
-    init(
-        connection: SQLiteConnection, cleanupInterval: Duration, time: any TimeSource, logger: Logger,
-        onExpired: @escaping @Sendable ([SessionRecord]) async -> Void
-    ) {
+    init(connection: SQLiteConnection, logger: Logger) {
         self.connection = connection
         self.executor = StatementQueue(connection: connection)
-        self.cleanupInterval = cleanupInterval
-        self.time = time
         self.logger = logger
-        self.onExpired = onExpired
     }
 
     func migrate() async throws {
@@ -76,31 +63,35 @@ public final class SQLiteSessionStore: SessionStore, Service {
                 _ = try await executor.run(statement)
             }
         }
+        if version < 2 {
+            _ = try await executor.run("ALTER TABLE bff_sessions ADD COLUMN revocation BLOB")
+            _ = try await executor.run("PRAGMA user_version = 2")
+        }
     }
 
     public func insert(_ record: SessionRecord) async throws {
         _ = try await executor.run(
-            "INSERT OR REPLACE INTO bff_sessions (key, sealed, subject, sid, issuer, created, renewed, expires) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO bff_sessions (key, sealed, subject, sid, issuer, created, renewed, expires, revocation) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             Self.binds(record))
     }
 
     public func find(key: [UInt8], now: UnixTime) async throws -> SessionRecord? {
         let rows = try await executor.run(
-            "SELECT key, sealed, subject, sid, issuer, created, renewed, expires FROM bff_sessions WHERE key = ? AND expires > ?",
+            "SELECT key, sealed, subject, sid, issuer, created, renewed, expires, revocation FROM bff_sessions WHERE key = ? AND expires > ?",
             [.blob(ByteBuffer(bytes: key)), .integer(Int(now))])
         return rows.first.flatMap(Self.record)
     }
 
     public func update(_ record: SessionRecord) async throws {
         _ = try await executor.run(
-            "UPDATE bff_sessions SET sealed = ?, subject = ?, sid = ?, issuer = ?, created = ?, renewed = ?, expires = ? WHERE key = ?",
+            "UPDATE bff_sessions SET sealed = ?, subject = ?, sid = ?, issuer = ?, created = ?, renewed = ?, expires = ?, revocation = ? WHERE key = ?",
             Array(Self.binds(record).dropFirst()) + [.blob(ByteBuffer(bytes: record.key))])
     }
 
     @discardableResult
     public func remove(key: [UInt8]) async throws -> SessionRecord? {
         try await executor.run(
-            "DELETE FROM bff_sessions WHERE key = ? RETURNING key, sealed, subject, sid, issuer, created, renewed, expires",
+            "DELETE FROM bff_sessions WHERE key = ? RETURNING key, sealed, subject, sid, issuer, created, renewed, expires, revocation",
             [.blob(ByteBuffer(bytes: key))]
         ).first.flatMap(Self.record)
     }
@@ -117,13 +108,13 @@ public final class SQLiteSessionStore: SessionStore, Service {
             sql += " AND subject = ?"
             binds.append(.text(subject))
         }
-        sql += " RETURNING key, sealed, subject, sid, issuer, created, renewed, expires"
+        sql += " RETURNING key, sealed, subject, sid, issuer, created, renewed, expires, revocation"
         return try await executor.run(sql, binds).compactMap(Self.record)
     }
 
     public func removeExpired(now: UnixTime) async throws -> [SessionRecord] {
         try await executor.run(
-            "DELETE FROM bff_sessions WHERE expires <= ? RETURNING key, sealed, subject, sid, issuer, created, renewed, expires",
+            "DELETE FROM bff_sessions WHERE expires <= ? RETURNING key, sealed, subject, sid, issuer, created, renewed, expires, revocation",
             [.integer(Int(now))]
         ).compactMap(Self.record)
     }
@@ -144,7 +135,7 @@ public final class SQLiteSessionStore: SessionStore, Service {
         let filter = conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
         binds.append(.integer(max(0, limit)))
         return try await executor.run(
-            "SELECT key, sealed, subject, sid, issuer, created, renewed, expires FROM bff_sessions\(filter) ORDER BY created, key LIMIT ?",
+            "SELECT key, sealed, subject, sid, issuer, created, renewed, expires, revocation FROM bff_sessions\(filter) ORDER BY created, key LIMIT ?",
             binds
         ).compactMap(Self.record)
     }
@@ -154,25 +145,10 @@ public final class SQLiteSessionStore: SessionStore, Service {
         try await executor.run("SELECT COUNT(*) AS n FROM bff_sessions").first?.column("n")?.integer ?? 0
     }
 
-    /// Removes expired sessions every `cleanupInterval` until graceful shutdown, then closes the database.
+    /// Waits for graceful shutdown, then closes the database. (Expired rows are removed by the
+    /// store-agnostic cleanup service, which can also revoke their refresh tokens.)
     public func run() async throws {
-        let interval = cleanupInterval
-        do {
-            while !Task.isShuttingDownGracefully {
-                try await Task.sleep(for: interval)
-                do {
-                    let removed = try await removeExpired(now: time.now)
-                    if !removed.isEmpty {
-                        logger.debug("expired sessions removed", metadata: ["bff.count": "\(removed.count)"])
-                        await onExpired(removed)
-                    }
-                } catch {
-                    logger.warning("session cleanup failed", metadata: ["bff.error": "\(error)"])
-                }
-            }
-        } catch {
-            // Cancelled by graceful shutdown.
-        }
+        try? await gracefulShutdown()
         try await close()
     }
 
@@ -184,6 +160,7 @@ public final class SQLiteSessionStore: SessionStore, Service {
             .blob(ByteBuffer(bytes: record.key)), .blob(ByteBuffer(bytes: record.sealed)), .text(record.subject),
             record.idpSessionID.map { .text($0) } ?? .null, .text(record.issuer), .integer(Int(record.createdAt)),
             .integer(Int(record.renewedAt)), .integer(Int(record.expiresAt)),
+            record.revocationSeal.map { .blob(ByteBuffer(bytes: $0)) } ?? .null,
         ]
     }
 
@@ -196,7 +173,14 @@ public final class SQLiteSessionStore: SessionStore, Service {
         return SessionRecord(
             key: Array(key.readableBytesView), sealed: Array(sealed.readableBytesView), subject: subject,
             idpSessionID: row.column("sid")?.string, issuer: issuer, createdAt: UnixTime(created),
-            renewedAt: UnixTime(renewed), expiresAt: UnixTime(expires))
+            renewedAt: UnixTime(renewed), expiresAt: UnixTime(expires),
+            revocationSeal: {
+                if case .blob(let seal) = row.column("revocation") {
+                    return Array(seal.readableBytesView)
+                } else {
+                    return nil
+                }
+            }())
     }
 }
 

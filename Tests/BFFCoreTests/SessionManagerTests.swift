@@ -155,8 +155,10 @@ struct SessionManagerTests {
         let store = MemorySessionStore()
         let manager = try manager(.memory, store: store)
         _ = try await manager.create(session(), replacing: nil, cookies: CookieHeader(bytes: []))
-        #expect(try await manager.endSessions(issuer: "https://other", idpSessionID: "sid-1", subject: nil) == 0)
-        #expect(try await manager.endSessions(issuer: "https://idp.test", idpSessionID: "sid-1", subject: nil) == 1)
+        #expect(try await manager.endSessions(issuer: "https://other", idpSessionID: "sid-1", subject: nil).isEmpty)
+        let ended = try await manager.endSessions(issuer: "https://idp.test", idpSessionID: "sid-1", subject: nil)
+        #expect(ended.count == 1)
+        #expect(manager.refreshTokens(of: ended) == ["RT-secret-456"], "the gateway's keys open the revocation seal")
     }
 
     @Test func sessionEncodingRejectsTruncation() {

@@ -175,4 +175,19 @@ struct BackchannelLogoutTests {
             #expect(try await env.user(browser).status == 401)
         }
     }
+
+    @Test func backChannelLogoutRevokesTheEndedSessionsRefreshToken() async throws {
+        try await TestEnvironment.run { env, browser in
+            let sid = try await loggedIn(env, browser)
+            #expect(
+                try await post(env, browser, token: try env.idp.keys.sign(claims: claims(env, sid: sid))).status == 200)
+            var revoked = 0
+            for _ in 0..<100 {
+                revoked = await env.idp.statistics().refreshTokensRevoked
+                if revoked == 1 { break }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            #expect(revoked == 1, "the background queue revoked the refresh token at the IdP")
+        }
+    }
 }

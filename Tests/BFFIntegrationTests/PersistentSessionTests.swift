@@ -1,8 +1,11 @@
 import BFFCore
+import BFFHummingbird
 import BFFSessionStoreSQLite
 import BFFTesting
 import Foundation
 import Testing
+
+@testable import BFFGateway
 
 @Suite("SQLite-backed gateway across restarts")
 struct PersistentSessionTests {
@@ -73,6 +76,32 @@ struct PersistentSessionTests {
             let logout = try await browser.get(try await env.logoutURL(browser))
             #expect(logout.status == 302)
             #expect(try await store.count() == 0)
+        }
+        try await store.close()
+    }
+
+    @Test func expiredSessionsAreCleanedUpAndTheirRefreshTokensRevoked() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "bff-cleanup-\(UUID().uuidString)"
+        ).path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let store = try await SQLiteSessionStore.open(path: directory + "/sessions.sqlite")
+        let clock = ManualTimeSource(now: SystemTimeSource().now)
+        try await TestEnvironment.run(gatewayTime: clock, store: store, configure: { $0.session.store = .sqlite }) {
+            env, browser in
+            try await env.login(browser)
+            let cleanup = SessionCleanupService(bff: env.gateway.bff, store: store)
+            #expect(await cleanup.cleanOnce() == 0, "nothing expired yet")
+            clock.advance(by: 8 * 3600 + 1)  // past the 8 h idle timeout
+            #expect(await cleanup.cleanOnce() == 1)
+            #expect(try await store.count() == 0)
+            var revoked = 0
+            for _ in 0..<100 {
+                revoked = await env.idp.statistics().refreshTokensRevoked
+                if revoked == 1 { break }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            #expect(revoked == 1)
         }
         try await store.close()
     }

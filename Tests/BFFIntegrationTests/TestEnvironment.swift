@@ -65,6 +65,7 @@ struct TestEnvironment: Sendable {
         var services: [any Service] = [
             gateway.application, SampleAPI.makeApplication(idp: idp, port: apiPort, logger: quietLogger), forwarder,
         ]
+        services += gateway.maintenance
         var ports = [gatewayPort, apiPort]
         services += extraServices
         ports += extraPorts

@@ -151,14 +151,14 @@ public struct SessionManager: Sendable {
 
     /// Ends every session of `issuer` with this IdP `sid` or `sub`; returns the ended sessions'
     /// token sets (for refresh-token revocation) where they can be read.
-    public func endSessions(issuer: String, idpSessionID: String?, subject: String?) async throws -> Int {
+    public func endSessions(issuer: String, idpSessionID: String?, subject: String?) async throws -> [SessionRecord] {
         let now = time.now
         if let store {
-            return try await store.removeAll(issuer: issuer, idpSessionID: idpSessionID, subject: subject).count
+            return try await store.removeAll(issuer: issuer, idpSessionID: idpSessionID, subject: subject)
         }
         if let idpSessionID { revocations.revoke(issuer: issuer, idpSessionID: idpSessionID, at: now) }
         if let subject, idpSessionID == nil { revocations.revoke(issuer: issuer, subject: subject, at: now) }
-        return 0
+        return []
     }
 
     // MARK: - helpers
@@ -169,7 +169,21 @@ public struct SessionManager: Sendable {
         return SessionRecord(
             key: storeKey, sealed: Array(combined), subject: session.subject, idpSessionID: session.idpSessionID,
             issuer: session.issuer, createdAt: session.createdAt, renewedAt: session.renewedAt,
-            expiresAt: session.expiresAt(idleTimeout: idleSeconds, absoluteTimeout: absoluteSeconds))
+            expiresAt: session.expiresAt(idleTimeout: idleSeconds, absoluteTimeout: absoluteSeconds),
+            revocationSeal: try session.tokens.refreshToken.map {
+                try sealer.seal(Array($0.utf8), purpose: .atRest, binding: SessionManager.revocationBinding)
+            })
+    }
+
+    static let revocationBinding = "refresh-token-revocation"
+
+    /// The refresh tokens of ended records that this gateway's keys can open.
+    public func refreshTokens(of records: [SessionRecord]) -> [String] {
+        records.compactMap { record in
+            record.revocationSeal
+                .flatMap { sealer.open($0, purpose: .atRest, binding: SessionManager.revocationBinding) }
+                .flatMap { String(validating: $0, as: UTF8.self) }
+        }
     }
 
     static func openRecord(_ sealed: [UInt8], key: SymmetricKey, storeKey: [UInt8]) -> [UInt8]? {

@@ -19,11 +19,15 @@ public struct SessionRecord: Sendable, Equatable {
     public var renewedAt: UnixTime
     /// When the store may forget it.
     public var expiresAt: UnixTime
+    /// The refresh token sealed with the gateway's key ring (not the per-session key), so sessions
+    /// ended without the user's cookie (back-channel logout, expiry) can still have it revoked. Like
+    /// `sealed`, useless without the gateway's keys.
+    public var revocationSeal: [UInt8]?
 
     /// Creates a record.
     public init(
         key: [UInt8], sealed: [UInt8], subject: String, idpSessionID: String?, issuer: String,
-        createdAt: UnixTime, renewedAt: UnixTime, expiresAt: UnixTime
+        createdAt: UnixTime, renewedAt: UnixTime, expiresAt: UnixTime, revocationSeal: [UInt8]? = nil
     ) {
         self.key = key
         self.sealed = sealed
@@ -33,6 +37,7 @@ public struct SessionRecord: Sendable, Equatable {
         self.createdAt = createdAt
         self.renewedAt = renewedAt
         self.expiresAt = expiresAt
+        self.revocationSeal = revocationSeal
     }
 }
 

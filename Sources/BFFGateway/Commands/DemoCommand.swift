@@ -45,11 +45,12 @@ struct DemoCommand: AsyncParsableCommand {
                 configuration: setup.gateway, keyRing: setup.keyRing, http: AsyncHTTPClientTransport(client: client),
                 upstream: forwarder, logger: logger, configureRouter: DemoAPI.add)
             let idp = try DevIdentityProvider(configuration: setup.idp)
-            var services: [any Service] = [
-                idp.makeApplication(host: "127.0.0.1", port: idpPort, logger: Logger(label: "bff.dev-idp")),
-                SampleAPI.makeApplication(idp: idp, port: apiPort, logger: Logger(label: "bff.sample-api")),
-                gateway.application, forwarder,
-            ]
+            var services: [any Service] =
+                [
+                    idp.makeApplication(host: "127.0.0.1", port: idpPort, logger: Logger(label: "bff.dev-idp")),
+                    SampleAPI.makeApplication(idp: idp, port: apiPort, logger: Logger(label: "bff.sample-api")),
+                    gateway.application, forwarder,
+                ] + gateway.maintenance
             if let admin = gateway.admin { services.append(admin) }
             FileHandle.standardOutput.write(
                 Data(

@@ -26,7 +26,7 @@ struct ServeCommand: AsyncParsableCommand {
             let gateway = try Gateway.build(
                 configuration: configuration, keyRing: keyRing, http: AsyncHTTPClientTransport(client: client),
                 upstream: forwarder, store: sqlite, logger: logger)
-            var services: [any Service] = [gateway.application, forwarder]
+            var services: [any Service] = [gateway.application, forwarder] + gateway.maintenance
             if let sqlite { services.append(sqlite) }
             if let admin = gateway.admin { services.append(admin) }
             logger.info(
