@@ -19,6 +19,7 @@ let package = Package(
         .executable(name: "bff", targets: ["BFFGateway"]),
         .executable(name: "bff-micro-bench", targets: ["BFFMicroBenchmarks"]),
         .executable(name: "bff-bench-upstream", targets: ["BFFBenchUpstream"]),
+        .executable(name: "bff-store-bench", targets: ["BFFStoreBenchmarks"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -165,6 +166,12 @@ let package = Package(
             name: "BFFMicroBenchmarks",
             dependencies: ["BFFCore"],
             path: "Benchmarks/Micro",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "BFFStoreBenchmarks",
+            dependencies: ["BFFCore", "BFFSessionStoreSQLite"],
+            path: "Benchmarks/Stores",
             swiftSettings: swiftSettings
         ),
         .executableTarget(

@@ -112,11 +112,35 @@ public final class SQLiteSessionStore: SessionStore, Service {
         return try await executor.run(sql, binds).compactMap(Self.record)
     }
 
+    /// Removes expired rows in batches of ``cleanupBatchSize``, so lookups interleave with a large
+    /// cleanup instead of waiting for one long statement.
     public func removeExpired(now: UnixTime) async throws -> [SessionRecord] {
-        try await executor.run(
-            "DELETE FROM bff_sessions WHERE expires <= ? RETURNING key, sealed, subject, sid, issuer, created, renewed, expires, revocation",
-            [.integer(Int(now))]
-        ).compactMap(Self.record)
+        var removed: [SessionRecord] = []
+        while true {
+            let batch = try await executor.run(
+                """
+                DELETE FROM bff_sessions WHERE key IN (SELECT key FROM bff_sessions WHERE expires <= ? LIMIT ?)
+                RETURNING key, sealed, subject, sid, issuer, created, renewed, expires, revocation
+                """,
+                [.integer(Int(now)), .integer(Self.cleanupBatchSize)]
+            ).compactMap(Self.record)
+            removed += batch
+            if batch.count < Self.cleanupBatchSize { return removed }
+        }
+    }
+
+    /// Rows deleted per cleanup statement.
+    public static let cleanupBatchSize = 100
+
+    /// Inserts many records in one transaction (imports, benchmarks).
+    public func insert(batch records: [SessionRecord]) async throws {
+        try await executor.transaction(
+            records.map {
+                (
+                    "INSERT OR REPLACE INTO bff_sessions (key, sealed, subject, sid, issuer, created, renewed, expires, revocation) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    Self.binds($0)
+                )
+            })
     }
 
     public func ping() async throws { _ = try await executor.run("SELECT 1") }
@@ -191,6 +215,17 @@ actor StatementQueue {
 
     func run(_ sql: String, _ binds: [SQLiteData] = []) async throws -> [SQLiteRow] {
         try await connection.query(sql, binds)
+    }
+
+    func transaction(_ statements: [(String, [SQLiteData])]) async throws {
+        _ = try await connection.query("BEGIN IMMEDIATE", [])
+        do {
+            for (sql, binds) in statements { _ = try await connection.query(sql, binds) }
+            _ = try await connection.query("COMMIT", [])
+        } catch {
+            _ = try? await connection.query("ROLLBACK", [])
+            throw error
+        }
     }
 }
 
