@@ -1,0 +1,54 @@
+import BFFCore
+import Foundation
+
+extension GatewayConfigurationLoader {
+    /// Reads one `apis:` entry, reporting every problem with its position in the file.
+    static func parseRoute(_ item: Any, path: String, reader: ConfigReader) -> APIRouteConfiguration? {
+        guard let entry = item as? [String: Any] else {
+            reader.problem(path, "must be a mapping", "write {path: /api/x, upstream: http://127.0.0.1:5090}")
+            return nil
+        }
+        let known: Set<String> = ["path", "upstream", "token", "scopes", "resource", "timeout", "websocket"]
+        for key in entry.keys where !known.contains(key) {
+            reader.problem(
+                "\(path).\(key)", "is not a known configuration key", "check the spelling against docs/configuration.md"
+            )
+        }
+        guard let prefix = entry["path"] as? String, let upstream = entry["upstream"] as? String else {
+            reader.problem(path, "needs path and upstream", "write {path: /api/x, upstream: http://127.0.0.1:5090}")
+            return nil
+        }
+        var route = APIRouteConfiguration(path: prefix, upstream: upstream)
+        if let token = entry["token"] {
+            if let name = token as? String, let requirement = TokenRequirement(name: name) {
+                route.token = requirement
+            } else {
+                reader.problem(
+                    "\(path).token", "'\(token)' is not a token type",
+                    "use none, user, user-or-none, user-or-client or client")
+            }
+        }
+        if let scopes = entry["scopes"] {
+            if let list = scopes as? [String] {
+                route.scopes = list
+            } else if let text = scopes as? String {
+                route.scopes = text.split(separator: " ").map(String.init)
+            } else if !(scopes is NSNull) {
+                reader.problem("\(path).scopes", "must be a list of strings", "write [api.read]")
+            }
+        }
+        if let resource = entry["resource"] as? String { route.resource = resource }
+        if let timeout = entry["timeout"] {
+            if let parsed = ConfigReader.parseDuration("\(timeout)") {
+                route.timeout = parsed
+            } else {
+                reader.problem("\(path).timeout", "'\(timeout)' is not a duration", "write 30s")
+            }
+        }
+        if let websocket = entry["websocket"] as? Bool, websocket {
+            reader.problem(
+                "\(path).websocket", "WebSocket routes are not available in this version", "remove websocket: true")
+        }
+        return route
+    }
+}
