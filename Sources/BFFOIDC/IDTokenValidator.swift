@@ -36,13 +36,7 @@ public struct IDTokenValidator: Sendable {
         guard let subject = claims["sub"]?.stringValue, !subject.isEmpty, subject.utf8.count <= 255 else {
             throw OIDCError.invalidToken("sub missing")
         }
-        let audiences: [String]
-        switch claims["aud"] {
-        case .string(let value): audiences = [value]
-        case .array(let values): audiences = values.compactMap(\.stringValue)
-        default: throw OIDCError.invalidToken("aud missing")
-        }
-        guard audiences.contains(clientID) else { throw OIDCError.invalidToken("aud does not contain the client id") }
+        let audiences = try audiencesContaining(clientID, in: claims)
         if let azp = claims["azp"] {
             guard azp.stringValue == clientID else { throw OIDCError.invalidToken("azp is not the client id") }
         } else if audiences.count > 1 {
@@ -66,6 +60,18 @@ public struct IDTokenValidator: Sendable {
             }
         }
     }
+}
+
+/// The `aud` claim (a string or an array) as a list; throws unless it names `clientID`.
+func audiencesContaining(_ clientID: String, in claims: [String: JSONValue]) throws -> [String] {
+    let audiences: [String]
+    switch claims["aud"] {
+    case .string(let value): audiences = [value]
+    case .array(let values): audiences = values.compactMap(\.stringValue)
+    default: throw OIDCError.invalidToken("aud missing")
+    }
+    guard audiences.contains(clientID) else { throw OIDCError.invalidToken("aud does not contain the client id") }
+    return audiences
 }
 
 /// Compares two strings in time independent of where they differ.

@@ -60,13 +60,7 @@ public struct LogoutTokenValidator: Sendable {
             }
         }
         guard claims["iss"]?.stringValue == issuer else { throw OIDCError.invalidToken("iss does not match") }
-        let audiences: [String]
-        switch claims["aud"] {
-        case .string(let value): audiences = [value]
-        case .array(let values): audiences = values.compactMap(\.stringValue)
-        default: throw OIDCError.invalidToken("aud missing")
-        }
-        guard audiences.contains(clientID) else { throw OIDCError.invalidToken("aud does not contain the client id") }
+        _ = try audiencesContaining(clientID, in: claims)
         guard let iat = claims["iat"]?.int64Value else { throw OIDCError.invalidToken("iat missing") }
         guard iat <= now + clockSkew else { throw OIDCError.invalidToken("issued in the future") }
         guard now - iat <= Self.maximumAge + clockSkew else { throw OIDCError.invalidToken("issued too long ago") }
