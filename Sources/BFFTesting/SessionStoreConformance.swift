@@ -99,13 +99,13 @@ public enum SessionStoreConformance {
         case .concurrentWrites:
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for tag in UInt8(20)..<UInt8(70) {
-                    group.addTask { try await store.insert(record(tag, sid: "s\(tag)")) }
+                    group.addTask { try await store.insert(record(tag, sid: "s\(tag)")) }  // justified: structured child
                 }
                 try await group.waitForAll()
             }
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for round in 0..<50 {
-                    group.addTask {
+                    group.addTask {  // justified: structured child task of the group
                         var changed = record(20, sid: "s20")
                         changed.renewedAt = 1_000 + UnixTime(round)
                         try await store.update(changed)

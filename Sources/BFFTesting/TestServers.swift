@@ -38,7 +38,7 @@ public enum TestServers {
         logger.logLevel = .warning
         let group = ServiceGroup(configuration: .init(services: services, logger: logger))
         return try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await group.run() }
+            tasks.addTask { try await group.run() }  // justified: structured child task of the group
             do {
                 for port in ports { try await waitUntilListening(port: port) }
                 let result = try await body()
