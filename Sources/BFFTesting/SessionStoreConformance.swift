@@ -99,7 +99,9 @@ public enum SessionStoreConformance {
         case .concurrentWrites:
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for tag in UInt8(20)..<UInt8(70) {
-                    group.addTask { try await store.insert(record(tag, sid: "s\(tag)")) }  // justified: structured child
+                    group.addTask {  // justified: structured child task of the group
+                        try await store.insert(record(tag, sid: "s\(tag)"))
+                    }
                 }
                 try await group.waitForAll()
             }
