@@ -23,7 +23,8 @@ public struct BFF: Sendable {
     public let revocations: RevocationList
     /// Sealing of login/logout transaction cookies.
     public let sealer: Sealer
-    let consumedStates = ConsumedStateCache()
+    /// Login `state`s already used by a callback (single use, until the transaction would expire).
+    let consumedStates = ReplayCache()
     let userTokens: UserTokenManager
     /// Logout-token validation (back-channel logout).
     public let logoutTokens: LogoutTokenValidator

@@ -90,7 +90,7 @@ extension BFF {
         guard constantTimeEquals(transaction.state, state) else { return fail("state mismatch", cookies: consumed) }
         guard !transaction.isExpired(now: now) else { return fail("login transaction expired", cookies: consumed) }
         guard transaction.issuer == configuration.oidc.issuer else { return fail("issuer changed", cookies: consumed) }
-        guard consumedStates.consume(state, expiresAt: transaction.createdAt + LoginTransaction.lifetime, now: now)
+        guard consumedStates.insert(state, until: transaction.createdAt + LoginTransaction.lifetime, now: now)
         else {
             return fail("login transaction replayed", cookies: consumed)
         }

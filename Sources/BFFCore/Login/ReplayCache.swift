@@ -1,6 +1,7 @@
 import Synchronization
 
-/// Remembers identifiers (logout-token `jti`s) until they expire, to refuse replays.
+/// Remembers single-use identifiers until they expire, to refuse replays: login `state`s consumed
+/// by the callback (even if the browser kept the cookie) and logout-token `jti`s.
 public final class ReplayCache: Sendable {
     private let entries = Mutex<[String: UnixTime]>([:])
     /// Most entries kept; expired ones are dropped first, then the oldest.
