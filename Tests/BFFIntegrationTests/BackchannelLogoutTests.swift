@@ -181,12 +181,7 @@ struct BackchannelLogoutTests {
             let sid = try await loggedIn(env, browser)
             #expect(
                 try await post(env, browser, token: try env.idp.keys.sign(claims: claims(env, sid: sid))).status == 200)
-            var revoked = 0
-            for _ in 0..<100 {
-                revoked = await env.idp.statistics().refreshTokensRevoked
-                if revoked == 1 { break }
-                try await Task.sleep(for: .milliseconds(20))
-            }
+            let revoked = try await eventually(until: { $0 == 1 }) { await env.idp.statistics().refreshTokensRevoked }
             #expect(revoked == 1, "the background queue revoked the refresh token at the IdP")
         }
     }

@@ -163,11 +163,8 @@ struct ForwarderTests {
                 if received > 2_000_000 { break }  // stop reading: AHC cancels and closes the connection
             }
             try await client.shutdown()
-            var leased = -1
-            for _ in 0..<100 {
-                leased = env.forwarder.statistics.leased
-                if leased == 0 { break }
-                try await Task.sleep(for: .milliseconds(50))
+            let leased = try await eventually(every: .milliseconds(50), until: { $0 == 0 }) {
+                env.forwarder.statistics.leased
             }
             #expect(leased == 0, "the upstream connection was released")
         }

@@ -45,11 +45,8 @@ struct GlewlwydInteropTests {
             // token (no exp, typ JWT) to the gateway's /bff/backchannel from a background thread.
             let deleted = try await browser.request("DELETE", idpBase + "/api/oidc/session/" + FormEncoding.escape(sid))
             #expect(deleted.status == 200)
-            var status = 200
-            for _ in 0..<60 {
-                status = try await browser.get(origin + "/bff/user", headers: csrf).status
-                if status == 401 { break }
-                try await Task.sleep(for: .milliseconds(50))
+            let status = try await eventually(attempts: 60, every: .milliseconds(50), until: { $0 == 401 }) {
+                try await browser.get(origin + "/bff/user", headers: csrf).status
             }
             #expect(status == 401, "the BFF session ended through back-channel logout")
         }

@@ -95,12 +95,7 @@ struct PersistentSessionTests {
             clock.advance(by: 8 * 3600 + 1)  // past the 8 h idle timeout
             #expect(await cleanup.cleanOnce() == 1)
             #expect(try await store.count() == 0)
-            var revoked = 0
-            for _ in 0..<100 {
-                revoked = await env.idp.statistics().refreshTokensRevoked
-                if revoked == 1 { break }
-                try await Task.sleep(for: .milliseconds(20))
-            }
+            let revoked = try await eventually(until: { $0 == 1 }) { await env.idp.statistics().refreshTokensRevoked }
             #expect(revoked == 1)
         }
         try await store.close()

@@ -147,3 +147,17 @@ final class SwitchableOIDCHTTPClient: OIDCHTTPClient {
         return try await base.send(request, timeout: timeout)
     }
 }
+
+/// Polls `observe` until `done` accepts its value or `attempts` run out (for effects that happen in
+/// the background); returns the last value seen, for the caller's expectation.
+func eventually<Value: Sendable>(
+    attempts: Int = 100, every interval: Duration = .milliseconds(20), until done: (Value) -> Bool,
+    _ observe: () async throws -> Value
+) async throws -> Value {
+    var value = try await observe()
+    for _ in 1..<attempts where !done(value) {
+        try await Task.sleep(for: interval)
+        value = try await observe()
+    }
+    return value
+}
