@@ -1,5 +1,6 @@
 import BFFCore
 import BFFOIDC
+import HTTPTypes
 import Logging
 
 /// A configured BFF: the session manager, the OIDC relying party and the policies, built once
@@ -19,6 +20,8 @@ public struct BFF: Sendable {
     public let authorization: AuthorizationRequestBuilder
     /// The anti-forgery rule.
     public let antiForgery: AntiForgeryPolicy
+    /// The anti-forgery header's name, parsed once (validation guarantees it is a valid token).
+    let antiForgeryHeader: HTTPField.Name?
     /// Revocation records (cookie mode).
     public let revocations: RevocationList
     /// Sealing of login/logout transaction cookies.
@@ -95,6 +98,7 @@ public struct BFF: Sendable {
             WebURL(configuration.server.effectivePublicOrigin)?.origin ?? configuration.server.effectivePublicOrigin
         self.publicOrigin = origin
         self.antiForgery = AntiForgeryPolicy(configuration: configuration.antiforgery, publicOrigin: origin)
+        self.antiForgeryHeader = HTTPField.Name(configuration.antiforgery.headerName)
         self.excludedClaims = Set(configuration.user.excludeClaims)
     }
 }

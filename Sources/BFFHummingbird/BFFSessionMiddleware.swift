@@ -77,7 +77,7 @@ extension BFF {
 
     /// Whether the request satisfies the anti-forgery rule.
     public func passesAntiForgery(_ request: Request) -> Bool {
-        guard let name = HTTPField.Name(configuration.antiforgery.headerName) else { return false }
+        guard let name = antiForgeryHeader else { return false }
         return antiForgery.allows(
             header: request.headers[values: name],
             secFetchSite: ExtraHeaderNames.secFetchSite.flatMap { request.headers[$0] },
