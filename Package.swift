@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "BFFHummingbird", targets: ["BFFHummingbird"]),
         .library(name: "BFFForwarder", targets: ["BFFForwarder"]),
         .library(name: "BFFSessionStoreSQLite", targets: ["BFFSessionStoreSQLite"]),
+        .library(name: "BFFSessionStorePostgres", targets: ["BFFSessionStorePostgres"]),
         .library(name: "BFFDevIdentityProvider", targets: ["BFFDevIdentityProvider"]),
         .library(name: "BFFTesting", targets: ["BFFTesting"]),
         .executable(name: "bff", targets: ["BFFGateway"]),
@@ -33,6 +34,8 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
         .package(url: "https://github.com/vapor/sqlite-nio.git", from: "1.13.2"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
     ],
     targets: [
         .target(
@@ -77,6 +80,18 @@ let package = Package(
             dependencies: [
                 "BFFCore",
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "BFFSessionStorePostgres",
+            dependencies: [
+                "BFFCore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -137,6 +152,7 @@ let package = Package(
                 "BFFDevIdentityProvider",
                 "BFFForwarder",
                 "BFFSessionStoreSQLite",
+                "BFFSessionStorePostgres",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
@@ -170,7 +186,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "BFFStoreBenchmarks",
-            dependencies: ["BFFCore", "BFFSessionStoreSQLite"],
+            dependencies: ["BFFCore", "BFFSessionStoreSQLite", "BFFSessionStorePostgres"],
             path: "Benchmarks/Stores",
             swiftSettings: swiftSettings
         ),
@@ -191,14 +207,14 @@ let package = Package(
         ),
         .testTarget(
             name: "BFFStoreTests",
-            dependencies: ["BFFCore", "BFFTesting", "BFFSessionStoreSQLite"],
+            dependencies: ["BFFCore", "BFFTesting", "BFFSessionStoreSQLite", "BFFSessionStorePostgres"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "BFFIntegrationTests",
             dependencies: [
                 "BFFCore", "BFFOIDC", "BFFHummingbird", "BFFDevIdentityProvider", "BFFTesting", "BFFGateway",
-                "BFFForwarder", "BFFSessionStoreSQLite",
+                "BFFForwarder", "BFFSessionStoreSQLite", "BFFSessionStorePostgres",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

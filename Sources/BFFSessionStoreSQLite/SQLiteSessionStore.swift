@@ -88,6 +88,15 @@ public final class SQLiteSessionStore: SessionStore, Service {
             Array(Self.binds(record).dropFirst()) + [.blob(ByteBuffer(bytes: record.key))])
     }
 
+    public func replace(_ record: SessionRecord, ifSealed expected: [UInt8]) async throws -> Bool {
+        let rows = try await executor.run(
+            "UPDATE bff_sessions SET sealed = ?, subject = ?, sid = ?, issuer = ?, created = ?, renewed = ?, expires = ?, revocation = ? WHERE key = ? AND sealed = ? RETURNING key",
+            Array(Self.binds(record).dropFirst()) + [
+                .blob(ByteBuffer(bytes: record.key)), .blob(ByteBuffer(bytes: expected)),
+            ])
+        return !rows.isEmpty
+    }
+
     @discardableResult
     public func remove(key: [UInt8]) async throws -> SessionRecord? {
         try await executor.run(

@@ -22,6 +22,8 @@ public enum SessionStoreConformance {
         case neverSeesPlaintext
         case updateOfARemovedRecordDoesNotResurrectIt
         case listFilters
+        case replaceOnlyIfUnchanged
+        case exclusiveWritesTheReturnedRecord
 
         /// The check's name.
         public var description: String { rawValue }
@@ -157,6 +159,41 @@ public enum SessionStoreConformance {
             try expect(
                 try await store.list(issuer: nil, idpSessionID: nil, subject: nil, limit: 1).count == 1,
                 "limit honoured")
+        case .replaceOnlyIfUnchanged:
+            let original = record(100)
+            try await store.insert(original)
+            var changed = original
+            changed.sealed = [1, 2, 3]
+            changed.renewedAt = 1_100
+            try expect(
+                try await store.replace(changed, ifSealed: [9, 9]) == false, "a stale copy does not replace the record")
+            try expect(try await store.find(key: original.key, now: 1_500) == original, "record unchanged")
+            try expect(
+                try await store.replace(changed, ifSealed: original.sealed), "the current copy replaces the record")
+            try expect(try await store.find(key: original.key, now: 1_500) == changed, "record replaced")
+            _ = try await store.remove(key: original.key)
+            try expect(
+                try await store.replace(changed, ifSealed: changed.sealed) == false, "a removed record is not revived")
+            try expect(try await store.find(key: original.key, now: 1_500) == nil, "still removed")
+        case .exclusiveWritesTheReturnedRecord:
+            let original = record(101)
+            try await store.insert(original)
+            let seen = try await store.exclusively(key: original.key, now: 1_500) { current in
+                var changed = original
+                changed.sealed = [4, 5, 6]
+                return (changed, current)
+            }
+            try expect(seen == original, "the body sees the stored record")
+            try expect(try await store.find(key: original.key, now: 1_500)?.sealed == [4, 5, 6], "its result is stored")
+            let untouched = try await store.exclusively(key: original.key, now: 1_500) { current in
+                (nil, current?.sealed)
+            }
+            try expect(untouched == [4, 5, 6], "nil writes nothing")
+            let absent = try await store.exclusively(key: record(102).key, now: 1_500) { current in
+                (record(102), current == nil)
+            }
+            try expect(absent, "an absent record is passed as nil")
+            try expect(try await store.find(key: record(102).key, now: 1_500) == nil, "and is not created")
         case .updateOfARemovedRecordDoesNotResurrectIt:
             try await store.insert(record(80))
             _ = try await store.remove(key: record(80).key)

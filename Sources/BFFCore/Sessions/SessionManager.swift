@@ -14,6 +14,15 @@ public struct LoadedSession: Sendable {
     public var session: Session
     /// Where it lives.
     public let handle: Handle
+    /// Server-side: the stored ciphertext this copy was read from, so a write-back does not undo a
+    /// newer write (a refresh on another request or instance).
+    var storedSealed: [UInt8]?
+
+    init(session: Session, handle: Handle, storedSealed: [UInt8]? = nil) {
+        self.session = session
+        self.handle = handle
+        self.storedSealed = storedSealed
+    }
 }
 
 /// The only place sessions are sealed and opened, for every store and for cookie mode.
@@ -68,7 +77,9 @@ public struct SessionManager: Sendable {
                 let session = Session(encoded: plaintext),
                 isCurrent(session, now: now)
             else { return nil }
-            return LoadedSession(session: session, handle: .server(storeKey: storeKey, sessionKey: sessionKey))
+            return LoadedSession(
+                session: session, handle: .server(storeKey: storeKey, sessionKey: sessionKey),
+                storedSealed: record.sealed)
         } else {
             guard let (joined, chunks) = joinChunks(cookies),
                 let plaintext = sealer.open(
@@ -105,11 +116,19 @@ public struct SessionManager: Sendable {
     }
 
     /// Writes a changed session back (refreshed tokens, sliding renewal); returns cookies to set.
-    public func save(_ loaded: LoadedSession, cookies: CookieHeader) async throws -> [SetCookie] {
+    /// A server-side session changed in the store since it was loaded is left as stored (the
+    /// newer write wins: it may hold a rotated refresh token this copy no longer has).
+    public func save(_ loaded: inout LoadedSession, cookies: CookieHeader) async throws -> [SetCookie] {
         switch loaded.handle {
         case .server(let storeKey, let sessionKey):
             guard let store else { return [] }
-            try await store.update(try record(for: loaded.session, storeKey: storeKey, sessionKey: sessionKey))
+            let record = try record(for: loaded.session, storeKey: storeKey, sessionKey: sessionKey)
+            if let expected = loaded.storedSealed {
+                if try await store.replace(record, ifSealed: expected) { loaded.storedSealed = record.sealed }
+            } else {
+                try await store.update(record)
+                loaded.storedSealed = record.sealed
+            }
             return []
         case .cookie:
             return try cookieModeCookies(for: loaded.session, cookies: cookies)
@@ -123,7 +142,27 @@ public struct SessionManager: Sendable {
         let threshold = max(60, idleSeconds / 20)
         guard now - loaded.session.renewedAt >= threshold else { return [] }
         loaded.session.renewedAt = now
-        return (try? await save(loaded, cookies: cookies)) ?? []
+        return (try? await save(&loaded, cookies: cookies)) ?? []
+    }
+
+    /// Runs `body` on the freshest stored copy of a server-side session while no other
+    /// `exclusively` call for it runs — across instances when the store is shared (PostgreSQL) —
+    /// and stores the session `body` returns, if any. Returns nil when the session is gone.
+    public func exclusively<T: Sendable>(
+        _ loaded: LoadedSession, _ body: @escaping @Sendable (Session) async throws -> (Session?, T)
+    ) async throws -> T? {
+        guard case .server(let storeKey, let sessionKey) = loaded.handle, let store else {
+            let (_, result) = try await body(loaded.session)
+            return result
+        }
+        let manager = self
+        return try await store.exclusively(key: storeKey, now: time.now) { record -> (SessionRecord?, T?) in
+            guard let record, let plaintext = SessionManager.openRecord(record.sealed, key: sessionKey, storeKey: storeKey),
+                let session = Session(encoded: plaintext)
+            else { return (nil, nil) }
+            let (changed, result) = try await body(session)
+            return (try changed.map { try manager.record(for: $0, storeKey: storeKey, sessionKey: sessionKey) }, result)
+        }
     }
 
     /// Ends a session: deletes it from the store (or records its revocation in cookie mode) and

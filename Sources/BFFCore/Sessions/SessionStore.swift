@@ -49,6 +49,17 @@ public protocol SessionStore: Sendable {
     func find(key: [UInt8], now: UnixTime) async throws -> SessionRecord?
     /// Replaces an existing record; a no-op if it was deleted meanwhile.
     func update(_ record: SessionRecord) async throws
+    /// Replaces the record only if its stored `sealed` bytes still equal `expected` (a write made
+    /// meanwhile, by this process or another, wins); returns whether it replaced it.
+    func replace(_ record: SessionRecord, ifSealed expected: [UInt8]) async throws -> Bool
+    /// Runs `body` with the current record for `key` (nil when absent or expired) while no other
+    /// `exclusively` body runs for that key, and writes the record `body` returns (if any) before
+    /// the next one starts. Stores shared by several processes must make this hold across them
+    /// (PostgreSQL: a row lock); the default is correct within one process only when callers
+    /// already serialise per key, as the token refresh does.
+    func exclusively<T: Sendable>(
+        key: [UInt8], now: UnixTime, _ body: @Sendable (SessionRecord?) async throws -> (SessionRecord?, T)
+    ) async throws -> T
     /// Deletes the record for `key`, returning it if it existed.
     @discardableResult
     func remove(key: [UInt8]) async throws -> SessionRecord?
@@ -61,6 +72,18 @@ public protocol SessionStore: Sendable {
     func ping() async throws
     /// Records matching every given filter (all when none), oldest first, at most `limit`.
     func list(issuer: String?, idpSessionID: String?, subject: String?, limit: Int) async throws -> [SessionRecord]
+}
+
+extension SessionStore {
+    /// Find, run, compare-and-replace: exclusive within one process when callers serialise per key.
+    public func exclusively<T: Sendable>(
+        key: [UInt8], now: UnixTime, _ body: @Sendable (SessionRecord?) async throws -> (SessionRecord?, T)
+    ) async throws -> T {
+        let current = try await find(key: key, now: now)
+        let (replacement, result) = try await body(current)
+        if let replacement, let current { _ = try await replace(replacement, ifSealed: current.sealed) }
+        return result
+    }
 }
 
 /// An in-process store: a dictionary in an actor. Sessions end with the process.
@@ -87,6 +110,12 @@ public actor MemorySessionStore: SessionStore {
     public func update(_ record: SessionRecord) {
         guard records[record.key] != nil else { return }
         records[record.key] = record
+    }
+
+    public func replace(_ record: SessionRecord, ifSealed expected: [UInt8]) -> Bool {
+        guard records[record.key]?.sealed == expected else { return false }
+        records[record.key] = record
+        return true
     }
 
     public func remove(key: [UInt8]) -> SessionRecord? { records.removeValue(forKey: key) }

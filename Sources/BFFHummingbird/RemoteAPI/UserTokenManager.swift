@@ -59,6 +59,8 @@ final class UserTokenManager: Sendable {
         let response: TokenResponse
         do {
             response = try await refreshed(key: key, refreshToken: refreshToken, loaded: loaded)
+        } catch is SessionGone {
+            return .sessionEnded(cookies: sessions.clearingCookies(cookies: cookies))
         } catch let error as OIDCError where error.oauthCode != nil {
             logger.info("token refresh rejected; ending the session", metadata: ["bff.error": "\(error)"])
             return .sessionEnded(cookies: await sessions.end(loaded, cookies: cookies))
@@ -68,13 +70,18 @@ final class UserTokenManager: Sendable {
         }
         apply(response, to: &loaded.session, now: now)
         if case .cookie = loaded.handle {
-            let issued = (try? await sessions.save(loaded, cookies: cookies)) ?? []
+            let issued = (try? await sessions.save(&loaded, cookies: cookies)) ?? []
             return .token(response.accessToken, cookies: issued)
         }
         return .token(response.accessToken, cookies: [])
     }
 
     /// The refresh for `refreshToken`: a recent result, the one in flight, or a new request.
+    ///
+    /// Server-side sessions are refreshed inside the store's exclusive section for the session
+    /// (a row lock with PostgreSQL, so across instances too): the freshest stored copy is read
+    /// first, and if another request or instance already rotated the refresh token, its tokens are
+    /// used and nothing is sent to the IdP.
     func refreshed(key: [UInt8], refreshToken: String, loaded: LoadedSession) async throws -> TokenResponse {
         let now = time.now
         if let (response, at) = recent.withLock({ $0[key] }), now - at < UserTokenManager.recentLifetime {
@@ -83,21 +90,48 @@ final class UserTokenManager: Sendable {
         let sessions = self.sessions
         return try await flights.run(key) {
             if let (response, _) = self.recent.withLock({ $0[key] }) { return response }
-            self.refreshRequests.withLock { $0 += 1 }
-            let response = try await self.tokens.refresh(refreshToken: refreshToken)
+            let response: TokenResponse
+            if case .server = loaded.handle {
+                let loadedAccessToken = loaded.session.tokens.accessToken
+                let result = try await sessions.exclusively(loaded) { current -> (Session?, TokenResponse) in
+                    let finished = self.time.now
+                    let stored = current.tokens
+                    if stored.refreshToken != refreshToken || stored.accessToken != loadedAccessToken,
+                        let accessToken = stored.accessToken, stored.accessTokenExpiresAt.map({ $0 > finished }) ?? true
+                    {
+                        // Refreshed meanwhile (another instance): use the stored result, never replay.
+                        return (
+                            nil,
+                            TokenResponse(
+                                accessToken: accessToken, tokenType: stored.tokenType,
+                                expiresIn: stored.accessTokenExpiresAt.map { $0 - finished },
+                                refreshToken: stored.refreshToken, idToken: stored.idToken)
+                        )
+                    }
+                    // Always the stored refresh token: ours may already have been rotated away.
+                    guard let storedRefreshToken = stored.refreshToken else { throw SessionGone() }
+                    let response = try await self.sendRefresh(storedRefreshToken)
+                    var updated = current
+                    self.apply(response, to: &updated, now: self.time.now)
+                    return (updated, response)
+                }
+                guard let result else { throw SessionGone() }
+                response = result
+            } else {
+                response = try await self.sendRefresh(refreshToken)
+            }
             let finished = self.time.now
             self.recent.withLock { recent in
                 recent = recent.filter { finished - $0.value.1 < UserTokenManager.recentLifetime }
                 recent[key] = (response, finished)
             }
-            // Server-side sessions are written once, by the caller that refreshed.
-            if case .server = loaded.handle {
-                var updated = loaded
-                self.apply(response, to: &updated.session, now: finished)
-                _ = try? await sessions.save(updated, cookies: CookieHeader(bytes: []))
-            }
             return response
         }
+    }
+
+    func sendRefresh(_ refreshToken: String) async throws -> TokenResponse {
+        refreshRequests.withLock { $0 += 1 }
+        return try await tokens.refresh(refreshToken: refreshToken)
     }
 
     func apply(_ response: TokenResponse, to session: inout Session, now: UnixTime) {
@@ -108,6 +142,9 @@ final class UserTokenManager: Sendable {
         if let idToken = response.idToken { session.tokens.idToken = idToken }
     }
 }
+
+/// The session was ended (logout, back-channel) while its tokens were being refreshed.
+struct SessionGone: Error {}
 
 /// Client-credentials tokens, cached per (scopes, resource) until 60 s before expiry and fetched
 /// at most once at a time per key.

@@ -1,0 +1,514 @@
+import BFFCore
+import Foundation
+import Logging
+import NIOCore
+import NIOSSL
+import PostgresNIO
+import ServiceLifecycle
+
+/// Server-side sessions in PostgreSQL, shared by any number of gateway instances.
+///
+/// Holds only ciphertext plus index columns (like every store). What several instances need:
+/// - migrations run under an advisory lock, so instances starting together do not race;
+/// - ``exclusively(key:now:_:)`` holds the session's row lock (`SELECT … FOR UPDATE`) while a token
+///   refresh runs, so exactly one instance refreshes and the others re-read its result instead of
+///   replaying the old refresh token;
+/// - cleanup deletes with `FOR UPDATE SKIP LOCKED`, so each expired row is removed (and its refresh
+///   token revoked) by exactly one instance;
+/// - lookups always read the table (no in-process cache), so a session ended on one instance is
+///   gone on every instance at once.
+public final class PostgresSessionStore: SessionStore, Service {
+    /// Connection settings.
+    public struct Configuration: Sendable {
+        /// Host name or address.
+        public var host: String
+        /// Port.
+        public var port: Int
+        /// User.
+        public var username: String
+        /// Password.
+        public var password: String?
+        /// Database.
+        public var database: String?
+        /// PostgreSQL schema holding the tables (created if missing); lets several deployments or
+        /// test runs share a database.
+        public var schema: String
+        /// TLS: `disable` only for loopback or a private network you trust.
+        public var tls: TLSMode
+        /// Most connections kept open.
+        public var maximumConnections: Int
+
+        /// How to secure the connection.
+        public enum TLSMode: String, Sendable {
+            /// Plain TCP.
+            case disable
+            /// TLS with a verified certificate and host name.
+            case verifyFull = "verify-full"
+        }
+
+        /// Parses `postgres://user:password@host:port/database?sslmode=…&schema=…&pool=…`.
+        /// `sslmode` is `disable` or `verify-full` (`require` is taken as `verify-full`: we never
+        /// accept an unverified certificate); it defaults to `disable` for loopback hosts and
+        /// `verify-full` otherwise.
+        public init(url: String) throws {
+            guard let components = URLComponents(string: url),
+                components.scheme == "postgres" || components.scheme == "postgresql",
+                let host = components.host, !host.isEmpty
+            else {
+                throw PostgresStoreError(message: "not a postgres:// URL")
+            }
+            guard let username = components.user, !username.isEmpty else {
+                throw PostgresStoreError(message: "the postgres URL has no user name")
+            }
+            self.host = host
+            self.port = components.port ?? 5432
+            self.username = username.removingPercentEncoding ?? username
+            self.password = components.password.map { $0.removingPercentEncoding ?? $0 }
+            let path = components.path.hasPrefix("/") ? String(components.path.dropFirst()) : components.path
+            self.database = path.isEmpty ? nil : path
+            self.schema = "public"
+            self.maximumConnections = 20
+            let loopback = host == "127.0.0.1" || host == "localhost" || host == "::1" || host == "[::1]"
+            self.tls = loopback ? .disable : .verifyFull
+            for item in components.queryItems ?? [] {
+                switch item.name {
+                case "sslmode":
+                    switch item.value ?? "" {
+                    case "disable": self.tls = .disable
+                    case "require", "verify-ca", "verify-full": self.tls = .verifyFull
+                    default:
+                        throw PostgresStoreError(
+                            message: "sslmode '\(item.value ?? "")' is not supported; use disable or verify-full")
+                    }
+                case "schema":
+                    guard let value = item.value, Self.isIdentifier(value) else {
+                        throw PostgresStoreError(message: "schema must be a lower-case SQL identifier ([a-z_][a-z0-9_]*)")
+                    }
+                    self.schema = value
+                case "pool":
+                    guard let value = item.value.flatMap(Int.init), (1...500).contains(value) else {
+                        throw PostgresStoreError(message: "pool must be a number of connections from 1 to 500")
+                    }
+                    self.maximumConnections = value
+                default:
+                    throw PostgresStoreError(
+                        message: "unknown postgres URL parameter '\(item.name)'; use sslmode, schema or pool")
+                }
+            }
+        }
+
+        static func isIdentifier(_ value: String) -> Bool {
+            guard let first = value.utf8.first, value.utf8.count <= 63 else { return false }
+            return (first == UInt8(ascii: "_") || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(first))
+                && value.utf8.allSatisfy {
+                    $0 == UInt8(ascii: "_") || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0)
+                        || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0)
+                }
+        }
+    }
+
+    let client: PostgresClient
+    let logger: Logger
+    let sessions: String
+    let revocationTable: String
+    let schema: String
+    /// Runs the client's connection pool until the store is closed. PostgresNIO wants `run()` in a
+    /// task that outlives every query; the store must answer queries before the gateway's service
+    /// group starts (migrations, `bff sessions`), so it owns that task and ends it in ``close()``.
+    private let runner: Task<Void, Never>
+
+    /// The schema version this code writes.
+    public static let schemaVersion = 1
+
+    /// Connects, creates or migrates the tables, and returns the store. Call ``close()`` (or run
+    /// the store as a `Service`) to end it.
+    public static func open(
+        configuration: Configuration, logger: Logger = Logger(label: "bff.sessions.postgres")
+    ) async throws -> PostgresSessionStore {
+        // One direct connection first: a wrong password or an unreachable server is reported at
+        // once with the server's reason, instead of the pool retrying quietly in the background.
+        do {
+            let connection = try await PostgresConnection.connect(
+                configuration: try Self.connectionConfiguration(configuration), id: 0, logger: logger)
+            try await connection.close()
+        } catch {
+            throw PostgresStoreError(
+                message: "cannot connect to the session database at \(configuration.host):\(configuration.port): "
+                    + Self.describe(error))
+        }
+        let store = try PostgresSessionStore(configuration: configuration, logger: logger)
+        do {
+            try await store.migrate()
+        } catch {
+            await store.close()
+            throw PostgresStoreError(message: "cannot prepare the session database: " + Self.describe(error))
+        }
+        return store
+    }
+
+    static func tls(_ mode: Configuration.TLSMode) throws -> PostgresConnection.Configuration.TLS {
+        switch mode {
+        case .disable: .disable
+        case .verifyFull: .require(try NIOSSLContext(configuration: TLSConfiguration.makeClientConfiguration()))
+        }
+    }
+
+    static func connectionConfiguration(_ configuration: Configuration) throws -> PostgresConnection.Configuration {
+        var result = PostgresConnection.Configuration(
+            host: configuration.host, port: configuration.port, username: configuration.username,
+            password: configuration.password, database: configuration.database, tls: try tls(configuration.tls))
+        result.options.connectTimeout = .seconds(5)
+        return result
+    }
+
+    /// The server's message (or the connection error), never query parameters.
+    static func describe(_ error: any Error) -> String {
+        if let error = error as? PSQLError {
+            if let message = error.serverInfo?[.message] {
+                return message + (error.serverInfo?[.sqlState].map { " (SQLSTATE \($0))" } ?? "")
+            }
+            if let underlying = error.underlying { return "\(error.code): \(underlying)" }
+            return "\(error.code)"
+        }
+        return "\(error)"
+    }
+
+    init(configuration: Configuration, logger: Logger) throws {
+        let tls: PostgresClient.Configuration.TLS =
+            switch configuration.tls {
+            case .disable: .disable
+            case .verifyFull: .require(TLSConfiguration.makeClientConfiguration())
+            }
+        var clientConfiguration = PostgresClient.Configuration(
+            host: configuration.host, port: configuration.port, username: configuration.username,
+            password: configuration.password, database: configuration.database, tls: tls)
+        clientConfiguration.options.maximumConnections = configuration.maximumConnections
+        clientConfiguration.options.minimumConnections = min(2, configuration.maximumConnections)
+        clientConfiguration.options.connectTimeout = .seconds(5)
+        let client = PostgresClient(configuration: clientConfiguration, backgroundLogger: logger)
+        self.client = client
+        self.logger = logger
+        self.schema = configuration.schema
+        self.sessions = "\(configuration.schema).bff_sessions"
+        self.revocationTable = "\(configuration.schema).bff_revocations"
+        self.runner = Task { await client.run() }
+    }
+
+    static let columns = "key, sealed, subject, sid, issuer, created, renewed, expires, revocation"
+
+    func migrate() async throws {
+        try await client.withTransaction(logger: logger) { connection in
+            // One migrating instance at a time; the others wait, then find the schema current.
+            try await connection.query("SELECT pg_advisory_xact_lock(7439200187)", logger: logger)
+            try await connection.query("CREATE SCHEMA IF NOT EXISTS \(unescaped: schema)", logger: logger)
+            try await connection.query(
+                "CREATE TABLE IF NOT EXISTS \(unescaped: schema).bff_schema (version integer NOT NULL)",
+                logger: logger)
+            var version = 0
+            for try await value in try await connection.query(
+                "SELECT max(version) FROM \(unescaped: schema).bff_schema", logger: logger
+            ).decode(Int?.self) {
+                version = value ?? 0
+            }
+            if version > Self.schemaVersion {
+                throw PostgresStoreError(
+                    message:
+                        "the session database has schema \(version), newer than this gateway's \(Self.schemaVersion)")
+            }
+            if version < 1 {
+                for statement: PostgresQuery in [
+                    """
+                    CREATE TABLE \(unescaped: sessions) (
+                      key bytea PRIMARY KEY, sealed bytea NOT NULL, subject text NOT NULL, sid text,
+                      issuer text NOT NULL, created bigint NOT NULL, renewed bigint NOT NULL,
+                      expires bigint NOT NULL, revocation bytea)
+                    """,
+                    "CREATE INDEX ON \(unescaped: sessions) (issuer, sid)",
+                    "CREATE INDEX ON \(unescaped: sessions) (issuer, subject)",
+                    "CREATE INDEX ON \(unescaped: sessions) (expires)",
+                    """
+                    CREATE TABLE \(unescaped: revocationTable) (
+                      id bigserial PRIMARY KEY, entry bytea NOT NULL, revoked_at bigint NOT NULL)
+                    """,
+                    "CREATE INDEX ON \(unescaped: revocationTable) (revoked_at)",
+                    "INSERT INTO \(unescaped: schema).bff_schema (version) VALUES (1)",
+                ] {
+                    try await connection.query(statement, logger: logger)
+                }
+            }
+        }
+    }
+
+    public func insert(_ record: SessionRecord) async throws {
+        try await client.query(
+            """
+            INSERT INTO \(unescaped: sessions) (\(unescaped: Self.columns))
+            VALUES (\(ByteBuffer(bytes: record.key)), \(ByteBuffer(bytes: record.sealed)), \(record.subject),
+              \(record.idpSessionID), \(record.issuer), \(Int64(record.createdAt)), \(Int64(record.renewedAt)),
+              \(Int64(record.expiresAt)), \(record.revocationSeal.map { ByteBuffer(bytes: $0) }))
+            ON CONFLICT (key) DO UPDATE SET sealed = excluded.sealed, subject = excluded.subject,
+              sid = excluded.sid, issuer = excluded.issuer, created = excluded.created,
+              renewed = excluded.renewed, expires = excluded.expires, revocation = excluded.revocation
+            """, logger: logger)
+    }
+
+    /// Inserts many records in one statement per thousand (imports, benchmarks).
+    public func insert(batch records: [SessionRecord]) async throws {
+        var start = records.startIndex
+        while start < records.endIndex {
+            let end = min(start + 1000, records.endIndex)
+            var bindings = PostgresBindings(capacity: (end - start) * 9)
+            var rows: [String] = []
+            for (offset, record) in records[start..<end].enumerated() {
+                let base = offset * 9
+                rows.append("(" + (1...9).map { "$\(base + $0)" }.joined(separator: ",") + ")")
+                Self.bind(record, into: &bindings)
+            }
+            try await client.query(
+                PostgresQuery(
+                    unsafeSQL: "INSERT INTO \(sessions) (\(Self.columns)) VALUES \(rows.joined(separator: ","))",
+                    binds: bindings), logger: logger)
+            start = end
+        }
+    }
+
+    static func bind(_ record: SessionRecord, into bindings: inout PostgresBindings) {
+        bindings.append(ByteBuffer(bytes: record.key))
+        bindings.append(ByteBuffer(bytes: record.sealed))
+        bindings.append(record.subject)
+        bindings.append(record.idpSessionID)
+        bindings.append(record.issuer)
+        bindings.append(Int64(record.createdAt))
+        bindings.append(Int64(record.renewedAt))
+        bindings.append(Int64(record.expiresAt))
+        bindings.append(record.revocationSeal.map { ByteBuffer(bytes: $0) })
+    }
+
+    public func find(key: [UInt8], now: UnixTime) async throws -> SessionRecord? {
+        try await Self.records(
+            client.query(
+                """
+                SELECT \(unescaped: Self.columns) FROM \(unescaped: sessions)
+                WHERE key = \(ByteBuffer(bytes: key)) AND expires > \(Int64(now))
+                """, logger: logger)
+        ).first
+    }
+
+    public func update(_ record: SessionRecord) async throws {
+        try await client.query(
+            """
+            UPDATE \(unescaped: sessions) SET sealed = \(ByteBuffer(bytes: record.sealed)),
+              subject = \(record.subject), sid = \(record.idpSessionID), issuer = \(record.issuer),
+              created = \(Int64(record.createdAt)), renewed = \(Int64(record.renewedAt)),
+              expires = \(Int64(record.expiresAt)), revocation = \(record.revocationSeal.map { ByteBuffer(bytes: $0) })
+            WHERE key = \(ByteBuffer(bytes: record.key))
+            """, logger: logger)
+    }
+
+    public func replace(_ record: SessionRecord, ifSealed expected: [UInt8]) async throws -> Bool {
+        let rows = try await client.query(
+            """
+            UPDATE \(unescaped: sessions) SET sealed = \(ByteBuffer(bytes: record.sealed)),
+              subject = \(record.subject), sid = \(record.idpSessionID), issuer = \(record.issuer),
+              created = \(Int64(record.createdAt)), renewed = \(Int64(record.renewedAt)),
+              expires = \(Int64(record.expiresAt)), revocation = \(record.revocationSeal.map { ByteBuffer(bytes: $0) })
+            WHERE key = \(ByteBuffer(bytes: record.key)) AND sealed = \(ByteBuffer(bytes: expected))
+            RETURNING key
+            """, logger: logger
+        ).collect()
+        return !rows.isEmpty
+    }
+
+    /// Holds the session's row lock while `body` runs, across every instance sharing the database:
+    /// a second caller waits for the first to commit, then sees its result.
+    public func exclusively<T: Sendable>(
+        key: [UInt8], now: UnixTime, _ body: @Sendable (SessionRecord?) async throws -> (SessionRecord?, T)
+    ) async throws -> T {
+        let sessions = self.sessions
+        let logger = self.logger
+        return try await client.withTransaction(logger: logger) { connection in
+            // A refresh that hangs must not hold every other instance's requests forever.
+            try await connection.query("SET LOCAL lock_timeout = '30s'", logger: logger)
+            let current = try await Self.records(
+                connection.query(
+                    """
+                    SELECT \(unescaped: Self.columns) FROM \(unescaped: sessions)
+                    WHERE key = \(ByteBuffer(bytes: key)) AND expires > \(Int64(now)) FOR UPDATE
+                    """, logger: logger)
+            ).first
+            let (replacement, result) = try await body(current)
+            if let replacement {
+                try await connection.query(
+                    """
+                    UPDATE \(unescaped: sessions) SET sealed = \(ByteBuffer(bytes: replacement.sealed)),
+                      renewed = \(Int64(replacement.renewedAt)), expires = \(Int64(replacement.expiresAt)),
+                      revocation = \(replacement.revocationSeal.map { ByteBuffer(bytes: $0) })
+                    WHERE key = \(ByteBuffer(bytes: replacement.key))
+                    """, logger: logger)
+            }
+            return result
+        }
+    }
+
+    @discardableResult
+    public func remove(key: [UInt8]) async throws -> SessionRecord? {
+        try await Self.records(
+            client.query(
+                """
+                DELETE FROM \(unescaped: sessions) WHERE key = \(ByteBuffer(bytes: key))
+                RETURNING \(unescaped: Self.columns)
+                """, logger: logger)
+        ).first
+    }
+
+    public func removeAll(issuer: String, idpSessionID: String?, subject: String?) async throws -> [SessionRecord] {
+        guard idpSessionID != nil || subject != nil else { return [] }
+        let query: PostgresQuery
+        switch (idpSessionID, subject) {
+        case (let sid?, let subject?):
+            query = """
+                DELETE FROM \(unescaped: sessions) WHERE issuer = \(issuer) AND sid = \(sid) AND subject = \(subject)
+                RETURNING \(unescaped: Self.columns)
+                """
+        case (let sid?, nil):
+            query = """
+                DELETE FROM \(unescaped: sessions) WHERE issuer = \(issuer) AND sid = \(sid)
+                RETURNING \(unescaped: Self.columns)
+                """
+        case (nil, let subject?):
+            query = """
+                DELETE FROM \(unescaped: sessions) WHERE issuer = \(issuer) AND subject = \(subject)
+                RETURNING \(unescaped: Self.columns)
+                """
+        case (nil, nil):
+            return []
+        }
+        return try await Self.records(client.query(query, logger: logger))
+    }
+
+    /// Rows deleted per cleanup statement.
+    public static let cleanupBatchSize = 500
+
+    /// Removes expired rows in batches. Rows another instance is deleting (or refreshing) are
+    /// skipped, so with several instances each row is returned to exactly one of them.
+    public func removeExpired(now: UnixTime) async throws -> [SessionRecord] {
+        var removed: [SessionRecord] = []
+        while true {
+            let batch = try await Self.records(
+                client.query(
+                    """
+                    DELETE FROM \(unescaped: sessions) WHERE key IN (
+                      SELECT key FROM \(unescaped: sessions) WHERE expires <= \(Int64(now))
+                      LIMIT \(Self.cleanupBatchSize) FOR UPDATE SKIP LOCKED)
+                    RETURNING \(unescaped: Self.columns)
+                    """, logger: logger))
+            removed += batch
+            if batch.count < Self.cleanupBatchSize { return removed }
+        }
+    }
+
+    public func ping() async throws { try await client.query("SELECT 1", logger: logger) }
+
+    public func list(issuer: String?, idpSessionID: String?, subject: String?, limit: Int) async throws
+        -> [SessionRecord]
+    {
+        var bindings = PostgresBindings()
+        var conditions: [String] = []
+        for (column, value) in [("issuer", issuer), ("sid", idpSessionID), ("subject", subject)] {
+            if let value {
+                bindings.append(value)
+                conditions.append("\(column) = $\(bindings.count)")
+            }
+        }
+        bindings.append(Int64(max(0, limit)))
+        let filter = conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
+        return try await Self.records(
+            client.query(
+                PostgresQuery(
+                    unsafeSQL:
+                        "SELECT \(Self.columns) FROM \(sessions)\(filter) ORDER BY created, key LIMIT $\(bindings.count)",
+                    binds: bindings), logger: logger))
+    }
+
+    /// Number of rows (tests, benchmarks).
+    public func count() async throws -> Int {
+        var total = 0
+        for try await value in try await client.query("SELECT count(*) FROM \(unescaped: sessions)", logger: logger)
+            .decode(Int64.self)
+        {
+            total = Int(value)
+        }
+        return total
+    }
+
+    // MARK: shared revocation records (cookie mode with several instances)
+
+    /// Publishes a revocation record to every instance.
+    public func publishRevocation(entry: String, at: UnixTime) async throws {
+        try await client.query(
+            "INSERT INTO \(unescaped: revocationTable) (entry, revoked_at) VALUES (\(ByteBuffer(string: entry)), \(Int64(at)))",
+            logger: logger)
+    }
+
+    /// Revocation records with an id above `cursor`, and the new cursor.
+    public func revocations(after cursor: Int64) async throws -> (entries: [(String, UnixTime)], cursor: Int64) {
+        var entries: [(String, UnixTime)] = []
+        var last = cursor
+        for try await (id, entry, at) in try await client.query(
+            """
+            SELECT id, entry, revoked_at FROM \(unescaped: revocationTable) WHERE id > \(cursor) ORDER BY id LIMIT 10000
+            """, logger: logger
+        ).decode((Int64, ByteBuffer, Int64).self) {
+            entries.append((String(buffer: entry), UnixTime(at)))
+            last = max(last, id)
+        }
+        return (entries, last)
+    }
+
+    /// Deletes revocation records older than `before`.
+    public func pruneRevocations(before: UnixTime) async throws {
+        try await client.query(
+            "DELETE FROM \(unescaped: revocationTable) WHERE revoked_at < \(Int64(before))", logger: logger)
+    }
+
+    // MARK: lifecycle
+
+    /// Waits for graceful shutdown, then closes the connection pool.
+    public func run() async throws {
+        try? await gracefulShutdown()
+        await close()
+    }
+
+    /// Closes the connection pool.
+    public func close() async {
+        runner.cancel()
+        await runner.value
+    }
+
+    /// Drops the store's schema with everything in it (tests).
+    public func dropSchema() async throws {
+        try await client.query("DROP SCHEMA IF EXISTS \(unescaped: schema) CASCADE", logger: logger)
+    }
+
+    static func records(_ rows: PostgresRowSequence) async throws -> [SessionRecord] {
+        var records: [SessionRecord] = []
+        for try await (key, sealed, subject, sid, issuer, created, renewed, expires, revocation) in rows.decode(
+            (ByteBuffer, ByteBuffer, String, String?, String, Int64, Int64, Int64, ByteBuffer?).self)
+        {
+            records.append(
+                SessionRecord(
+                    key: Array(key.readableBytesView), sealed: Array(sealed.readableBytesView), subject: subject,
+                    idpSessionID: sid, issuer: issuer, createdAt: UnixTime(created), renewedAt: UnixTime(renewed),
+                    expiresAt: UnixTime(expires), revocationSeal: revocation.map { Array($0.readableBytesView) }))
+        }
+        return records
+    }
+}
+
+/// A PostgreSQL store failure that is not a driver error.
+public struct PostgresStoreError: Error, CustomStringConvertible {
+    /// What went wrong.
+    public let message: String
+    /// The message.
+    public var description: String { message }
+}
