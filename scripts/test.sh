@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# The project's test command (README): starts a real Glewlwyd on 127.0.0.1 for the interop tests,
-# runs the whole swift-testing suite, and stops Glewlwyd again.
+# The project's test command (README): starts a real Glewlwyd and a PostgreSQL cluster on 127.0.0.1,
+# runs the whole swift-testing suite, and stops both again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Real peers on 127.0.0.1: Glewlwyd (IdP) and a throw-away PostgreSQL cluster (session store).
+trap 'scripts/interop/glewlwyd/stop.sh; scripts/postgres/stop.sh' EXIT
 issuer=$(scripts/interop/glewlwyd/start.sh)
-trap 'scripts/interop/glewlwyd/stop.sh' EXIT
 export BFF_TEST_GLEWLWYD_ISSUER="$issuer"
+BFF_TEST_POSTGRES_URL=$(scripts/postgres/start.sh)
+export BFF_TEST_POSTGRES_URL
+# Missing peers fail the run instead of skipping their tests.
 export BFF_REQUIRE_INTEROP=1
 
 swift format lint --strict --recursive Sources Tests Package.swift

@@ -3,6 +3,7 @@ import BFFCore
 import BFFForwarder
 import BFFHummingbird
 import BFFOIDC
+import BFFSessionStorePostgres
 import BFFSessionStoreSQLite
 import Foundation
 import HTTPTypes
@@ -21,8 +22,8 @@ struct Gateway {
     /// Background services to run beside the application: refresh-token revocation and, for
     /// server-side stores, expired-session cleanup.
     var maintenance: [any Service] {
-        var services: [any Service] = [bff.revoker]
-        if let store { services.append(SessionCleanupService(bff: bff, store: store)) }
+        var services: [any Service] = [bff.revoker, SessionCleanupService(bff: bff, store: store)]
+        if let feed = bff.revocationFeed { services.append(RevocationSyncService(bff: bff, feed: feed)) }
         return services
     }
 
@@ -31,7 +32,7 @@ struct Gateway {
     static func build(
         configuration: GatewayConfiguration, keyRing: KeyRing, http: any OIDCHTTPClient,
         upstream: (any UpstreamTransport)? = nil, store: (any SessionStore)? = nil,
-        time: any TimeSource = SystemTimeSource(), logger: Logger,
+        revocationFeed: (any SharedRevocationFeed)? = nil, time: any TimeSource = SystemTimeSource(), logger: Logger,
         configureRouter: (Router<BasicBFFRequestContext>, BFF) -> Void = { _, _ in }
     ) throws -> Gateway {
         let settings = configuration.bff
@@ -49,7 +50,8 @@ struct Gateway {
             ])
         }
         let bff = try BFF(
-            configuration: settings, keyRing: keyRing, http: http, store: store, time: time, logger: logger)
+            configuration: settings, keyRing: keyRing, http: http, store: store,
+            revocationFeed: settings.session.store == .cookie ? revocationFeed : nil, time: time, logger: logger)
         let router = Router(context: BasicBFFRequestContext.self)
         if !settings.apis.isEmpty {
             guard let upstream else {
@@ -112,13 +114,26 @@ struct Gateway {
             router: router, configuration: .init(address: .hostname(host, port: port), serverName: nil), logger: logger)
     }
 
-    /// Opens the configured persistent store (SQLite); nil for memory and cookie modes. The store is
-    /// also a `Service` (cleanup, close) to run beside the gateway.
+    /// Opens the configured persistent store (SQLite or PostgreSQL); nil for memory and cookie
+    /// modes. The store is also a `Service` (it closes at shutdown) to run beside the gateway.
     static func openStore(
         for configuration: GatewayConfiguration, time: any TimeSource = SystemTimeSource(), logger: Logger
-    ) async throws -> SQLiteSessionStore? {
-        guard configuration.bff.session.store == .sqlite else { return nil }
-        return try await SQLiteSessionStore.open(path: configuration.effectiveSQLitePath, logger: logger)
+    ) async throws -> (any PersistentSessionStore)? {
+        switch configuration.bff.session.store {
+        case .sqlite:
+            return try await SQLiteSessionStore.open(path: configuration.effectiveSQLitePath, logger: logger)
+        case .postgres, .cookie:
+            // Cookie mode uses PostgreSQL only to share revocation records between instances.
+            if configuration.bff.session.store == .cookie && configuration.postgres == nil { return nil }
+            guard let postgres = configuration.postgres else {
+                throw ProblemList([
+                    .init(path: "session.postgres.url", message: "no database URL", fix: "set BFF_POSTGRES_URL")
+                ])
+            }
+            return try await PostgresSessionStore.open(configuration: postgres, logger: logger)
+        default:
+            return nil
+        }
     }
 
     /// The key ring: configured keys, else a key generated once and kept in `dataDirectory`.
@@ -209,4 +224,18 @@ struct SPAFallbackMiddleware<Context: RequestContext>: RouterMiddleware {
 enum GatewayHeaderNames {
     static let referrerPolicy = HTTPField.Name("Referrer-Policy")
     static let xFrameOptions = HTTPField.Name("X-Frame-Options")
+}
+
+/// A store that outlives the process (SQLite, PostgreSQL): a `Service` that closes it at shutdown,
+/// and `shutdown()` for commands that use it without a service group.
+protocol PersistentSessionStore: SessionStore, Service {
+    func shutdown() async
+}
+
+extension SQLiteSessionStore: PersistentSessionStore {
+    func shutdown() async { try? await close() }
+}
+
+extension PostgresSessionStore: PersistentSessionStore {
+    func shutdown() async { await close() }
 }

@@ -33,6 +33,8 @@ public struct BFF: Sendable {
     public let logoutTokens: LogoutTokenValidator
     /// Background refresh-token revocation; run it as a `Service` beside the application.
     public let revoker: RefreshTokenRevoker
+    /// Where revocation records are shared with other instances (cookie mode), if anywhere.
+    public let revocationFeed: (any SharedRevocationFeed)?
     let clientTokens: ClientTokenCache
     let time: any TimeSource
     let random: any SecureRandom
@@ -59,8 +61,8 @@ public struct BFF: Sendable {
     /// - Throws: ``BFFSetupError`` listing every configuration problem.
     public init(
         configuration: BFFConfiguration, keyRing: KeyRing, http: any OIDCHTTPClient, store: (any SessionStore)?,
-        time: any TimeSource = SystemTimeSource(), random: any SecureRandom = SystemSecureRandom(),
-        logger: Logger = Logger(label: "bff")
+        revocationFeed: (any SharedRevocationFeed)? = nil, time: any TimeSource = SystemTimeSource(),
+        random: any SecureRandom = SystemSecureRandom(), logger: Logger = Logger(label: "bff")
     ) throws {
         let problems = configuration.validate().filter { !$0.path.hasPrefix("keys") }
         if !problems.isEmpty { throw BFFSetupError(problems: problems) }
@@ -74,7 +76,9 @@ public struct BFF: Sendable {
         self.random = random
         self.logger = logger
         self.sealer = Sealer(keyRing: keyRing, random: random)
-        self.revocations = RevocationList(retention: configuration.session.absoluteTimeout.components.seconds)
+        self.revocations = RevocationList(
+            retention: configuration.session.absoluteTimeout.components.seconds, shared: revocationFeed != nil)
+        self.revocationFeed = revocationFeed
         self.sessions = SessionManager(
             configuration: configuration.session, sealer: sealer, store: store, revocations: revocations, time: time,
             random: random)

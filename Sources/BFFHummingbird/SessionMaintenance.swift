@@ -48,14 +48,15 @@ public final class RefreshTokenRevoker: Service {
     }
 }
 
-/// Removes expired server-side sessions every `session.cleanupInterval` and, when
-/// `tokens.revokeRefreshTokenOnLogout` is on, queues their refresh tokens for revocation.
+/// Every `session.cleanupInterval`: removes expired server-side sessions (queuing their refresh
+/// tokens for revocation when `tokens.revokeRefreshTokenOnLogout` is on) and drops revocation
+/// records older than the absolute session lifetime (cookie mode).
 public struct SessionCleanupService: Service {
     let bff: BFF
-    let store: any SessionStore
+    let store: (any SessionStore)?
 
-    /// Creates the service for `bff`'s store.
-    public init(bff: BFF, store: any SessionStore) {
+    /// Creates the service for `bff` and its server-side store, if any.
+    public init(bff: BFF, store: (any SessionStore)?) {
         self.bff = bff
         self.store = store
     }
@@ -73,11 +74,21 @@ public struct SessionCleanupService: Service {
         }
     }
 
-    /// One cleanup pass (tests call it directly).
+    /// One cleanup pass (tests call it directly); returns the number of sessions removed.
     @discardableResult
     public func cleanOnce() async -> Int {
+        let now = bff.time.now
+        bff.revocations.prune(now: now)
+        if let feed = bff.revocationFeed {
+            do {
+                try await feed.pruneRevocations(before: now - bff.revocations.retention)
+            } catch {
+                bff.logger.warning("pruning shared revocation records failed", metadata: ["bff.error": "\(error)"])
+            }
+        }
+        guard let store else { return 0 }
         do {
-            let removed = try await store.removeExpired(now: bff.time.now)
+            let removed = try await store.removeExpired(now: now)
             if bff.configuration.tokens.revokeRefreshTokenOnLogout {
                 bff.revoker.enqueue(bff.sessions.refreshTokens(of: removed))
             }
@@ -85,6 +96,62 @@ public struct SessionCleanupService: Service {
         } catch {
             bff.logger.warning("session cleanup failed", metadata: ["bff.error": "\(error)"])
             return 0
+        }
+    }
+}
+
+/// Keeps this instance's revocation list in step with the other instances' (cookie mode behind a
+/// load balancer): publishes local records and applies everyone's, every `interval`. A logout on
+/// one instance is therefore honoured by all of them within `interval` plus one database round trip.
+public struct RevocationSyncService: Service {
+    let bff: BFF
+    let feed: any SharedRevocationFeed
+    let interval: Duration
+
+    /// The bound on how long another instance's revocation takes to apply here, in normal operation.
+    public static let defaultInterval: Duration = .milliseconds(250)
+
+    /// Creates the service for `bff`'s feed.
+    public init(bff: BFF, feed: any SharedRevocationFeed, interval: Duration = RevocationSyncService.defaultInterval) {
+        self.bff = bff
+        self.feed = feed
+        self.interval = interval
+    }
+
+    /// Synchronises until graceful shutdown, then publishes what is left.
+    public func run() async throws {
+        var cursor: Int64 = 0
+        while !Task.isShuttingDownGracefully {
+            cursor = await syncOnce(after: cursor)
+            do {
+                try await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+            } catch {
+                break
+            }
+        }
+        _ = await syncOnce(after: cursor)
+    }
+
+    /// Publishes local records, applies new shared ones; returns the next cursor.
+    public func syncOnce(after cursor: Int64) async -> Int64 {
+        let pending = bff.revocations.takeUnpublished()
+        for (index, record) in pending.enumerated() {
+            do {
+                try await feed.publishRevocation(entry: record.entry, at: record.at)
+            } catch {
+                bff.revocations.requeue(Array(pending[index...]))
+                bff.logger.warning(
+                    "publishing revocation records failed; will retry", metadata: ["bff.error": "\(error)"])
+                break
+            }
+        }
+        do {
+            let (entries, next) = try await feed.revocations(after: cursor)
+            for (entry, at) in entries { bff.revocations.apply(entry: entry, at: at) }
+            return next
+        } catch {
+            bff.logger.warning("reading shared revocation records failed", metadata: ["bff.error": "\(error)"])
+            return cursor
         }
     }
 }

@@ -17,7 +17,7 @@ import ServiceLifecycle
 ///   token revoked) by exactly one instance;
 /// - lookups always read the table (no in-process cache), so a session ended on one instance is
 ///   gone on every instance at once.
-public final class PostgresSessionStore: SessionStore, Service {
+public final class PostgresSessionStore: SessionStore, SharedRevocationFeed, Service {
     /// Connection settings.
     public struct Configuration: Sendable {
         /// Host name or address.
@@ -82,7 +82,8 @@ public final class PostgresSessionStore: SessionStore, Service {
                     }
                 case "schema":
                     guard let value = item.value, Self.isIdentifier(value) else {
-                        throw PostgresStoreError(message: "schema must be a lower-case SQL identifier ([a-z_][a-z0-9_]*)")
+                        throw PostgresStoreError(
+                            message: "schema must be a lower-case SQL identifier ([a-z_][a-z0-9_]*)")
                     }
                     self.schema = value
                 case "pool":

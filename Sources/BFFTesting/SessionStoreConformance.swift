@@ -184,7 +184,8 @@ public enum SessionStoreConformance {
                 return (changed, current)
             }
             try expect(seen == original, "the body sees the stored record")
-            try expect(try await store.find(key: original.key, now: 1_500)?.sealed == [4, 5, 6], "its result is stored")
+            try expect(
+                try await store.find(key: original.key, now: 1_500)?.sealed == [4, 5, 6], "its result is stored")
             let untouched = try await store.exclusively(key: original.key, now: 1_500) { current in
                 (nil, current?.sealed)
             }

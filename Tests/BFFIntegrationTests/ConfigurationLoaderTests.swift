@@ -54,6 +54,26 @@ struct ConfigurationLoaderTests {
         #expect(configuration.session.idleTimeout == .seconds(7200))
     }
 
+    @Test func postgresStoreNeedsAValidURL() throws {
+        let yaml = Self.validYAML.replacingOccurrences(of: "store: memory", with: "store: postgres")
+        // The SPEC default: the URL comes from BFF_POSTGRES_URL.
+        let missing = problems(yaml)
+        #expect(missing.contains { $0.path == "session.postgres.url" && $0.message.contains("BFF_POSTGRES_URL") })
+        let configured = try load(
+            yaml,
+            env: ["TEST_SECRET": "s", "BFF_POSTGRES_URL": "postgres://bff:pw@db.internal:5433/sessions?schema=gw"]
+        ).get()
+        #expect(configured.postgres?.host == "db.internal")
+        #expect(configured.postgres?.port == 5433)
+        #expect(configured.postgres?.schema == "gw")
+        #expect(configured.postgres?.tls == .verifyFull)
+        for bad in ["mysql://x@h/d", "postgres://u@h/d?sslmode=prefer", "postgres://u@h/d?schema=a-b"] {
+            let found = problems(yaml, env: ["TEST_SECRET": "s", "BFF_POSTGRES_URL": bad])
+            #expect(found.contains { $0.path == "session.postgres.url" }, "\(bad)")
+            #expect(!found.contains { $0.message.contains("pw") })
+        }
+    }
+
     @Test func environmentNames() {
         #expect(ConfigReader.environmentName("oidc.clientSecret") == "BFF_OIDC_CLIENT_SECRET")
         #expect(ConfigReader.environmentName("server.publicOrigin") == "BFF_SERVER_PUBLIC_ORIGIN")

@@ -1,4 +1,5 @@
 import BFFCore
+import BFFSessionStorePostgres
 import BFFSessionStoreSQLite
 import Foundation
 import Testing
@@ -38,19 +39,74 @@ struct SessionsCommandTests {
         try await store.insert(record(4, sub: "carol", sid: "s4", expires: now - 1))
         try await store.close()
 
-        var list = try SessionsCommand.List.parse(["--config", config, "--sub", "alice"])
+        let list = try SessionsCommand.List.parse(["--config", config, "--sub", "alice"])
         try await list.run()
-        var bySub = try SessionsCommand.Revoke.parse(["--config", config, "--sub", "alice"])
+        let bySub = try SessionsCommand.Revoke.parse(["--config", config, "--sub", "alice"])
         try await bySub.run()
-        var bySid = try SessionsCommand.Revoke.parse(["--config", config, "--sid", "s3"])
+        let bySid = try SessionsCommand.Revoke.parse(["--config", config, "--sid", "s3"])
         try await bySid.run()
-        var expired = try SessionsCommand.Revoke.parse(["--config", config, "--all-expired"])
+        let expired = try SessionsCommand.Revoke.parse(["--config", config, "--all-expired"])
         try await expired.run()
 
         let reopened = try await SQLiteSessionStore.open(path: directory + "/sessions.sqlite")
         let remaining = try await reopened.count()
         try await reopened.close()
         #expect(remaining == 0)
+    }
+
+    @Test(
+        .enabled(
+            if: ProcessInfo.processInfo.environment["BFF_TEST_POSTGRES_URL"] != nil,
+            "set BFF_TEST_POSTGRES_URL (scripts/postgres/start.sh)"))
+    func postgresListAndRevoke() async throws {
+        let url = try #require(ProcessInfo.processInfo.environment["BFF_TEST_POSTGRES_URL"])
+        let schema = "t_cmd_" + SystemSecureRandom().bytes(5).map { String($0, radix: 16) }.joined()
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("bff-admin-\(UUID().uuidString)")
+            .path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let config = directory + "/bff.yaml"
+        try """
+        oidc:
+          issuer: "https://idp.example.com"
+          clientId: bff
+          clientSecret: s
+        session:
+          store: postgres
+          postgres: {url: "\(url)?schema=\(schema)"}
+        keys:
+          - id: k1
+            secret: "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE"
+        """.write(toFile: config, atomically: true, encoding: .utf8)
+        var configuration = try PostgresSessionStore.Configuration(url: url)
+        configuration.schema = schema
+        let store = try await PostgresSessionStore.open(configuration: configuration)
+        let now = SystemTimeSource().now
+        func record(_ tag: UInt8, sub: String, sid: String, expires: UnixTime) -> SessionRecord {
+            SessionRecord(
+                key: Array(repeating: tag, count: 32), sealed: [tag], subject: sub, idpSessionID: sid,
+                issuer: "https://idp.example.com", createdAt: now, renewedAt: now, expiresAt: expires)
+        }
+        do {
+            try await store.insert(record(1, sub: "alice", sid: "s1", expires: now + 600))
+            try await store.insert(record(2, sub: "alice", sid: "s2", expires: now + 600))
+            try await store.insert(record(3, sub: "bob", sid: "s3", expires: now + 600))
+            try await store.insert(record(4, sub: "carol", sid: "s4", expires: now - 1))
+            try await store.insert(record(5, sub: "dana", sid: "s5", expires: now + 600))
+            try await SessionsCommand.List.parse(["--config", config]).run()
+            try await SessionsCommand.Revoke.parse(["--config", config, "--sub", "alice"]).run()
+            #expect(try await store.count() == 3)
+            try await SessionsCommand.Revoke.parse(["--config", config, "--sid", "s3"]).run()
+            try await SessionsCommand.Revoke.parse(["--config", config, "--all-expired"]).run()
+            let remaining = try await store.list(issuer: nil, idpSessionID: nil, subject: nil, limit: 10)
+            #expect(remaining.map(\.subject) == ["dana"])
+        } catch {
+            try? await store.dropSchema()
+            await store.close()
+            throw error
+        }
+        try await store.dropSchema()
+        await store.close()
     }
 
     @Test func revokeNeedsExactlyOneSelector() {

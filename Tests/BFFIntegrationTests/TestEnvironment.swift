@@ -26,6 +26,11 @@ struct TestEnvironment: Sendable {
     let idpLink: SwitchableOIDCHTTPClient
     /// The gateway's upstream forwarder.
     let forwarder: NIOUpstream
+    /// A second gateway instance (same configuration, keys and public origin, its own listener,
+    /// forwarder and store connection), when asked for: two instances behind one load balancer.
+    var peer: Gateway? = nil
+    /// Where the second instance listens.
+    var peerOrigin: String? = nil
 
     static var quietLogger: Logger {
         var logger = Logger(label: "bff.test")
@@ -38,6 +43,8 @@ struct TestEnvironment: Sendable {
         accessTokenLifetime: Int64 = 300, issueSessionID: Bool = true, idpRunning: Bool = true,
         upstream: (any UpstreamTransport)? = nil, extraServices: [any Service] = [], extraPorts: [Int] = [],
         gatewayTime: (any TimeSource)? = nil, keyRing: KeyRing? = nil, store: (any SessionStore)? = nil,
+        revocationFeed: (any SharedRevocationFeed)? = nil,
+        peer: (store: (any SessionStore)?, revocationFeed: (any SharedRevocationFeed)?)? = nil,
         configure: (inout BFFConfiguration) -> Void = { _ in },
         _ body: @Sendable (TestEnvironment, TestBrowser) async throws -> Void
     ) async throws {
@@ -56,10 +63,10 @@ struct TestEnvironment: Sendable {
         let forwarder = NIOUpstream(tlsFallback: AsyncHTTPClientUpstream(client: upstreamClient))
         let gateway = try Gateway.build(
             configuration: setup.gateway, keyRing: keyRing ?? setup.keyRing, http: idpLink,
-            upstream: upstream ?? forwarder, store: store, time: gatewayTime ?? SystemTimeSource(), logger: quietLogger,
-            configureRouter: DemoAPI.add)
+            upstream: upstream ?? forwarder, store: store, revocationFeed: revocationFeed,
+            time: gatewayTime ?? SystemTimeSource(), logger: quietLogger, configureRouter: DemoAPI.add)
         let idp = try DevIdentityProvider(configuration: setup.idp)
-        let environment = TestEnvironment(
+        var environment = TestEnvironment(
             origin: "http://localhost:\(gatewayPort)", issuer: setup.idp.issuer, idp: idp, gateway: gateway,
             adminPort: adminPort, apiPort: apiPort, idpLink: idpLink, forwarder: forwarder)
         var services: [any Service] = [
@@ -67,6 +74,22 @@ struct TestEnvironment: Sendable {
         ]
         services += gateway.maintenance
         var ports = [gatewayPort, apiPort]
+        if let peer {
+            let peerPort = try await TestServers.freePort()
+            var peerConfiguration = setup.gateway
+            peerConfiguration.bff.server.port = peerPort
+            peerConfiguration.bff.server.publicOrigin = setup.gateway.bff.server.effectivePublicOrigin
+            peerConfiguration.bff.admin.listen = nil
+            let peerForwarder = NIOUpstream(tlsFallback: AsyncHTTPClientUpstream(client: upstreamClient))
+            let peerGateway = try Gateway.build(
+                configuration: peerConfiguration, keyRing: keyRing ?? setup.keyRing, http: idpLink,
+                upstream: upstream ?? peerForwarder, store: peer.store, revocationFeed: peer.revocationFeed,
+                time: gatewayTime ?? SystemTimeSource(), logger: quietLogger, configureRouter: DemoAPI.add)
+            environment.peer = peerGateway
+            environment.peerOrigin = "http://localhost:\(peerPort)"
+            services += [peerGateway.application, peerForwarder] + peerGateway.maintenance
+            ports.append(peerPort)
+        }
         services += extraServices
         ports += extraPorts
         if let admin = gateway.admin {
@@ -79,7 +102,8 @@ struct TestEnvironment: Sendable {
         }
         let browser = TestBrowser()
         do {
-            try await TestServers.withRunning(services, ports: ports) { try await body(environment, browser) }
+            let running = environment
+            try await TestServers.withRunning(services, ports: ports) { try await body(running, browser) }
         } catch {
             try? await browser.shutdown()
             try? await client.shutdown()

@@ -168,9 +168,6 @@ extension BFFConfiguration {
                 "session.sameSite", "none exposes the session to cross-site requests",
                 "use strict, or set session.allowCrossSite: true if you really must")
         }
-        if session.store == .postgres {
-            add("session.store", "'postgres' is not available in this version", "use sqlite, memory or cookie")
-        }
         if session.idleTimeout <= .zero { add("session.idleTimeout", "must be positive", "use 8h") }
         if session.absoluteTimeout <= .zero { add("session.absoluteTimeout", "must be positive", "use 7d") }
         if session.idleTimeout > session.absoluteTimeout {

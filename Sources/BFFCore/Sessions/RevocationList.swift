@@ -11,10 +11,18 @@ public final class RevocationList: Sendable {
         var revokedAt: UnixTime
     }
     private let entries = Mutex<[String: Entry]>([:])
-    private let retention: Int64
+    /// Records added here and not yet handed to a ``SharedRevocationFeed``.
+    private let unpublished = Mutex<[(String, UnixTime)]>([])
+    /// Whether local records are queued for a feed (only when one is attached).
+    private let sharing: Bool
+    /// How long records are kept.
+    public let retention: Int64
 
     /// Creates an empty list that keeps records for `retention` seconds.
-    public init(retention: Int64) { self.retention = retention }
+    public init(retention: Int64, shared: Bool = false) {
+        self.retention = retention
+        self.sharing = shared
+    }
 
     /// Ends every session of `issuer` with IdP session id `sid`, created at or before `at`.
     public func revoke(issuer: String, idpSessionID sid: String, at: UnixTime) {
@@ -50,9 +58,39 @@ public final class RevocationList: Sendable {
     public var count: Int { entries.withLock { $0.count } }
 
     private func add(_ key: String, _ at: UnixTime) {
+        apply(entry: key, at: at)
+        if sharing { unpublished.withLock { $0.append((key, at)) } }
+    }
+
+    /// Takes a record from another instance (through a ``SharedRevocationFeed``).
+    public func apply(entry key: String, at: UnixTime) {
         entries.withLock { entries in
             let previous = entries[key]?.revokedAt ?? .min
             entries[key] = Entry(revokedAt: max(previous, at))
         }
     }
+
+    /// Removes and returns the records added here since the last call, for publishing.
+    public func takeUnpublished() -> [(entry: String, at: UnixTime)] {
+        unpublished.withLock { pending in
+            defer { pending.removeAll() }
+            return pending.map { (entry: $0.0, at: $0.1) }
+        }
+    }
+
+    /// Puts records back that could not be published (the feed was unreachable).
+    public func requeue(_ records: [(entry: String, at: UnixTime)]) {
+        unpublished.withLock { $0.insert(contentsOf: records.map { ($0.entry, $0.at) }, at: 0) }
+    }
+}
+
+/// Revocation records shared by several gateway instances (cookie mode behind a load balancer):
+/// each instance publishes its own records and polls for the others'.
+public protocol SharedRevocationFeed: Sendable {
+    /// Publishes one record.
+    func publishRevocation(entry: String, at: UnixTime) async throws
+    /// Records after `cursor` (0 = from the start), and the cursor to ask from next time.
+    func revocations(after cursor: Int64) async throws -> (entries: [(String, UnixTime)], cursor: Int64)
+    /// Deletes records older than `before`.
+    func pruneRevocations(before: UnixTime) async throws
 }

@@ -157,7 +157,8 @@ public struct SessionManager: Sendable {
         }
         let manager = self
         return try await store.exclusively(key: storeKey, now: time.now) { record -> (SessionRecord?, T?) in
-            guard let record, let plaintext = SessionManager.openRecord(record.sealed, key: sessionKey, storeKey: storeKey),
+            guard let record,
+                let plaintext = SessionManager.openRecord(record.sealed, key: sessionKey, storeKey: storeKey),
                 let session = Session(encoded: plaintext)
             else { return (nil, nil) }
             let (changed, result) = try await body(session)

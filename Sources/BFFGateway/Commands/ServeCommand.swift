@@ -20,14 +20,15 @@ struct ServeCommand: AsyncParsableCommand {
         let keyRing = try Gateway.keyRing(for: configuration, logger: logger)
         let client = AsyncHTTPClientTransport.makeClient()
         let upstreamClient = AsyncHTTPClientUpstream.makeClient()
-        let sqlite = try await Gateway.openStore(for: configuration, logger: logger)
+        let store = try await Gateway.openStore(for: configuration, logger: logger)
         let forwarder = NIOUpstream(tlsFallback: AsyncHTTPClientUpstream(client: upstreamClient))
         do {
             let gateway = try Gateway.build(
                 configuration: configuration, keyRing: keyRing, http: AsyncHTTPClientTransport(client: client),
-                upstream: forwarder, store: sqlite, logger: logger)
+                upstream: forwarder, store: store,
+                revocationFeed: store as? any SharedRevocationFeed, logger: logger)
             var services: [any Service] = [gateway.application, forwarder] + gateway.maintenance
-            if let sqlite { services.append(sqlite) }
+            if let store { services.append(store) }
             if let admin = gateway.admin { services.append(admin) }
             logger.info(
                 "gateway starting",
@@ -39,6 +40,7 @@ struct ServeCommand: AsyncParsableCommand {
                 ])
             try await CommandSupport.run(services, logger: logger)
         } catch {
+            await store?.shutdown()
             try? await CommandSupport.shutdown([client, upstreamClient])
             throw error
         }

@@ -1,6 +1,6 @@
 import ArgumentParser
 import BFFCore
-import BFFSessionStoreSQLite
+import BFFSessionStorePostgres
 import Foundation
 import Logging
 
@@ -10,24 +10,32 @@ struct SessionsCommand: AsyncParsableCommand {
         commandName: "sessions", abstract: "List or revoke sessions in the configured store.",
         subcommands: [List.self, Revoke.self])
 
-    static func openStore(config: String) async throws -> (SQLiteSessionStore, GatewayConfiguration) {
+    static func openStore(config: String) async throws -> (any PersistentSessionStore, GatewayConfiguration) {
         let configuration = try CommandSupport.loadConfiguration(path: config)
-        guard configuration.bff.session.store == .sqlite else {
+        var logger = Logger(label: "bff.sessions")
+        logger.logLevel = .error
+        switch configuration.bff.session.store {
+        case .sqlite:
+            guard FileManager.default.fileExists(atPath: configuration.effectiveSQLitePath) else {
+                CommandSupport.printError(
+                    "\(configuration.effectiveSQLitePath): no session database (fix: check session.sqlite.path)")
+                throw ExitCode(1)
+            }
+        case .postgres:
+            break
+        default:
             CommandSupport.printError(
-                "\(config): session.store is \(configuration.bff.session.store); only a persistent store can be managed (fix: use sqlite)"
+                "\(config): session.store is \(configuration.bff.session.store); only a persistent store can be managed (fix: use sqlite or postgres)"
             )
             throw ExitCode(1)
         }
-        var logger = Logger(label: "bff.sessions")
-        logger.logLevel = .error
-        guard FileManager.default.fileExists(atPath: configuration.effectiveSQLitePath) else {
-            CommandSupport.printError(
-                "\(configuration.effectiveSQLitePath): no session database (fix: check session.sqlite.path)")
+        do {
+            guard let store = try await Gateway.openStore(for: configuration, logger: logger) else { throw ExitCode(1) }
+            return (store, configuration)
+        } catch let error as PostgresStoreError {
+            CommandSupport.printError("\(error) (fix: check session.postgres.url)")
             throw ExitCode(1)
         }
-        return (
-            try await SQLiteSessionStore.open(path: configuration.effectiveSQLitePath, logger: logger), configuration
-        )
     }
 
     /// `bff sessions list [--sub S] [--sid S]`.
@@ -41,7 +49,7 @@ struct SessionsCommand: AsyncParsableCommand {
         func run() async throws {
             let (store, _) = try await SessionsCommand.openStore(config: config)
             let records = try await store.list(issuer: nil, idpSessionID: sid, subject: sub, limit: limit)
-            try await store.close()
+            await store.shutdown()
             let now = SystemTimeSource().now
             print(  // justified: the command's result goes to stdout
                 "id        subject                          sid                      created               expires-in")
@@ -82,10 +90,10 @@ struct SessionsCommand: AsyncParsableCommand {
                         issuer: configuration.bff.oidc.issuer, idpSessionID: sid, subject: sub)
                 }
             } catch {
-                try? await store.close()
+                await store.shutdown()
                 throw error
             }
-            try await store.close()
+            await store.shutdown()
             print("revoked \(removed.count) session(s)")  // justified: the command's result goes to stdout
         }
     }

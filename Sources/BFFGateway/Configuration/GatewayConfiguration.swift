@@ -1,4 +1,5 @@
 import BFFCore
+import BFFSessionStorePostgres
 import Foundation
 import Yams
 
@@ -9,6 +10,8 @@ struct GatewayConfiguration: Sendable {
     var dataDirectory: String = "./bff-data"
     /// The SQLite session database (`session.sqlite.path`); nil = `<dataDirectory>/sessions.sqlite`.
     var sqlitePath: String?
+    /// The PostgreSQL session database (`session.postgres.url`), when `session.store` is postgres.
+    var postgres: PostgresSessionStore.Configuration?
 
     /// The SQLite path in effect.
     var effectiveSQLitePath: String { sqlitePath ?? dataDirectory + "/sessions.sqlite" }
@@ -129,11 +132,24 @@ enum GatewayConfigurationLoader {
             if let kind = SessionStoreKind(name: value) {
                 configuration.session.store = kind
             } else {
-                reader.problem("session.store", "'\(value)' is unknown", "use memory or cookie")
+                reader.problem("session.store", "'\(value)' is unknown", "use sqlite, postgres, memory or cookie")
             }
         }
         if let value = reader.string("session.sqlite.path") { gateway.sqlitePath = value }
-        _ = reader.string("session.postgres.url")
+        let postgresURL = reader.string("session.postgres.url")
+        if configuration.session.store == .postgres || postgresURL != nil {
+            // SPEC default: the URL comes from BFF_POSTGRES_URL (it holds a password: keep it out of files).
+            let reference = postgresURL ?? "env:BFF_POSTGRES_URL"
+            if let url = reader.secret("session.postgres.url", reference) {
+                do {
+                    gateway.postgres = try PostgresSessionStore.Configuration(url: url)
+                } catch {
+                    reader.problem(
+                        "session.postgres.url", "\(error)",
+                        "use postgres://user:password@host:port/database[?sslmode=verify-full&schema=name&pool=20]")
+                }
+            }
+        }
         if let value = reader.string("session.cookieName") { configuration.session.cookieName = value }
         if let value = reader.string("session.sameSite") {
             if let sameSite = SameSite(name: value) {
