@@ -178,23 +178,37 @@ extension DevIdentityProvider {
             ended.append(session.sid)
         }
         if let sid, !ended.contains(sid) { ended.append(sid) }
+        var frames: [String] = []
         for endedSID in ended {
             let (clients, subject) = await state.endSessionNotifying(sid: endedSID)
             await sendBackchannelLogout(sid: endedSID, subject: subject, clients: clients)
+            for client in configuration.clients where clients.contains(client.clientID) {
+                guard let uri = client.frontchannelLogoutURI else { continue }
+                let parameters = FormEncoding.encode([("iss", configuration.issuer), ("sid", endedSID)])
+                frames.append(uri + (uri.contains("?") ? "&" : "?") + parameters)
+            }
         }
         let expire = "\(Self.sessionCookie)=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax"
+        var location: String?
         if let target = query["post_logout_redirect_uri"] {
             guard let client = client(clientID), client.postLogoutRedirectURIs.contains(target) else {
                 return Self.errorPage("The post-logout redirect URI is not registered for this client.")
             }
             var pairs: [(String, String)] = []
             if let state = query["state"] { pairs.append(("state", state)) }
-            let location =
+            location =
                 pairs.isEmpty ? target : target + (target.contains("?") ? "&" : "?") + FormEncoding.encode(pairs)
-            return Self.redirect(location, cookies: [expire])
         }
+        if frames.isEmpty, let location { return Self.redirect(location, cookies: [expire]) }
+        // Front-channel logout: the relying parties' logout pages load in hidden iframes, then the
+        // browser continues to the post-logout redirect (after the frames had a moment to load).
+        let iframes = frames.map {
+            "<iframe src=\"\(Self.escapeHTML($0))\" title=\"logout\" style=\"display:none\"></iframe>"
+        }.joined()
+        let refresh = location.map { "<meta http-equiv=\"refresh\" content=\"1;url=\(Self.escapeHTML($0))\">" } ?? ""
+        let next = location.map { "<p><a href=\"\(Self.escapeHTML($0))\">Continue</a></p>" } ?? ""
         return Self.html(
-            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Signed out</title></head><body><h1>You are signed out.</h1></body></html>",
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\(refresh)<title>Signed out</title></head><body><h1>You are signed out.</h1>\(next)\(iframes)</body></html>",
             cookies: [expire])
     }
 }

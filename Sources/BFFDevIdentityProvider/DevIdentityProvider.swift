@@ -57,6 +57,8 @@ public struct DevIdentityProvider: Sendable {
             "token_endpoint":\(JSONText.quote(issuer + "/token")),"jwks_uri":\(JSONText.quote(issuer + "/jwks")),\
             "userinfo_endpoint":\(JSONText.quote(issuer + "/userinfo")),"end_session_endpoint":\(JSONText.quote(issuer + "/end_session")),\
             "revocation_endpoint":\(JSONText.quote(issuer + "/revoke")),\
+            "frontchannel_logout_supported":true,"frontchannel_logout_session_supported":true,\
+            "backchannel_logout_supported":true,"backchannel_logout_session_supported":true,\
             "response_types_supported":["code"],"grant_types_supported":["authorization_code","refresh_token","client_credentials"],\
             "subject_types_supported":["public"],"id_token_signing_alg_values_supported":["RS256","ES256"],\
             "code_challenge_methods_supported":["S256"],"scopes_supported":["openid","profile","email","offline_access","api"],\

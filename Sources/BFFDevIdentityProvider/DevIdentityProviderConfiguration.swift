@@ -41,12 +41,16 @@ public struct DevClient: Sendable, Hashable {
     public var postLogoutRedirectURIs: [String]
     /// Where logout tokens are POSTed when a session this client took part in ends (back-channel logout).
     public var backchannelLogoutURI: String?
+    /// Loaded in an iframe (with `iss` and `sid`) by the end_session page when a session this
+    /// client took part in ends (OpenID Connect Front-Channel Logout 1.0).
+    public var frontchannelLogoutURI: String?
 
     /// Creates a client.
     public init(
         clientID: String, clientSecret: String, redirectURIs: [String], postLogoutRedirectURIs: [String],
-        backchannelLogoutURI: String? = nil
+        backchannelLogoutURI: String? = nil, frontchannelLogoutURI: String? = nil
     ) {
+        self.frontchannelLogoutURI = frontchannelLogoutURI
         self.clientID = clientID
         self.clientSecret = clientSecret
         self.redirectURIs = redirectURIs

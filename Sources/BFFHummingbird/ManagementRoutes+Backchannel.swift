@@ -44,8 +44,12 @@ extension BFF {
 
     /// `GET /bff/frontchannel?iss=&sid=`: ends the sessions of that IdP session (front-channel logout).
     func frontchannel(_ request: Request, logger: Logger) async -> Response {
-        let page = BFFResponses.html(
+        var page = BFFResponses.html(
             "<!doctype html><html><head><meta charset=\"utf-8\"></head><body></body></html>", status: .ok)
+        // The IdP's logout page loads this in an iframe: let exactly the issuer's origin frame it.
+        let issuerOrigin = WebURL(configuration.oidc.issuer)?.origin ?? "'none'"
+        page.headers[.contentSecurityPolicy] =
+            "default-src 'none'; frame-ancestors 'self' \(issuerOrigin); base-uri 'none'; form-action 'none'"
         guard let query = FormEncoding.firstValues(request.rawQuery), let sid = query["sid"], !sid.isEmpty,
             query["iss"] == configuration.oidc.issuer
         else {
@@ -53,7 +57,9 @@ extension BFF {
             return page
         }
         do {
-            _ = try await sessions.endSessions(issuer: configuration.oidc.issuer, idpSessionID: sid, subject: nil)
+            let ended = try await sessions.endSessions(
+                issuer: configuration.oidc.issuer, idpSessionID: sid, subject: nil)
+            if configuration.tokens.revokeRefreshTokenOnLogout { revoker.enqueue(sessions.refreshTokens(of: ended)) }
         } catch {
             logger.error("front-channel logout: session store failed", metadata: ["bff.error": "\(error)"])
         }

@@ -138,6 +138,7 @@ public final class PostgresSessionStore: SessionStore, SharedRevocationFeed, Ser
                     + Self.describe(error))
         }
         let store = try PostgresSessionStore(configuration: configuration, logger: logger)
+        await store.waitUntilRunning()
         do {
             try await store.migrate()
         } catch {
@@ -192,7 +193,22 @@ public final class PostgresSessionStore: SessionStore, SharedRevocationFeed, Ser
         self.schema = configuration.schema
         self.sessions = "\(configuration.schema).bff_sessions"
         self.revocationTable = "\(configuration.schema).bff_revocations"
-        self.runner = Task { await client.run() }
+        let (started, continuation) = AsyncStream<Void>.makeStream()
+        self.started = started
+        self.runner = Task {
+            continuation.finish()
+            await client.run()
+        }
+    }
+
+    /// Finishes when the pool's task has begun.
+    private let started: AsyncStream<Void>
+
+    /// Waits until the pool runs, so the first query does not find it idle (PostgresNIO warns).
+    func waitUntilRunning() async {
+        for await _ in started {}
+        // `run()` marks the pool running in its first, synchronous step; give it that step.
+        try? await Task.sleep(for: .milliseconds(2))
     }
 
     static let columns = "key, sealed, subject, sid, issuer, created, renewed, expires, revocation"

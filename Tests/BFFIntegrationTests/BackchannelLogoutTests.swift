@@ -42,6 +42,25 @@ struct BackchannelLogoutTests {
         }
     }
 
+    @Test func devIdPFrontChannelIframeAloneEndsTheSession() async throws {
+        // Back-channel delivery switched off at the IdP: only the iframe on its logout page remains.
+        try await TestEnvironment.run(configureIdP: { $0.clients[0].backchannelLogoutURI = nil }) { env, browser in
+            let sid = try await loggedIn(env, browser)
+            // Logout started at the IdP (not at the BFF): end_session with the IdP's own cookie.
+            let idpLogout = try await browser.get(env.issuer + "/end_session")
+            #expect(idpLogout.status == 200)
+            #expect(try await env.user(browser).status == 200, "nothing ended yet: the iframe has not loaded")
+            let frame = try #require(TestEnvironment.extract("<iframe src=\"", from: idpLogout.body))
+                .replacingOccurrences(of: "&amp;", with: "&")
+            #expect(TestEnvironment.query(frame)["sid"] == sid)
+            #expect(TestEnvironment.query(frame)["iss"] == env.issuer)
+            let page = try await browser.request("GET", frame, sendCookies: false)  // cross-site iframe: no cookie
+            #expect(page.status == 200)
+            #expect(page.header("content-security-policy")?.contains("frame-ancestors 'self' \(env.issuer)") == true)
+            #expect(try await env.user(browser).status == 401)
+        }
+    }
+
     @Test func validTokenBySubEndsTheSession() async throws {
         try await TestEnvironment.run { env, browser in
             _ = try await loggedIn(env, browser)

@@ -62,11 +62,17 @@ struct LoginFlowTests {
             #expect(await env.idp.statistics().refreshTokensRevoked == 1)
             #expect(try await env.user(browser).status == 401)
 
-            // The IdP ends its session and sends the browser back; the BFF goes to returnUrl.
+            // The IdP ends its session, loads the front-channel logout iframe, and sends the browser
+            // back; the BFF goes to returnUrl.
             let back = try await browser.get(endSession)
-            #expect(back.status == 302)
-            #expect(back.location?.hasPrefix(env.origin + "/signout-callback-oidc?state=") == true)
-            let final = try await browser.get(try #require(back.location))
+            #expect(back.status == 200)
+            let frame = try #require(TestEnvironment.extract("<iframe src=\"", from: back.body))
+            #expect(frame.hasPrefix(env.origin + "/bff/frontchannel?iss="))
+            #expect(try await browser.get(frame.replacingOccurrences(of: "&amp;", with: "&")).status == 200)
+            let refresh = try #require(TestEnvironment.extract("content=\"1;url=", from: back.body))
+                .replacingOccurrences(of: "&amp;", with: "&")
+            #expect(refresh.hasPrefix(env.origin + "/signout-callback-oidc?state="))
+            let final = try await browser.get(refresh)
             #expect(final.status == 302)
             #expect(final.header("location") == "/bye")
             #expect(await env.idp.statistics().endSessionRequests >= 1)

@@ -46,6 +46,7 @@ struct TestEnvironment: Sendable {
         revocationFeed: (any SharedRevocationFeed)? = nil,
         peer: (store: (any SessionStore)?, revocationFeed: (any SharedRevocationFeed)?)? = nil,
         configure: (inout BFFConfiguration) -> Void = { _ in },
+        configureIdP: (inout DevIdentityProviderConfiguration) -> Void = { _ in },
         _ body: @Sendable (TestEnvironment, TestBrowser) async throws -> Void
     ) async throws {
         let gatewayPort = try await TestServers.freePort()
@@ -56,6 +57,7 @@ struct TestEnvironment: Sendable {
             port: gatewayPort, idpPort: idpPort, apiPort: apiPort, adminPort: adminPort,
             accessTokenLifetime: accessTokenLifetime)
         setup.idp.issueSessionID = issueSessionID
+        configureIdP(&setup.idp)
         configure(&setup.gateway.bff)
         let client = AsyncHTTPClientTransport.makeClient()
         let upstreamClient = AsyncHTTPClientUpstream.makeClient()

@@ -3,6 +3,7 @@
 # connection URL (postgres://bff:…@127.0.0.1:PORT/bff). Stop it with stop.sh; its folder is deleted.
 #   BFF_PG_DIR   cluster folder (default /tmp/swift-bff-postgres)
 #   BFF_PG_PORT  port (default 55432)
+#   BFF_PG_DURABLE=1  keep fsync and synchronous commit on (benchmarks)
 set -euo pipefail
 dir="${BFF_PG_DIR:-/tmp/swift-bff-postgres}"
 port="${BFF_PG_PORT:-55432}"
@@ -31,9 +32,12 @@ chmod 700 "$dir"
 "${as_owner[@]}" "$bin/initdb" -D "$dir/data" -U bff --pwfile="$dir/pwfile" \
   --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --no-instructions >"$dir/initdb.log" 2>&1 \
   || { cat "$dir/initdb.log" >&2; exit 1; }
-# Throw-away data: durability settings off for speed; loopback only.
+# Throw-away data for tests: durability off for speed (BFF_PG_DURABLE=1 keeps the defaults, as the
+# benchmarks do). Loopback only.
+durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+[ "${BFF_PG_DURABLE:-0}" = 1 ] && durability=""
 "${as_owner[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 start \
-  -o "-c listen_addresses=127.0.0.1 -p $port -c unix_socket_directories=$dir -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+  -o "-c listen_addresses=127.0.0.1 -p $port -c unix_socket_directories=$dir $durability -c max_connections=200" \
   >/dev/null || { cat "$dir/postgres.log" >&2; exit 1; }
 "${as_owner[@]}" "$bin/psql" -h "$dir" -p "$port" -U bff -d postgres -q -c "CREATE DATABASE bff" >/dev/null
 

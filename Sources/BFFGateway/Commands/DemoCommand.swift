@@ -109,7 +109,8 @@ struct DemoSetup {
                 DevClient(
                     clientID: "bff-demo", clientSecret: clientSecret, redirectURIs: [origin + "/signin-oidc"],
                     postLogoutRedirectURIs: [origin + "/signout-callback-oidc"],
-                    backchannelLogoutURI: origin + "/bff/backchannel")
+                    backchannelLogoutURI: origin + "/bff/backchannel",
+                    frontchannelLogoutURI: origin + "/bff/frontchannel")
             ], accessTokenLifetime: accessTokenLifetime)
         // The demo's sessions live in memory, so an ephemeral key is enough.
         let keyRing = try KeyRing(keys: [KeyRing.Key(id: "demo", secret: SystemSecureRandom().bytes(32))])
