@@ -16,3 +16,5 @@ export BFF_REQUIRE_INTEROP=1
 swift format lint --strict --recursive Sources Tests Package.swift
 swift build --build-tests
 swift test --skip-build "$@"
+# Second stage (not optional): the `bff` binary against three real IdPs, and a real browser.
+if [ $# -eq 0 ]; then scripts/interop/run.sh; fi

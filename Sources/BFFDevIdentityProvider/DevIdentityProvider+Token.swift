@@ -209,6 +209,6 @@ extension DevIdentityProvider {
         let next = location.map { "<p><a href=\"\(Self.escapeHTML($0))\">Continue</a></p>" } ?? ""
         return Self.html(
             "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\(refresh)<title>Signed out</title></head><body><h1>You are signed out.</h1>\(next)\(iframes)</body></html>",
-            cookies: [expire])
+            cookies: [expire], frames: frames.compactMap { WebURL($0)?.origin })
     }
 }

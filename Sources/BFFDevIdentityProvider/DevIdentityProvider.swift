@@ -121,11 +121,19 @@ public struct DevIdentityProvider: Sendable {
         json("{\"error\":\(JSONText.quote(code))}", status: status)
     }
 
-    static func html(_ body: String, status: HTTPResponse.Status = .ok, cookies: [String] = []) -> Response {
+    /// An HTML page. `formTargets` are origins a form on it may end up at (browsers apply
+    /// `form-action` to the redirects after a submission: the login form's redirect goes to the
+    /// client); `frames` are origins it may load in iframes (front-channel logout).
+    static func html(
+        _ body: String, status: HTTPResponse.Status = .ok, cookies: [String] = [], formTargets: [String] = [],
+        frames: [String] = []
+    ) -> Response {
+        let formAction = (["'self'"] + Set(formTargets).sorted()).joined(separator: " ")
+        let frameSource = frames.isEmpty ? "" : "; frame-src " + Set(frames).sorted().joined(separator: " ")
         var headers: HTTPFields = [
             .contentType: "text/html; charset=utf-8", .cacheControl: "no-store",
             .contentSecurityPolicy:
-                "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+                "default-src 'none'; style-src 'unsafe-inline'; form-action \(formAction); frame-ancestors 'none'\(frameSource)",
         ]
         for cookie in cookies { headers.append(HTTPField(name: .setCookie, value: cookie)) }
         return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: body)))

@@ -4,16 +4,27 @@ import Logging
 import NIOCore
 import SQLiteNIO
 import ServiceLifecycle
+import Synchronization
 
 /// Server-side sessions in a SQLite file: ciphertext plus index columns, WAL journal, and a
 /// cleanup loop (run it as a `Service`). Sessions survive a gateway restart.
 ///
-/// All statements go through one connection, serialised by an actor so writes never contend
-/// (SQLite allows one writer at a time anyway).
+/// Three connections, each serialised by an actor: one writes (SQLite allows one writer at a time
+/// anyway), one reads — in WAL mode readers never wait for the writer, so lookups stay fast while a
+/// large cleanup or revocation runs — and one copies the write-ahead log back into the database
+/// (a passive checkpoint after every ``checkpointEvery`` writes), so no write pays for a checkpoint.
 public final class SQLiteSessionStore: SessionStore, Service {
     let connection: SQLiteConnection
     let executor: StatementQueue
+    let readConnection: SQLiteConnection
+    let reader: StatementQueue
+    let checkpointConnection: SQLiteConnection
+    let checkpointer: StatementQueue
     let logger: Logger
+    /// Writes since the last checkpoint, and whether one is running.
+    private let checkpointState = Mutex((writes: 0, running: false))
+    /// Writes between passive checkpoints.
+    static let checkpointEvery = 256
 
     /// The schema version this code writes.
     public static let schemaVersion = 2
@@ -28,21 +39,68 @@ public final class SQLiteSessionStore: SessionStore, Service {
                 atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         }
         let connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
-        let store = SQLiteSessionStore(connection: connection, logger: logger)
-        try await store.migrate()
-        return store
+        do {
+            try await StatementQueue(connection: connection).run("PRAGMA journal_mode=WAL")
+        } catch {
+            try? await connection.close()
+            throw error
+        }
+        var opened: [SQLiteConnection] = [connection]
+        do {
+            let readConnection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
+            opened.append(readConnection)
+            let checkpointConnection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
+            opened.append(checkpointConnection)
+            let store = SQLiteSessionStore(
+                connection: connection, readConnection: readConnection, checkpointConnection: checkpointConnection,
+                logger: logger)
+            try await store.migrate()
+            return store
+        } catch {
+            for connection in opened { try? await connection.close() }
+            throw error
+        }
     }
 
-    init(connection: SQLiteConnection, logger: Logger) {
+    init(
+        connection: SQLiteConnection, readConnection: SQLiteConnection, checkpointConnection: SQLiteConnection,
+        logger: Logger
+    ) {
         self.connection = connection
         self.executor = StatementQueue(connection: connection)
+        self.readConnection = readConnection
+        self.reader = StatementQueue(connection: readConnection)
+        self.checkpointConnection = checkpointConnection
+        self.checkpointer = StatementQueue(connection: checkpointConnection)
         self.logger = logger
     }
 
+    /// Counts a write; every ``checkpointEvery`` writes, starts a passive checkpoint on its own
+    /// connection (it never blocks readers or the writer) unless one is still running.
+    func wrote(_ count: Int = 1) {
+        let start = checkpointState.withLock { state -> Bool in
+            state.writes += count
+            guard state.writes >= Self.checkpointEvery, !state.running else { return false }
+            state.writes = 0
+            state.running = true
+            return true
+        }
+        guard start else { return }
+        let checkpointer = self.checkpointer
+        let state = self
+        // Fire-and-forget on purpose: the write that triggered it must not wait for it. At most one
+        // runs at a time (the `running` flag), and close() waits for the checkpoint queue.
+        Task {
+            _ = try? await checkpointer.run("PRAGMA wal_checkpoint(PASSIVE)")
+            state.checkpointState.withLock { $0.running = false }
+        }
+    }
+
     func migrate() async throws {
-        _ = try await executor.run("PRAGMA journal_mode=WAL")
         _ = try await executor.run("PRAGMA synchronous=NORMAL")
-        _ = try await executor.run("PRAGMA busy_timeout=5000")
+        // Checkpoints normally run on their own connection (see wrote()); this is only a backstop.
+        _ = try await executor.run("PRAGMA wal_autocheckpoint=20000")
+        for queue in [executor, reader, checkpointer] { _ = try await queue.run("PRAGMA busy_timeout=5000") }
         let version = try await executor.run("PRAGMA user_version").first?.column("user_version")?.integer ?? 0
         if version > Self.schemaVersion {
             throw SQLiteStoreError(
@@ -70,25 +128,28 @@ public final class SQLiteSessionStore: SessionStore, Service {
     }
 
     public func insert(_ record: SessionRecord) async throws {
+        defer { wrote() }
         _ = try await executor.run(
             "INSERT OR REPLACE INTO bff_sessions (key, sealed, subject, sid, issuer, created, renewed, expires, revocation) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             Self.binds(record))
     }
 
     public func find(key: [UInt8], now: UnixTime) async throws -> SessionRecord? {
-        let rows = try await executor.run(
+        let rows = try await reader.run(
             "SELECT key, sealed, subject, sid, issuer, created, renewed, expires, revocation FROM bff_sessions WHERE key = ? AND expires > ?",
             [.blob(ByteBuffer(bytes: key)), .integer(Int(now))])
         return rows.first.flatMap(Self.record)
     }
 
     public func update(_ record: SessionRecord) async throws {
+        defer { wrote() }
         _ = try await executor.run(
             "UPDATE bff_sessions SET sealed = ?, subject = ?, sid = ?, issuer = ?, created = ?, renewed = ?, expires = ?, revocation = ? WHERE key = ?",
             Array(Self.binds(record).dropFirst()) + [.blob(ByteBuffer(bytes: record.key))])
     }
 
     public func replace(_ record: SessionRecord, ifSealed expected: [UInt8]) async throws -> Bool {
+        defer { wrote() }
         let rows = try await executor.run(
             "UPDATE bff_sessions SET sealed = ?, subject = ?, sid = ?, issuer = ?, created = ?, renewed = ?, expires = ?, revocation = ? WHERE key = ? AND sealed = ? RETURNING key",
             Array(Self.binds(record).dropFirst()) + [
@@ -99,7 +160,8 @@ public final class SQLiteSessionStore: SessionStore, Service {
 
     @discardableResult
     public func remove(key: [UInt8]) async throws -> SessionRecord? {
-        try await executor.run(
+        defer { wrote() }
+        return try await executor.run(
             "DELETE FROM bff_sessions WHERE key = ? RETURNING key, sealed, subject, sid, issuer, created, renewed, expires, revocation",
             [.blob(ByteBuffer(bytes: key))]
         ).first.flatMap(Self.record)
@@ -107,6 +169,7 @@ public final class SQLiteSessionStore: SessionStore, Service {
 
     public func removeAll(issuer: String, idpSessionID: String?, subject: String?) async throws -> [SessionRecord] {
         guard idpSessionID != nil || subject != nil else { return [] }
+        defer { wrote() }
         var sql = "DELETE FROM bff_sessions WHERE issuer = ?"
         var binds: [SQLiteData] = [.text(issuer)]
         if let idpSessionID {
@@ -134,6 +197,7 @@ public final class SQLiteSessionStore: SessionStore, Service {
                 [.integer(Int(now)), .integer(Self.cleanupBatchSize)]
             ).compactMap(Self.record)
             removed += batch
+            wrote(max(1, batch.count / 10))
             if batch.count < Self.cleanupBatchSize { return removed }
         }
     }
@@ -143,6 +207,7 @@ public final class SQLiteSessionStore: SessionStore, Service {
 
     /// Inserts many records in one transaction (imports, benchmarks).
     public func insert(batch records: [SessionRecord]) async throws {
+        defer { wrote(records.count) }
         try await executor.transaction(
             records.map {
                 (
@@ -152,7 +217,7 @@ public final class SQLiteSessionStore: SessionStore, Service {
             })
     }
 
-    public func ping() async throws { _ = try await executor.run("SELECT 1") }
+    public func ping() async throws { _ = try await reader.run("SELECT 1") }
 
     public func list(issuer: String?, idpSessionID: String?, subject: String?, limit: Int) async throws
         -> [SessionRecord]
@@ -167,7 +232,7 @@ public final class SQLiteSessionStore: SessionStore, Service {
         }
         let filter = conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
         binds.append(.integer(max(0, limit)))
-        return try await executor.run(
+        return try await reader.run(
             "SELECT key, sealed, subject, sid, issuer, created, renewed, expires, revocation FROM bff_sessions\(filter) ORDER BY created, key LIMIT ?",
             binds
         ).compactMap(Self.record)
@@ -175,7 +240,7 @@ public final class SQLiteSessionStore: SessionStore, Service {
 
     /// Number of rows (tests, `bff sessions`).
     public func count() async throws -> Int {
-        try await executor.run("SELECT COUNT(*) AS n FROM bff_sessions").first?.column("n")?.integer ?? 0
+        try await reader.run("SELECT COUNT(*) AS n FROM bff_sessions").first?.column("n")?.integer ?? 0
     }
 
     /// Waits for graceful shutdown, then closes the database. (Expired rows are removed by the
@@ -185,8 +250,13 @@ public final class SQLiteSessionStore: SessionStore, Service {
         try await close()
     }
 
-    /// Closes the database.
-    public func close() async throws { try await connection.close() }
+    /// Closes the database (after a running checkpoint finished).
+    public func close() async throws {
+        _ = try? await checkpointer.run("PRAGMA wal_checkpoint(PASSIVE)")
+        try await checkpointConnection.close()
+        try await readConnection.close()
+        try await connection.close()
+    }
 
     static func binds(_ record: SessionRecord) -> [SQLiteData] {
         [
