@@ -112,7 +112,8 @@ extension DevIdentityProvider {
             <label for="username">User name</label><input id="username" name="username" autocomplete="username" autofocus>
             <label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password">
             <button id="login" type="submit">Sign in</button></form></body></html>
-            """, status: error == nil ? .ok : .unauthorized, formTargets: configuration.clients.flatMap { $0.redirectURIs.compactMap { WebURL($0)?.origin } })
+            """, status: error == nil ? .ok : .unauthorized,
+            formTargets: configuration.clients.flatMap { $0.redirectURIs.compactMap { WebURL($0)?.origin } })
     }
 
     static func errorPage(_ message: String) -> Response {

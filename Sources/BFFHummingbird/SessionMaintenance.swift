@@ -12,7 +12,7 @@ public final class RefreshTokenRevoker: Service {
     let logger: Logger
     let stream: AsyncStream<String>
     let continuation: AsyncStream<String>.Continuation
-    let counters = Mutex((revoked: 0, failed: 0, dropped: 0))
+    let counters = Mutex((revoked: 0, failed: 0, dropped: 0, skipped: 0))
 
     init(tokens: TokenEndpointClient, logger: Logger) {
         self.tokens = tokens
@@ -27,13 +27,20 @@ public final class RefreshTokenRevoker: Service {
         }
     }
 
-    /// Revocations done, failed and dropped so far.
-    public var statistics: (revoked: Int, failed: Int, dropped: Int) { counters.withLock { $0 } }
+    /// Revocations done, failed and dropped so far, and tokens skipped because the IdP has no
+    /// revocation endpoint.
+    public var statistics: (revoked: Int, failed: Int, dropped: Int, skipped: Int) { counters.withLock { $0 } }
 
     /// Revokes queued tokens until graceful shutdown.
     public func run() async throws {
         await withGracefulShutdownHandler {
             for await token in stream {
+                // IdPs without a revocation endpoint (LemonLDAP::NG): the gateway has already
+                // dropped the token with the session; there is nothing to call.
+                guard await tokens.provider.revocationEndpoint() != nil else {
+                    counters.withLock { $0.skipped += 1 }
+                    continue
+                }
                 do {
                     try await tokens.revoke(token: token, hint: "refresh_token")
                     counters.withLock { $0.revoked += 1 }

@@ -38,7 +38,8 @@ public struct TokenResponse: Sendable, Equatable {
 /// Talks to the token, PAR, userinfo and revocation endpoints with the configured client
 /// authentication. Never logs request or response bodies.
 public struct TokenEndpointClient: Sendable {
-    let provider: OIDCProvider
+    /// The provider whose endpoints it calls.
+    public let provider: OIDCProvider
     let http: any OIDCHTTPClient
     let configuration: OIDCConfiguration
 

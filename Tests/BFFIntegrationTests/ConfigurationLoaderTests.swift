@@ -1,4 +1,5 @@
 import BFFCore
+import Foundation
 import Testing
 
 @testable import BFFGateway
@@ -52,6 +53,24 @@ struct ConfigurationLoaderTests {
         ).get().bff
         #expect(configuration.oidc.clientID == "other")
         #expect(configuration.session.idleTimeout == .seconds(7200))
+    }
+
+    @Test func everyExampleConfigurationLoads() throws {
+        let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../Examples/configs").standardized.path
+        let files = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".yaml") }
+        #expect(files.count >= 5)
+        let environment = [
+            "BFF_KEY_K1": "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE", "BFF_OIDC_CLIENT_SECRET": "s",
+            "BFF_POSTGRES_URL": "postgres://bff:pw@db.internal/bff",
+            "BFF_KEY_2026_11": "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE",
+        ]
+        for file in files {
+            let yaml = try String(contentsOfFile: directory + "/" + file, encoding: .utf8)
+            if case .failure(let problems) = load(yaml, env: environment) {
+                Issue.record("\(file): \(problems)")
+            }
+        }
     }
 
     @Test func postgresStoreNeedsAValidURL() throws {
