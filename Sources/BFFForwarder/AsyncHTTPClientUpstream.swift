@@ -3,6 +3,7 @@ import HTTPTypes
 import HummingbirdCore
 import NIOCore
 import NIOHTTP1
+import NIOSSL
 
 /// ``UpstreamTransport`` on AsyncHTTPClient: correct and streaming, but not the fastest path
 /// (measured ~9–10k req/s on two cores); the NIO connection pool replaces it on the hot path.
@@ -13,8 +14,10 @@ public struct AsyncHTTPClientUpstream: UpstreamTransport {
     public init(client: HTTPClient) { self.client = client }
 
     /// A client configured for upstream APIs: HTTP/1.1, no redirects, no decompression.
-    public static func makeClient(poolSize: Int = 256) -> HTTPClient {
+    /// `tls` replaces the default client TLS configuration (system trust store, full verification).
+    public static func makeClient(poolSize: Int = 256, tls: TLSConfiguration? = nil) -> HTTPClient {
         var configuration = HTTPClient.Configuration()
+        if let tls { configuration.tlsConfiguration = tls }
         configuration.httpVersion = .http1Only
         configuration.redirectConfiguration = .disallow
         configuration.decompression = .disabled

@@ -16,12 +16,15 @@ public struct UpstreamRequest: Sendable {
     public var timeout: Duration
     /// The event loop of the inbound request; the upstream connection is taken from its pool.
     public var eventLoop: (any EventLoop)?
+    /// For `https://`: a PEM file of CAs to trust instead of the system's (a route's `caFile`).
+    public var caFile: String?
 
     /// Creates a request.
     public init(
         method: HTTPRequest.Method, url: String, headers: HTTPFields, contentLength: Int?, timeout: Duration,
-        eventLoop: (any EventLoop)? = nil
+        eventLoop: (any EventLoop)? = nil, caFile: String? = nil
     ) {
+        self.caFile = caFile
         self.method = method
         self.url = url
         self.headers = headers

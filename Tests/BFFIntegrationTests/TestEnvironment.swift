@@ -60,9 +60,9 @@ struct TestEnvironment: Sendable {
         configureIdP(&setup.idp)
         configure(&setup.gateway.bff)
         let client = AsyncHTTPClientTransport.makeClient()
-        let upstreamClient = AsyncHTTPClientUpstream.makeClient()
+        let tls = try TLSUpstreams(caFiles: setup.gateway.bff.apis.compactMap(\.caFile))
         let idpLink = SwitchableOIDCHTTPClient(base: AsyncHTTPClientTransport(client: client))
-        let forwarder = NIOUpstream(tlsFallback: AsyncHTTPClientUpstream(client: upstreamClient))
+        let forwarder = NIOUpstream(tlsFallback: tls)
         let gateway = try Gateway.build(
             configuration: setup.gateway, keyRing: keyRing ?? setup.keyRing, http: idpLink,
             upstream: upstream ?? forwarder, store: store, revocationFeed: revocationFeed,
@@ -82,7 +82,7 @@ struct TestEnvironment: Sendable {
             peerConfiguration.bff.server.port = peerPort
             peerConfiguration.bff.server.publicOrigin = setup.gateway.bff.server.effectivePublicOrigin
             peerConfiguration.bff.admin.listen = nil
-            let peerForwarder = NIOUpstream(tlsFallback: AsyncHTTPClientUpstream(client: upstreamClient))
+            let peerForwarder = NIOUpstream(tlsFallback: tls)
             let peerGateway = try Gateway.build(
                 configuration: peerConfiguration, keyRing: keyRing ?? setup.keyRing, http: idpLink,
                 upstream: upstream ?? peerForwarder, store: peer.store, revocationFeed: peer.revocationFeed,
@@ -109,12 +109,12 @@ struct TestEnvironment: Sendable {
         } catch {
             try? await browser.shutdown()
             try? await client.shutdown()
-            try? await upstreamClient.shutdown()
+            try? await tls.shutdown()
             throw error
         }
         try await browser.shutdown()
         try await client.shutdown()
-        try await upstreamClient.shutdown()
+        try await tls.shutdown()
     }
 
     var csrf: [(String, String)] { [("X-CSRF", "1")] }

@@ -50,13 +50,16 @@ public struct APIRouteConfiguration: Sendable, Hashable {
     public var resource: String?
     /// Whole-exchange timeout, 30 s by default.
     public var timeout: Duration
+    /// For an `https://` upstream: a PEM file of CAs trusted instead of the system's (private PKI).
+    public var caFile: String?
 
     /// Creates a route with the defaults.
     public init(
         path: String, upstream: String, token: TokenRequirement = .user, scopes: [String]? = nil,
         resource: String? = nil,
-        timeout: Duration = .seconds(30)
+        timeout: Duration = .seconds(30), caFile: String? = nil
     ) {
+        self.caFile = caFile
         self.path = path
         self.upstream = upstream
         self.token = token

@@ -19,9 +19,9 @@ struct ServeCommand: AsyncParsableCommand {
         let configuration = try CommandSupport.loadConfiguration(path: config)
         let keyRing = try Gateway.keyRing(for: configuration, logger: logger)
         let client = AsyncHTTPClientTransport.makeClient()
-        let upstreamClient = AsyncHTTPClientUpstream.makeClient()
+        let tls = try TLSUpstreams(caFiles: configuration.bff.apis.compactMap(\.caFile))
         let store = try await Gateway.openStore(for: configuration, logger: logger)
-        let forwarder = NIOUpstream(tlsFallback: AsyncHTTPClientUpstream(client: upstreamClient))
+        let forwarder = NIOUpstream(tlsFallback: tls)
         do {
             let gateway = try Gateway.build(
                 configuration: configuration, keyRing: keyRing, http: AsyncHTTPClientTransport(client: client),
@@ -41,9 +41,11 @@ struct ServeCommand: AsyncParsableCommand {
             try await CommandSupport.run(services, logger: logger)
         } catch {
             await store?.shutdown()
-            try? await CommandSupport.shutdown([client, upstreamClient])
+            try? await tls.shutdown()
+            try? await CommandSupport.shutdown([client])
             throw error
         }
-        try await CommandSupport.shutdown([client, upstreamClient])
+        try await tls.shutdown()
+        try await CommandSupport.shutdown([client])
     }
 }

@@ -1,4 +1,5 @@
 import BFFCore
+import BFFForwarder
 import Foundation
 
 extension GatewayConfigurationLoader {
@@ -8,7 +9,7 @@ extension GatewayConfigurationLoader {
             reader.problem(path, "must be a mapping", "write {path: /api/x, upstream: http://127.0.0.1:5090}")
             return nil
         }
-        let known: Set<String> = ["path", "upstream", "token", "scopes", "resource", "timeout", "websocket"]
+        let known: Set<String> = ["path", "upstream", "token", "scopes", "resource", "timeout", "websocket", "caFile"]
         for key in entry.keys where !known.contains(key) {
             reader.problem(
                 "\(path).\(key)", "is not a known configuration key", "check the spelling against docs/configuration.md"
@@ -43,6 +44,24 @@ extension GatewayConfigurationLoader {
                 route.timeout = parsed
             } else {
                 reader.problem("\(path).timeout", "'\(timeout)' is not a duration", "write 30s")
+            }
+        }
+        if let caFile = entry["caFile"] {
+            if let file = caFile as? String, !file.isEmpty {
+                if !upstream.lowercased().hasPrefix("https://") {
+                    reader.problem(
+                        "\(path).caFile", "only applies to https:// upstreams", "remove caFile or use an https upstream"
+                    )
+                } else {
+                    do {
+                        _ = try TLSUpstreams.certificates(in: file)
+                        route.caFile = file
+                    } catch {
+                        reader.problem("\(path).caFile", "\(error)", "give a readable PEM file of CA certificates")
+                    }
+                }
+            } else {
+                reader.problem("\(path).caFile", "must be a file path", "write caFile: /etc/bff/internal-ca.pem")
             }
         }
         if let websocket = entry["websocket"] as? Bool, websocket {

@@ -122,7 +122,7 @@ struct RemoteAPIProxy: Sendable {
         let hasBody = contentLength.map { $0 > 0 } ?? (request.headers[.transferEncoding] != nil)
         let upstreamRequest = UpstreamRequest(
             method: request.method, url: url, headers: headers, contentLength: contentLength, timeout: route.timeout,
-            eventLoop: eventLoop)
+            eventLoop: eventLoop, caFile: route.caFile)
         let response: UpstreamResponse
         do {
             response = try await transport.send(upstreamRequest, body: hasBody ? request.body : nil)
