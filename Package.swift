@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "BFFOIDC", targets: ["BFFOIDC"]),
         .library(name: "BFFHummingbird", targets: ["BFFHummingbird"]),
         .library(name: "BFFForwarder", targets: ["BFFForwarder"]),
+        .library(name: "BFFWebSocket", targets: ["BFFWebSocket"]),
         .library(name: "BFFSessionStoreSQLite", targets: ["BFFSessionStoreSQLite"]),
         .library(name: "BFFSessionStorePostgres", targets: ["BFFSessionStorePostgres"]),
         .library(name: "BFFDevIdentityProvider", targets: ["BFFDevIdentityProvider"]),
@@ -36,6 +37,7 @@ let package = Package(
         .package(url: "https://github.com/vapor/sqlite-nio.git", from: "1.13.2"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket.git", from: "2.8.1"),
     ],
     targets: [
         .target(
@@ -112,6 +114,22 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "BFFWebSocket",
+            dependencies: [
+                "BFFCore",
+                "BFFForwarder",
+                "BFFHummingbird",
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "BFFDevIdentityProvider",
             dependencies: [
                 "BFFCore",
@@ -154,6 +172,8 @@ let package = Package(
                 "BFFForwarder",
                 "BFFSessionStoreSQLite",
                 "BFFSessionStorePostgres",
+                "BFFWebSocket",
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
@@ -215,7 +235,9 @@ let package = Package(
             name: "BFFIntegrationTests",
             dependencies: [
                 "BFFCore", "BFFOIDC", "BFFHummingbird", "BFFDevIdentityProvider", "BFFTesting", "BFFGateway",
-                "BFFForwarder", "BFFSessionStoreSQLite", "BFFSessionStorePostgres",
+                "BFFForwarder", "BFFSessionStoreSQLite", "BFFSessionStorePostgres", "BFFWebSocket",
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),

@@ -5,10 +5,12 @@ import BFFHummingbird
 import BFFOIDC
 import BFFSessionStorePostgres
 import BFFSessionStoreSQLite
+import BFFWebSocket
 import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdCore
+import HummingbirdWebSocket
 import Logging
 import NIOCore
 import ServiceLifecycle
@@ -72,12 +74,17 @@ struct Gateway {
         }
         bff.addManagementRoutes(to: router)
         configureRouter(router, bff)
-        let server = HTTPServerBuilder.http1(
-            configuration: .init(
-                idleTimeout: .seconds(Int64(settings.server.idleTimeout.components.seconds)),
-                httpDecoderConfiguration: .init(
-                    maxHeaderFieldSize: settings.server.maxHeaderBytes,
-                    maxHeaderListSize: settings.server.maxHeaderBytes)))
+        let http1 = HTTP1Channel.Configuration(
+            idleTimeout: .seconds(Int64(settings.server.idleTimeout.components.seconds)),
+            httpDecoderConfiguration: .init(
+                maxHeaderFieldSize: settings.server.maxHeaderBytes,
+                maxHeaderListSize: settings.server.maxHeaderBytes))
+        // WebSocket routes need the upgrade-capable channel; without them, plain HTTP/1.1.
+        let webSockets = BFFWebSocketBridge(bff: bff)
+        let server: HTTPServerBuilder =
+            webSockets.isEmpty
+            ? .http1(configuration: http1)
+            : .http1WebSocketUpgrade(configuration: .init(http1: http1), shouldUpgrade: webSockets.shouldUpgrade)
         let application = Application(
             router: router, server: server,
             configuration: .init(address: .hostname(settings.server.host, port: settings.server.port), serverName: nil),

@@ -191,7 +191,7 @@ struct ConfigurationLoaderTests {
                         upstream: "http://127.0.0.1:1"
                       - path: /api/ws
                         upstream: "http://127.0.0.1:1"
-                        websocket: true
+                        websocket: "yes"
                     """
             ).map(\.path))
         #expect(

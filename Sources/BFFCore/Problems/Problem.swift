@@ -52,6 +52,13 @@ public struct Problem: Sendable, Hashable, Error {
     /// The upstream API did not answer in time (504).
     public static let upstreamTimeout = Problem(
         type: "urn:bff:problem:upstream-timeout", title: "Upstream timeout", status: 504)
+    /// A WebSocket route called without a WebSocket upgrade (426).
+    public static let upgradeRequired = Problem(
+        type: "urn:bff:problem:websocket-upgrade-required", title: "WebSocket upgrade required", status: 426)
+    /// A WebSocket handshake whose `Origin` is not the public origin (403): browsers cannot send the
+    /// anti-forgery header on a handshake, so the origin is what proves it is the SPA's own.
+    public static let webSocketOrigin = Problem(
+        type: "urn:bff:problem:websocket-origin", title: "WebSocket origin refused", status: 403)
     /// An unexpected failure inside the BFF (500); details only in the log.
     public static let internalError = Problem(type: "urn:bff:problem:internal", title: "Internal error", status: 500)
 

@@ -52,14 +52,18 @@ public struct APIRouteConfiguration: Sendable, Hashable {
     public var timeout: Duration
     /// For an `https://` upstream: a PEM file of CAs trusted instead of the system's (private PKI).
     public var caFile: String?
+    /// A WebSocket route: handshakes are upgraded and bridged to the upstream (`http` → `ws`,
+    /// `https` → `wss`) with the route's token; plain HTTP calls get 426.
+    public var websocket: Bool = false
 
     /// Creates a route with the defaults.
     public init(
         path: String, upstream: String, token: TokenRequirement = .user, scopes: [String]? = nil,
         resource: String? = nil,
-        timeout: Duration = .seconds(30), caFile: String? = nil
+        timeout: Duration = .seconds(30), caFile: String? = nil, websocket: Bool = false
     ) {
         self.caFile = caFile
+        self.websocket = websocket
         self.path = path
         self.upstream = upstream
         self.token = token

@@ -64,9 +64,12 @@ extension GatewayConfigurationLoader {
                 reader.problem("\(path).caFile", "must be a file path", "write caFile: /etc/bff/internal-ca.pem")
             }
         }
-        if let websocket = entry["websocket"] as? Bool, websocket {
-            reader.problem(
-                "\(path).websocket", "WebSocket routes are not available in this version", "remove websocket: true")
+        if let websocket = entry["websocket"] {
+            if let flag = websocket as? Bool {
+                route.websocket = flag
+            } else {
+                reader.problem("\(path).websocket", "must be true or false", "write websocket: true")
+            }
         }
         return route
     }

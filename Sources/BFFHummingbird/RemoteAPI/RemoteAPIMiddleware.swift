@@ -23,6 +23,13 @@ public struct RemoteAPIMiddleware<Context: BFFRequestContext>: RouterMiddleware 
         let path = request.uri.path
         guard PathSanitizer.isSafe(path) else { return BFFResponses.problem(.invalidPath) }
         guard let (entry, remainder) = proxy.routes.match(path: path) else { return try await next(request, context) }
+        if entry.route.websocket {
+            // Upgrades are decided before routing; a handshake that gets here was refused.
+            let decision = await WebSocketRoutes(bff: bff).decision(
+                for: request.head, remoteAddress: context.bff.remoteAddress, logger: context.logger)
+            if case .refused(let problem) = decision { return BFFResponses.problem(problem) }
+            return BFFResponses.problem(.upgradeRequired)
+        }
         guard bff.passesAntiForgery(request) else { return BFFResponses.problem(.antiforgery) }
         var context = context
         await bff.loadSession(for: request, into: &context)
@@ -66,30 +73,11 @@ struct RemoteAPIProxy: Sendable {
     ) async -> Response {
         let route = entry.route
         let cookieHeader = CookieHeader(fields: request.headers[values: .cookie])
-        var cookies: [SetCookie] = []
-        var bearer: String?
-        if route.token.usesUserToken, var loaded = session {
-            switch await bff.userTokens.accessToken(for: &loaded, cookies: cookieHeader) {
-            case .token(let token, let issued):
-                bearer = token
-                cookies = issued
-            case .sessionEnded(let clearing):
-                // `user` routes say so; `user-or-none` / `user-or-client` go on as anonymous callers.
-                if route.token == .user { return BFFResponses.problem(.sessionExpired, cookies: clearing) }
-                cookies = clearing
-            case .idpUnavailable:
-                return BFFResponses.problem(.idpUnavailable)
-            }
-        } else if route.token.requiresUser {
-            return BFFResponses.problem(.unauthenticated)
-        }
-        if bearer == nil, route.token.usesClientToken {
-            do {
-                bearer = try await bff.clientTokens.token(scopes: route.scopes, resource: route.resource)
-            } catch {
-                logger.warning("client credentials token unavailable", metadata: ["bff.error": "\(error)"])
-                return BFFResponses.problem(.idpUnavailable, cookies: cookies)
-            }
+        let bearer: String?
+        let cookies: [SetCookie]
+        switch await credentials(for: route, session: session, cookieHeader: cookieHeader, logger: logger) {
+        case .success(let resolved): (bearer, cookies) = (resolved.bearer, resolved.cookies)
+        case .failure(let refusal): return BFFResponses.problem(refusal.problem, cookies: refusal.cookies)
         }
 
         // Request headers.
@@ -145,6 +133,48 @@ struct RemoteAPIProxy: Sendable {
         }
         for cookie in cookies { responseHeaders.append(HTTPField(name: .setCookie, value: cookie.headerValue)) }
         return Response(status: response.head.status, headers: responseHeaders, body: response.body)
+    }
+}
+
+/// Why a call to a route cannot proceed, with cookies to set on the refusal.
+struct RouteRefusal: Error {
+    let problem: Problem
+    let cookies: [SetCookie]
+}
+
+extension RemoteAPIProxy {
+    /// The bearer token the route needs (none for `none`, the user's — refreshed when due — or a
+    /// client-credentials token), plus cookies to set (a re-issued cookie-mode session, or
+    /// clearing cookies when the session ended).
+    func credentials(
+        for route: APIRouteConfiguration, session: LoadedSession?, cookieHeader: CookieHeader, logger: Logger
+    ) async -> Result<(bearer: String?, cookies: [SetCookie]), RouteRefusal> {
+        var cookies: [SetCookie] = []
+        var bearer: String?
+        if route.token.usesUserToken, var loaded = session {
+            switch await bff.userTokens.accessToken(for: &loaded, cookies: cookieHeader) {
+            case .token(let token, let issued):
+                bearer = token
+                cookies = issued
+            case .sessionEnded(let clearing):
+                // `user` routes say so; `user-or-none` / `user-or-client` go on as anonymous callers.
+                if route.token == .user { return .failure(RouteRefusal(problem: .sessionExpired, cookies: clearing)) }
+                cookies = clearing
+            case .idpUnavailable:
+                return .failure(RouteRefusal(problem: .idpUnavailable, cookies: []))
+            }
+        } else if route.token.requiresUser {
+            return .failure(RouteRefusal(problem: .unauthenticated, cookies: []))
+        }
+        if bearer == nil, route.token.usesClientToken {
+            do {
+                bearer = try await bff.clientTokens.token(scopes: route.scopes, resource: route.resource)
+            } catch {
+                logger.warning("client credentials token unavailable", metadata: ["bff.error": "\(error)"])
+                return .failure(RouteRefusal(problem: .idpUnavailable, cookies: cookies))
+            }
+        }
+        return .success((bearer, cookies))
     }
 }
 
