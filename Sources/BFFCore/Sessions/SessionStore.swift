@@ -1,3 +1,5 @@
+import Synchronization
+
 /// What a server-side store keeps for one session: ciphertext plus the index columns it needs.
 ///
 /// Stores never see plaintext: `sealed` is the session encrypted with a per-session key that lives
@@ -86,61 +88,75 @@ extension SessionStore {
     }
 }
 
-/// An in-process store: a dictionary in an actor. Sessions end with the process.
-public actor MemorySessionStore: SessionStore {
-    private var records: [[UInt8]: SessionRecord] = [:]
+/// An in-process store: a dictionary behind a mutex. Sessions end with the process.
+///
+/// A lock rather than an actor: every API call looks a session up, and an actor would add an
+/// executor hop (a task switch) to each; the critical sections here are a hash lookup or insert.
+public final class MemorySessionStore: SessionStore {
+    private let records = Mutex<[[UInt8]: SessionRecord]>([:])
 
     /// An empty store.
     public init() {}
 
     /// Number of records held (expired ones included until cleaned).
-    public var count: Int { records.count }
+    public var count: Int { records.withLock { $0.count } }
 
-    public func insert(_ record: SessionRecord) { records[record.key] = record }
+    public func insert(_ record: SessionRecord) { records.withLock { $0[record.key] = record } }
 
     public func find(key: [UInt8], now: UnixTime) -> SessionRecord? {
-        guard let record = records[key] else { return nil }
-        guard record.expiresAt > now else {
-            records[key] = nil
-            return nil
+        records.withLock { records in
+            guard let record = records[key] else { return nil }
+            guard record.expiresAt > now else {
+                records[key] = nil
+                return nil
+            }
+            return record
         }
-        return record
     }
 
     public func update(_ record: SessionRecord) {
-        guard records[record.key] != nil else { return }
-        records[record.key] = record
+        records.withLock { records in
+            guard records[record.key] != nil else { return }
+            records[record.key] = record
+        }
     }
 
     public func replace(_ record: SessionRecord, ifSealed expected: [UInt8]) -> Bool {
-        guard records[record.key]?.sealed == expected else { return false }
-        records[record.key] = record
-        return true
+        records.withLock { records in
+            guard records[record.key]?.sealed == expected else { return false }
+            records[record.key] = record
+            return true
+        }
     }
 
-    public func remove(key: [UInt8]) -> SessionRecord? { records.removeValue(forKey: key) }
+    public func remove(key: [UInt8]) -> SessionRecord? { records.withLock { $0.removeValue(forKey: key) } }
 
     public func removeAll(issuer: String, idpSessionID: String?, subject: String?) -> [SessionRecord] {
         guard idpSessionID != nil || subject != nil else { return [] }
-        let matching = records.values.filter { record in
-            record.issuer == issuer && (idpSessionID == nil || record.idpSessionID == idpSessionID)
-                && (subject == nil || record.subject == subject)
+        return records.withLock { records in
+            let matching = records.values.filter { record in
+                record.issuer == issuer && (idpSessionID == nil || record.idpSessionID == idpSessionID)
+                    && (subject == nil || record.subject == subject)
+            }
+            for record in matching { records[record.key] = nil }
+            return matching
         }
-        for record in matching { records[record.key] = nil }
-        return matching
     }
 
     public func removeExpired(now: UnixTime) -> [SessionRecord] {
-        let expired = records.values.filter { $0.expiresAt <= now }
-        for record in expired { records[record.key] = nil }
-        return expired
+        records.withLock { records in
+            let expired = records.values.filter { $0.expiresAt <= now }
+            for record in expired { records[record.key] = nil }
+            return expired
+        }
     }
 
     public func ping() {}
 
     public func list(issuer: String?, idpSessionID: String?, subject: String?, limit: Int) -> [SessionRecord] {
-        Array(
-            records.values.filter { record in
+        let all = records.withLock { Array($0.values) }
+        return Array(
+            all.filter { record in
                 (issuer == nil || record.issuer == issuer)
                     && (idpSessionID == nil || record.idpSessionID == idpSessionID)
                     && (subject == nil || record.subject == subject)
