@@ -90,7 +90,7 @@ public final class SQLiteSessionStore: SessionStore, Service {
         let state = self
         // Fire-and-forget on purpose: the write that triggered it must not wait for it. At most one
         // runs at a time (the `running` flag), and close() waits for the checkpoint queue.
-        Task {
+        Task {  // justified: the triggering write must not wait; one at a time; close() drains the queue
             _ = try? await checkpointer.run("PRAGMA wal_checkpoint(PASSIVE)")
             state.checkpointState.withLock { $0.running = false }
         }

@@ -147,15 +147,28 @@ apis:
 
 
 # ------------------------------------------------------------------------------- IdP drivers
-class Glewlwyd:
-    """Glewlwyd's login page is a JavaScript app over its JSON API; this drives the same API."""
+class Provider:
+    """What every driver shares: the issuer, its origin, and the refresh-token check."""
 
-    name = "glewlwyd"
-    supports = {"revocation": True, "backchannel": True}
+    token_path = "/token"
 
     def __init__(self, issuer):
         self.issuer = issuer
         self.base = "{0.scheme}://{0.netloc}".format(urllib.parse.urlsplit(issuer))
+
+    def refresh_rejected(self, refresh_token):
+        """Whether the IdP now refuses the refresh token (it was revoked at logout)."""
+        response = requests.post(
+            self.issuer + self.token_path, data={"grant_type": "refresh_token", "refresh_token": refresh_token},
+            auth=("bff", "bff-secret"))
+        return response.status_code in (400, 401)
+
+
+class Glewlwyd(Provider):
+    """Glewlwyd's login page is a JavaScript app over its JSON API; this drives the same API."""
+
+    name = "glewlwyd"
+    supports = {"revocation": True, "backchannel": True}
 
     def login(self, browser, authorize_url, origin, user="alice"):
         page = browser.get(authorize_url, allow_redirects=False)
@@ -188,22 +201,13 @@ class Glewlwyd:
         check(deleted.status_code == 200, f"Glewlwyd logout: {deleted.status_code}")
         browser.delete(self.base + "/api/auth/")
 
-    def refresh_rejected(self, refresh_token):
-        response = requests.post(
-            self.issuer + "/token", data={"grant_type": "refresh_token", "refresh_token": refresh_token},
-            auth=("bff", "bff-secret"))
-        return response.status_code == 400
 
-
-class DjangoOAuthToolkit:
+class DjangoOAuthToolkit(Provider):
     """django-oauth-toolkit: Django's login form, consent skipped for the first-party client."""
 
     name = "dot"
     supports = {"revocation": True, "backchannel": False}
-
-    def __init__(self, issuer):
-        self.issuer = issuer
-        self.base = "{0.scheme}://{0.netloc}".format(urllib.parse.urlsplit(issuer))
+    token_path = "/token/"
 
     def login(self, browser, authorize_url, origin, user="alice"):
         page = browser.get(authorize_url, allow_redirects=False)
@@ -225,23 +229,13 @@ class DjangoOAuthToolkit:
         check(page.status_code == 302, f"end_session: {page.status_code}")
         return absolute(page.headers["location"], self.base)
 
-    def refresh_rejected(self, refresh_token):
-        response = requests.post(
-            self.issuer + "/token/", data={"grant_type": "refresh_token", "refresh_token": refresh_token},
-            auth=("bff", "bff-secret"))
-        return response.status_code in (400, 401)
 
-
-class LemonLDAP:
+class LemonLDAP(Provider):
     """LemonLDAP::NG: an HTML login form with a one-time token; logout confirmation form."""
 
     name = "lemonldap"
     # No RFC 7009 endpoint: the gateway drops the refresh token itself (and it stays valid at LLNG).
     supports = {"revocation": False, "backchannel": True}
-
-    def __init__(self, issuer):
-        self.issuer = issuer
-        self.base = issuer
 
     def login(self, browser, authorize_url, origin, user="alice"):
         page = browser.get(authorize_url, allow_redirects=False)
@@ -274,8 +268,6 @@ class LemonLDAP:
         page = browser.get(self.base + "/?logout=1", allow_redirects=False)
         check(page.status_code in (200, 302), f"LemonLDAP portal logout: {page.status_code}")
 
-    def refresh_rejected(self, refresh_token):
-        return None  # no revocation endpoint to have revoked it
 
 
 def follow_until(browser, url, origin, base):

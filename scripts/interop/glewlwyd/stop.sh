@@ -1,12 +1,3 @@
 #!/usr/bin/env bash
 # Stops the Glewlwyd started by start.sh, by the pid it recorded.
-GLWD_DIR="${GLWD_DIR:-/tmp/swift-bff-glewlwyd}"
-pidfile="$GLWD_DIR/glewlwyd.pid"
-[ -f "$pidfile" ] || exit 0
-pid=$(cat "$pidfile")
-if kill -0 "$pid" 2>/dev/null; then
-  kill "$pid"
-  for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
-fi
-rm -f "$pidfile"
+"$(dirname "$0")/../../lib/stop-by-pid.sh" "${GLWD_DIR:-/tmp/swift-bff-glewlwyd}/glewlwyd.pid"
