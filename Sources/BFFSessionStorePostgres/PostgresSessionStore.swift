@@ -58,33 +58,6 @@ public final class PostgresSessionStore: SessionStore, SharedRevocationFeed, Ser
         return store
     }
 
-    static func tls(_ mode: Configuration.TLSMode) throws -> PostgresConnection.Configuration.TLS {
-        switch mode {
-        case .disable: .disable
-        case .verifyFull: .require(try NIOSSLContext(configuration: TLSConfiguration.makeClientConfiguration()))
-        }
-    }
-
-    static func connectionConfiguration(_ configuration: Configuration) throws -> PostgresConnection.Configuration {
-        var result = PostgresConnection.Configuration(
-            host: configuration.host, port: configuration.port, username: configuration.username,
-            password: configuration.password, database: configuration.database, tls: try tls(configuration.tls))
-        result.options.connectTimeout = .seconds(5)
-        return result
-    }
-
-    /// The server's message (or the connection error), never query parameters.
-    static func describe(_ error: any Error) -> String {
-        if let error = error as? PSQLError {
-            if let message = error.serverInfo?[.message] {
-                return message + (error.serverInfo?[.sqlState].map { " (SQLSTATE \($0))" } ?? "")
-            }
-            if let underlying = error.underlying { return "\(error.code): \(underlying)" }
-            return "\(error.code)"
-        }
-        return "\(error)"
-    }
-
     init(configuration: Configuration, logger: Logger) throws {
         let tls: PostgresClient.Configuration.TLS =
             switch configuration.tls {
@@ -177,38 +150,6 @@ public final class PostgresSessionStore: SessionStore, SharedRevocationFeed, Ser
               sid = excluded.sid, issuer = excluded.issuer, created = excluded.created,
               renewed = excluded.renewed, expires = excluded.expires, revocation = excluded.revocation
             """, logger: logger)
-    }
-
-    /// Inserts many records in one statement per thousand (imports, benchmarks).
-    public func insert(batch records: [SessionRecord]) async throws {
-        var start = records.startIndex
-        while start < records.endIndex {
-            let end = min(start + 1000, records.endIndex)
-            var bindings = PostgresBindings(capacity: (end - start) * 9)
-            var rows: [String] = []
-            for (offset, record) in records[start..<end].enumerated() {
-                let base = offset * 9
-                rows.append("(" + (1...9).map { "$\(base + $0)" }.joined(separator: ",") + ")")
-                Self.bind(record, into: &bindings)
-            }
-            try await client.query(
-                PostgresQuery(
-                    unsafeSQL: "INSERT INTO \(sessions) (\(Self.columns)) VALUES \(rows.joined(separator: ","))",
-                    binds: bindings), logger: logger)
-            start = end
-        }
-    }
-
-    static func bind(_ record: SessionRecord, into bindings: inout PostgresBindings) {
-        bindings.append(ByteBuffer(bytes: record.key))
-        bindings.append(ByteBuffer(bytes: record.sealed))
-        bindings.append(record.subject)
-        bindings.append(record.idpSessionID)
-        bindings.append(record.issuer)
-        bindings.append(Int64(record.createdAt))
-        bindings.append(Int64(record.renewedAt))
-        bindings.append(Int64(record.expiresAt))
-        bindings.append(record.revocationSeal.map { ByteBuffer(bytes: $0) })
     }
 
     public func find(key: [UInt8], now: UnixTime) async throws -> SessionRecord? {
@@ -357,17 +298,6 @@ public final class PostgresSessionStore: SessionStore, SharedRevocationFeed, Ser
                     binds: bindings), logger: logger))
     }
 
-    /// Number of rows (tests, benchmarks).
-    public func count() async throws -> Int {
-        var total = 0
-        for try await value in try await client.query("SELECT count(*) FROM \(unescaped: sessions)", logger: logger)
-            .decode(Int64.self)
-        {
-            total = Int(value)
-        }
-        return total
-    }
-
     // MARK: lifecycle
 
     /// Waits for graceful shutdown, then closes the connection pool.
@@ -380,11 +310,6 @@ public final class PostgresSessionStore: SessionStore, SharedRevocationFeed, Ser
     public func close() async {
         runner.cancel()
         await runner.value
-    }
-
-    /// Drops the store's schema with everything in it (tests).
-    public func dropSchema() async throws {
-        try await client.query("DROP SCHEMA IF EXISTS \(unescaped: schema) CASCADE", logger: logger)
     }
 
     static func records(_ rows: PostgresRowSequence) async throws -> [SessionRecord] {

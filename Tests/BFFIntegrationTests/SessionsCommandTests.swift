@@ -8,24 +8,29 @@ import Testing
 
 @Suite("bff sessions")
 struct SessionsCommandTests {
-    @Test func revokeBySubjectSidAndExpired() async throws {
+    static func makeDirectory() throws -> String {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("bff-admin-\(UUID().uuidString)")
             .path
-        defer { try? FileManager.default.removeItem(atPath: directory) }
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        return directory
+    }
+
+    /// A gateway configuration with `session` (a YAML flow mapping) in `directory`; returns its path.
+    static func writeConfig(in directory: String, session: String) throws -> String {
         let config = directory + "/bff.yaml"
         try """
-        oidc:
-          issuer: "https://idp.example.com"
-          clientId: bff
-          clientSecret: s
-        session:
-          store: sqlite
-          sqlite: {path: "\(directory)/sessions.sqlite"}
-        keys:
-          - id: k1
-            secret: "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE"
+        oidc: {issuer: "https://idp.example.com", clientId: bff, clientSecret: s}
+        session: \(session)
+        keys: [{id: k1, secret: "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE"}]
         """.write(toFile: config, atomically: true, encoding: .utf8)
+        return config
+    }
+
+    @Test func revokeBySubjectSidAndExpired() async throws {
+        let directory = try Self.makeDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let config = try Self.writeConfig(
+            in: directory, session: "{store: sqlite, sqlite: {path: \"\(directory)/sessions.sqlite\"}}")
         let store = try await SQLiteSessionStore.open(path: directory + "/sessions.sqlite")
         let now = SystemTimeSource().now
         func record(_ tag: UInt8, sub: String, sid: String, expires: UnixTime) -> SessionRecord {
@@ -61,23 +66,10 @@ struct SessionsCommandTests {
     func postgresListAndRevoke() async throws {
         let url = try #require(ProcessInfo.processInfo.environment["BFF_TEST_POSTGRES_URL"])
         let schema = "t_cmd_" + SystemSecureRandom().bytes(5).map { String($0, radix: 16) }.joined()
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("bff-admin-\(UUID().uuidString)")
-            .path
+        let directory = try Self.makeDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let config = directory + "/bff.yaml"
-        try """
-        oidc:
-          issuer: "https://idp.example.com"
-          clientId: bff
-          clientSecret: s
-        session:
-          store: postgres
-          postgres: {url: "\(url)?schema=\(schema)"}
-        keys:
-          - id: k1
-            secret: "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE"
-        """.write(toFile: config, atomically: true, encoding: .utf8)
+        let config = try Self.writeConfig(
+            in: directory, session: "{store: postgres, postgres: {url: \"\(url)?schema=\(schema)\"}}")
         var configuration = try PostgresSessionStore.Configuration(url: url)
         configuration.schema = schema
         let store = try await PostgresSessionStore.open(configuration: configuration)
