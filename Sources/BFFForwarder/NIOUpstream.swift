@@ -34,6 +34,11 @@ public final class NIOUpstream: UpstreamTransport, Service {
     let configuration: Configuration
     let group: any EventLoopGroup
     let tlsFallback: (any UpstreamTransport)?
+    /// Requests sent through ``exchangeIfIdle(method:url:headers:timeout:eventLoop:consumer:)``.
+    let fastExchanges = Atomic<Int>(0)
+
+    /// Number of requests sent on the event-loop fast path (tests, diagnostics).
+    public var fastExchangeCount: Int { fastExchanges.load(ordering: .relaxed) }
     private let pools = Mutex<[PoolKey: UpstreamConnectionPool]>([:])
 
     struct PoolKey: Hashable {

@@ -2,18 +2,32 @@ import NIOCore
 import NIOHTTP1
 import Synchronization
 
+/// What an upstream connection delivers, in order: a head, body parts, then the end — or a failure.
+public enum UpstreamEvent: Sendable {
+    /// The response head (interim 1xx heads are not delivered).
+    case head(HTTPResponseHead)
+    /// A part of the body.
+    case body(ByteBuffer)
+    /// The end of the response.
+    case end
+    /// The exchange failed.
+    case failed(UpstreamError)
+}
+
+/// Receives an upstream response on the connection's event loop.
+public protocol UpstreamResponseConsumer: AnyObject {
+    /// Delivers an event. Returning false stops reading from the upstream until the exchange is
+    /// resumed (back-pressure).
+    func push(_ event: UpstreamEvent) -> Bool
+}
+
 /// One upstream response, handed from the connection's event loop to the task that forwards it.
 ///
 /// The event loop pushes parts; the task pulls them. When more than ``highWatermark`` bytes wait
 /// unread, the handler stops reading from the socket until the task has drained them below
 /// ``lowWatermark`` (back-pressure, so a slow client never makes the gateway buffer a whole body).
-final class ResponseStream: Sendable {
-    enum Event: Sendable {
-        case head(HTTPResponseHead)
-        case body(ByteBuffer)
-        case end
-        case failed(UpstreamError)
-    }
+final class ResponseStream: UpstreamResponseConsumer, Sendable {
+    typealias Event = UpstreamEvent
 
     private struct State {
         var events: [Event] = []

@@ -8,7 +8,7 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
     typealias OutboundIn = HTTPClientRequestPart
     typealias OutboundOut = HTTPClientRequestPart
 
-    private var stream: ResponseStream?
+    private var stream: (any UpstreamResponseConsumer)?
     private var timeout: Scheduled<Void>?
     private var readPaused = false
     private var pendingRead = false
@@ -21,9 +21,9 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
 
     /// Starts a request: the stream receives the response; the request head (and, with no body,
     /// its end) is written and flushed.
-    func begin(stream: ResponseStream, head: HTTPRequestHead, hasBody: Bool, timeout: TimeAmount) {
+    func begin(stream: any UpstreamResponseConsumer, head: HTTPRequestHead, hasBody: Bool, timeout: TimeAmount) {
         guard let context else {
-            stream.push(.failed(.unavailable))
+            _ = stream.push(.failed(.unavailable))
             return
         }
         self.stream = stream
@@ -31,12 +31,19 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
         self.timeout = context.eventLoop.scheduleTask(in: timeout) { [weak self] in
             guard let self, let stream = self.stream else { return }
             self.stream = nil
-            stream.push(.failed(.timeout))
+            _ = stream.push(.failed(.timeout))
             self.context?.close(promise: nil)
         }
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         if !hasBody { context.write(wrapOutboundOut(.end(nil)), promise: nil) }
         context.flush()
+    }
+
+    /// Forgets the consumer (the client went away); the connection is then closed by its owner.
+    func abandon() {
+        stream = nil
+        timeout?.cancel()
+        timeout = nil
     }
 
     /// Resumes reading after the consumer drained the buffer.
@@ -62,7 +69,7 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
             if !stream.push(.body(buffer)) { readPaused = true }
         case .end:
             self.stream = nil
-            stream.push(.end)
+            _ = stream.push(.end)
         }
     }
 
@@ -79,7 +86,7 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
         timeout?.cancel()
         if let stream {
             self.stream = nil
-            stream.push(.failed(.unavailable))
+            _ = stream.push(.failed(.unavailable))
         }
         context.fireChannelInactive()
     }
@@ -88,7 +95,7 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
         reusable = false
         if let stream {
             self.stream = nil
-            stream.push(.failed(.unavailable))
+            _ = stream.push(.failed(.unavailable))
         }
         context.close(promise: nil)
     }

@@ -103,6 +103,22 @@ final class UpstreamConnectionPool: Sendable {
         }
     }
 
+    /// An idle keep-alive connection if one is at hand right now; nil otherwise (never connects
+    /// or waits). For the event-loop fast path.
+    func leaseIdle() -> UpstreamConnection? {
+        state.withLock { state in
+            if state.closed { return nil }
+            while let connection = state.idle.popLast() {
+                if connection.channel.isActive && connection.idleFor < idleTimeout {
+                    state.leased += 1
+                    return connection
+                }
+                connection.channel.close(promise: nil)
+            }
+            return nil
+        }
+    }
+
     /// Returns a connection after a complete exchange; it is reused if `reusable`.
     func release(_ connection: UpstreamConnection, reusable: Bool) {
         let usable = reusable && connection.channel.isActive

@@ -81,10 +81,17 @@ struct Gateway {
                 maxHeaderListSize: settings.server.maxHeaderBytes))
         // WebSocket routes need the upgrade-capable channel; without them, plain HTTP/1.1.
         let webSockets = BFFWebSocketBridge(bff: bff)
-        let server: HTTPServerBuilder =
-            webSockets.isEmpty
-            ? .http1(configuration: http1)
-            : .http1WebSocketUpgrade(configuration: .init(http1: http1), shouldUpgrade: webSockets.shouldUpgrade)
+        let server: HTTPServerBuilder
+        if !webSockets.isEmpty {
+            server = .http1WebSocketUpgrade(configuration: .init(http1: http1), shouldUpgrade: webSockets.shouldUpgrade)
+        } else if let forwarder = upstream as? NIOUpstream, !settings.apis.isEmpty,
+            ProcessInfo.processInfo.environment["BFF_API_FAST_PATH"] != "false"
+        {
+            // Body-less API calls with a token at hand are forwarded on the event loop.
+            server = bff.http1ServerWithFastPath(configuration: http1, forwarder: forwarder)
+        } else {
+            server = .http1(configuration: http1)
+        }
         let application = Application(
             router: router, server: server,
             configuration: .init(address: .hostname(settings.server.host, port: settings.server.port), serverName: nil),

@@ -151,8 +151,50 @@ struct ForwarderTests {
         }
     }
 
-    @Test func clientDisconnectMidBodyReleasesTheUpstreamConnection() async throws {
+    @Test func oneKeepAliveConnectionServesManyFastRequestsInOrder() async throws {
         try await harness.withProxy { env, _, _ in
+            var configuration = HTTPClient.Configuration()
+            configuration.connectionPool = .init(
+                idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: 1)
+            let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+            do {
+                // One client connection: the first call opens the upstream connection on its event
+                // loop, every later one finds it idle and takes the fast path, on the same socket.
+                for index in 0..<30 {
+                    let head = index % 5 == 4
+                    var request = HTTPClientRequest(
+                        url: env.origin + (head ? "/api/misc/echo/h" : "/api/misc/status/\(200 + index % 3)"))
+                    request.method = head ? .HEAD : .GET
+                    request.headers.add(name: "X-CSRF", value: "1")
+                    let response = try await client.execute(request, timeout: .seconds(5))
+                    #expect(Int(response.status.code) == (head ? 200 : 200 + index % 3))
+                    let body = try await response.body.collect(upTo: 1 << 16)
+                    #expect(String(buffer: body) == (head ? "" : "status \(200 + index % 3)"))
+                }
+                #expect(env.forwarder.fastExchangeCount >= 29)
+            } catch {
+                try? await client.shutdown()
+                throw error
+            }
+            try await client.shutdown()
+        }
+    }
+
+    @Test(arguments: [false, true])
+    func clientDisconnectMidBodyReleasesTheUpstreamConnection(warm: Bool) async throws {
+        try await harness.withProxy { env, browser, _ in
+            if warm {
+                // Idle upstream connections on every event loop first (concurrent calls spread over
+                // the server's loops), so the download takes the event-loop fast path.
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for _ in 0..<8 {
+                        group.addTask {  // justified: structured child task of the group
+                            _ = try await browser.get(env.origin + "/api/misc/status/200", headers: env.csrf)
+                        }
+                    }
+                    try await group.waitForAll()
+                }
+            }
             let client = HTTPClient(eventLoopGroupProvider: .singleton)
             var request = HTTPClientRequest(url: env.origin + "/api/misc/download/104857600")
             request.headers.add(name: "X-CSRF", value: "1")
@@ -167,6 +209,7 @@ struct ForwarderTests {
                 env.forwarder.statistics.leased
             }
             #expect(leased == 0, "the upstream connection was released")
+            if warm { #expect(env.forwarder.fastExchangeCount >= 1) }
         }
     }
 }

@@ -48,35 +48,54 @@ struct RemoteAPITests {
         return try EchoedRequest(json: page.body)
     }
 
+    /// Leaves idle upstream connections in every event loop's pool: concurrent calls open several
+    /// client connections, which the server spreads over its event loops.
+    func warmUpstreamPools(_ env: TestEnvironment, _ browser: TestBrowser, path: String) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<8 {
+                group.addTask {  // justified: structured child task of the group
+                    _ = try await browser.get(env.origin + path, headers: env.csrf)
+                }
+            }
+            try await group.waitForAll()
+        }
+    }
+
     @Test func userTokenReachesTheUpstreamAndClientSecretsDoNot() async throws {
         try await withProxy { env, browser, _ in
             try await env.login(browser)
-            let page = try await browser.get(
-                env.origin + "/api/echo/items/7?q=a%20b&x=1",
-                headers: env.csrf + [
-                    ("Authorization", "Bearer forged"), ("X-Forwarded-For", "6.6.6.6"),
-                    ("X-Forwarded-Host", "evil.example"),
-                    ("Forwarded", "for=6.6.6.6"), ("Connection", "x-private"), ("X-Private", "secret"),
-                    ("Keep-Alive", "timeout=1"),
-                    ("TE", "trailers"), ("X-Request-Id", "r-1"),
-                ])
-            let seen = try echoed(page)
-            #expect(seen.path == "/echo/items/7")
-            #expect(seen.query == "q=a%20b&x=1")
-            let authorization = try #require(seen.values("authorization").first)
-            #expect(seen.values("authorization").count == 1)
-            #expect(authorization.hasPrefix("Bearer eyJ"), "the user's access token, not the client's")
-            #expect(!authorization.contains("forged"))
-            #expect(seen.values("cookie").isEmpty)
-            #expect(seen.values("x-csrf").isEmpty)
-            #expect(seen.values("x-private").isEmpty)
-            #expect(seen.values("keep-alive").isEmpty)
-            #expect(seen.values("te").isEmpty)
-            #expect(seen.values("forwarded").isEmpty)
-            #expect(seen.values("x-forwarded-for") == ["127.0.0.1"], "spoofed value replaced")
-            #expect(seen.values("x-forwarded-host") == [String(env.origin.dropFirst("http://".count))])
-            #expect(seen.values("x-forwarded-proto") == ["http"])
-            #expect(seen.values("x-request-id") == ["r-1"])
+            // Twice: once on the normal path, once after warming every event loop's upstream pool,
+            // so that the call is served on the event loop (fast path); both apply the same policy.
+            for round in 0..<2 {
+                if round == 1 { try await warmUpstreamPools(env, browser, path: "/api/echo") }
+                let page = try await browser.get(
+                    env.origin + "/api/echo/items/7?q=a%20b&x=1",
+                    headers: env.csrf + [
+                        ("Authorization", "Bearer forged"), ("X-Forwarded-For", "6.6.6.6"),
+                        ("X-Forwarded-Host", "evil.example"),
+                        ("Forwarded", "for=6.6.6.6"), ("Connection", "x-private"), ("X-Private", "secret"),
+                        ("Keep-Alive", "timeout=1"),
+                        ("TE", "trailers"), ("X-Request-Id", "r-1"),
+                    ])
+                let seen = try echoed(page)
+                #expect(seen.path == "/echo/items/7")
+                #expect(seen.query == "q=a%20b&x=1")
+                let authorization = try #require(seen.values("authorization").first)
+                #expect(seen.values("authorization").count == 1)
+                #expect(authorization.hasPrefix("Bearer eyJ"), "the user's access token, not the client's")
+                #expect(!authorization.contains("forged"))
+                #expect(seen.values("cookie").isEmpty)
+                #expect(seen.values("x-csrf").isEmpty)
+                #expect(seen.values("x-private").isEmpty)
+                #expect(seen.values("keep-alive").isEmpty)
+                #expect(seen.values("te").isEmpty)
+                #expect(seen.values("forwarded").isEmpty)
+                #expect(seen.values("x-forwarded-for") == ["127.0.0.1"], "spoofed value replaced")
+                #expect(seen.values("x-forwarded-host") == [String(env.origin.dropFirst("http://".count))])
+                #expect(seen.values("x-forwarded-proto") == ["http"])
+                #expect(seen.values("x-request-id") == ["r-1"])
+                if round == 1 { #expect(env.forwarder.fastExchangeCount >= 1, "the second call took the fast path") }
+            }
         }
     }
 
@@ -153,6 +172,7 @@ struct RemoteAPITests {
             let dead = try await browser.get(env.origin + "/api/dead", headers: env.csrf)
             #expect(dead.status == 502)
             #expect(dead.body.contains("urn:bff:problem:upstream-unavailable"))
+            #expect(env.forwarder.fastExchangeCount >= 1, "statuses passed through the fast path too")
             let started = ContinuousClock.now
             let slow = try await browser.get(env.origin + "/api/misc/slow/5000", headers: env.csrf)
             #expect(slow.status == 504)
@@ -163,13 +183,16 @@ struct RemoteAPITests {
 
     @Test func responseHeaderPolicy() async throws {
         try await withProxy { env, browser, _ in
-            let cookies = try await browser.get(env.origin + "/api/misc/set-cookie", headers: env.csrf)
-            let set = cookies.headerValues("set-cookie")
-            #expect(set == ["app=ok; Path=/"], "BFF cookie names are filtered")
-            let hop = try await browser.get(env.origin + "/api/misc/hop", headers: env.csrf)
-            #expect(hop.header("x-hop") == nil)
-            #expect(hop.header("keep-alive") == nil)
-            #expect(hop.header("x-end-to-end") == "kept")
+            for _ in 0..<2 {  // normal path, then fast path on the idle connection
+                let cookies = try await browser.get(env.origin + "/api/misc/set-cookie", headers: env.csrf)
+                let set = cookies.headerValues("set-cookie")
+                #expect(set == ["app=ok; Path=/"], "BFF cookie names are filtered")
+                let hop = try await browser.get(env.origin + "/api/misc/hop", headers: env.csrf)
+                #expect(hop.header("x-hop") == nil)
+                #expect(hop.header("keep-alive") == nil)
+                #expect(hop.header("x-end-to-end") == "kept")
+            }
+            #expect(env.forwarder.fastExchangeCount >= 2)
         }
     }
 

@@ -92,6 +92,50 @@ public struct SessionManager: Sendable {
         }
     }
 
+    /// What a synchronous load found.
+    public enum ImmediateLoad {
+        /// No valid session in the cookies.
+        case anonymous
+        /// The session.
+        case session(LoadedSession)
+        /// The store can only be read asynchronously: use ``load(cookies:)``.
+        case unavailable
+    }
+
+    /// ``load(cookies:)`` without suspending, for stores that can answer at once (memory) and
+    /// cookie mode; `.unavailable` for the others. Same checks, same results.
+    public func loadImmediately(cookies: CookieHeader) -> ImmediateLoad {
+        let now = time.now
+        if let store {
+            guard let immediate = store as? any ImmediateSessionLookup else { return .unavailable }
+            guard let value = cookies.value(named: configuration.cookieName),
+                let ticket = sealer.open(base64URL: value, purpose: .sessionTicket, binding: configuration.cookieName),
+                ticket.count == 48
+            else { return .anonymous }
+            let storeKey = Array(SHA256.hash(data: ticket[0..<16]))
+            let sessionKey = SymmetricKey(data: ticket[16..<48])
+            guard let record = immediate.findImmediately(key: storeKey, now: now),
+                let plaintext = SessionManager.openRecord(record.sealed, key: sessionKey, storeKey: storeKey),
+                let session = Session(encoded: plaintext),
+                isCurrent(session, now: now)
+            else { return .anonymous }
+            return .session(
+                LoadedSession(
+                    session: session, handle: .server(storeKey: storeKey, sessionKey: sessionKey),
+                    storedSealed: record.sealed))
+        }
+        guard let (joined, chunks) = joinChunks(cookies),
+            let plaintext = sealer.open(base64URL: joined, purpose: .sessionCookie, binding: configuration.cookieName),
+            let session = Session(encoded: plaintext),
+            isCurrent(session, now: now),
+            !revocations.isRevoked(session)
+        else { return .anonymous }
+        return .session(LoadedSession(session: session, handle: .cookie(chunks: chunks)))
+    }
+
+    /// The current time of this manager's clock.
+    public var now: UnixTime { time.now }
+
     func isCurrent(_ session: Session, now: UnixTime) -> Bool {
         session.expiresAt(idleTimeout: idleSeconds, absoluteTimeout: absoluteSeconds) > now
             && session.createdAt <= now + 300

@@ -88,11 +88,17 @@ extension SessionStore {
     }
 }
 
+/// A store that can answer a lookup without suspending (the event-loop fast path uses it).
+public protocol ImmediateSessionLookup: Sendable {
+    /// Same as ``SessionStore/find(key:now:)``, synchronously.
+    func findImmediately(key: [UInt8], now: UnixTime) -> SessionRecord?
+}
+
 /// An in-process store: a dictionary behind a mutex. Sessions end with the process.
 ///
 /// A lock rather than an actor: every API call looks a session up, and an actor would add an
 /// executor hop (a task switch) to each; the critical sections here are a hash lookup or insert.
-public final class MemorySessionStore: SessionStore {
+public final class MemorySessionStore: SessionStore, ImmediateSessionLookup {
     private let records = Mutex<[[UInt8]: SessionRecord]>([:])
 
     /// An empty store.
@@ -113,6 +119,8 @@ public final class MemorySessionStore: SessionStore {
             return record
         }
     }
+
+    public func findImmediately(key: [UInt8], now: UnixTime) -> SessionRecord? { find(key: key, now: now) }
 
     public func update(_ record: SessionRecord) {
         records.withLock { records in

@@ -80,29 +80,7 @@ struct RemoteAPIProxy: Sendable {
         case .failure(let refusal): return BFFResponses.problem(refusal.problem, cookies: refusal.cookies)
         }
 
-        // Request headers.
-        let connectionTokens = HeaderPolicy.connectionTokens(request.headers[values: .connection])
-        let trustedForwarding = remoteAddress.map { address in trusted.contains { $0.contains(address) } } ?? false
-        var headers = HTTPFields()
-        var forwardedFor: String?
-        for field in request.headers {
-            let name = field.name.canonicalName
-            guard
-                policy.forwardsRequestHeader(
-                    name, connectionTokens: connectionTokens, trustedForwarding: trustedForwarding)
-            else { continue }
-            if name == "x-forwarded-for" {
-                forwardedFor = forwardedFor.map { $0 + ", " + field.value } ?? field.value
-                continue
-            }
-            headers.append(field)
-        }
-        if let remoteAddress { forwardedFor = forwardedFor.map { $0 + ", " + remoteAddress } ?? remoteAddress }
-        if let forwardedFor { headers.set(ForwardingHeaders.forwardedFor, forwardedFor) }
-        headers.set(ForwardingHeaders.forwardedProto, forwardedProto)
-        headers.set(ForwardingHeaders.forwardedHost, forwardedHost)
-        if let bearer { headers[.authorization] = "Bearer " + bearer }
-
+        let headers = upstreamHeaders(request.headers, remoteAddress: remoteAddress, bearer: bearer)
         var url = entry.upstream.origin + entry.upstreamPath + remainder
         if url.hasSuffix(entry.upstream.origin) { url += "/" }
         if let query = request.uri.query { url += "?" + query }
@@ -122,17 +100,53 @@ struct RemoteAPIProxy: Sendable {
             return BFFResponses.problem(.upstreamUnavailable, cookies: cookies)
         }
 
-        // Response headers.
-        let responseConnection = HeaderPolicy.connectionTokens(response.head.headerFields[values: .connection])
+        let responseHeaders = browserHeaders(response.head.headerFields, cookies: cookies)
+        return Response(status: response.head.status, headers: responseHeaders, body: response.body)
+    }
+}
+
+extension RemoteAPIProxy {
+    /// The request headers for the upstream: the client's minus what the header policy drops, plus
+    /// `X-Forwarded-*` and the route's bearer token.
+    func upstreamHeaders(_ incoming: HTTPFields, remoteAddress: String?, bearer: String?) -> HTTPFields {
+        let connectionTokens = HeaderPolicy.connectionTokens(incoming[values: .connection])
+        let trustedForwarding = remoteAddress.map { address in trusted.contains { $0.contains(address) } } ?? false
+        var headers = HTTPFields()
+        headers.reserveCapacity(incoming.count + 4)
+        var forwardedFor: String?
+        for field in incoming {
+            let name = field.name.canonicalName
+            guard
+                policy.forwardsRequestHeader(
+                    name, connectionTokens: connectionTokens, trustedForwarding: trustedForwarding)
+            else { continue }
+            if name == "x-forwarded-for" {
+                forwardedFor = forwardedFor.map { $0 + ", " + field.value } ?? field.value
+                continue
+            }
+            headers.append(field)
+        }
+        if let remoteAddress { forwardedFor = forwardedFor.map { $0 + ", " + remoteAddress } ?? remoteAddress }
+        if let forwardedFor { headers.set(ForwardingHeaders.forwardedFor, forwardedFor) }
+        headers.set(ForwardingHeaders.forwardedProto, forwardedProto)
+        headers.set(ForwardingHeaders.forwardedHost, forwardedHost)
+        if let bearer { headers[.authorization] = "Bearer " + bearer }
+        return headers
+    }
+
+    /// The upstream response headers the browser may see (header policy), plus `cookies`.
+    func browserHeaders(_ upstream: HTTPFields, cookies: [SetCookie]) -> HTTPFields {
+        let responseConnection = HeaderPolicy.connectionTokens(upstream[values: .connection])
         var responseHeaders = HTTPFields()
-        for field in response.head.headerFields
+        responseHeaders.reserveCapacity(upstream.count)
+        for field in upstream
         where policy.forwardsResponseHeader(
             field.name.canonicalName, value: field.value, connectionTokens: responseConnection)
         {
             responseHeaders.append(field)
         }
         for cookie in cookies { responseHeaders.append(HTTPField(name: .setCookie, value: cookie.headerValue)) }
-        return Response(status: response.head.status, headers: responseHeaders, body: response.body)
+        return responseHeaders
     }
 }
 

@@ -161,6 +161,13 @@ final class ClientTokenCache: Sendable {
         self.time = time
     }
 
+    /// The cached token for (scopes, resource) if it is valid for more than 60 s; never fetches.
+    func cachedToken(scopes: [String]?, resource: String?) -> String? {
+        let key = (scopes ?? []).joined(separator: " ") + "\u{0}" + (resource ?? "")
+        guard let (token, expiresAt) = cache.withLock({ $0[key] }), expiresAt - 60 > time.now else { return nil }
+        return token
+    }
+
     func token(scopes: [String]?, resource: String?) async throws -> String {
         let key = (scopes ?? []).joined(separator: " ") + "\u{0}" + (resource ?? "")
         if let (token, expiresAt) = cache.withLock({ $0[key] }), expiresAt - 60 > time.now { return token }
