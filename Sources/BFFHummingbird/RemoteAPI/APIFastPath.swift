@@ -242,6 +242,21 @@ final class APIFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.fireChannelReadComplete()
     }
 
+    /// Answers the exchange's request with a problem (the upstream timed out before its head).
+    func answer(_ exchange: FastExchange, problem: Problem) {
+        guard current === exchange else { return }
+        let body = ByteBuffer(string: problem.json())
+        var head = HTTPResponse(status: .init(code: problem.status))
+        head.headerFields = [
+            .contentType: "application/problem+json", .cacheControl: "no-store", .xContentTypeOptions: "nosniff",
+            .contentLength: String(body.readableBytes),
+        ]
+        write(.head(head), flush: false)
+        write(.body(body), flush: false)
+        write(.end(nil), flush: true)
+        finished(exchange)
+    }
+
     /// The upstream failed mid-response: the response cannot be completed; close the connection.
     func abort(_ exchange: FastExchange) {
         guard current === exchange, let context else { return }
@@ -299,14 +314,20 @@ final class FastExchange: UpstreamResponseConsumer {
             handler.write(.end(nil), flush: true)
             upstream?.complete()
             handler.finished(self)
-        case .failed:
+        case .failed(let error):
             // May arrive while the exchange is still being set up (a pooled connection the upstream
             // had closed): act once the current call stack has unwound and `upstream` is set.
             let wroteHead = self.wroteHead
             handler.deferOnLoop { [self] in
                 upstream?.abandon()
                 guard let handler = self.handler else { return }
-                if wroteHead { handler.abort(self) } else { handler.fallBack(self) }
+                if wroteHead {
+                    handler.abort(self)
+                } else if error.isTimeout {
+                    handler.answer(self, problem: .upstreamTimeout)  // retrying would double the wait
+                } else {
+                    handler.fallBack(self)  // the normal path retries a stale connection once, or 502
+                }
             }
         }
         return true
