@@ -165,6 +165,13 @@ final class APIFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.write(data, promise: promise)
     }
 
+    func channelReadComplete(context: ChannelHandlerContext) {
+        context.fireChannelReadComplete()
+        // While an exchange runs, the async channel behind us got nothing and asks for no more
+        // input; keep reading so a client that goes away (FIN/RST) is noticed.
+        if current != nil { context.read() }
+    }
+
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable, let current, current.paused {
             current.paused = false
