@@ -234,6 +234,9 @@ def main():
     parser.add_argument("--results", default=os.path.join(ROOT, "Benchmarks", "RESULTS.md"))
     parser.add_argument("--build", action="store_true", help="build the release binaries first")
     parser.add_argument("--profile", action="store_true", help="only run bff under load with `perf record -g` (10 s)")
+    parser.add_argument("--syscalls", action="store_true", help="only count bff's system calls and context switches under load (10 s)")
+    parser.add_argument("--quick", action="store_true",
+                        help="only Caddy and bff at c64, interleaved, ratio printed, nothing written")
     arguments = parser.parse_args()
     for tool in ["nginx", "caddy", "wrk"]:
         if not shutil.which(tool):
@@ -261,12 +264,23 @@ def main():
         }
         for name, (url, headers, _) in targets.items():
             wrk(url, 64, 3, headers)
-        if arguments.profile:
-            perf = subprocess.Popen(["perf", "record", "-g", "-p", str(bff.pid), "-o", os.path.join(WORK, "perf.data"), "--", "sleep", "10"],
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if arguments.profile or arguments.syscalls:
+            command = (["perf", "stat", "-e", "raw_syscalls:sys_enter,context-switches,task-clock", "-p", str(bff.pid), "-o",
+                        os.path.join(WORK, "perf-stat.txt"), "--", "sleep", "10"] if arguments.syscalls else
+                       ["perf", "record", "-g", "-p", str(bff.pid), "-o", os.path.join(WORK, "perf.data"), "--", "sleep", "10"])
+            perf = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             print(wrk(targets["bff"][0], 64, 10, bff_headers))
             perf.wait()
             log("profile written to", os.path.join(WORK, "perf.data"))
+            return
+        if arguments.quick:
+            runs = {"caddy": [], "bff": []}
+            for round_index in range(arguments.rounds):
+                for name in (["caddy", "bff"] if round_index % 2 == 0 else ["bff", "caddy"]):
+                    url, headers, _ = targets[name]
+                    runs[name].append(wrk(url, 64, arguments.duration, headers)["rps"])
+            log("caddy", runs["caddy"], "bff", runs["bff"])
+            print(f"bff/Caddy c64 = {statistics.median(runs['bff']) / statistics.median(runs['caddy']):.2f}")
             return
         results = {name: {"c64": [], "c16": [], "slow": [], "rss": [], "errors": 0} for name in targets}
         for round_index in range(arguments.rounds):

@@ -210,14 +210,21 @@ public final class NIOUpstream: UpstreamTransport, Service {
     }
 
     /// Where an upstream URL points.
-    struct Target {
-        var tls: Bool
-        var host: String
-        var port: Int
-        var hostHeader: String
-        var pathAndQuery: String
+    /// An upstream URL taken apart.
+    public struct Target: Sendable {
+        /// `https`.
+        public var tls: Bool
+        /// The host to connect to (IPv6 without brackets).
+        public var host: String
+        /// The port.
+        public var port: Int
+        /// The `Host` header value.
+        public var hostHeader: String
+        /// The path (at least `/`) and query.
+        public var pathAndQuery: String
 
-        init?(_ url: String) {
+        /// Parses an absolute `http`/`https` URL; nil for anything else.
+        public init?(_ url: String) {
             let tls: Bool
             let rest: Substring
             if url.hasPrefix("http://") {

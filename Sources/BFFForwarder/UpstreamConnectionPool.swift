@@ -173,7 +173,11 @@ final class UpstreamConnectionPool: Sendable {
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    // No second validation pass over outgoing headers: the normal path builds them
+                    // from swift-http-types fields (legal by construction), the event-loop fast path
+                    // from fields llhttp parsed, re-checked for control characters before sending,
+                    // and both add only the gateway's own values and IdP tokens checked on receipt.
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
                     try channel.pipeline.syncOperations.addHandler(UpstreamConnectionHandler())
                 }
             }

@@ -1,4 +1,3 @@
-import HTTPTypes
 import NIOCore
 import NIOHTTP1
 
@@ -34,29 +33,24 @@ public final class UpstreamExchange {
 }
 
 extension NIOUpstream {
-    /// Sends a body-less request on an idle keep-alive connection of `eventLoop`'s pool, if there
-    /// is one, and streams the response into `consumer` — all on `eventLoop`, which must be the
-    /// current one. Returns nil (nothing sent) when no idle connection is at hand or the upstream
-    /// is not plain http; the caller then takes the normal path.
+    /// Sends a body-less request on an idle keep-alive connection to `target` from `eventLoop`'s
+    /// pool, if there is one, and streams the response into `consumer` — all on `eventLoop`, which
+    /// must be the current one. `head` is sent as is (it carries `Host`). Returns nil (nothing
+    /// sent) when no idle connection is at hand or the upstream is not plain http; the caller then
+    /// takes the normal path.
     public func exchangeIfIdle(
-        method: HTTPRequest.Method, url: String, headers: HTTPFields, timeout: Duration, eventLoop: any EventLoop,
+        _ head: HTTPRequestHead, to target: Target, timeout: TimeAmount, eventLoop: any EventLoop,
         consumer: any UpstreamResponseConsumer
     ) -> UpstreamExchange? {
         eventLoop.preconditionInEventLoop()
-        guard let target = Target(url), !target.tls else { return nil }
+        guard !target.tls else { return nil }
         let pool = pool(host: target.host, port: target.port, eventLoop: eventLoop)
         guard let connection = pool.leaseIdle() else { return nil }
         guard connection.channel.eventLoop === eventLoop else {
             pool.release(connection, reusable: true)
             return nil
         }
-        var head = HTTPRequestHead(
-            version: .http1_1, method: HTTPMethod(rawValue: method.rawValue), uri: target.pathAndQuery)
-        head.headers.reserveCapacity(headers.count + 1)
-        head.headers.add(name: "host", value: target.hostHeader)
-        for field in headers { head.headers.add(name: field.name.rawName, value: field.value) }
-        let nanoseconds = timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000
-        connection.handler.value.begin(stream: consumer, head: head, hasBody: false, timeout: .nanoseconds(nanoseconds))
+        connection.handler.value.begin(stream: consumer, head: head, hasBody: false, timeout: timeout)
         fastExchanges.add(1, ordering: .relaxed)
         return UpstreamExchange(connection: connection, pool: pool)
     }

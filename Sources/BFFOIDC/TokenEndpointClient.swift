@@ -120,6 +120,10 @@ public struct TokenEndpointClient: Sendable {
         guard let object = decodeObject(response.body), let accessToken = object["access_token"]?.stringValue,
             !accessToken.isEmpty
         else { throw OIDCError.invalidMetadata("token response without access_token") }
+        // It goes into an `Authorization` header: visible ASCII only (RFC 6750 b64token is a subset).
+        guard accessToken.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+            throw OIDCError.invalidMetadata("token response with an access_token that is not visible ASCII")
+        }
         return TokenResponse(
             accessToken: accessToken, tokenType: object["token_type"]?.stringValue,
             expiresIn: object["expires_in"]?.int64Value ?? object["expires_in"]?.stringValue.flatMap { Int64($0) },

@@ -161,6 +161,69 @@ struct SessionManagerTests {
         #expect(manager.refreshTokens(of: ended) == ["RT-secret-456"], "the gateway's keys open the revocation seal")
     }
 
+    // The cache of opened sessions must never answer for the store or the revocation list.
+
+    @Test func openedSessionsFollowTheStoredRecord() async throws {
+        let store = MemorySessionStore()
+        let manager = try manager(.memory, store: store)
+        let cookies = try await manager.create(session(), replacing: nil, cookies: CookieHeader(bytes: []))
+        var loaded = try #require(await manager.load(cookies: header(cookies)))
+        loaded.session.tokens.accessToken = "AT-rotated"
+        _ = try await manager.save(&loaded, cookies: header(cookies))
+        #expect(await manager.load(cookies: header(cookies))?.session.tokens.accessToken == "AT-rotated")
+        guard case .session(let immediate) = manager.loadImmediately(cookies: header(cookies)) else {
+            Issue.record("no session")
+            return
+        }
+        #expect(immediate.session.tokens.accessToken == "AT-rotated")
+    }
+
+    @Test func aTamperedRecordIsNotServedFromTheCache() async throws {
+        let store = MemorySessionStore()
+        let manager = try manager(.memory, store: store)
+        let cookies = try await manager.create(session(), replacing: nil, cookies: CookieHeader(bytes: []))
+        _ = try #require(await manager.load(cookies: header(cookies)))
+        var record = try #require(store.list(issuer: nil, idpSessionID: nil, subject: nil, limit: 10).first)
+        let original = record.sealed
+        record.sealed[record.sealed.count / 2] ^= 0x01
+        #expect(store.replace(record, ifSealed: original))
+        #expect(await manager.load(cookies: header(cookies)) == nil)
+        guard case .anonymous = manager.loadImmediately(cookies: header(cookies)) else {
+            Issue.record("a tampered record was accepted")
+            return
+        }
+    }
+
+    @Test func anEndedSessionIsNotServedFromTheCache() async throws {
+        let store = MemorySessionStore()
+        let manager = try manager(.memory, store: store)
+        let cookies = try await manager.create(session(), replacing: nil, cookies: CookieHeader(bytes: []))
+        for _ in 0..<3 { _ = try #require(await manager.load(cookies: header(cookies))) }
+        _ = try await manager.endSessions(issuer: "https://idp.test", idpSessionID: nil, subject: "alice")
+        #expect(await manager.load(cookies: header(cookies)) == nil)
+        guard case .anonymous = manager.loadImmediately(cookies: header(cookies)) else {
+            Issue.record("an ended session was served")
+            return
+        }
+    }
+
+    @Test(arguments: [SessionStoreKind.memory, .cookie])
+    func aCachedSessionStillExpires(_ kind: SessionStoreKind) async throws {
+        let manager = try manager(kind)
+        let cookies = try await manager.create(session(), replacing: nil, cookies: CookieHeader(bytes: []))
+        #expect(await manager.load(cookies: header(cookies)) != nil)
+        time.advance(by: 3601)
+        #expect(await manager.load(cookies: header(cookies)) == nil)
+    }
+
+    @Test func cookieModeRevocationAppliesToCachedSessions() async throws {
+        let manager = try manager(.cookie)
+        let cookies = try await manager.create(session(), replacing: nil, cookies: CookieHeader(bytes: []))
+        for _ in 0..<3 { _ = try #require(await manager.load(cookies: header(cookies))) }
+        _ = try await manager.endSessions(issuer: "https://idp.test", idpSessionID: "sid-1", subject: nil)
+        #expect(await manager.load(cookies: header(cookies)) == nil)
+    }
+
     @Test func sessionEncodingRejectsTruncation() {
         let encoded = session().encoded()
         for length in 0..<encoded.count { #expect(Session(encoded: Array(encoded.prefix(length))) == nil) }

@@ -102,11 +102,16 @@ public struct RouteTable: Sendable {
 
     /// The route for a (sanitised) request path and the remainder to append upstream.
     public func match(path: String) -> (entry: Entry, remainder: Substring)? {
-        for entry in entries {
-            if path == entry.prefix { return (entry, "") }
+        matchIndex(path: path).map { (entries[$0.index], $0.remainder) }
+    }
+
+    /// ``match(path:)`` giving the entry's position in ``entries``.
+    public func matchIndex(path: String) -> (index: Int, remainder: Substring)? {
+        for (index, entry) in entries.enumerated() {
+            if path == entry.prefix { return (index, "") }
             if path.hasPrefix(entry.prefix) {
                 let rest = path.dropFirst(entry.prefix.count)
-                if rest.first == "/" || entry.prefix == "/" { return (entry, rest) }
+                if rest.first == "/" || entry.prefix == "/" { return (index, rest) }
             }
         }
         return nil

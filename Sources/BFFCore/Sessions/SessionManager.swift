@@ -39,6 +39,8 @@ public struct SessionManager: Sendable {
     let revocations: RevocationList
     let time: any TimeSource
     let random: any SecureRandom
+    /// Sessions opened before, by cookie value (see ``OpenedSessionCache``).
+    let opened: OpenedSessionCache
 
     /// Largest number of cookie chunks in cookie mode.
     public static let maximumChunks = 8
@@ -56,6 +58,9 @@ public struct SessionManager: Sendable {
         self.revocations = revocations
         self.time = time
         self.random = random
+        // Server-side entries share their ciphertext with the store; cookie-mode keys are the
+        // whole sealed cookie, so fewer of them.
+        self.opened = OpenedSessionCache(capacity: configuration.store.isServerSide ? 4096 : 1024)
     }
 
     var idleSeconds: Int64 { configuration.idleTimeout.components.seconds }
@@ -66,30 +71,11 @@ public struct SessionManager: Sendable {
     public func load(cookies: CookieHeader) async -> LoadedSession? {
         let now = time.now
         if let store {
-            guard let value = cookies.value(named: configuration.cookieName),
-                let ticket = sealer.open(base64URL: value, purpose: .sessionTicket, binding: configuration.cookieName),
-                ticket.count == 48
-            else { return nil }
-            let storeKey = Array(SHA256.hash(data: ticket[0..<16]))
-            let sessionKey = SymmetricKey(data: ticket[16..<48])
-            guard let record = try? await store.find(key: storeKey, now: now),
-                let plaintext = SessionManager.openRecord(record.sealed, key: sessionKey, storeKey: storeKey),
-                let session = Session(encoded: plaintext),
-                isCurrent(session, now: now)
-            else { return nil }
-            return LoadedSession(
-                session: session, handle: .server(storeKey: storeKey, sessionKey: sessionKey),
-                storedSealed: record.sealed)
-        } else {
-            guard let (joined, chunks) = joinChunks(cookies),
-                let plaintext = sealer.open(
-                    base64URL: joined, purpose: .sessionCookie, binding: configuration.cookieName),
-                let session = Session(encoded: plaintext),
-                isCurrent(session, now: now),
-                !revocations.isRevoked(session)
-            else { return nil }
-            return LoadedSession(session: session, handle: .cookie(chunks: chunks))
+            guard let ticket = openTicket(cookies) else { return nil }
+            let record = try? await store.find(key: ticket.storeKey, now: now)
+            return open(record, named: ticket, now: now)
         }
+        return openCookie(cookies, now: now)
     }
 
     /// What a synchronous load found.
@@ -108,29 +94,80 @@ public struct SessionManager: Sendable {
         let now = time.now
         if let store {
             guard let immediate = store as? any ImmediateSessionLookup else { return .unavailable }
-            guard let value = cookies.value(named: configuration.cookieName),
-                let ticket = sealer.open(base64URL: value, purpose: .sessionTicket, binding: configuration.cookieName),
-                ticket.count == 48
+            guard let ticket = openTicket(cookies),
+                let loaded = open(immediate.findImmediately(key: ticket.storeKey, now: now), named: ticket, now: now)
             else { return .anonymous }
-            let storeKey = Array(SHA256.hash(data: ticket[0..<16]))
-            let sessionKey = SymmetricKey(data: ticket[16..<48])
-            guard let record = immediate.findImmediately(key: storeKey, now: now),
-                let plaintext = SessionManager.openRecord(record.sealed, key: sessionKey, storeKey: storeKey),
-                let session = Session(encoded: plaintext),
-                isCurrent(session, now: now)
-            else { return .anonymous }
-            return .session(
-                LoadedSession(
-                    session: session, handle: .server(storeKey: storeKey, sessionKey: sessionKey),
-                    storedSealed: record.sealed))
+            return .session(loaded)
         }
-        guard let (joined, chunks) = joinChunks(cookies),
-            let plaintext = sealer.open(base64URL: joined, purpose: .sessionCookie, binding: configuration.cookieName),
-            let session = Session(encoded: plaintext),
-            isCurrent(session, now: now),
-            !revocations.isRevoked(session)
-        else { return .anonymous }
-        return .session(LoadedSession(session: session, handle: .cookie(chunks: chunks)))
+        return openCookie(cookies, now: now).map { .session($0) } ?? .anonymous
+    }
+
+    /// A server-side session's ticket, opened (or found in the cache of opened sessions).
+    struct OpenedTicket {
+        let cookieValue: [UInt8]
+        let storeKey: [UInt8]
+        let sessionKey: SymmetricKey
+        let cached: OpenedSessionCache.ServerEntry?
+    }
+
+    func openTicket(_ cookies: CookieHeader) -> OpenedTicket? {
+        guard let slice = cookies.value(named: configuration.cookieName) else { return nil }
+        let value = Array(slice)
+        if let hit = opened.server(value) {
+            return OpenedTicket(cookieValue: value, storeKey: hit.storeKey, sessionKey: hit.sessionKey, cached: hit)
+        }
+        guard let ticket = sealer.open(base64URL: value, purpose: .sessionTicket, binding: configuration.cookieName),
+            ticket.count == 48
+        else { return nil }
+        return OpenedTicket(
+            cookieValue: value, storeKey: Array(SHA256.hash(data: ticket[0..<16])),
+            sessionKey: SymmetricKey(data: ticket[16..<48]), cached: nil)
+    }
+
+    /// The session in `record` (read from the store under `ticket`'s key), if it opens and is current.
+    func open(_ record: SessionRecord?, named ticket: OpenedTicket, now: UnixTime) -> LoadedSession? {
+        guard let record else {
+            if ticket.cached != nil { opened.forget(ticket.cookieValue) }
+            return nil
+        }
+        let session: Session
+        if let cached = ticket.cached, cached.sealed == record.sealed {
+            session = cached.session
+        } else {
+            guard
+                let plaintext = SessionManager.openRecord(
+                    record.sealed, key: ticket.sessionKey, storeKey: ticket.storeKey),
+                let decoded = Session(encoded: plaintext)
+            else { return nil }
+            session = decoded
+            opened.remember(
+                ticket.cookieValue,
+                OpenedSessionCache.ServerEntry(
+                    storeKey: ticket.storeKey, sessionKey: ticket.sessionKey, sealed: record.sealed, session: decoded))
+        }
+        guard isCurrent(session, now: now) else { return nil }
+        return LoadedSession(
+            session: session, handle: .server(storeKey: ticket.storeKey, sessionKey: ticket.sessionKey),
+            storedSealed: record.sealed)
+    }
+
+    /// Cookie mode: the session sealed in the request's cookies, if it opens, is current and is not revoked.
+    func openCookie(_ cookies: CookieHeader, now: UnixTime) -> LoadedSession? {
+        guard let (joined, chunks) = joinChunks(cookies) else { return nil }
+        let session: Session
+        if let cached = opened.cookie(joined), cached.chunks == chunks {
+            session = cached.session
+        } else {
+            guard
+                let plaintext = sealer.open(
+                    base64URL: joined, purpose: .sessionCookie, binding: configuration.cookieName),
+                let decoded = Session(encoded: plaintext)
+            else { return nil }
+            session = decoded
+            opened.remember(joined, OpenedSessionCache.CookieEntry(chunks: chunks, session: decoded))
+        }
+        guard isCurrent(session, now: now), !revocations.isRevoked(session) else { return nil }
+        return LoadedSession(session: session, handle: .cookie(chunks: chunks))
     }
 
     /// The current time of this manager's clock.

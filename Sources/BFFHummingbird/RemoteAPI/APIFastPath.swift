@@ -6,52 +6,117 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOHTTPTypes
+import NIOHTTPTypesHTTP1
 
-/// What the fast path sends upstream for one request.
-struct FastPathPlan {
-    let method: HTTPRequest.Method
-    let url: String
-    let headers: HTTPFields
-    let timeout: Duration
-}
+/// The event-loop fast path for API calls: what it needs, computed once per server.
+///
+/// A request qualifies when it is a body-less keep-alive GET/HEAD/OPTIONS on a plain-http API
+/// route, passes the anti-forgery check, and its token is at hand without I/O — none, a session's
+/// access token that is not due for refresh (memory store or cookie mode), or a cached
+/// client-credentials token. Anything else, every refusal (400/401/403) included, goes to the
+/// router, which decides and answers exactly as it always does.
+final class APIFastPath: Sendable {
+    struct Route: Sendable {
+        /// nil: the route never takes the fast path (https or WebSocket upstream).
+        let target: NIOUpstream.Target?
+        /// The upstream path without its trailing slash.
+        let upstreamPath: String
+        let timeout: TimeAmount
+    }
 
-extension RemoteAPIProxy {
-    /// A plan when the request can be served without leaving the event loop: a body-less
-    /// GET/HEAD/OPTIONS on an (HTTP, non-WebSocket) API route that passes the anti-forgery check,
-    /// whose token is at hand without I/O — none, a session's access token that is not due for
-    /// refresh (memory store or cookie mode), or a cached client-credentials token. Anything else
-    /// (and every refusal: 400/401/403) is nil and goes the normal path, which decides and
-    /// answers exactly as before.
-    func fastPathPlan(for head: HTTPRequest, remoteAddress: String?) -> FastPathPlan? {
-        guard head.method == .get || head.method == .head || head.method == .options,
-            let target = head.path
+    /// What is sent upstream for one request.
+    struct Plan {
+        let head: HTTPRequestHead
+        let target: NIOUpstream.Target
+        let timeout: TimeAmount
+    }
+
+    let proxy: RemoteAPIProxy
+    let forwarder: NIOUpstream
+    /// Aligned with `proxy.routes.entries`.
+    let routes: [Route]
+    /// The anti-forgery header's name in lower case; nil when the check is off (no fast path then).
+    let antiForgeryHeader: String?
+    /// Keep-alive connections with nothing in flight are closed after this long.
+    let idleTimeout: TimeAmount?
+    /// A response the client stops reading for this long is abandoned and the connection closed.
+    let sendTimeout: TimeAmount
+
+    init(proxy: RemoteAPIProxy, forwarder: NIOUpstream, idleTimeout: TimeAmount?) {
+        self.proxy = proxy
+        self.forwarder = forwarder
+        self.routes = proxy.routes.entries.map { entry in
+            let target = entry.route.websocket ? nil : NIOUpstream.Target(entry.upstream.origin + "/")
+            return Route(
+                target: target?.tls == false ? target : nil, upstreamPath: entry.upstreamPath,
+                timeout: TimeAmount(entry.route.timeout))
+        }
+        self.antiForgeryHeader = proxy.bff.antiForgeryHeader?.canonicalName
+        self.idleTimeout = idleTimeout
+        self.sendTimeout = idleTimeout ?? .seconds(60)
+    }
+
+    /// A client header with its name in lower case.
+    struct Field {
+        let lowercasedName: String
+        let name: String
+        let value: String
+    }
+
+    /// The plan for `head`, or nil when the router must handle it.
+    func plan(for head: HTTPRequestHead, remoteAddress: String?) -> Plan? {
+        switch head.method {
+        case .GET, .HEAD, .OPTIONS: break
+        default: return nil
+        }
+        guard head.isKeepAlive else { return nil }
+        var fields: [Field] = []
+        fields.reserveCapacity(head.headers.count)
+        var cookies: [String] = []
+        var connection: [String] = []
+        var origins: [String] = []
+        var antiForgery: [String] = []
+        var secFetchSite: [String] = []
+        for (name, value) in head.headers {
+            // llhttp refuses control characters already; checked again because these values go
+            // upstream without a second validation pass.
+            guard APIFastPath.isPlain(value) else { return nil }
+            let lowercased = name.asciiLowercased
+            switch lowercased {
+            case "transfer-encoding", "expect", "upgrade": return nil  // bodies and upgrades: the router
+            case "content-length": if value != "0" { return nil }
+            case "cookie": cookies.append(value)
+            case "connection": connection.append(value)
+            case "origin": origins.append(value)
+            case "sec-fetch-site": secFetchSite.append(value)
+            default: if lowercased == antiForgeryHeader { antiForgery.append(value) }
+            }
+            fields.append(Field(lowercasedName: lowercased, name: name, value: value))
+        }
+        guard antiForgeryHeader != nil, secFetchSite.count <= 1,
+            proxy.bff.antiForgery.allows(header: antiForgery, secFetchSite: secFetchSite.first, origin: origins)
         else { return nil }
-        let fields = head.headerFields
-        if let length = fields[.contentLength], length != "0" { return nil }
-        if fields[.transferEncoding] != nil || fields[.expect] != nil || fields[.upgrade] != nil { return nil }
-        if fields[values: .connection].contains(where: { $0.lowercased().contains("close") }) { return nil }
+
+        let uri = head.uri
+        guard uri.utf8.first == UInt8(ascii: "/"), !uri.utf8.contains(UInt8(ascii: "#")) else { return nil }
         let path: Substring
         let query: Substring?
-        if let mark = target.firstIndex(of: "?") {
-            path = target[..<mark]
-            query = target[target.index(after: mark)...]
+        if let mark = uri.firstIndex(of: "?") {
+            path = uri[..<mark]
+            query = uri[uri.index(after: mark)...]
         } else {
-            path = target[...]
+            path = uri[...]
             query = nil
         }
-        guard PathSanitizer.isSafe(path), let (entry, remainder) = routes.match(path: String(path)),
-            !entry.route.websocket
-        else { return nil }
-        guard let name = bff.antiForgeryHeader,
-            bff.antiForgery.allows(
-                header: fields[values: name], secFetchSite: ExtraHeaderNames.secFetchSite.flatMap { fields[$0] },
-                origin: fields[values: .origin])
+        guard PathSanitizer.isSafe(path), let (index, remainder) = proxy.routes.matchIndex(path: String(path)),
+            let target = routes[index].target
         else { return nil }
 
-        let route = entry.route
+        let route = proxy.routes.entries[index].route
+        let bff = proxy.bff
         var bearer: String?
         if route.token.usesUserToken {
-            switch bff.sessions.loadImmediately(cookies: CookieHeader(fields: fields[values: .cookie])) {
+            switch bff.sessions.loadImmediately(cookies: CookieHeader(fields: cookies)) {
             case .unavailable:
                 return nil
             case .anonymous:
@@ -60,7 +125,7 @@ extension RemoteAPIProxy {
                 let tokens = loaded.session.tokens
                 guard let token = tokens.accessToken,
                     tokens.accessTokenExpiresAt.map({ $0 - bff.sessions.now > bff.userTokens.refreshBefore }) ?? true
-                else { return nil }  // due for refresh: the normal path refreshes (single flight)
+                else { return nil }  // due for refresh: the router refreshes (single flight)
                 bearer = token
             }
         } else if route.token.requiresUser {
@@ -72,203 +137,318 @@ extension RemoteAPIProxy {
             }
             bearer = token
         }
-        var url = entry.upstream.origin + entry.upstreamPath + remainder
-        if url.hasSuffix(entry.upstream.origin) { url += "/" }
-        if let query { url += "?" + query }
-        return FastPathPlan(
-            method: head.method, url: url,
-            headers: upstreamHeaders(fields, remoteAddress: remoteAddress, bearer: bearer), timeout: route.timeout)
+
+        var pathAndQuery = routes[index].upstreamPath + remainder
+        if pathAndQuery.isEmpty { pathAndQuery = "/" }
+        if let query { pathAndQuery += "?" + query }
+        var upstream = HTTPRequestHead(version: .http1_1, method: head.method, uri: pathAndQuery)
+        upstream.headers.reserveCapacity(fields.count + 4)
+        upstream.headers.add(name: "Host", value: target.hostHeader)
+        proxy.filterUpstreamHeaders(
+            fields, connection: connection, remoteAddress: remoteAddress, bearer: bearer,
+            lowercasedName: { $0.lowercasedName }, value: { $0.value },
+            keep: { upstream.headers.add(name: $0.name, value: $0.value) },
+            add: { upstream.headers.add(name: $0.fieldName, value: $1) })
+        return Plan(head: upstream, target: target, timeout: routes[index].timeout)
+    }
+
+    /// The response head for the browser: the upstream's status and the headers the policy lets through.
+    func browserHead(_ upstream: HTTPResponseHead) -> HTTPResponseHead {
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(upstream.headers.count)
+        proxy.filterBrowserHeaders(
+            upstream.headers, connection: upstream.headers["connection"], lowercasedName: { $0.name.asciiLowercased },
+            value: { $0.value }, keep: { headers.add(name: $0.name, value: $0.value) })
+        return HTTPResponseHead(version: .http1_1, status: upstream.status, headers: headers)
+    }
+
+    /// No control characters other than horizontal tab.
+    static func isPlain(_ value: String) -> Bool {
+        value.utf8.allSatisfy { $0 >= 0x20 ? $0 != 0x7F : $0 == 0x09 }
     }
 }
 
-/// Serves API requests on the event loop when it can (see ``RemoteAPIProxy/fastPathPlan(for:remoteAddress:)``):
-/// the request goes to an idle pooled upstream connection of the same event loop and the response
-/// parts are written straight back, with back-pressure — no task, no router. Everything else
-/// passes to Hummingbird unchanged. Sits after Hummingbird's connection-state handler, so
-/// keep-alive and idle timeouts see every request and response.
-///
-/// Ordering: a request is only taken while no earlier request is being answered by the normal
-/// path, and requests arriving while a fast exchange runs wait for it (pipelining stays ordered).
-final class APIFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPRequestPart
-    typealias InboundOut = HTTPRequestPart
-    typealias OutboundIn = HTTPResponsePart
-    typealias OutboundOut = HTTPResponsePart
+extension RemoteAPIProxy.GatewayHeader {
+    var fieldName: String {
+        switch self {
+        case .forwardedFor: "X-Forwarded-For"
+        case .forwardedProto: "X-Forwarded-Proto"
+        case .forwardedHost: "X-Forwarded-Host"
+        case .authorization: "Authorization"
+        }
+    }
+}
 
-    let proxy: RemoteAPIProxy
-    let forwarder: NIOUpstream
-    /// Requests handed to the normal path whose responses have not ended yet.
+extension String {
+    /// Lower-cased, without allocating when there is nothing to change (header names mostly).
+    var asciiLowercased: String {
+        utf8.contains { $0 >= 0x41 && $0 <= 0x5A } ? lowercased() : self
+    }
+}
+
+extension TimeAmount {
+    init(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+}
+
+/// Serves API requests on the event loop when it can (see ``APIFastPath``): the request goes to
+/// an idle pooled upstream connection of the same event loop and the response parts are written
+/// straight back, with back-pressure — no task, no router, no conversion to swift-http-types.
+/// Everything else passes on to Hummingbird unchanged.
+///
+/// It sits right after NIO's HTTP/1.1 codec, before Hummingbird's swift-http-types codec and its
+/// connection-state handler, which therefore never see fast requests; so this handler keeps the
+/// connection's state for both kinds: the idle timeout and graceful shutdown (quiescing) are
+/// handled here, and Hummingbird's handler is set up without an idle timeout.
+///
+/// Ordering: a request is only taken while no earlier request is being answered by the router,
+/// and requests arriving while a fast exchange runs wait for it (pipelining stays ordered; reading
+/// stops while one waits).
+final class APIFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    let fastPath: APIFastPath
+    /// Requests handed to the router whose responses have not ended yet.
     private var outstanding = 0
     /// The fast exchange in progress.
     private var current: FastExchange?
-    /// Whether the parts of the fast request (up to its `.end`) are still arriving.
+    /// Whether the fast request's own `.end` is still to come.
     private var consumingRequest = false
     /// Parts that arrived while a fast exchange ran (pipelining), replayed after it.
-    private var queued: [HTTPRequestPart] = []
+    private var queued: [HTTPServerRequestPart] = []
+    /// A `read` held back while parts wait in `queued`.
+    private var heldRead = false
     private var context: ChannelHandlerContext?
+    private var remoteAddress: String?
+    /// Graceful shutdown asked for: close once nothing is in flight.
+    private var closeWhenIdle = false
+    private var lastActivity = NIODeadline.now()
+    private var idleCheck: Scheduled<Void>?
 
-    init(proxy: RemoteAPIProxy, forwarder: NIOUpstream) {
-        self.proxy = proxy
-        self.forwarder = forwarder
+    init(fastPath: APIFastPath) {
+        self.fastPath = fastPath
     }
 
-    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
-    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+    private var isIdle: Bool { outstanding == 0 && current == nil && queued.isEmpty }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        remoteAddress = context.channel.remoteAddress?.ipAddress
+        scheduleIdleCheck(at: .now() + (fastPath.idleTimeout ?? .zero))
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        idleCheck?.cancel()
+        idleCheck = nil
+        self.context = nil
+    }
+
+    // MARK: inbound
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         receive(unwrapInboundIn(data), context: context)
     }
 
-    private func receive(_ part: HTTPRequestPart, context: ChannelHandlerContext) {
+    private func receive(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
         if consumingRequest {
-            if case .end = part {
-                consumingRequest = false
-                // Nothing reached the async channel, so it asks for no more input: keep reading
-                // ourselves, to see the next request or the client going away.
-                context.read()
-            }
+            if case .end = part { consumingRequest = false }
             return  // the fast request's own (empty) end
         }
         if current != nil {
             queued.append(part)
             return
         }
-        if case .head(let head) = part, outstanding == 0,
-            let plan = proxy.fastPathPlan(for: head, remoteAddress: context.channel.remoteAddress?.ipAddress)
-        {
+        guard case .head(let head) = part else {
+            context.fireChannelRead(wrapInboundOut(part))
+            return
+        }
+        lastActivity = .now()
+        if outstanding == 0, !closeWhenIdle, let plan = fastPath.plan(for: head, remoteAddress: remoteAddress) {
             let exchange = FastExchange(handler: self, request: head)
             current = exchange
             consumingRequest = true
-            guard
-                let upstream = forwarder.exchangeIfIdle(
-                    method: plan.method, url: plan.url, headers: plan.headers, timeout: plan.timeout,
-                    eventLoop: context.eventLoop, consumer: exchange)
-            else {
-                current = nil
-                consumingRequest = false
-                passDown(part, context: context)
+            if let upstream = fastPath.forwarder.exchangeIfIdle(
+                plan.head, to: plan.target, timeout: plan.timeout, eventLoop: context.eventLoop, consumer: exchange)
+            {
+                exchange.upstream = upstream
                 return
             }
-            exchange.upstream = upstream
-            return
+            current = nil
+            consumingRequest = false
         }
-        passDown(part, context: context)
-    }
-
-    private func passDown(_ part: HTTPRequestPart, context: ChannelHandlerContext) {
-        if case .head = part { outstanding += 1 }
+        outstanding += 1
         context.fireChannelRead(wrapInboundOut(part))
     }
 
-    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if case .end = unwrapOutboundIn(data), outstanding > 0 { outstanding -= 1 }
-        context.write(data, promise: promise)
-    }
-
-    func channelReadComplete(context: ChannelHandlerContext) {
-        context.fireChannelReadComplete()
-        // While an exchange runs, the async channel behind us got nothing and asks for no more
-        // input; keep reading so a client that goes away (FIN/RST) is noticed.
-        if current != nil { context.read() }
-    }
-
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable, let current, current.paused {
-            current.paused = false
-            current.upstream?.resume()
+    func read(context: ChannelHandlerContext) {
+        if current != nil && !queued.isEmpty {
+            heldRead = true  // back-pressure on pipelined requests
+        } else {
+            context.read()
         }
-        context.fireChannelWritabilityChanged()
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        // The client closed its side (the server allows half-closure, so this comes instead of
-        // `channelInactive`, which does not come while a response waits for a reader that is gone).
-        // Browsers never half-close a connection they still expect an answer on: end the exchange.
-        if let inputClosed = event as? ChannelEvent, inputClosed == .inputClosed, let current {
-            self.current = nil
-            current.upstream?.abandon()
-            queued.removeAll()
+        switch event {
+        case is ChannelShouldQuiesceEvent:
+            // Hummingbird's connection-state handler would close with a fast exchange in flight;
+            // it never sees this event.
+            if isIdle {
+                context.close(promise: nil)
+            } else {
+                closeWhenIdle = true
+            }
+        case let event as ChannelEvent where event == .inputClosed && current != nil:
+            // The client closed its side while a fast response is on its way (browsers never
+            // half-close a connection they still expect an answer on): end the exchange.
+            abandonCurrent()
             context.close(promise: nil)
+        default:
+            context.fireUserInboundEventTriggered(event)
         }
-        context.fireUserInboundEventTriggered(event)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if let current {
-            self.current = nil
-            current.upstream?.abandon()
-        }
+        abandonCurrent()
         context.fireErrorCaught(error)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if let current {
-            self.current = nil
-            current.upstream?.abandon()
-        }
-        queued.removeAll()
+        abandonCurrent()
+        idleCheck?.cancel()
+        idleCheck = nil
         context.fireChannelInactive()
+    }
+
+    private func abandonCurrent() {
+        guard let current else { return }
+        self.current = nil
+        queued.removeAll()
+        current.stop()
+    }
+
+    // MARK: outbound (the router's responses)
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        context.write(data, promise: promise)
+        if case .end = unwrapOutboundIn(data), outstanding > 0 {
+            outstanding -= 1
+            responseEnded(context: context)
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable, let current { current.resumeIfPaused() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    // MARK: connection state
+
+    private func responseEnded(context: ChannelHandlerContext) {
+        lastActivity = .now()
+        if closeWhenIdle && isIdle {
+            context.flush()
+            context.close(promise: nil)
+        }
+    }
+
+    private func scheduleIdleCheck(at deadline: NIODeadline) {
+        guard let context, let timeout = fastPath.idleTimeout else { return }
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        idleCheck = context.eventLoop.scheduleTask(deadline: deadline) {
+            let handler = handler.value
+            handler.idleCheck = nil
+            guard let context = handler.context else { return }
+            let now = NIODeadline.now()
+            if !handler.isIdle {
+                handler.scheduleIdleCheck(at: now + timeout)
+            } else if now - handler.lastActivity >= timeout {
+                context.close(promise: nil)
+            } else {
+                handler.scheduleIdleCheck(at: handler.lastActivity + timeout)
+            }
+        }
     }
 
     // MARK: called by the exchange (same event loop)
 
-    func write(_ part: HTTPResponsePart, flush: Bool) {
-        guard let context else { return }
-        if flush {
-            context.writeAndFlush(wrapOutboundOut(part), promise: nil)
-        } else {
-            context.write(wrapOutboundOut(part), promise: nil)
-        }
+    func write(_ part: HTTPServerResponsePart) {
+        context?.write(wrapOutboundOut(part), promise: nil)
     }
+
+    func flush() { context?.flush() }
 
     var isWritable: Bool { context?.channel.isWritable ?? false }
 
-    /// The exchange ended (response complete): take the next queued request.
+    /// The client stopped reading: give it ``APIFastPath/sendTimeout`` to resume.
+    func watch(_ exchange: FastExchange) -> Scheduled<Void>? {
+        guard let context else { return nil }
+        let bound = NIOLoopBound((handler: self, exchange: exchange), eventLoop: context.eventLoop)
+        return context.eventLoop.scheduleTask(in: fastPath.sendTimeout) {
+            let (handler, exchange) = bound.value
+            if exchange.paused { handler.abort(exchange) }
+        }
+    }
+
+    /// The exchange ended (response complete): take the queued parts.
     func finished(_ exchange: FastExchange) {
         guard current === exchange, let context else { return }
         current = nil
+        responseEnded(context: context)
+        replayQueued(context: context)
+    }
+
+    private func replayQueued(context: ChannelHandlerContext) {
+        guard !queued.isEmpty else { return }
         let pending = queued
         queued.removeAll()
         for part in pending { receive(part, context: context) }
-        if !pending.isEmpty { context.fireChannelReadComplete() }
-        context.read()
+        context.fireChannelReadComplete()
+        if heldRead && (current == nil || queued.isEmpty) {
+            heldRead = false
+            context.read()
+        }
     }
 
-    /// The upstream failed before anything was written: let the normal path handle the request
-    /// (it retries a stale connection once, or answers 502/504).
+    /// The upstream failed before anything was written: let the router handle the request (it
+    /// retries a stale connection once, or answers 502/504).
     func fallBack(_ exchange: FastExchange) {
         guard current === exchange, let context else { return }
         current = nil
         outstanding += 1
         context.fireChannelRead(wrapInboundOut(.head(exchange.request)))
         if !consumingRequest { context.fireChannelRead(wrapInboundOut(.end(nil))) }
-        consumingRequest = false  // the request's end, if still to come, goes down as well
-        let pending = queued
-        queued.removeAll()
-        for part in pending { receive(part, context: context) }
+        consumingRequest = false  // the request's end, if still to come, goes on as well
         context.fireChannelReadComplete()
+        replayQueued(context: context)
     }
 
     /// Answers the exchange's request with a problem (the upstream timed out before its head).
     func answer(_ exchange: FastExchange, problem: Problem) {
         guard current === exchange else { return }
         let body = ByteBuffer(string: problem.json())
-        var head = HTTPResponse(status: .init(code: problem.status))
-        head.headerFields = [
-            .contentType: "application/problem+json", .cacheControl: "no-store", .xContentTypeOptions: "nosniff",
-            .contentLength: String(body.readableBytes),
-        ]
-        write(.head(head), flush: false)
-        write(.body(body), flush: false)
-        write(.end(nil), flush: true)
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "application/problem+json")
+        headers.add(name: "Cache-Control", value: "no-store")
+        headers.add(name: "X-Content-Type-Options", value: "nosniff")
+        headers.add(name: "Content-Length", value: String(body.readableBytes))
+        write(.head(HTTPResponseHead(version: .http1_1, status: .init(statusCode: problem.status), headers: headers)))
+        write(.body(.byteBuffer(body)))
+        write(.end(nil))
+        flush()
         finished(exchange)
     }
 
-    /// The upstream failed mid-response: the response cannot be completed; close the connection.
+    /// The response cannot be completed (the upstream failed mid-response, or the client stopped
+    /// reading): close the connection.
     func abort(_ exchange: FastExchange) {
         guard current === exchange, let context else { return }
-        current = nil
-        queued.removeAll()
+        abandonCurrent()
         context.close(promise: nil)
     }
 }
@@ -277,12 +457,13 @@ final class APIFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
 final class FastExchange: UpstreamResponseConsumer {
     /// Weak: the upstream connection may outlive the client's channel.
     weak var handler: APIFastPathHandler?
-    let request: HTTPRequest
+    let request: HTTPRequestHead
     var upstream: UpstreamExchange?
-    var paused = false
+    private(set) var paused = false
+    private var stallWatch: Scheduled<Void>?
     private var wroteHead = false
 
-    init(handler: APIFastPathHandler, request: HTTPRequest) {
+    init(handler: APIFastPathHandler, request: HTTPRequestHead) {
         self.handler = handler
         self.request = request
     }
@@ -294,31 +475,23 @@ final class FastExchange: UpstreamResponseConsumer {
         }
         switch event {
         case .head(let head):
-            var response = HTTPResponse(
-                status: .init(code: Int(head.status.code), reasonPhrase: head.status.reasonPhrase))
-            var upstreamFields = HTTPFields()
-            upstreamFields.reserveCapacity(head.headers.count)
-            for (name, value) in head.headers {
-                if let fieldName = HTTPField.Name(name) {
-                    upstreamFields.append(HTTPField(name: fieldName, value: value))
-                }
-            }
-            response.headerFields = handler.proxy.browserHeaders(upstreamFields, cookies: [])
             wroteHead = true
-            handler.write(.head(response), flush: false)
+            handler.write(.head(handler.fastPath.browserHead(head)))
         case .body(let buffer):
-            handler.write(.body(buffer), flush: false)
+            handler.write(.body(.byteBuffer(buffer)))
             if !handler.isWritable {
                 // Flushing may drain the socket at once (and report writability synchronously,
                 // before the upstream side could pause): only pause if it is still full after it.
                 handler.flush()
                 if !handler.isWritable {
                     paused = true
+                    stallWatch = handler.watch(self)
                     return false
                 }
             }
         case .end:
-            handler.write(.end(nil), flush: true)
+            handler.write(.end(nil))
+            handler.flush()
             upstream?.complete()
             handler.finished(self)
         case .failed(let error):
@@ -333,11 +506,28 @@ final class FastExchange: UpstreamResponseConsumer {
                 } else if error.isTimeout {
                     handler.answer(self, problem: .upstreamTimeout)  // retrying would double the wait
                 } else {
-                    handler.fallBack(self)  // the normal path retries a stale connection once, or 502
+                    handler.fallBack(self)  // the router retries a stale connection once, or answers 502
                 }
             }
         }
         return true
+    }
+
+    /// The client can take more.
+    func resumeIfPaused() {
+        guard paused else { return }
+        paused = false
+        stallWatch?.cancel()
+        stallWatch = nil
+        upstream?.resume()
+    }
+
+    /// The client went away: the upstream connection is closed, not reused.
+    func stop() {
+        paused = false
+        stallWatch?.cancel()
+        stallWatch = nil
+        upstream?.abandon()
     }
 }
 
@@ -348,25 +538,34 @@ extension APIFastPathHandler {
         let bound = NIOLoopBound(body, eventLoop: context.eventLoop)
         context.eventLoop.execute { bound.value() }
     }
-
-    func flush() { context?.flush() }
 }
 
-/// Hummingbird's HTTP/1.1 channel with the API fast path inserted after its connection-state
-/// handler. Use it through ``BFF/http1ServerWithFastPath(configuration:forwarder:)``.
+/// Hummingbird's HTTP/1.1 channel with the API fast path right after NIO's HTTP codec. Use it
+/// through ``BFF/http1ServerWithFastPath(configuration:forwarder:)``.
 public struct FastPathHTTP1Channel: ServerChildChannel {
     let inner: HTTP1Channel
-    let proxy: RemoteAPIProxy
-    let forwarder: NIOUpstream
+    let fastPath: APIFastPath
 
     public typealias Value = HTTP1Channel.Value
 
     public func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
-        inner.setup(channel: channel, logger: logger).flatMapThrowing { value in
-            let state = try channel.pipeline.syncOperations.context(handlerType: HTTPConnectionStateHandler.self)
-            try channel.pipeline.syncOperations.addHandler(
-                APIFastPathHandler(proxy: proxy, forwarder: forwarder), position: .after(state.handler))
-            return value
+        // As HTTP1Channel.setup, with the fast path between the two codecs and the idle timeout
+        // kept by the fast path (Hummingbird's handler cannot see fast requests).
+        channel.eventLoop.makeCompletedFuture {
+            let decoder = inner.configuration.httpDecoder
+            var limits = NIOHTTPDecoderLimitConfiguration()
+            limits.maxHeaderFieldSize = decoder.maxHeaderFieldSize
+            limits.maxHeaderListSize = decoder.maxHeaderListSize
+            limits.maxHeaderFieldCount = decoder.maxHeaderFieldCount
+            let pipeline = channel.pipeline.syncOperations
+            try pipeline.configureHTTPServerPipeline(
+                withPipeliningAssistance: false, withErrorHandling: false, withOutboundHeaderValidation: false,
+                withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
+            try pipeline.addHandler(APIFastPathHandler(fastPath: fastPath))
+            try pipeline.addHandler(HTTP1ToHTTPServerCodec(secure: false))
+            try pipeline.addHandler(HTTPConnectionStateHandler(idleTimeout: nil, logger: logger))
+            return try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(
+                wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))
         }
     }
 
@@ -381,11 +580,12 @@ extension BFF {
     public func http1ServerWithFastPath(configuration: HTTP1Channel.Configuration, forwarder: NIOUpstream)
         -> HTTPServerBuilder
     {
-        let proxy = RemoteAPIProxy(bff: self, transport: forwarder)
+        let fastPath = APIFastPath(
+            proxy: RemoteAPIProxy(bff: self, transport: forwarder), forwarder: forwarder,
+            idleTimeout: configuration.idleTimeout)
         return HTTPServerBuilder { responder in
             FastPathHTTP1Channel(
-                inner: HTTP1Channel(responder: responder, configuration: configuration), proxy: proxy,
-                forwarder: forwarder)
+                inner: HTTP1Channel(responder: responder, configuration: configuration), fastPath: fastPath)
         }
     }
 }

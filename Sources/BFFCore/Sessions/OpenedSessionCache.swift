@@ -1,0 +1,67 @@
+import Crypto
+import Synchronization
+
+/// Sessions already opened, keyed by the exact cookie value that named them, so a request
+/// carrying a cookie seen before skips the base64 decoding, the two AES-GCM opens and the
+/// decoding of the session.
+///
+/// Nothing is trusted from the cache alone:
+/// - server-side: the store is still read on every request, and the cached session is used only
+///   when the stored ciphertext is *the same* as the one it was opened from (a changed, ended or
+///   expired record is opened again or is gone); the cached keys were derived from a ticket that
+///   opened with the key ring, and a key ring does not change while the process runs;
+/// - cookie mode: the revocation list and the expiry are checked on every request, as without the
+///   cache; the key is the whole sealed value, which authenticated when it was first opened.
+///
+/// Bounded: when full, it is emptied (the next requests open their sessions again).
+final class OpenedSessionCache: Sendable {
+    struct ServerEntry: Sendable {
+        let storeKey: [UInt8]
+        let sessionKey: SymmetricKey
+        let sealed: [UInt8]
+        let session: Session
+    }
+
+    struct CookieEntry: Sendable {
+        let chunks: Int
+        let session: Session
+    }
+
+    private struct Storage {
+        var server: [[UInt8]: ServerEntry] = [:]
+        var cookie: [[UInt8]: CookieEntry] = [:]
+    }
+
+    private let storage = Mutex(Storage())
+    let capacity: Int
+
+    init(capacity: Int) {
+        self.capacity = capacity
+    }
+
+    func server(_ cookieValue: [UInt8]) -> ServerEntry? {
+        storage.withLock { $0.server[cookieValue] }
+    }
+
+    func remember(_ cookieValue: [UInt8], _ entry: ServerEntry) {
+        storage.withLock {
+            if $0.server.count >= capacity { $0.server.removeAll(keepingCapacity: true) }
+            $0.server[cookieValue] = entry
+        }
+    }
+
+    func forget(_ cookieValue: [UInt8]) {
+        storage.withLock { _ = $0.server.removeValue(forKey: cookieValue) }
+    }
+
+    func cookie(_ joined: [UInt8]) -> CookieEntry? {
+        storage.withLock { $0.cookie[joined] }
+    }
+
+    func remember(_ joined: [UInt8], _ entry: CookieEntry) {
+        storage.withLock {
+            if $0.cookie.count >= capacity { $0.cookie.removeAll(keepingCapacity: true) }
+            $0.cookie[joined] = entry
+        }
+    }
+}
