@@ -212,6 +212,110 @@ struct ForwarderTests {
             if warm { #expect(env.forwarder.fastExchangeCount >= 1) }
         }
     }
+
+    func gatewayPort(_ env: TestEnvironment) throws -> Int {
+        try #require(env.origin.split(separator: ":").last.flatMap { Int($0) })
+    }
+
+    /// A slow-read attack: the client asks for a large response, takes its first bytes, then reads
+    /// nothing more and stays connected. Without a bound the response — and the upstream connection
+    /// behind it — would wait for ever; on either path.
+    @Test(arguments: [false, true])
+    func aClientThatStopsReadingIsCutOffAfterTheSendTimeout(warm: Bool) async throws {
+        try await harness.withProxy(serverIdleTimeout: .seconds(2)) { env, browser, _ in
+            if warm { try await harness.warmUpstreamPools(env, browser, path: "/api/misc/status/200") }
+            let fastBefore = env.forwarder.fastExchangeCount
+            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .channelOption(.autoRead, value: false)
+                .connect(host: "127.0.0.1", port: try gatewayPort(env)).get()
+            try await channel.writeAndFlush(
+                ByteBuffer(string: "GET /api/misc/download/104857600 HTTP/1.1\r\nHost: localhost\r\nX-CSRF: 1\r\n\r\n"))
+            channel.read()
+            let busy = try await eventually(every: .milliseconds(50), until: { $0 == 1 }) {
+                env.forwarder.statistics.leased
+            }
+            #expect(busy == 1, "the download holds an upstream connection")
+            let started = ContinuousClock.now
+            let leased = try await eventually(attempts: 200, every: .milliseconds(50), until: { $0 == 0 }) {
+                env.forwarder.statistics.leased
+            }
+            #expect(leased == 0, "given up after the send timeout, upstream connection released")
+            #expect(ContinuousClock.now - started < .seconds(6))
+            if warm { #expect(env.forwarder.fastExchangeCount > fastBefore, "the download took the fast path") }
+            try await channel.close()
+        }
+    }
+
+    /// Pipelined requests, some for the fast path and some for the router (a refusal, a body),
+    /// sent in one write: answered completely and in order.
+    @Test func pipelinedRequestsAcrossBothPathsAreAnsweredInOrder() async throws {
+        try await harness.withProxy { env, browser, _ in
+            try await harness.warmUpstreamPools(env, browser, path: "/api/misc/status/200")
+            let fastBefore = env.forwarder.fastExchangeCount
+            let requests = [
+                "GET /api/misc/status/201 HTTP/1.1\r\nHost: localhost\r\nX-CSRF: 1\r\n\r\n",
+                "GET /api/misc/status/202 HTTP/1.1\r\nHost: localhost\r\nX-CSRF: 1\r\n\r\n",
+                "GET /api/misc/status/203 HTTP/1.1\r\nHost: localhost\r\n\r\n",  // no X-CSRF: 401 from the router
+                "POST /api/misc/echo/p HTTP/1.1\r\nHost: localhost\r\nX-CSRF: 1\r\nContent-Length: 3\r\n\r\nabc",
+                "GET /api/misc/status/205 HTTP/1.1\r\nHost: localhost\r\nX-CSRF: 1\r\n\r\n",
+                "HEAD /api/misc/echo/h HTTP/1.1\r\nHost: localhost\r\nX-CSRF: 1\r\n\r\n",
+                "GET /api/misc/status/200 HTTP/1.1\r\nHost: localhost\r\nX-CSRF: 1\r\nConnection: close\r\n\r\n",
+            ]
+            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .connect(host: "127.0.0.1", port: try gatewayPort(env)) { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                    }
+                }
+            let received = try await channel.executeThenClose { inbound, outbound in
+                try await outbound.write(ByteBuffer(string: requests.joined()))
+                var received = ""
+                for try await buffer in inbound { received += String(buffer: buffer) }  // until the server closes
+                return received
+            }
+            // Bodies ("status 201") end without a line break: find every status line anywhere.
+            let statuses = received.components(separatedBy: "HTTP/1.1 ").dropFirst().map { String($0.prefix(3)) }
+            #expect(statuses == ["201", "202", "401", "200", "205", "200", "200"])
+            #expect(env.forwarder.fastExchangeCount >= fastBefore + 2)
+        }
+    }
+
+    /// The idle timeout counts from the last response: a connection in use (fast requests, which
+    /// Hummingbird's own connection handler never sees) stays open past it; an idle one is closed.
+    @Test func busyFastConnectionsOutliveTheIdleTimeoutAndIdleOnesAreClosed() async throws {
+        try await harness.withProxy(serverIdleTimeout: .seconds(1)) { env, browser, _ in
+            try await harness.warmUpstreamPools(env, browser, path: "/api/misc/status/200")
+            let fastBefore = env.forwarder.fastExchangeCount
+            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .connect(host: "127.0.0.1", port: try gatewayPort(env)) { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                    }
+                }
+            try await channel.executeThenClose { inbound, outbound in
+                var responses = inbound.makeAsyncIterator()
+                // 12 requests 250 ms apart on one connection: 3 s of use, idle timeout 1 s.
+                for index in 0..<12 {
+                    try await outbound.write(
+                        ByteBuffer(string: "GET /api/misc/status/200 HTTP/1.1\r\nHost: localhost\r\nX-CSRF: 1\r\n\r\n"))
+                    var received = ""
+                    while !received.hasSuffix("\r\n\r\nstatus 200") {
+                        guard let buffer = try await responses.next() else {
+                            Issue.record("closed while in use, before response \(index)")
+                            return
+                        }
+                        received += String(buffer: buffer)
+                    }
+                    try await Task.sleep(for: .milliseconds(250))
+                }
+                let started = ContinuousClock.now
+                let after = try? await responses.next()
+                #expect(after == nil, "an idle connection is closed")
+                #expect(ContinuousClock.now - started < .seconds(3))
+            }
+            #expect(env.forwarder.fastExchangeCount >= fastBefore + 11)
+        }
+    }
 }
 
 struct DiscardingWriter: ResponseBodyWriter {

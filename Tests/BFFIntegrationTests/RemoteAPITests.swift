@@ -11,7 +11,7 @@ struct RemoteAPITests {
     /// Runs the standard environment plus an echo upstream behind several routes.
     func withProxy(
         accessTokenLifetime: Int64 = 300, refreshBefore: Duration = .seconds(60), upstreamIdleTimeout: Duration? = nil,
-        clock: ManualTimeSource? = nil, cookieMode: Bool = false,
+        clock: ManualTimeSource? = nil, cookieMode: Bool = false, serverIdleTimeout: Duration? = nil,
         _ body: @Sendable (TestEnvironment, TestBrowser, Int) async throws -> Void
     ) async throws {
         let echoPort = try await TestServers.freePort()
@@ -27,6 +27,7 @@ struct RemoteAPITests {
             configure: { configuration in
                 configuration.tokens.refreshBeforeExpiry = refreshBefore
                 if cookieMode { configuration.session.store = .cookie }
+                if let serverIdleTimeout { configuration.server.idleTimeout = serverIdleTimeout }
                 configuration.server.environment = "development"
                 configuration.diagnostics.showTokens = true
                 configuration.apis += [

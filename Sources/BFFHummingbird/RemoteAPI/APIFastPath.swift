@@ -39,7 +39,7 @@ final class APIFastPath: Sendable {
     let antiForgeryHeader: String?
     /// Keep-alive connections with nothing in flight are closed after this long.
     let idleTimeout: TimeAmount?
-    /// A response the client stops reading for this long is abandoned and the connection closed.
+    /// A client that takes nothing of a response for this long is disconnected (both paths).
     let sendTimeout: TimeAmount
 
     init(proxy: RemoteAPIProxy, forwarder: NIOUpstream, idleTimeout: TimeAmount?) {
@@ -229,6 +229,9 @@ final class APIFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var closeWhenIdle = false
     private var lastActivity = NIODeadline.now()
     private var idleCheck: Scheduled<Void>?
+    /// While the client socket is not writable: checks that the client still takes data.
+    private var sendCheck: Scheduled<Void>?
+    private var bufferedAtLastCheck = Int.max
 
     init(fastPath: APIFastPath) {
         self.fastPath = fastPath
@@ -243,9 +246,15 @@ final class APIFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        cancelChecks()
+        self.context = nil
+    }
+
+    private func cancelChecks() {
         idleCheck?.cancel()
         idleCheck = nil
-        self.context = nil
+        sendCheck?.cancel()
+        sendCheck = nil
     }
 
     // MARK: inbound
@@ -320,8 +329,7 @@ final class APIFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         abandonCurrent()
-        idleCheck?.cancel()
-        idleCheck = nil
+        cancelChecks()
         context.fireChannelInactive()
     }
 
@@ -343,8 +351,40 @@ final class APIFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable, let current { current.resumeIfPaused() }
+        if context.channel.isWritable {
+            sendCheck?.cancel()
+            sendCheck = nil
+            current?.resumeIfPaused()
+        } else if sendCheck == nil {
+            bufferedAtLastCheck = bufferedBytes(context)
+            scheduleSendCheck(context)
+        }
         context.fireChannelWritabilityChanged()
+    }
+
+    /// A client that stops reading would hold its response — and, through back-pressure, the
+    /// upstream connection behind it — for ever (a slow-read attack, on either path). While the
+    /// socket is not writable, every ``APIFastPath/sendTimeout`` the bytes waiting for the client
+    /// must have gone down; if not, the connection is closed (which also ends a router response).
+    private func scheduleSendCheck(_ context: ChannelHandlerContext) {
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        sendCheck = context.eventLoop.scheduleTask(in: fastPath.sendTimeout) {
+            let handler = handler.value
+            handler.sendCheck = nil
+            guard let context = handler.context, !context.channel.isWritable else { return }
+            let buffered = handler.bufferedBytes(context)
+            if buffered < handler.bufferedAtLastCheck {
+                handler.bufferedAtLastCheck = buffered
+                handler.scheduleSendCheck(context)
+            } else {
+                handler.abandonCurrent()
+                context.close(promise: nil)
+            }
+        }
+    }
+
+    private func bufferedBytes(_ context: ChannelHandlerContext) -> Int {
+        (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
     }
 
     // MARK: connection state
@@ -384,16 +424,6 @@ final class APIFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func flush() { context?.flush() }
 
     var isWritable: Bool { context?.channel.isWritable ?? false }
-
-    /// The client stopped reading: give it ``APIFastPath/sendTimeout`` to resume.
-    func watch(_ exchange: FastExchange) -> Scheduled<Void>? {
-        guard let context else { return nil }
-        let bound = NIOLoopBound((handler: self, exchange: exchange), eventLoop: context.eventLoop)
-        return context.eventLoop.scheduleTask(in: fastPath.sendTimeout) {
-            let (handler, exchange) = bound.value
-            if exchange.paused { handler.abort(exchange) }
-        }
-    }
 
     /// The exchange ended (response complete): take the queued parts.
     func finished(_ exchange: FastExchange) {
@@ -459,8 +489,7 @@ final class FastExchange: UpstreamResponseConsumer {
     weak var handler: APIFastPathHandler?
     let request: HTTPRequestHead
     var upstream: UpstreamExchange?
-    private(set) var paused = false
-    private var stallWatch: Scheduled<Void>?
+    private var paused = false
     private var wroteHead = false
 
     init(handler: APIFastPathHandler, request: HTTPRequestHead) {
@@ -484,8 +513,7 @@ final class FastExchange: UpstreamResponseConsumer {
                 // before the upstream side could pause): only pause if it is still full after it.
                 handler.flush()
                 if !handler.isWritable {
-                    paused = true
-                    stallWatch = handler.watch(self)
+                    paused = true  // resumed on writability; the handler's send check bounds the wait
                     return false
                 }
             }
@@ -517,16 +545,12 @@ final class FastExchange: UpstreamResponseConsumer {
     func resumeIfPaused() {
         guard paused else { return }
         paused = false
-        stallWatch?.cancel()
-        stallWatch = nil
         upstream?.resume()
     }
 
     /// The client went away: the upstream connection is closed, not reused.
     func stop() {
         paused = false
-        stallWatch?.cancel()
-        stallWatch = nil
         upstream?.abandon()
     }
 }

@@ -122,7 +122,8 @@ extension RemoteAPIProxy {
     ) {
         let connectionTokens = connection.isEmpty ? [] : HeaderPolicy.connectionTokens(connection)
         let trustedForwarding =
-            trusted.isEmpty ? false : remoteAddress.map { address in trusted.contains { $0.contains(address) } } ?? false
+            trusted.isEmpty
+            ? false : remoteAddress.map { address in trusted.contains { $0.contains(address) } } ?? false
         var forwardedFor: String?
         for field in incoming {
             let name = lowercasedName(field)
@@ -170,7 +171,8 @@ extension RemoteAPIProxy {
     ) {
         let responseConnection = connection.isEmpty ? [] : HeaderPolicy.connectionTokens(connection)
         for field in upstream
-        where policy.forwardsResponseHeader(lowercasedName(field), value: value(field), connectionTokens: responseConnection)
+        where policy.forwardsResponseHeader(
+            lowercasedName(field), value: value(field), connectionTokens: responseConnection)
         {
             keep(field)
         }
