@@ -13,6 +13,11 @@ extension DevIdentityProvider {
         let grantType = values["grant_type"] ?? ""
         await state.countTokenRequest(grantType)
         let now = time.now
+        // RFC 8707: one resource indicator, one of those configured, becomes the access token's audience.
+        let resource = values["resource"]
+        if let resource, !configuration.resources.contains(resource) || fields.filter({ $0.name == "resource" }).count > 1 {
+            return Self.oauthError("invalid_target")
+        }
         switch grantType {
         case "authorization_code":
             guard let code = values["code"], let redeemed = await state.redeemCode(code, now: now),
@@ -31,12 +36,13 @@ extension DevIdentityProvider {
             case .ok(let grant):
                 return await tokenResponse(
                     client: client, user: grant.user, sid: grant.sid, scope: grant.scope, nonce: nil, authTime: nil,
-                    family: grant.family)
+                    family: grant.family, resource: resource)
             }
         case "client_credentials":
             let scope = (values["scope"] ?? "api").split(separator: " ").map(String.init)
             let accessToken =
-                (try? mintAccessToken(subject: client.clientID, clientID: client.clientID, scope: scope, sid: nil))
+                (try? mintAccessToken(
+                    subject: client.clientID, clientID: client.clientID, scope: scope, sid: nil, audience: resource))
                 ?? ""
             await state.storeAccess(
                 accessToken, user: nil, clientID: client.clientID, expiresAt: now + configuration.accessTokenLifetime,
@@ -51,13 +57,13 @@ extension DevIdentityProvider {
 
     func tokenResponse(
         client: DevClient, user: DevUser, sid: String, scope: [String], nonce: String?, authTime: UnixTime?,
-        family: String?
+        family: String?, resource: String? = nil
     ) async -> Response {
         let now = time.now
         await state.recordParticipant(sid: sid, clientID: client.clientID)
         do {
             let accessToken = try mintAccessToken(
-                subject: user.subject, clientID: client.clientID, scope: scope, sid: sid)
+                subject: user.subject, clientID: client.clientID, scope: scope, sid: sid, audience: resource)
             var claims: [String: JSONValue] = [
                 "iss": .string(configuration.issuer), "sub": .string(user.subject), "aud": .string(client.clientID),
                 "iat": .int(now), "exp": .int(now + configuration.idTokenLifetime),
@@ -92,10 +98,12 @@ extension DevIdentityProvider {
         }
     }
 
-    func mintAccessToken(subject: String, clientID: String, scope: [String], sid: String?) throws -> String {
+    func mintAccessToken(subject: String, clientID: String, scope: [String], sid: String?, audience: String? = nil)
+        throws -> String
+    {
         let now = time.now
         var claims: [String: JSONValue] = [
-            "iss": .string(configuration.issuer), "sub": .string(subject), "aud": .string("api"),
+            "iss": .string(configuration.issuer), "sub": .string(subject), "aud": .string(audience ?? "api"),
             "client_id": .string(clientID), "scope": .string(scope.joined(separator: " ")), "iat": .int(now),
             "exp": .int(now + configuration.accessTokenLifetime), "jti": .string(random.token(byteCount: 16)),
         ]

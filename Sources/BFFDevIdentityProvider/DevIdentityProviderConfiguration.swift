@@ -81,6 +81,9 @@ public struct DevIdentityProviderConfiguration: Sendable {
     public var issueSessionID: Bool
     /// Whether to send RFC 9207 `iss` on the authorization response (and advertise it).
     public var sendIssParameter: Bool
+    /// Resource indicators (RFC 8707) the token endpoint issues access tokens for, with the
+    /// resource as their `aud`; any other `resource` is refused with `invalid_target`.
+    public var resources: [String] = []
 
     /// Creates settings with the defaults.
     public init(

@@ -224,6 +224,24 @@ struct SessionManagerTests {
         #expect(await manager.load(cookies: header(cookies)) == nil)
     }
 
+    @Test func resourceTokensSurviveEncodingAndSessionsWithoutThemKeepVersionOne() {
+        var withResources = session()
+        withResources.tokens.store(
+            ResourceToken(resource: "https://orders.example", accessToken: "AT-orders", expiresAt: time.now + 60))
+        withResources.tokens.store(
+            ResourceToken(resource: "https://billing.example", accessToken: "AT-billing", expiresAt: nil))
+        withResources.tokens.store(
+            ResourceToken(resource: "https://orders.example", accessToken: "AT-orders-2", expiresAt: time.now + 90))
+        #expect(withResources.tokens.resourceTokens.count == 2)
+        #expect(withResources.tokens.token(for: "https://orders.example")?.accessToken == "AT-orders-2")
+        let encoded = withResources.encoded()
+        #expect(encoded.first == 2)
+        #expect(Session(encoded: encoded) == withResources)
+        #expect(session().encoded().first == 1, "readable by releases without resource tokens")
+        for length in 0..<encoded.count { #expect(Session(encoded: Array(encoded.prefix(length))) == nil) }
+        #expect(Session(encoded: encoded + [0]) == nil)
+    }
+
     @Test func sessionEncodingRejectsTruncation() {
         let encoded = session().encoded()
         for length in 0..<encoded.count { #expect(Session(encoded: Array(encoded.prefix(length))) == nil) }

@@ -100,6 +100,37 @@ struct ConfigurationLoaderTests {
         #expect(ConfigReader.environmentName("oidc.usePAR") == "BFF_OIDC_USE_PAR")
     }
 
+    @Test func userResourceTokensNeedAServerSideStore() {
+        let yaml = { (store: String) in
+            """
+            server:
+              listen: "127.0.0.1:8080"
+            keys:
+              - id: k1
+                secret: "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA"
+            oidc:
+              issuer: "http://127.0.0.1:5000"
+              clientId: bff
+              clientSecret: s
+            session:
+              store: \(store)
+            apis:
+              - path: /api/orders
+                upstream: "http://127.0.0.1:5090/orders"
+                token: user
+                resource: "https://orders.example"
+              - path: /api/reports
+                upstream: "http://127.0.0.1:5090/reports"
+                token: client
+                resource: "https://reports.example"
+            """
+        }
+        let cookie = problems(yaml("cookie"), env: [:])
+        #expect(cookie.map(\.path) == ["apis[0].resource"], "\(cookie)")
+        #expect(cookie.first?.fix.contains("server-side session store") == true)
+        #expect(problems(yaml("memory"), env: [:]).isEmpty)
+    }
+
     @Test func everyProblemIsReportedAtOnce() {
         let found = problems(
             """

@@ -12,6 +12,7 @@ struct RemoteAPITests {
     func withProxy(
         accessTokenLifetime: Int64 = 300, refreshBefore: Duration = .seconds(60), upstreamIdleTimeout: Duration? = nil,
         clock: ManualTimeSource? = nil, cookieMode: Bool = false, serverIdleTimeout: Duration? = nil,
+        idpResources: [String] = [],
         _ body: @Sendable (TestEnvironment, TestBrowser, Int) async throws -> Void
     ) async throws {
         let echoPort = try await TestServers.freePort()
@@ -40,7 +41,25 @@ struct RemoteAPITests {
                     APIRouteConfiguration(path: "/api/misc", upstream: echo, token: .none, timeout: .seconds(1)),
                     APIRouteConfiguration(path: "/api/dead", upstream: "http://127.0.0.1:1/x", token: .none),
                 ]
-            }
+                // User tokens per resource need a server-side store (refused in cookie mode).
+                if !cookieMode {
+                    configuration.apis += [
+                    APIRouteConfiguration(
+                        path: "/api/orders", upstream: echo + "/echo/orders", token: .user,
+                        resource: RemoteAPITests.orders),
+                    APIRouteConfiguration(
+                        path: "/api/billing", upstream: echo + "/echo/billing", token: .user,
+                        resource: RemoteAPITests.billing),
+                    APIRouteConfiguration(
+                        path: "/api/unknown-resource", upstream: echo + "/echo/unknown", token: .user,
+                        resource: "https://unknown.example"),
+                    APIRouteConfiguration(
+                        path: "/api/unknown-or-none", upstream: echo + "/echo/unknown", token: .userOrNone,
+                        resource: "https://unknown.example"),
+                    ]
+                }
+            },
+            configureIdP: { idp in idp.resources = idpResources }
         ) { env, browser in try await body(env, browser, echoPort) }
     }
 
@@ -251,6 +270,96 @@ struct RemoteAPITests {
             #expect(statuses.allSatisfy { $0.0 == 200 })
             #expect(Set(statuses.map(\.1)).count == 1, "all fifty used the same new token")
             #expect(await env.idp.statistics().refreshRequests == 1, "exactly one refresh-token request at the IdP")
+            #expect(await env.idp.statistics().refreshReuseDetected == 0)
+        }
+    }
+
+    static let orders = "https://orders.example"
+    static let billing = "https://billing.example"
+
+    /// The `aud` claim of the bearer token an upstream saw.
+    func audience(_ seen: EchoedRequest) throws -> String {
+        let authorization = try #require(seen.values("authorization").first)
+        let parts = authorization.dropFirst("Bearer ".count).split(separator: ".")
+        try #require(parts.count == 3)
+        let payload = try #require(Base64URL.decode(Array(parts[1].utf8)))
+        let claims = try #require(try JSONSerialization.jsonObject(with: Data(payload)) as? [String: Any])
+        return try #require(claims["aud"] as? String)
+    }
+
+    // RFC 8707: routes naming a resource get a user token for it (refresh grant with `resource=`).
+
+    @Test func resourceRoutesGetTheirOwnUserToken() async throws {
+        try await withProxy(idpResources: [RemoteAPITests.orders, RemoteAPITests.billing]) { env, browser, _ in
+            try await env.login(browser)
+            let main = try echoed(try await browser.get(env.origin + "/api/echo", headers: env.csrf))
+            #expect(try audience(main) == "api")
+            let first = try echoed(try await browser.get(env.origin + "/api/orders/7", headers: env.csrf))
+            #expect(try audience(first) == RemoteAPITests.orders)
+            #expect(first.path == "/echo/orders/7")
+            #expect(await env.idp.statistics().refreshRequests == 1, "one refresh grant for the resource")
+            // Held in the session: later calls (router or event-loop fast path) reuse it.
+            try await warmUpstreamPools(env, browser, path: "/api/orders")
+            let fastBefore = env.forwarder.fastExchangeCount
+            for _ in 0..<5 {
+                let again = try echoed(try await browser.get(env.origin + "/api/orders", headers: env.csrf))
+                #expect(again.values("authorization") == first.values("authorization"))
+            }
+            #expect(env.forwarder.fastExchangeCount > fastBefore, "the resource token is served on the fast path too")
+            #expect(await env.idp.statistics().refreshRequests == 1)
+            let billing = try echoed(try await browser.get(env.origin + "/api/billing", headers: env.csrf))
+            #expect(try audience(billing) == RemoteAPITests.billing)
+            let mainAgain = try echoed(try await browser.get(env.origin + "/api/echo", headers: env.csrf))
+            #expect(mainAgain.values("authorization") == main.values("authorization"), "the session's own token is kept")
+            #expect(await env.idp.statistics().refreshReuseDetected == 0)
+        }
+    }
+
+    /// Concurrent calls for the session's own token and two resources on an expiring session: the
+    /// refreshes of one session are serialised, so no refresh token is ever spent twice (the dev
+    /// IdP, like Glewlwyd, revokes the whole family when one is).
+    @Test func concurrentRefreshesForSeveralResourcesNeverReuseARefreshToken() async throws {
+        let clock = ManualTimeSource(now: SystemTimeSource().now)
+        try await withProxy(clock: clock, idpResources: [RemoteAPITests.orders, RemoteAPITests.billing]) {
+            env, browser, _ in
+            try await env.login(browser)
+            clock.advance(by: 241)
+            let paths = ["/api/echo", "/api/orders", "/api/billing"]
+            let results = try await withThrowingTaskGroup(of: (String, Int, String).self) { group in
+                for index in 0..<30 {
+                    group.addTask {
+                        let path = paths[index % 3]
+                        let page = try await browser.get(env.origin + path, headers: env.csrf)
+                        let token = (try? EchoedRequest(json: page.body).values("authorization").first) ?? ""
+                        return (path, page.status, token)
+                    }
+                }
+                return try await group.reduce(into: [(String, Int, String)]()) { $0.append($1) }
+            }
+            #expect(results.allSatisfy { $0.1 == 200 }, "\(results.map(\.1))")
+            for path in ["/api/orders", "/api/billing"] {
+                #expect(Set(results.filter { $0.0 == path }.map(\.2)).count == 1, "one token for \(path)")
+            }
+            #expect(await env.idp.statistics().refreshReuseDetected == 0)
+            let refreshes = await env.idp.statistics().refreshRequests
+            #expect((2...3).contains(refreshes), "one per resource, and the session's own unless already rotated")
+            #expect(try await env.user(browser).status == 200, "the session lives on")
+        }
+    }
+
+    @Test func aResourceTheIdPRefusesIs403AndKeepsTheSession() async throws {
+        try await withProxy(idpResources: [RemoteAPITests.orders]) { env, browser, _ in
+            try await env.login(browser)
+            let refused = try await browser.get(env.origin + "/api/unknown-resource", headers: env.csrf)
+            #expect(refused.status == 403)
+            #expect(refused.body.contains("urn:bff:problem:forbidden"))
+            #expect(refused.headerValues("set-cookie").isEmpty, "the session cookie is left alone")
+            // user-or-none goes on without a user token.
+            let anonymous = try echoed(try await browser.get(env.origin + "/api/unknown-or-none", headers: env.csrf))
+            #expect(anonymous.values("authorization").isEmpty)
+            #expect(try await env.user(browser).status == 200)
+            let orders = try echoed(try await browser.get(env.origin + "/api/orders", headers: env.csrf))
+            #expect(try audience(orders) == RemoteAPITests.orders, "the refresh token still works")
             #expect(await env.idp.statistics().refreshReuseDetected == 0)
         }
     }

@@ -63,10 +63,17 @@ struct TestEnvironment: Sendable {
         let tls = try TLSUpstreams(caFiles: setup.gateway.bff.apis.compactMap(\.caFile))
         let idpLink = SwitchableOIDCHTTPClient(base: AsyncHTTPClientTransport(client: client))
         let forwarder = NIOUpstream(tlsFallback: tls)
-        let gateway = try Gateway.build(
-            configuration: setup.gateway, keyRing: keyRing ?? setup.keyRing, http: idpLink,
-            upstream: upstream ?? forwarder, store: store, revocationFeed: revocationFeed,
-            time: gatewayTime ?? SystemTimeSource(), logger: quietLogger, configureRouter: DemoAPI.add)
+        let gateway: Gateway
+        do {
+            gateway = try Gateway.build(
+                configuration: setup.gateway, keyRing: keyRing ?? setup.keyRing, http: idpLink,
+                upstream: upstream ?? forwarder, store: store, revocationFeed: revocationFeed,
+                time: gatewayTime ?? SystemTimeSource(), logger: quietLogger, configureRouter: DemoAPI.add)
+        } catch {
+            try? await client.shutdown()  // a refused configuration must fail the test, not crash the run
+            try? await tls.shutdown()
+            throw error
+        }
         let idp = try DevIdentityProvider(configuration: setup.idp)
         var environment = TestEnvironment(
             origin: "http://localhost:\(gatewayPort)", issuer: setup.idp.issuer, idp: idp, gateway: gateway,

@@ -216,6 +216,13 @@ extension BFFConfiguration {
                     path + ".resource", "'\(resource)' is not an absolute URL (RFC 8707)",
                     "write https://api.example.com")
             }
+            if route.resource != nil, route.token.usesUserToken, session.store == .cookie {
+                add(
+                    path + ".resource",
+                    "a user token for a resource is obtained with the refresh token, which cookie mode cannot "
+                        + "serialise with the session's other refreshes",
+                    "use a server-side session store (memory, sqlite, postgres), or drop resource from this route")
+            }
         }
         return problems
     }

@@ -40,12 +40,15 @@ public struct Session: Sendable, Equatable {
         min(renewedAt + idleTimeout, createdAt + absoluteTimeout)
     }
 
+    /// Version 1; version 2 adds resource tokens at the end (written only when there are some, so
+    /// sessions without them stay readable by earlier releases).
     static let formatVersion: UInt8 = 1
+    static let formatVersionWithResourceTokens: UInt8 = 2
 
     /// The compact binary form that gets sealed.
     public func encoded() -> [UInt8] {
         var writer = ByteWriter(capacity: 512 + claimsJSON.count)
-        writer.write(Session.formatVersion)
+        writer.write(tokens.resourceTokens.isEmpty ? Session.formatVersion : Session.formatVersionWithResourceTokens)
         writer.write(issuer)
         writer.write(subject)
         writer.write(idpSessionID)
@@ -59,13 +62,22 @@ public struct Session: Sendable, Equatable {
         writer.write(tokens.idToken)
         writer.write(createdAt)
         writer.write(renewedAt)
+        if !tokens.resourceTokens.isEmpty {
+            writer.write(Int64(tokens.resourceTokens.count))
+            for token in tokens.resourceTokens {
+                writer.write(token.resource)
+                writer.write(token.accessToken)
+                writer.write(token.expiresAt)
+            }
+        }
         return writer.bytes
     }
 
     /// Decodes ``encoded()``; nil for anything malformed or of another version.
     public init?(encoded bytes: [UInt8]) {
         var reader = ByteReader(bytes)
-        guard reader.readByte() == Session.formatVersion,
+        let version = reader.readByte()
+        guard version == Session.formatVersion || version == Session.formatVersionWithResourceTokens,
             let issuer = reader.readString(),
             let subject = reader.readString(),
             let idpSessionID = reader.readOptionalString(),
@@ -78,15 +90,23 @@ public struct Session: Sendable, Equatable {
             let refreshToken = reader.readOptionalString(),
             let idToken = reader.readOptionalString(),
             let createdAt = reader.readInt64(),
-            let renewedAt = reader.readInt64(),
-            reader.isAtEnd
+            let renewedAt = reader.readInt64()
         else { return nil }
+        var tokens = TokenSet(
+            accessToken: accessToken, accessTokenExpiresAt: accessTokenExpiresAt, tokenType: tokenType,
+            refreshToken: refreshToken, idToken: idToken)
+        if version == Session.formatVersionWithResourceTokens {
+            guard let count = reader.readInt64(), count > 0, count <= 64 else { return nil }
+            for _ in 0..<count {
+                guard let resource = reader.readString(), let token = reader.readString(),
+                    let expiresAt = reader.readOptionalInt64()
+                else { return nil }
+                tokens.resourceTokens.append(ResourceToken(resource: resource, accessToken: token, expiresAt: expiresAt))
+            }
+        }
+        guard reader.isAtEnd else { return nil }
         self.init(
             issuer: issuer, subject: subject, idpSessionID: idpSessionID, logoutID: logoutID, claimsJSON: claims,
-            sessionState: sessionState,
-            tokens: TokenSet(
-                accessToken: accessToken, accessTokenExpiresAt: accessTokenExpiresAt, tokenType: tokenType,
-                refreshToken: refreshToken, idToken: idToken),
-            createdAt: createdAt, renewedAt: renewedAt)
+            sessionState: sessionState, tokens: tokens, createdAt: createdAt, renewedAt: renewedAt)
     }
 }

@@ -41,6 +41,8 @@ public struct SessionManager: Sendable {
     let random: any SecureRandom
     /// Sessions opened before, by cookie value (see ``OpenedSessionCache``).
     let opened: OpenedSessionCache
+    /// Serialises ``exclusively(_:_:)`` per session within the process.
+    let exclusiveSections = KeyedAsyncLock<[UInt8]>()
 
     /// Largest number of cookie chunks in cookie mode.
     public static let maximumChunks = 8
@@ -236,6 +238,16 @@ public struct SessionManager: Sendable {
             let (_, result) = try await body(loaded.session)
             return result
         }
+        let manager = self
+        return try await exclusiveSections.withLock(storeKey) {
+            try await manager.exclusivelyInStore(store, storeKey: storeKey, sessionKey: sessionKey, body)
+        }
+    }
+
+    private func exclusivelyInStore<T: Sendable>(
+        _ store: any SessionStore, storeKey: [UInt8], sessionKey: SymmetricKey,
+        _ body: @escaping @Sendable (Session) async throws -> (Session?, T)
+    ) async throws -> T? {
         let manager = self
         return try await store.exclusively(key: storeKey, now: time.now) { record -> (SessionRecord?, T?) in
             guard let record,

@@ -58,7 +58,7 @@ public protocol SessionStore: Sendable {
     /// `exclusively` body runs for that key, and writes the record `body` returns (if any) before
     /// the next one starts. Stores shared by several processes must make this hold across them
     /// (PostgreSQL: a row lock); the default is correct within one process only when callers
-    /// already serialise per key, as the token refresh does.
+    /// already serialise per key, as ``SessionManager/exclusively(_:_:)`` does.
     func exclusively<T: Sendable>(
         key: [UInt8], now: UnixTime, _ body: @Sendable (SessionRecord?) async throws -> (SessionRecord?, T)
     ) async throws -> T

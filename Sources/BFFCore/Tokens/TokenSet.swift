@@ -10,6 +10,20 @@ public struct TokenSet: Sendable, Equatable {
     public var refreshToken: String?
     /// The raw ID token (kept for `id_token_hint` at logout).
     public var idToken: String?
+    /// Access tokens for particular resources (RFC 8707), obtained with the refresh token for API
+    /// routes that name a `resource`; kept apart from ``accessToken``.
+    public var resourceTokens: [ResourceToken] = []
+
+    /// The token held for `resource`, if any.
+    public func token(for resource: String) -> ResourceToken? {
+        resourceTokens.first { $0.resource == resource }
+    }
+
+    /// Stores `token`, replacing the one for the same resource.
+    public mutating func store(_ token: ResourceToken) {
+        resourceTokens.removeAll { $0.resource == token.resource }
+        resourceTokens.append(token)
+    }
 
     /// Creates a token set.
     public init(
@@ -21,5 +35,22 @@ public struct TokenSet: Sendable, Equatable {
         self.tokenType = tokenType
         self.refreshToken = refreshToken
         self.idToken = idToken
+    }
+}
+
+/// An access token obtained for one resource (RFC 8707 resource indicator).
+public struct ResourceToken: Sendable, Equatable {
+    /// The resource indicator it was requested for.
+    public var resource: String
+    /// The access token.
+    public var accessToken: String
+    /// When it expires, if known.
+    public var expiresAt: UnixTime?
+
+    /// Creates one.
+    public init(resource: String, accessToken: String, expiresAt: UnixTime?) {
+        self.resource = resource
+        self.accessToken = accessToken
+        self.expiresAt = expiresAt
     }
 }

@@ -123,9 +123,14 @@ final class APIFastPath: Sendable {
                 if route.token.requiresUser { return nil }
             case .session(let loaded):
                 let tokens = loaded.session.tokens
-                guard let token = tokens.accessToken,
-                    tokens.accessTokenExpiresAt.map({ $0 - bff.sessions.now > bff.userTokens.refreshBefore }) ?? true
-                else { return nil }  // due for refresh: the router refreshes (single flight)
+                let (token, expiresAt) =
+                    if let resource = route.resource {
+                        (tokens.token(for: resource)?.accessToken, tokens.token(for: resource)?.expiresAt)
+                    } else {
+                        (tokens.accessToken, tokens.accessTokenExpiresAt)
+                    }
+                guard let token, expiresAt.map({ $0 - bff.sessions.now > bff.userTokens.refreshBefore }) ?? true
+                else { return nil }  // missing or due for refresh: the router gets one (single flight)
                 bearer = token
             }
         } else if route.token.requiresUser {

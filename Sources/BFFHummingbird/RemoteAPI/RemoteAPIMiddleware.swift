@@ -206,7 +206,13 @@ extension RemoteAPIProxy {
         var cookies: [SetCookie] = []
         var bearer: String?
         if route.token.usesUserToken, var loaded = session {
-            switch await bff.userTokens.accessToken(for: &loaded, cookies: cookieHeader) {
+            let outcome =
+                if let resource = route.resource {
+                    await bff.userTokens.accessToken(for: &loaded, cookies: cookieHeader, resource: resource)
+                } else {
+                    await bff.userTokens.accessToken(for: &loaded, cookies: cookieHeader)
+                }
+            switch outcome {
             case .token(let token, let issued):
                 bearer = token
                 cookies = issued
@@ -216,6 +222,10 @@ extension RemoteAPIProxy {
                 cookies = clearing
             case .idpUnavailable:
                 return .failure(RouteRefusal(problem: .idpUnavailable, cookies: []))
+            case .resourceRefused:
+                // Signed in, but no token for this API: `user` routes refuse, the others go on
+                // without a user token.
+                if route.token == .user { return .failure(RouteRefusal(problem: .forbidden, cookies: [])) }
             }
         } else if route.token.requiresUser {
             return .failure(RouteRefusal(problem: .unauthenticated, cookies: []))

@@ -12,6 +12,9 @@ enum UserTokenOutcome: Sendable {
     case sessionEnded(cookies: [SetCookie])
     /// The IdP could not be reached; the session is kept.
     case idpUnavailable
+    /// No token can be had for the route's resource (the IdP refused it, or no refresh token is
+    /// held); the session is kept.
+    case resourceRefused
 }
 
 /// Keeps users' access tokens fresh: refreshes when they expire within `refreshBeforeExpiry`,
@@ -129,6 +132,63 @@ final class UserTokenManager: Sendable {
         }
     }
 
+    /// The access token for `resource` (RFC 8707): the one held in the session while it is not due
+    /// for refresh, else a new one from the refresh-token grant with `resource=`, stored in the
+    /// session next to its other tokens (a rotated refresh token too).
+    ///
+    /// Server-side sessions only (configuration validation refuses `resource` on user routes in
+    /// cookie mode): the grant runs in the session's exclusive section — the same one every other
+    /// refresh of the session runs in, across instances with PostgreSQL — on the freshest stored
+    /// copy, so it never spends a refresh token another refresh already spent, and N concurrent
+    /// calls cause one request (the others find the new token stored).
+    func accessToken(for loaded: inout LoadedSession, cookies: CookieHeader, resource: String) async
+        -> UserTokenOutcome
+    {
+        let refreshBefore = self.refreshBefore
+        let held = loaded.session.tokens.token(for: resource)
+        if let held, held.expiresAt.map({ $0 - time.now > refreshBefore }) ?? true {
+            return .token(held.accessToken, cookies: [])
+        }
+        guard case .server = loaded.handle else { return .resourceRefused }
+        let token: ResourceToken?
+        do {
+            token = try await sessions.exclusively(loaded) { current -> (Session?, ResourceToken) in
+                if let stored = current.tokens.token(for: resource),
+                    stored.expiresAt.map({ $0 - self.time.now > refreshBefore }) ?? true
+                {
+                    return (nil, stored)  // obtained meanwhile by another request or instance
+                }
+                guard let refreshToken = current.tokens.refreshToken else { throw NoRefreshToken() }
+                self.refreshRequests.withLock { $0 += 1 }
+                let response = try await self.tokens.refresh(refreshToken: refreshToken, resource: resource)
+                let token = ResourceToken(
+                    resource: resource, accessToken: response.accessToken,
+                    expiresAt: response.expiresIn.map { self.time.now + $0 })
+                var updated = current
+                updated.tokens.store(token)
+                if let rotated = response.refreshToken { updated.tokens.refreshToken = rotated }
+                return (updated, token)
+            }
+        } catch is NoRefreshToken {
+            if let held, let expiry = held.expiresAt, expiry > time.now { return .token(held.accessToken, cookies: []) }
+            return .resourceRefused
+        } catch let error as OIDCError where error.oauthCode == "invalid_target" || error.oauthCode == "invalid_scope" {
+            logger.warning(
+                "the identity provider refused a token for the route's resource",
+                metadata: ["bff.resource": .string(resource), "bff.error": "\(error)"])
+            return .resourceRefused
+        } catch let error as OIDCError where error.oauthCode != nil {
+            logger.info("token refresh rejected; ending the session", metadata: ["bff.error": "\(error)"])
+            return .sessionEnded(cookies: await sessions.end(loaded, cookies: cookies))
+        } catch {
+            logger.warning("token refresh failed: identity provider unavailable", metadata: ["bff.error": "\(error)"])
+            return .idpUnavailable
+        }
+        guard let token else { return .sessionEnded(cookies: sessions.clearingCookies(cookies: cookies)) }
+        loaded.session.tokens.store(token)
+        return .token(token.accessToken, cookies: [])
+    }
+
     func sendRefresh(_ refreshToken: String) async throws -> TokenResponse {
         refreshRequests.withLock { $0 += 1 }
         return try await tokens.refresh(refreshToken: refreshToken)
@@ -145,6 +205,9 @@ final class UserTokenManager: Sendable {
 
 /// The session was ended (logout, back-channel) while its tokens were being refreshed.
 struct SessionGone: Error {}
+
+/// A resource token was needed and the session holds no refresh token.
+struct NoRefreshToken: Error {}
 
 /// Client-credentials tokens, cached per (scopes, resource) until 60 s before expiry and fetched
 /// at most once at a time per key.
