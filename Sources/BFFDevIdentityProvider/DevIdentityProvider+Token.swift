@@ -15,7 +15,9 @@ extension DevIdentityProvider {
         let now = time.now
         // RFC 8707: one resource indicator, one of those configured, becomes the access token's audience.
         let resource = values["resource"]
-        if let resource, !configuration.resources.contains(resource) || fields.filter({ $0.name == "resource" }).count > 1 {
+        if let resource,
+            !configuration.resources.contains(resource) || fields.filter({ $0.name == "resource" }).count > 1
+        {
             return Self.oauthError("invalid_target")
         }
         switch grantType {

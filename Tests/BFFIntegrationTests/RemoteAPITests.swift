@@ -44,18 +44,18 @@ struct RemoteAPITests {
                 // User tokens per resource need a server-side store (refused in cookie mode).
                 if !cookieMode {
                     configuration.apis += [
-                    APIRouteConfiguration(
-                        path: "/api/orders", upstream: echo + "/echo/orders", token: .user,
-                        resource: RemoteAPITests.orders),
-                    APIRouteConfiguration(
-                        path: "/api/billing", upstream: echo + "/echo/billing", token: .user,
-                        resource: RemoteAPITests.billing),
-                    APIRouteConfiguration(
-                        path: "/api/unknown-resource", upstream: echo + "/echo/unknown", token: .user,
-                        resource: "https://unknown.example"),
-                    APIRouteConfiguration(
-                        path: "/api/unknown-or-none", upstream: echo + "/echo/unknown", token: .userOrNone,
-                        resource: "https://unknown.example"),
+                        APIRouteConfiguration(
+                            path: "/api/orders", upstream: echo + "/echo/orders", token: .user,
+                            resource: RemoteAPITests.orders),
+                        APIRouteConfiguration(
+                            path: "/api/billing", upstream: echo + "/echo/billing", token: .user,
+                            resource: RemoteAPITests.billing),
+                        APIRouteConfiguration(
+                            path: "/api/unknown-resource", upstream: echo + "/echo/unknown", token: .user,
+                            resource: "https://unknown.example"),
+                        APIRouteConfiguration(
+                            path: "/api/unknown-or-none", upstream: echo + "/echo/unknown", token: .userOrNone,
+                            resource: "https://unknown.example"),
                     ]
                 }
             },
@@ -310,7 +310,8 @@ struct RemoteAPITests {
             let billing = try echoed(try await browser.get(env.origin + "/api/billing", headers: env.csrf))
             #expect(try audience(billing) == RemoteAPITests.billing)
             let mainAgain = try echoed(try await browser.get(env.origin + "/api/echo", headers: env.csrf))
-            #expect(mainAgain.values("authorization") == main.values("authorization"), "the session's own token is kept")
+            #expect(
+                mainAgain.values("authorization") == main.values("authorization"), "the session's own token is kept")
             #expect(await env.idp.statistics().refreshReuseDetected == 0)
         }
     }

@@ -6,7 +6,8 @@ API, and a `requests` session plays the browser:
 
   login -> /bff/user -> remote API call (the upstream sees a bearer token) -> forced refresh
   (refreshBeforeExpiry longer than the IdP's token lifetime, so every API call refreshes, with
-  rotation) -> RP-initiated logout at the BFF (id_token_hint) completed at the IdP -> refresh token
+  rotation) -> a route naming an RFC 8707 resource the IdP refuses (403, session and refresh token
+  kept) -> RP-initiated logout at the BFF (id_token_hint) completed at the IdP -> refresh token
   rejected by the IdP afterwards -> where the IdP supports it, logout started at the IdP ends the
   BFF session through back-channel logout.
 
@@ -127,6 +128,10 @@ apis:
   - path: /api/echo
     upstream: "http://127.0.0.1:{echo_port}/echo"
     token: user
+  - path: /api/orders
+    upstream: "http://127.0.0.1:{echo_port}/orders"
+    token: user
+    resource: "{ORDERS}"
 """
     path = os.path.join(workdir, "bff.yaml")
     with open(path, "w") as f:
@@ -144,6 +149,9 @@ apis:
                 raise Failure(f"bff serve exited with {process.returncode}; see {log.name}")
             time.sleep(0.05)
     raise Failure("bff serve did not start listening")
+
+
+ORDERS = "https://orders.example"
 
 
 # ------------------------------------------------------------------------------- IdP drivers
@@ -168,7 +176,9 @@ class Glewlwyd(Provider):
     """Glewlwyd's login page is a JavaScript app over its JSON API; this drives the same API."""
 
     name = "glewlwyd"
-    supports = {"revocation": True, "backchannel": True}
+    # Glewlwyd 2.7.5 answers invalid_target to every resource indicator on the refresh grant (and
+    # its refresh tokens would carry a granted resource into later refreshes): the refusal path.
+    supports = {"revocation": True, "backchannel": True, "resource": "refused"}
 
     def login(self, browser, authorize_url, origin, user="alice"):
         page = browser.get(authorize_url, allow_redirects=False)
@@ -206,7 +216,7 @@ class DjangoOAuthToolkit(Provider):
     """django-oauth-toolkit: Django's login form, consent skipped for the first-party client."""
 
     name = "dot"
-    supports = {"revocation": True, "backchannel": False}
+    supports = {"revocation": True, "backchannel": False, "resource": False}
     token_path = "/token/"
 
     def login(self, browser, authorize_url, origin, user="alice"):
@@ -235,7 +245,7 @@ class LemonLDAP(Provider):
 
     name = "lemonldap"
     # No RFC 7009 endpoint: the gateway drops the refresh token itself (and it stays valid at LLNG).
-    supports = {"revocation": False, "backchannel": True}
+    supports = {"revocation": False, "backchannel": True, "resource": False}
 
     def login(self, browser, authorize_url, origin, user="alice"):
         page = browser.get(authorize_url, allow_redirects=False)
@@ -340,6 +350,17 @@ def run(args):
                 tokens.append(page.json()["authorization"])
             check(len(set(tokens)) == 4, "each call used a freshly refreshed access token")
 
+        def resource_refused():
+            # The IdP refuses the route's resource (invalid_target): 403 for the call, the session
+            # and its refresh token untouched — the next call that needs a refresh still works.
+            orders = browser.get(origin + "/api/orders/1", headers=CSRF)
+            check(orders.status_code == 403, f"resource route: {orders.status_code}")
+            check("urn:bff:problem:forbidden" in orders.text, "forbidden problem")
+            check(not orders.headers.get("set-cookie"), "the session cookie is left alone")
+            own = browser.get(origin + "/api/echo/after-refusal", headers=CSRF)
+            check(own.status_code == 200, f"own-token route (a refresh) after the refusal: {own.status_code}")
+            check(browser.get(origin + "/bff/user", headers=CSRF).status_code == 200, "session alive")
+
         def rp_logout():
             diagnostics = browser.get(origin + "/bff/diagnostics", headers=CSRF).json()
             state["refresh_token"] = (diagnostics.get("tokens") or {}).get("refreshToken") or diagnostics.get(
@@ -376,6 +397,10 @@ def run(args):
         step("login", login)
         step("api", api)
         step("refresh", refresh)
+        if idp.supports["resource"] == "refused":
+            step("resource", resource_refused)
+        else:
+            results["resource"] = "not supported by the IdP"
         step("rp_logout", rp_logout)
         if idp.supports["revocation"]:
             step("revocation", revocation)

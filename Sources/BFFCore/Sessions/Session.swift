@@ -101,7 +101,8 @@ public struct Session: Sendable, Equatable {
                 guard let resource = reader.readString(), let token = reader.readString(),
                     let expiresAt = reader.readOptionalInt64()
                 else { return nil }
-                tokens.resourceTokens.append(ResourceToken(resource: resource, accessToken: token, expiresAt: expiresAt))
+                tokens.resourceTokens.append(
+                    ResourceToken(resource: resource, accessToken: token, expiresAt: expiresAt))
             }
         }
         guard reader.isAtEnd else { return nil }

@@ -151,7 +151,8 @@ plugin_parameters=$(jq -nc --arg iss "$ISSUER" --rawfile jwks "$GLWD_DIR/jwks-pr
   "encrypt-out-token-allow": false, "oauth-dpop-allowed": false,
   "oauth-par-allowed": true, "oauth-par-required": false, "oauth-par-duration": 90,
   "oauth-par-request_uri-prefix": "urn:ietf:params:oauth:request_uri:",
-  "oauth-rar-allowed": false, "resource-allowed": false, "oauth-ciba-allowed": false}')
+  "oauth-rar-allowed": false, "oauth-ciba-allowed": false,
+  "resource-allowed": true, "resource-scope": {}, "resource-client-property": "", "resource-change-allowed": false}')
 admin POST /mod/plugin/ "$(jq -nc --argjson p "$plugin_parameters" '{module: "oidc", name: "oidc", display_name: "OpenID Connect", enabled: true, parameters: $p}')"
 admin DELETE /auth/ || true
 rm -f "$jar"
