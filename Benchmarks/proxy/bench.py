@@ -71,6 +71,9 @@ def write(path, text):
         handle.write(text)
 
 
+STORE = "memory"
+
+
 def start_servers(bff_binary, upstream_binary):
     body = "x" * 1024
     write(os.path.join(WORK, "nginx-upstream.conf"), f"""
@@ -127,7 +130,8 @@ oidc:
   clientId: bench
   clientSecret: bench-secret
 session:
-  store: memory
+  store: {STORE}
+  sqlite: {{path: "{WORK}/sessions.sqlite"}}
 admin:
   listen: null
 apis:
@@ -235,6 +239,8 @@ def main():
     parser.add_argument("--build", action="store_true", help="build the release binaries first")
     parser.add_argument("--profile", action="store_true", help="only run bff under load with `perf record -g` (10 s)")
     parser.add_argument("--syscalls", action="store_true", help="only count bff's system calls and context switches under load (10 s)")
+    parser.add_argument("--store", default="memory", choices=["memory", "sqlite", "cookie"],
+                        help="the gateway's session store (memory and cookie mode take the event-loop fast path)")
     parser.add_argument("--quick", action="store_true",
                         help="only Caddy and bff at c64, interleaved, ratio printed, nothing written")
     arguments = parser.parse_args()
@@ -244,6 +250,8 @@ def main():
     if arguments.build:
         subprocess.run(["swift", "build", "-c", "release", "--product", "bff"], cwd=ROOT, check=True)
         subprocess.run(["swift", "build", "-c", "release", "--product", "bff-bench-upstream"], cwd=ROOT, check=True)
+    global STORE
+    STORE = arguments.store
     binaries = os.path.join(ROOT, ".build", "release")
     shutil.rmtree(WORK, ignore_errors=True)
     os.makedirs(WORK)

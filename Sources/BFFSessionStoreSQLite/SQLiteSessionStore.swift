@@ -13,7 +13,7 @@ import Synchronization
 /// anyway), one reads — in WAL mode readers never wait for the writer, so lookups stay fast while a
 /// large cleanup or revocation runs — and one copies the write-ahead log back into the database
 /// (a passive checkpoint after every ``checkpointEvery`` writes), so no write pays for a checkpoint.
-public final class SQLiteSessionStore: SessionStore, Service {
+public final class SQLiteSessionStore: SessionStore, ImmediateSessionLookup, Service {
     let connection: SQLiteConnection
     let executor: StatementQueue
     let readConnection: SQLiteConnection
@@ -25,6 +25,14 @@ public final class SQLiteSessionStore: SessionStore, Service {
     private let checkpointState = Mutex((writes: 0, running: false))
     /// Writes between passive checkpoints.
     static let checkpointEvery = 256
+    /// Records this store read or wrote within ``confirmationWindow``, for lookups that must not
+    /// wait (see ``findImmediately(key:now:)``).
+    private let confirmed = Mutex(ConfirmedRecords())
+    /// How long a record read or written by this store answers lookups without reading the file.
+    /// The gateway's own writes (logout, back-channel, refresh, cleanup) take effect at once; a
+    /// write by another process (`bff sessions revoke`) within this window.
+    public static let confirmationWindow: Duration = .seconds(1)
+    static let confirmedCapacity = 4096
 
     /// The schema version this code writes.
     public static let schemaVersion = 2
@@ -129,38 +137,64 @@ public final class SQLiteSessionStore: SessionStore, Service {
 
     public func insert(_ record: SessionRecord) async throws {
         defer { wrote() }
+        forget([record.key])
         _ = try await executor.run(
             "INSERT OR REPLACE INTO bff_sessions (key, sealed, subject, sid, issuer, created, renewed, expires, revocation) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             Self.binds(record))
+        remember(record)
     }
 
     public func find(key: [UInt8], now: UnixTime) async throws -> SessionRecord? {
+        let sequence = confirmed.withLock { $0.sequence }
         let rows = try await reader.run(
             "SELECT key, sealed, subject, sid, issuer, created, renewed, expires, revocation FROM bff_sessions WHERE key = ? AND expires > ?",
             [.blob(ByteBuffer(bytes: key)), .integer(Int(now))])
-        return rows.first.flatMap(Self.record)
+        let record = rows.first.flatMap(Self.record)
+        if let record { remember(record, ifUnchangedSince: sequence) }
+        return record
+    }
+
+    /// A record read or written within ``confirmationWindow`` (and not written or deleted since);
+    /// `.unknown` otherwise — never a guess about the file.
+    public func findImmediately(key: [UInt8], now: UnixTime) -> ImmediateLookup {
+        confirmed.withLock { confirmed in
+            guard let (record, at) = confirmed.records[key], ContinuousClock.now - at < Self.confirmationWindow,
+                record.expiresAt > now
+            else { return .unknown }
+            return .found(record)
+        }
     }
 
     public func update(_ record: SessionRecord) async throws {
         defer { wrote() }
+        forget([record.key])
         _ = try await executor.run(
             "UPDATE bff_sessions SET sealed = ?, subject = ?, sid = ?, issuer = ?, created = ?, renewed = ?, expires = ?, revocation = ? WHERE key = ?",
             Array(Self.binds(record).dropFirst()) + [.blob(ByteBuffer(bytes: record.key))])
+        forget([record.key])  // the row may have been deleted meanwhile: the next read decides
     }
 
     public func replace(_ record: SessionRecord, ifSealed expected: [UInt8]) async throws -> Bool {
         defer { wrote() }
+        forget([record.key])
         let rows = try await executor.run(
             "UPDATE bff_sessions SET sealed = ?, subject = ?, sid = ?, issuer = ?, created = ?, renewed = ?, expires = ?, revocation = ? WHERE key = ? AND sealed = ? RETURNING key",
             Array(Self.binds(record).dropFirst()) + [
                 .blob(ByteBuffer(bytes: record.key)), .blob(ByteBuffer(bytes: expected)),
             ])
+        if rows.isEmpty {
+            forget([record.key])
+        } else {
+            remember(record)
+        }
         return !rows.isEmpty
     }
 
     @discardableResult
     public func remove(key: [UInt8]) async throws -> SessionRecord? {
         defer { wrote() }
+        forget([key])
+        defer { forget([key]) }
         return try await executor.run(
             "DELETE FROM bff_sessions WHERE key = ? RETURNING key, sealed, subject, sid, issuer, created, renewed, expires, revocation",
             [.blob(ByteBuffer(bytes: key))]
@@ -170,6 +204,8 @@ public final class SQLiteSessionStore: SessionStore, Service {
     public func removeAll(issuer: String, idpSessionID: String?, subject: String?) async throws -> [SessionRecord] {
         guard idpSessionID != nil || subject != nil else { return [] }
         defer { wrote() }
+        forget(nil)
+        defer { forget(nil) }
         var sql = "DELETE FROM bff_sessions WHERE issuer = ?"
         var binds: [SQLiteData] = [.text(issuer)]
         if let idpSessionID {
@@ -187,6 +223,8 @@ public final class SQLiteSessionStore: SessionStore, Service {
     /// Removes expired rows in batches of ``cleanupBatchSize``, so lookups interleave with a large
     /// cleanup instead of waiting for one long statement.
     public func removeExpired(now: UnixTime) async throws -> [SessionRecord] {
+        forget(nil)
+        defer { forget(nil) }
         var removed: [SessionRecord] = []
         while true {
             let batch = try await executor.run(
@@ -208,6 +246,8 @@ public final class SQLiteSessionStore: SessionStore, Service {
     /// Inserts many records in one transaction (imports, benchmarks).
     public func insert(batch records: [SessionRecord]) async throws {
         defer { wrote(records.count) }
+        forget(nil)
+        defer { forget(nil) }
         try await executor.transaction(
             records.map {
                 (
@@ -314,4 +354,39 @@ public struct SQLiteStoreError: Error, CustomStringConvertible {
     public let message: String
     /// The message.
     public var description: String { message }
+}
+
+/// The records ``SQLiteSessionStore`` vouches for without reading the file. Every write first
+/// forgets what it touches and bumps `sequence`; a read only records its result if no write began
+/// while it ran, so a read racing a logout can never bring the deleted row back.
+struct ConfirmedRecords {
+    var records: [[UInt8]: (SessionRecord, ContinuousClock.Instant)] = [:]
+    var sequence: UInt64 = 0
+}
+
+extension SQLiteSessionStore {
+    /// The current write sequence number (tests).
+    var writeSequence: UInt64 { confirmed.withLock { $0.sequence } }
+
+    /// Forgets `keys` (all records when nil) before and after a write.
+    func forget(_ keys: [[UInt8]]?) {
+        confirmed.withLock { confirmed in
+            confirmed.sequence &+= 1
+            if let keys {
+                for key in keys { confirmed.records[key] = nil }
+            } else {
+                confirmed.records.removeAll(keepingCapacity: true)
+            }
+        }
+    }
+
+    /// Records `record` as just read or written; with `ifUnchangedSince`, only if no write began
+    /// since that sequence number.
+    func remember(_ record: SessionRecord, ifUnchangedSince sequence: UInt64? = nil) {
+        confirmed.withLock { confirmed in
+            if let sequence, sequence != confirmed.sequence { return }
+            if confirmed.records.count >= Self.confirmedCapacity { confirmed.records.removeAll(keepingCapacity: true) }
+            confirmed.records[record.key] = (record, ContinuousClock.now)
+        }
+    }
 }

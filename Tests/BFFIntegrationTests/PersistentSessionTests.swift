@@ -80,6 +80,66 @@ struct PersistentSessionTests {
         try await store.close()
     }
 
+    /// Concurrent API calls: several client connections, spread over the server's event loops,
+    /// leave an idle upstream connection on each, so later calls can take the fast path.
+    func warm(_ env: TestEnvironment, _ browser: TestBrowser) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<8 {
+                group.addTask {  // justified: structured child task of the group
+                    _ = try await browser.get(env.origin + "/api/weatherforecast", headers: env.csrf)
+                }
+            }
+            try await group.waitForAll()
+        }
+    }
+
+    /// The SQLite store vouches for records it read or wrote within the last second, so API calls
+    /// take the event-loop fast path; the gateway's own writes (logout) end that at once.
+    @Test func sqliteSessionsTakeTheFastPathAndLogoutEndsThemAtOnce() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("bff-fast-\(UUID().uuidString)")
+            .path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try await withGateway(path: directory + "/sessions.sqlite", keys: [Self.k1]) { env, browser in
+            try await env.login(browser)
+            try await warm(env, browser)
+            let fastBefore = env.forwarder.fastExchangeCount
+            for _ in 0..<5 {
+                #expect(try await browser.get(env.origin + "/api/weatherforecast", headers: env.csrf).status == 200)
+            }
+            #expect(env.forwarder.fastExchangeCount > fastBefore, "served on the event loop")
+            let logout = try await browser.get(try await env.logoutURL(browser))
+            #expect(logout.status == 302)
+            let after = try await browser.get(env.origin + "/api/weatherforecast", headers: env.csrf)
+            #expect(after.status == 401, "ended at once, not after the confirmation window")
+        }
+    }
+
+    /// A session ended by another process on the same file (what `bff sessions revoke` does) stops
+    /// working within the store's confirmation window, even while its calls take the fast path.
+    @Test func sessionsEndedByAnotherProcessStopWithinTheConfirmationWindow() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("bff-other-\(UUID().uuidString)")
+            .path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/sessions.sqlite"
+        try await withGateway(path: path, keys: [Self.k1]) { env, browser in
+            try await env.login(browser)
+            try await warm(env, browser)
+            #expect(try await browser.get(env.origin + "/api/weatherforecast", headers: env.csrf).status == 200)
+            let other = try await SQLiteSessionStore.open(path: path)
+            let removed = try await other.removeAll(issuer: env.issuer, idpSessionID: nil, subject: "alice-7f3b")
+            try await other.close()
+            #expect(removed.count == 1)
+            let started = ContinuousClock.now
+            var status = 200
+            while status == 200 && ContinuousClock.now - started < .seconds(5) {
+                status = try await browser.get(env.origin + "/api/weatherforecast", headers: env.csrf).status
+                if status == 200 { try await Task.sleep(for: .milliseconds(50)) }
+            }
+            #expect(status == 401)
+            #expect(ContinuousClock.now - started < SQLiteSessionStore.confirmationWindow + .milliseconds(500))
+        }
+    }
+
     @Test func expiredSessionsAreCleanedUpAndTheirRefreshTokensRevoked() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
             "bff-cleanup-\(UUID().uuidString)"

@@ -96,10 +96,14 @@ public struct SessionManager: Sendable {
         let now = time.now
         if let store {
             guard let immediate = store as? any ImmediateSessionLookup else { return .unavailable }
-            guard let ticket = openTicket(cookies),
-                let loaded = open(immediate.findImmediately(key: ticket.storeKey, now: now), named: ticket, now: now)
-            else { return .anonymous }
-            return .session(loaded)
+            guard let ticket = openTicket(cookies) else { return .anonymous }
+            let record: SessionRecord?
+            switch immediate.findImmediately(key: ticket.storeKey, now: now) {
+            case .found(let found): record = found
+            case .absent: record = nil
+            case .unknown: return .unavailable
+            }
+            return open(record, named: ticket, now: now).map { .session($0) } ?? .anonymous
         }
         return openCookie(cookies, now: now).map { .session($0) } ?? .anonymous
     }

@@ -88,10 +88,20 @@ extension SessionStore {
     }
 }
 
-/// A store that can answer a lookup without suspending (the event-loop fast path uses it).
+/// What a lookup that must not wait knows.
+public enum ImmediateLookup: Sendable {
+    /// The record, current.
+    case found(SessionRecord)
+    /// Certainly no such (unexpired) record.
+    case absent
+    /// Not known without I/O: use ``SessionStore/find(key:now:)``.
+    case unknown
+}
+
+/// A store that can answer some lookups without suspending (the event-loop fast path uses it).
 public protocol ImmediateSessionLookup: Sendable {
-    /// Same as ``SessionStore/find(key:now:)``, synchronously.
-    func findImmediately(key: [UInt8], now: UnixTime) -> SessionRecord?
+    /// ``SessionStore/find(key:now:)`` when it can be answered at once.
+    func findImmediately(key: [UInt8], now: UnixTime) -> ImmediateLookup
 }
 
 /// An in-process store: a dictionary behind a mutex. Sessions end with the process.
@@ -120,7 +130,9 @@ public final class MemorySessionStore: SessionStore, ImmediateSessionLookup {
         }
     }
 
-    public func findImmediately(key: [UInt8], now: UnixTime) -> SessionRecord? { find(key: key, now: now) }
+    public func findImmediately(key: [UInt8], now: UnixTime) -> ImmediateLookup {
+        find(key: key, now: now).map { .found($0) } ?? .absent
+    }
 
     public func update(_ record: SessionRecord) {
         records.withLock { records in
