@@ -2,11 +2,11 @@
 # Starts a throw-away PostgreSQL cluster on 127.0.0.1 for the tests and benchmarks, and prints the
 # connection URL (postgres://bff:…@127.0.0.1:PORT/bff). Stop it with stop.sh; its folder is deleted.
 #   BFF_PG_DIR   cluster folder (default /tmp/swift-bff-postgres)
-#   BFF_PG_PORT  port (default 55432)
+#   BFF_PG_PORT  port (default 25432: below the ephemeral range, so no client socket can be holding it)
 #   BFF_PG_DURABLE=1  keep fsync and synchronous commit on (benchmarks)
 set -euo pipefail
 dir="${BFF_PG_DIR:-/tmp/swift-bff-postgres}"
-port="${BFF_PG_PORT:-55432}"
+port="${BFF_PG_PORT:-25432}"
 password="bff-test-password"
 
 bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)

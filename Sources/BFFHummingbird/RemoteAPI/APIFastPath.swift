@@ -69,7 +69,7 @@ final class APIFastPath: Sendable {
         case .GET, .HEAD, .OPTIONS: break
         default: return nil
         }
-        guard head.isKeepAlive else { return nil }
+        guard head.version == .http1_1, head.isKeepAlive else { return nil }  // HTTP/1.0: the router
         var fields: [Field] = []
         fields.reserveCapacity(head.headers.count)
         var cookies: [String] = []
