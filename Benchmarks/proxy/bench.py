@@ -322,7 +322,7 @@ def report(summary, arguments):
     lines = [
         "",
         f"## Proxy run of {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC (`Benchmarks/proxy/bench.py`, "
-        f"{arguments.rounds} rounds × {arguments.duration} s, medians)",
+        f"{arguments.rounds} rounds × {arguments.duration} s, medians, session store `{arguments.store}`)",
         "",
         "| proxy | req/s c64 | p99 ms c16 | req/s, 20 ms upstream, c64 | peak RSS under load | non-2xx |",
         "|---|---|---|---|---|---|",
