@@ -80,14 +80,14 @@ extension BFF {
         guard let name = antiForgeryHeader else { return false }
         return antiForgery.allows(
             header: request.headers[values: name],
-            secFetchSite: ExtraHeaderNames.secFetchSite.flatMap { request.headers[$0] },
+            secFetchSite: ExtraHeaderNames.secFetchSite.map { request.headers[values: $0] } ?? [],
             origin: request.headers[values: .origin])
     }
 
     /// Whether the request is visibly cross-site.
     func isCrossSite(_ request: Request) -> Bool {
         antiForgery.isCrossSite(
-            secFetchSite: ExtraHeaderNames.secFetchSite.flatMap { request.headers[$0] },
+            secFetchSite: ExtraHeaderNames.secFetchSite.map { request.headers[values: $0] } ?? [],
             origin: request.headers[values: .origin])
     }
 }

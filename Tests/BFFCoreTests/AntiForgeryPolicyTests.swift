@@ -12,6 +12,13 @@ struct AntiForgeryPolicyTests {
         #expect(policy.allows(header: ["1"], secFetchSite: "none", origin: ["https://app.example.com:443"]))
     }
 
+    @Test func severalSecFetchSiteValuesAreRefused() {
+        #expect(!policy.allows(header: ["1"], secFetchSite: ["same-origin", "cross-site"], origin: []))
+        #expect(!policy.allows(header: ["1"], secFetchSite: ["same-origin", "same-origin"], origin: []))
+        #expect(policy.isCrossSite(secFetchSite: ["same-origin", "same-origin"], origin: []))
+        #expect(policy.allows(header: ["1"], secFetchSite: ["same-origin"], origin: []))
+    }
+
     @Test func missingHeader() { #expect(!policy.allows(header: [], secFetchSite: nil, origin: [])) }
     @Test func wrongValue() { #expect(!policy.allows(header: ["0"], secFetchSite: nil, origin: [])) }
     @Test func emptyValue() { #expect(!policy.allows(header: [""], secFetchSite: nil, origin: [])) }

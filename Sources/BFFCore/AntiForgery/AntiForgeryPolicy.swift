@@ -23,9 +23,19 @@ public struct AntiForgeryPolicy: Sendable {
     ///   - secFetchSite: the `Sec-Fetch-Site` value, if present.
     ///   - origin: every `Origin` value.
     public func allows(header: [String], secFetchSite: String?, origin: [String]) -> Bool {
+        allows(header: header, secFetchSite: secFetchSite.map { [$0] } ?? [], origin: origin)
+    }
+
+    /// The verdict with every `Sec-Fetch-Site` value: browsers send at most one, so several are
+    /// refused like a cross-site one.
+    public func allows(header: [String], secFetchSite: [String], origin: [String]) -> Bool {
         guard header.count == 1, header[0] == headerValue else { return false }
-        if let secFetchSite, secFetchSite.lowercased() == "cross-site" { return false }
+        if Self.saysCrossSite(secFetchSite) { return false }
         return isSameOrigin(origin)
+    }
+
+    static func saysCrossSite(_ secFetchSite: [String]) -> Bool {
+        secFetchSite.count > 1 || secFetchSite.first.map { $0.lowercased() == "cross-site" } ?? false
     }
 
     /// Whether the `Origin` values, if any, all name the public origin.
@@ -38,7 +48,11 @@ public struct AntiForgeryPolicy: Sendable {
 
     /// Whether a request is visibly cross-site (used to refuse logout without ending anything).
     public func isCrossSite(secFetchSite: String?, origin: [String]) -> Bool {
-        if let secFetchSite, secFetchSite.lowercased() == "cross-site" { return true }
-        return !isSameOrigin(origin)
+        isCrossSite(secFetchSite: secFetchSite.map { [$0] } ?? [], origin: origin)
+    }
+
+    /// ``isCrossSite(secFetchSite:origin:)`` with every `Sec-Fetch-Site` value (several count as cross-site).
+    public func isCrossSite(secFetchSite: [String], origin: [String]) -> Bool {
+        Self.saysCrossSite(secFetchSite) || !isSameOrigin(origin)
     }
 }

@@ -93,8 +93,8 @@ final class APIFastPath: Sendable {
             }
             fields.append(Field(lowercasedName: lowercased, name: name, value: value))
         }
-        guard antiForgeryHeader != nil, secFetchSite.count <= 1,
-            proxy.bff.antiForgery.allows(header: antiForgery, secFetchSite: secFetchSite.first, origin: origins)
+        guard antiForgeryHeader != nil,
+            proxy.bff.antiForgery.allows(header: antiForgery, secFetchSite: secFetchSite, origin: origins)
         else { return nil }
 
         let uri = head.uri
