@@ -44,10 +44,13 @@ final class OpenedSessionCache: Sendable {
     }
 
     func remember(_ cookieValue: [UInt8], _ entry: ServerEntry) {
-        storage.withLock {
-            if $0.server.count >= capacity { $0.server.removeAll(keepingCapacity: true) }
-            $0.server[cookieValue] = entry
-        }
+        storage.withLock { Self.put(entry, at: cookieValue, in: &$0.server, capacity: capacity) }
+    }
+
+    /// Stores `entry`, emptying `map` first when it is full.
+    private static func put<Entry>(_ entry: Entry, at key: [UInt8], in map: inout [[UInt8]: Entry], capacity: Int) {
+        if map.count >= capacity { map.removeAll(keepingCapacity: true) }
+        map[key] = entry
     }
 
     func forget(_ cookieValue: [UInt8]) {
@@ -59,9 +62,6 @@ final class OpenedSessionCache: Sendable {
     }
 
     func remember(_ joined: [UInt8], _ entry: CookieEntry) {
-        storage.withLock {
-            if $0.cookie.count >= capacity { $0.cookie.removeAll(keepingCapacity: true) }
-            $0.cookie[joined] = entry
-        }
+        storage.withLock { Self.put(entry, at: joined, in: &$0.cookie, capacity: capacity) }
     }
 }

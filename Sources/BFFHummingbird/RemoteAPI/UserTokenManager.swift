@@ -62,14 +62,8 @@ final class UserTokenManager: Sendable {
         let response: TokenResponse
         do {
             response = try await refreshed(key: key, refreshToken: refreshToken, loaded: loaded)
-        } catch is SessionGone {
-            return .sessionEnded(cookies: sessions.clearingCookies(cookies: cookies))
-        } catch let error as OIDCError where error.oauthCode != nil {
-            logger.info("token refresh rejected; ending the session", metadata: ["bff.error": "\(error)"])
-            return .sessionEnded(cookies: await sessions.end(loaded, cookies: cookies))
         } catch {
-            logger.warning("token refresh failed: identity provider unavailable", metadata: ["bff.error": "\(error)"])
-            return .idpUnavailable
+            return await failedRefresh(error, loaded: loaded, cookies: cookies)
         }
         apply(response, to: &loaded.session, now: now)
         if case .cookie = loaded.handle {
@@ -177,16 +171,27 @@ final class UserTokenManager: Sendable {
                 "the identity provider refused a token for the route's resource",
                 metadata: ["bff.resource": .string(resource), "bff.error": "\(error)"])
             return .resourceRefused
-        } catch let error as OIDCError where error.oauthCode != nil {
-            logger.info("token refresh rejected; ending the session", metadata: ["bff.error": "\(error)"])
-            return .sessionEnded(cookies: await sessions.end(loaded, cookies: cookies))
         } catch {
-            logger.warning("token refresh failed: identity provider unavailable", metadata: ["bff.error": "\(error)"])
-            return .idpUnavailable
+            return await failedRefresh(error, loaded: loaded, cookies: cookies)
         }
         guard let token else { return .sessionEnded(cookies: sessions.clearingCookies(cookies: cookies)) }
         loaded.session.tokens.store(token)
         return .token(token.accessToken, cookies: [])
+    }
+
+    /// What a failed refresh means: the session was ended meanwhile, the IdP rejected the grant
+    /// (the session ends), or the IdP could not be reached (the session is kept).
+    func failedRefresh(_ error: any Error, loaded: LoadedSession, cookies: CookieHeader) async -> UserTokenOutcome {
+        switch error {
+        case is SessionGone:
+            return .sessionEnded(cookies: sessions.clearingCookies(cookies: cookies))
+        case let error as OIDCError where error.oauthCode != nil:
+            logger.info("token refresh rejected; ending the session", metadata: ["bff.error": "\(error)"])
+            return .sessionEnded(cookies: await sessions.end(loaded, cookies: cookies))
+        default:
+            logger.warning("token refresh failed: identity provider unavailable", metadata: ["bff.error": "\(error)"])
+            return .idpUnavailable
+        }
     }
 
     func sendRefresh(_ refreshToken: String) async throws -> TokenResponse {
