@@ -41,6 +41,8 @@ public struct SessionManager: Sendable {
     let random: any SecureRandom
     /// Sessions opened before, by cookie value (see ``OpenedSessionCache``).
     let opened: OpenedSessionCache
+    /// The store, when it can answer lookups without suspending.
+    let immediateStore: (any ImmediateSessionLookup)?
     /// Serialises ``exclusively(_:_:)`` per session within the process.
     let exclusiveSections = KeyedAsyncLock<[UInt8]>()
 
@@ -57,6 +59,7 @@ public struct SessionManager: Sendable {
         self.configuration = configuration
         self.sealer = sealer
         self.store = configuration.store.isServerSide ? store : nil
+        self.immediateStore = self.store as? any ImmediateSessionLookup
         self.revocations = revocations
         self.time = time
         self.random = random
@@ -95,7 +98,7 @@ public struct SessionManager: Sendable {
     public func loadImmediately(cookies: CookieHeader) -> ImmediateLoad {
         let now = time.now
         if let store {
-            guard let immediate = store as? any ImmediateSessionLookup else { return .unavailable }
+            guard let immediate = immediateStore else { return .unavailable }
             guard let ticket = openTicket(cookies) else { return .anonymous }
             let record: SessionRecord?
             switch immediate.findImmediately(key: ticket.storeKey, now: now) {

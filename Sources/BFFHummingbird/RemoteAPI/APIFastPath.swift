@@ -41,6 +41,12 @@ final class APIFastPath: Sendable {
     let idleTimeout: TimeAmount?
     /// A client that takes nothing of a response for this long is disconnected (both paths).
     let sendTimeout: TimeAmount
+    // What `plan` reads of the BFF, held directly (copying the whole BFF value per request showed
+    // up in profiles).
+    let sessions: SessionManager
+    let userTokens: UserTokenManager
+    let clientTokens: ClientTokenCache
+    let antiForgery: AntiForgeryPolicy
 
     init(proxy: RemoteAPIProxy, forwarder: NIOUpstream, idleTimeout: TimeAmount?) {
         self.proxy = proxy
@@ -52,6 +58,10 @@ final class APIFastPath: Sendable {
                 timeout: TimeAmount(entry.route.timeout))
         }
         self.antiForgeryHeader = proxy.bff.antiForgeryHeader?.canonicalName
+        self.sessions = proxy.bff.sessions
+        self.userTokens = proxy.bff.userTokens
+        self.clientTokens = proxy.bff.clientTokens
+        self.antiForgery = proxy.bff.antiForgery
         self.idleTimeout = idleTimeout
         self.sendTimeout = idleTimeout ?? .seconds(60)
     }
@@ -94,7 +104,7 @@ final class APIFastPath: Sendable {
             fields.append(Field(lowercasedName: lowercased, name: name, value: value))
         }
         guard antiForgeryHeader != nil,
-            proxy.bff.antiForgery.allows(header: antiForgery, secFetchSite: secFetchSite, origin: origins)
+            self.antiForgery.allows(header: antiForgery, secFetchSite: secFetchSite, origin: origins)
         else { return nil }
 
         let uri = head.uri
@@ -113,10 +123,9 @@ final class APIFastPath: Sendable {
         else { return nil }
 
         let route = proxy.routes.entries[index].route
-        let bff = proxy.bff
         var bearer: String?
         if route.token.usesUserToken {
-            switch bff.sessions.loadImmediately(cookies: CookieHeader(fields: cookies)) {
+            switch sessions.loadImmediately(cookies: CookieHeader(fields: cookies)) {
             case .unavailable:
                 return nil
             case .anonymous:
@@ -129,7 +138,7 @@ final class APIFastPath: Sendable {
                     } else {
                         (tokens.accessToken, tokens.accessTokenExpiresAt)
                     }
-                guard let token, expiresAt.map({ $0 - bff.sessions.now > bff.userTokens.refreshBefore }) ?? true
+                guard let token, expiresAt.map({ $0 - sessions.now > userTokens.refreshBefore }) ?? true
                 else { return nil }  // missing or due for refresh: the router gets one (single flight)
                 bearer = token
             }
@@ -137,7 +146,7 @@ final class APIFastPath: Sendable {
             return nil
         }
         if bearer == nil, route.token.usesClientToken {
-            guard let token = bff.clientTokens.cachedToken(scopes: route.scopes, resource: route.resource) else {
+            guard let token = clientTokens.cachedToken(scopes: route.scopes, resource: route.resource) else {
                 return nil
             }
             bearer = token
