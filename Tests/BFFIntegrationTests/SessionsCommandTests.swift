@@ -108,3 +108,27 @@ struct SessionsCommandTests {
         }
     }
 }
+
+@Suite("One gateway per SQLite file")
+struct SQLiteOwnerLockTests {
+    @Test func aSecondGatewayOnTheSameFileIsRefusedWithAFix() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("bff-lock-\(UUID().uuidString)")
+            .path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let database = directory + "/sessions.sqlite"
+        let first = try SQLiteOwnerLock.acquire(databasePath: database)
+        do {
+            _ = try SQLiteOwnerLock.acquire(databasePath: database)
+            Issue.record("a second gateway got the lock")
+        } catch let error as ProblemList {
+            #expect(error.problems.map(\.path) == ["session.sqlite.path"])
+            #expect(error.description.contains("postgres"))
+        }
+        let other = try SQLiteOwnerLock.acquire(databasePath: directory + "/other.sqlite")
+        other.release()
+        first.release()
+        let again = try SQLiteOwnerLock.acquire(databasePath: database)
+        again.release()
+    }
+}

@@ -22,7 +22,13 @@ struct ServeCommand: AsyncParsableCommand {
         let tls = try TLSUpstreams(caFiles: configuration.bff.apis.compactMap(\.caFile))
         let store = try await Gateway.openStore(for: configuration, logger: logger)
         let forwarder = NIOUpstream(tlsFallback: tls)
+        var ownerLock: SQLiteOwnerLock?
+        defer { ownerLock?.release() }
         do {
+            // One gateway per SQLite file (see SQLiteOwnerLock), held until the gateway stops.
+            if configuration.bff.session.store == .sqlite {
+                ownerLock = try SQLiteOwnerLock.acquire(databasePath: configuration.effectiveSQLitePath)
+            }
             let gateway = try Gateway.build(
                 configuration: configuration, keyRing: keyRing, http: AsyncHTTPClientTransport(client: client),
                 upstream: forwarder, store: store,
