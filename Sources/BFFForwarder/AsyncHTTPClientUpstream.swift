@@ -34,11 +34,9 @@ public struct AsyncHTTPClientUpstream: UpstreamTransport {
         if let body {
             outgoing.body = .stream(body, length: request.contentLength.map { .known(Int64($0)) } ?? .unknown)
         }
-        let nanoseconds =
-            request.timeout.components.seconds * 1_000_000_000 + request.timeout.components.attoseconds / 1_000_000_000
         let response: HTTPClientResponse
         do {
-            response = try await client.execute(outgoing, timeout: .nanoseconds(nanoseconds))
+            response = try await client.execute(outgoing, timeout: TimeAmount(request.timeout))
         } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout {
             throw UpstreamError.timeout
         } catch {

@@ -120,8 +120,7 @@ public final class NIOUpstream: UpstreamTransport, Service {
         } else if body != nil {
             head.headers.add(name: "transfer-encoding", value: "chunked")
         }
-        let timeout = TimeAmount.nanoseconds(
-            request.timeout.components.seconds * 1_000_000_000 + request.timeout.components.attoseconds / 1_000_000_000)
+        let timeout = TimeAmount(request.timeout)
         let retryable = body == nil && (request.method == .get || request.method == .head || request.method == .options)
 
         var attempt = 0

@@ -78,8 +78,7 @@ public struct AsyncHTTPClientTransport: OIDCHTTPClient {
         if let body = request.body { outgoing.body = .bytes(ByteBuffer(bytes: body)) }
         let response = try await client.execute(
             outgoing,
-            timeout: .nanoseconds(
-                Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000))
+            timeout: TimeAmount(timeout))
         let buffer = try await response.body.collect(upTo: AsyncHTTPClientTransport.maximumBodyBytes)
         return OIDCHTTPResponse(
             status: Int(response.status.code),

@@ -27,7 +27,7 @@ public final class SQLiteSessionStore: SessionStore, ImmediateSessionLookup, Ser
     static let checkpointEvery = 256
     /// Records this store read or wrote within ``confirmationWindow``, for lookups that must not
     /// wait (see ``findImmediately(key:now:)``).
-    private let confirmed = Mutex(ConfirmedRecords())
+    let confirmed = Mutex(ConfirmedRecords())
     /// How long a record read or written by this store answers lookups without reading the file.
     /// The gateway's own writes (logout, back-channel, refresh, cleanup) take effect at once; a
     /// write by another process (`bff sessions revoke`) within this window.
@@ -152,17 +152,6 @@ public final class SQLiteSessionStore: SessionStore, ImmediateSessionLookup, Ser
         let record = rows.first.flatMap(Self.record)
         if let record { remember(record, ifUnchangedSince: sequence) }
         return record
-    }
-
-    /// A record read or written within ``confirmationWindow`` (and not written or deleted since);
-    /// `.unknown` otherwise — never a guess about the file.
-    public func findImmediately(key: [UInt8], now: UnixTime) -> ImmediateLookup {
-        confirmed.withLock { confirmed in
-            guard let (record, at) = confirmed.records[key], ContinuousClock.now - at < Self.confirmationWindow,
-                record.expiresAt > now
-            else { return .unknown }
-            return .found(record)
-        }
     }
 
     public func update(_ record: SessionRecord) async throws {
@@ -327,66 +316,10 @@ public final class SQLiteSessionStore: SessionStore, ImmediateSessionLookup, Ser
     }
 }
 
-/// Runs statements one at a time on the store's connection.
-actor StatementQueue {
-    let connection: SQLiteConnection
-    init(connection: SQLiteConnection) { self.connection = connection }
-
-    func run(_ sql: String, _ binds: [SQLiteData] = []) async throws -> [SQLiteRow] {
-        try await connection.query(sql, binds)
-    }
-
-    func transaction(_ statements: [(String, [SQLiteData])]) async throws {
-        _ = try await connection.query("BEGIN IMMEDIATE", [])
-        do {
-            for (sql, binds) in statements { _ = try await connection.query(sql, binds) }
-            _ = try await connection.query("COMMIT", [])
-        } catch {
-            _ = try? await connection.query("ROLLBACK", [])
-            throw error
-        }
-    }
-}
-
 /// A SQLite store failure that is not a driver error.
 public struct SQLiteStoreError: Error, CustomStringConvertible {
     /// What went wrong.
     public let message: String
     /// The message.
     public var description: String { message }
-}
-
-/// The records ``SQLiteSessionStore`` vouches for without reading the file. Every write first
-/// forgets what it touches and bumps `sequence`; a read only records its result if no write began
-/// while it ran, so a read racing a logout can never bring the deleted row back.
-struct ConfirmedRecords {
-    var records: [[UInt8]: (SessionRecord, ContinuousClock.Instant)] = [:]
-    var sequence: UInt64 = 0
-}
-
-extension SQLiteSessionStore {
-    /// The current write sequence number (tests).
-    var writeSequence: UInt64 { confirmed.withLock { $0.sequence } }
-
-    /// Forgets `keys` (all records when nil) before and after a write.
-    func forget(_ keys: [[UInt8]]?) {
-        confirmed.withLock { confirmed in
-            confirmed.sequence &+= 1
-            if let keys {
-                for key in keys { confirmed.records[key] = nil }
-            } else {
-                confirmed.records.removeAll(keepingCapacity: true)
-            }
-        }
-    }
-
-    /// Records `record` as just read or written; with `ifUnchangedSince`, only if no write began
-    /// since that sequence number.
-    func remember(_ record: SessionRecord, ifUnchangedSince sequence: UInt64? = nil) {
-        confirmed.withLock { confirmed in
-            if let sequence, sequence != confirmed.sequence { return }
-            if confirmed.records.count >= Self.confirmedCapacity { confirmed.records.removeAll(keepingCapacity: true) }
-            confirmed.records[record.key] = (record, ContinuousClock.now)
-        }
-    }
 }

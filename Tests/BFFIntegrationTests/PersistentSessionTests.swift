@@ -80,17 +80,9 @@ struct PersistentSessionTests {
         try await store.close()
     }
 
-    /// Concurrent API calls: several client connections, spread over the server's event loops,
-    /// leave an idle upstream connection on each, so later calls can take the fast path.
+    /// Idle upstream connections on every event loop, so later calls can take the fast path.
     func warm(_ env: TestEnvironment, _ browser: TestBrowser) async throws {
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for _ in 0..<8 {
-                group.addTask {  // justified: structured child task of the group
-                    _ = try await browser.get(env.origin + "/api/weatherforecast", headers: env.csrf)
-                }
-            }
-            try await group.waitForAll()
-        }
+        try await RemoteAPITests().warmUpstreamPools(env, browser, path: "/api/weatherforecast")
     }
 
     /// The SQLite store vouches for records it read or wrote within the last second, so API calls
