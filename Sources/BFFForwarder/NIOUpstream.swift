@@ -19,15 +19,19 @@ public final class NIOUpstream: UpstreamTransport, Service {
         public var connectTimeout: Duration
         /// Idle connections older than this are not reused, 50 s by default (below common upstream keep-alive timeouts).
         public var idleTimeout: Duration
+        /// How long a request waits for a connection when every one is in use, 5 s by default; then
+        /// it fails with ``UpstreamError/busy`` (503 `upstream-busy`).
+        public var waitTimeout: Duration
 
         /// Creates settings with the defaults.
         public init(
             maximumConnectionsPerLoop: Int = 128, connectTimeout: Duration = .seconds(5),
-            idleTimeout: Duration = .seconds(50)
+            idleTimeout: Duration = .seconds(50), waitTimeout: Duration = .seconds(5)
         ) {
             self.maximumConnectionsPerLoop = maximumConnectionsPerLoop
             self.connectTimeout = connectTimeout
             self.idleTimeout = idleTimeout
+            self.waitTimeout = waitTimeout
         }
     }
 
@@ -82,6 +86,13 @@ public final class NIOUpstream: UpstreamTransport, Service {
         public var pools: Int
     }
 
+    /// The `host:port` of every pool whose connections are all in use with none returned for the
+    /// wait timeout (`/readyz` is 503 while any is).
+    public var saturatedUpstreams: [String] {
+        let all = pools.withLock { Array($0.values) }
+        return all.filter(\.isSaturated).map { "\($0.host):\($0.port)" }
+    }
+
     /// Current connection counts (tests, diagnostics).
     public var statistics: Statistics {
         let all = pools.withLock { Array($0.values) }
@@ -96,8 +107,8 @@ public final class NIOUpstream: UpstreamTransport, Service {
             let pool = UpstreamConnectionPool(
                 host: host, port: port, eventLoop: eventLoop,
                 maximumConnections: configuration.maximumConnectionsPerLoop,
-                connectTimeout: .nanoseconds(Int64(configuration.connectTimeout.components.seconds) * 1_000_000_000),
-                idleTimeout: configuration.idleTimeout)
+                connectTimeout: TimeAmount(configuration.connectTimeout), idleTimeout: configuration.idleTimeout,
+                waitTimeout: TimeAmount(configuration.waitTimeout))
             pools[key] = pool
             return pool
         }
@@ -126,26 +137,27 @@ public final class NIOUpstream: UpstreamTransport, Service {
         var attempt = 0
         while true {
             attempt += 1
-            let connection = try await pool.lease(fresh: attempt > 1)
-            let stream = ResponseStream { [handler = connection.handler] in
-                handler.eventLoop.execute { handler.value.resume() }
-            }
-            let handler = connection.handler
+            let lease = try await pool.lease(fresh: attempt > 1)
+            let handler = lease.connection.handler
+            let stream = ResponseStream()
             let outgoingHead = head
             handler.eventLoop.execute {
-                handler.value.begin(stream: stream, head: outgoingHead, hasBody: body != nil, timeout: timeout)
+                let generation = handler.value.begin(
+                    stream: stream, head: outgoingHead, hasBody: body != nil, timeout: timeout)
+                stream.onResume { handler.eventLoop.execute { handler.value.resume(generation: generation) } }
             }
             if let body {
                 do {
                     for try await buffer in body {
-                        try await connection.channel.writeAndFlush(HTTPClientRequestPart.body(.byteBuffer(buffer)))
-                            .get()
+                        try await lease.connection.channel.writeAndFlush(
+                            HTTPClientRequestPart.body(.byteBuffer(buffer))
+                        ).get()
                     }
-                    try await connection.channel.writeAndFlush(HTTPClientRequestPart.end(nil)).get()
+                    try await lease.connection.channel.writeAndFlush(HTTPClientRequestPart.end(nil)).get()
                 } catch {
                     // The upstream may have answered early and closed; a head, if any, is still delivered.
                     if !stream.receivedAnything {
-                        pool.release(connection, reusable: false)
+                        lease.end(reusable: false)
                         throw UpstreamError.unavailable
                     }
                 }
@@ -155,28 +167,27 @@ public final class NIOUpstream: UpstreamTransport, Service {
                 // Fast path: the whole (small) response is already here. Return the connection now and
                 // hand the server one buffer, so head, body and end leave in a single write.
                 if let complete = stream.takeBufferedRemainder(limit: 64 * 1024) {
-                    let reusable = responseHead.isKeepAlive && connection.channel.isActive
-                    pool.release(connection, reusable: reusable)
+                    lease.end(reusable: responseHead.isKeepAlive)
                     return UpstreamResponse(head: Self.convert(responseHead), body: ResponseBody(byteBuffer: complete))
                 }
                 return UpstreamResponse(
                     head: Self.convert(responseHead),
-                    body: responseBody(
-                        stream: stream, connection: connection, pool: pool, headOnly: request.method == .head))
+                    body: responseBody(stream: stream, lease: lease, keepAlive: responseHead.isKeepAlive))
             case .failed(let error):
-                pool.release(connection, reusable: false)
+                lease.end(reusable: false)
                 if error == .unavailable, retryable, attempt == 1, !stream.receivedAnything { continue }
                 throw error
             case .body, .end:
-                pool.release(connection, reusable: false)
+                lease.end(reusable: false)
                 throw UpstreamError.unavailable
             }
         }
     }
 
-    func responseBody(
-        stream: ResponseStream, connection: UpstreamConnection, pool: UpstreamConnectionPool, headOnly: Bool
-    ) -> ResponseBody {
+    /// The streamed body. The closure owns the lease: it ends it on every way out, and if the server
+    /// never runs the closure (the client was gone before the head could be written), dropping the
+    /// response drops the lease, which closes the connection.
+    func responseBody(stream: ResponseStream, lease: UpstreamLease, keepAlive: Bool) -> ResponseBody {
         ResponseBody { writer in
             do {
                 loop: while true {
@@ -188,11 +199,11 @@ public final class NIOUpstream: UpstreamTransport, Service {
                     }
                 }
             } catch {
-                pool.release(connection, reusable: false)
+                lease.end(reusable: false)
                 throw error
             }
-            let reusable = try await connection.handler.eventLoop.submit { connection.handler.value.reusable }.get()
-            pool.release(connection, reusable: reusable)
+            // The pool checks on the connection's event loop that it is clean before keeping it.
+            lease.end(reusable: keepAlive)
             try await writer.finish(nil)
         }
     }

@@ -19,6 +19,13 @@ public protocol UpstreamResponseConsumer: AnyObject {
     /// Delivers an event. Returning false stops reading from the upstream until the exchange is
     /// resumed (back-pressure).
     func push(_ event: UpstreamEvent) -> Bool
+    /// The upstream socket has no more bytes for now: a good moment to flush what was pushed.
+    func readComplete()
+}
+
+extension UpstreamResponseConsumer {
+    /// Does nothing (consumers that write through a task flush on their own).
+    public func readComplete() {}
 }
 
 /// One upstream response, handed from the connection's event loop to the task that forwards it.
@@ -37,17 +44,20 @@ final class ResponseStream: UpstreamResponseConsumer, Sendable {
         var finished = false
         var receivedAnything = false
         var pausedReading = false
+        var resumeReading: (@Sendable () -> Void)?
     }
 
     static let highWatermark = 256 * 1024
     static let lowWatermark = 64 * 1024
 
     private let state = Mutex(State())
-    /// Called (from the consuming task) when reading should resume; hops to the event loop.
-    let resumeReading: @Sendable () -> Void
 
-    init(resumeReading: @escaping @Sendable () -> Void) {
-        self.resumeReading = resumeReading
+    init() {}
+
+    /// Sets what is called (from the consuming task) when reading should resume; it hops to the
+    /// event loop. Set on the event loop before the first event is pushed.
+    func onResume(_ resume: @escaping @Sendable () -> Void) {
+        state.withLock { $0.resumeReading = resume }
     }
 
     /// Whether any response byte arrived (a request that saw nothing may be retried).
@@ -99,7 +109,7 @@ final class ResponseStream: UpstreamResponseConsumer, Sendable {
 
     /// The next event (consuming task).
     func next() async -> Event {
-        var resume = false
+        var resume: (@Sendable () -> Void)?
         let ready: Event? = state.withLock { state in
             guard state.readIndex < state.events.count else { return nil }
             let event = state.events[state.readIndex]
@@ -111,13 +121,23 @@ final class ResponseStream: UpstreamResponseConsumer, Sendable {
             if case .body(let buffer) = event { state.bufferedBytes -= buffer.readableBytes }
             if state.pausedReading && state.bufferedBytes < ResponseStream.lowWatermark {
                 state.pausedReading = false
-                resume = true
+                resume = state.resumeReading
             }
             return event
         }
-        if resume { resumeReading() }
+        resume?()
         if let ready { return ready }
-        return await withCheckedContinuation { continuation in
+        // Cancellation (a server shutting down past its grace period) fails the exchange, so no
+        // task waits for ever on an upstream that stalls.
+        return await withTaskCancellationHandler {
+            await waitForEvent()
+        } onCancel: {
+            self.push(.failed(.unavailable))
+        }
+    }
+
+    private func waitForEvent() async -> Event {
+        await withCheckedContinuation { continuation in
             let immediate: Event? = state.withLock { state in
                 if state.readIndex < state.events.count {
                     let event = state.events[state.readIndex]

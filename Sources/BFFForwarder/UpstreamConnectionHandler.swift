@@ -3,53 +3,88 @@ import NIOHTTP1
 
 /// The last handler of an upstream connection's pipeline. Lives on the connection's event loop;
 /// all its state is touched only there.
+///
+/// One exchange at a time: ``begin(stream:head:hasBody:timeout:)`` starts it, `.end`, a failure,
+/// the progress timeout or ``abandon()`` ends it. The route's timeout bounds the wait for the head
+/// and then every pause of the upstream between two reads of the body (an upstream that stalls
+/// mid-body is cut off); while the consumer holds reading back (a slow client), the clock stops —
+/// the client side bounds that wait itself. ``isReusable`` tells whether the connection is in a
+/// verified clean state to go back to its pool.
 final class UpstreamConnectionHandler: ChannelDuplexHandler {
     typealias InboundIn = HTTPClientResponsePart
     typealias OutboundIn = HTTPClientRequestPart
     typealias OutboundOut = HTTPClientRequestPart
 
     private var stream: (any UpstreamResponseConsumer)?
-    private var timeout: Scheduled<Void>?
+    /// Counts exchanges, so a late ``resume(generation:)`` of an earlier one changes nothing.
+    private(set) var generation = 0
+    private var timeout: TimeAmount = .seconds(30)
+    /// On the event loop's clock (`eventLoop.now`), so tests can drive it.
+    private var lastProgress = NIODeadline.uptimeNanoseconds(0)
+    private var progressCheck: Scheduled<Void>?
     private var readPaused = false
     private var pendingRead = false
+    /// The last exchange received its `.end`.
+    private var completed = true
+    /// Bytes arrived outside an exchange: the connection can never be trusted again.
+    private var unexpectedData = false
+    /// Whether the response just finished allows keep-alive.
+    private var keepAlive = false
     private var context: ChannelHandlerContext?
-    /// Whether the response just finished allows reusing the connection.
-    private(set) var reusable = false
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
-    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+    func handlerRemoved(context: ChannelHandlerContext) {
+        cancelProgressCheck()
+        self.context = nil
+    }
+
+    /// Whether the connection may serve another request: the last response ended with keep-alive,
+    /// no exchange is in progress, reading is on with nothing held back, nothing unexpected
+    /// arrived, and the channel is open.
+    var isReusable: Bool {
+        guard let context else { return false }
+        return context.channel.isActive && stream == nil && completed && keepAlive && !readPaused && !pendingRead
+            && !unexpectedData && progressCheck == nil
+    }
 
     /// Starts a request: the stream receives the response; the request head (and, with no body,
-    /// its end) is written and flushed.
-    func begin(stream: any UpstreamResponseConsumer, head: HTTPRequestHead, hasBody: Bool, timeout: TimeAmount) {
-        guard let context else {
+    /// its end) is written and flushed. Returns the exchange's generation (for ``resume(generation:)``).
+    @discardableResult
+    func begin(stream: any UpstreamResponseConsumer, head: HTTPRequestHead, hasBody: Bool, timeout: TimeAmount) -> Int {
+        generation &+= 1
+        guard let context, self.stream == nil, !unexpectedData else {
             _ = stream.push(.failed(.unavailable))
-            return
+            return generation
         }
         self.stream = stream
-        self.reusable = false
-        self.timeout = context.eventLoop.scheduleTask(in: timeout) { [weak self] in
-            guard let self, let stream = self.stream else { return }
-            self.stream = nil
-            _ = stream.push(.failed(.timeout))
-            self.context?.close(promise: nil)
+        self.keepAlive = false
+        self.completed = false
+        self.timeout = timeout
+        // A fresh exchange reads: nothing of the last one may hold the socket back.
+        readPaused = false
+        if pendingRead {
+            pendingRead = false
+            context.read()
         }
+        lastProgress = context.eventLoop.now
+        scheduleProgressCheck(at: lastProgress + timeout)
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         if !hasBody { context.write(wrapOutboundOut(.end(nil)), promise: nil) }
         context.flush()
+        return generation
     }
 
     /// Forgets the consumer (the client went away); the connection is then closed by its owner.
     func abandon() {
         stream = nil
-        timeout?.cancel()
-        timeout = nil
+        cancelProgressCheck()
     }
 
-    /// Resumes reading after the consumer drained the buffer.
-    func resume() {
-        guard readPaused else { return }
+    /// Resumes reading after the consumer of exchange `generation` drained its buffer.
+    func resume(generation: Int) {
+        guard generation == self.generation, readPaused else { return }
         readPaused = false
+        lastProgress = context?.eventLoop.now ?? .now()  // the upstream's clock restarts when we read again
         if pendingRead, let context {
             pendingRead = false
             context.read()
@@ -57,20 +92,42 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard let stream else { return }  // nothing expected: a misbehaving upstream; the pool drops it
+        guard let stream else {
+            // Nothing expected: a misbehaving upstream (or the rest of an abandoned response).
+            unexpectedData = true
+            context.close(promise: nil)
+            return
+        }
+        lastProgress = context.eventLoop.now
         switch unwrapInboundIn(data) {
         case .head(let head):
             if head.status.code < 200 { return }  // interim responses are not forwarded
-            timeout?.cancel()
-            timeout = nil
-            reusable = head.isKeepAlive
+            keepAlive = head.isKeepAlive
             if !stream.push(.head(head)) { readPaused = true }
         case .body(let buffer):
             if !stream.push(.body(buffer)) { readPaused = true }
         case .end:
             self.stream = nil
+            completed = true
+            cancelProgressCheck()
+            // The response is complete: nothing is left to hold reading back for.
+            readPaused = false
+            if pendingRead {
+                pendingRead = false
+                context.read()
+            }
             _ = stream.push(.end)
         }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        stream?.readComplete()  // a response that pauses mid-body (a stream, a stall) reaches the client
+        context.fireChannelReadComplete()
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        lastProgress = context.eventLoop.now  // a request body still going up is progress too
+        context.write(data, promise: promise)
     }
 
     func read(context: ChannelHandlerContext) {
@@ -82,21 +139,51 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        reusable = false
-        timeout?.cancel()
-        if let stream {
-            self.stream = nil
-            _ = stream.push(.failed(.unavailable))
-        }
+        keepAlive = false
+        fail(.unavailable)
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        reusable = false
+        keepAlive = false
+        fail(.unavailable)
+        context.close(promise: nil)
+    }
+
+    private func fail(_ error: UpstreamError) {
+        cancelProgressCheck()
         if let stream {
             self.stream = nil
-            _ = stream.push(.failed(.unavailable))
+            _ = stream.push(.failed(error))
         }
-        context.close(promise: nil)
+    }
+
+    private func cancelProgressCheck() {
+        progressCheck?.cancel()
+        progressCheck = nil
+    }
+
+    private func scheduleProgressCheck(at deadline: NIODeadline) {
+        guard let context else { return }
+        progressCheck?.cancel()
+        let loop = context.eventLoop
+        let handler = NIOLoopBound(self, eventLoop: loop)
+        progressCheck = loop.scheduleTask(deadline: deadline) {
+            let handler = handler.value
+            handler.progressCheck = nil
+            guard handler.stream != nil else { return }
+            let now = loop.now
+            if handler.readPaused {
+                // Our side holds reading back: not the upstream's delay.
+                handler.lastProgress = now
+                handler.scheduleProgressCheck(at: now + handler.timeout)
+            } else if now - handler.lastProgress >= handler.timeout {
+                handler.keepAlive = false
+                handler.fail(.timeout)
+                handler.context?.close(promise: nil)
+            } else {
+                handler.scheduleProgressCheck(at: handler.lastProgress + handler.timeout)
+            }
+        }
     }
 }

@@ -19,16 +19,55 @@ final class UpstreamConnection: Sendable {
     func markIdle() { idleSince.withLock { $0 = .now } }
 }
 
+/// The one owner of a leased connection: whatever ends the exchange (the response's end, an
+/// error, a cancelled task, a client that went away) calls ``end(reusable:)``, once; an owner
+/// dropped without that (a response Hummingbird never wrote because the client was gone) closes
+/// the connection when it goes away. So a lease can never outlive its exchange.
+final class UpstreamLease: Sendable {
+    let connection: UpstreamConnection
+    let pool: UpstreamConnectionPool
+    private let ended = Atomic<Bool>(false)
+
+    init(connection: UpstreamConnection, pool: UpstreamConnectionPool) {
+        self.connection = connection
+        self.pool = pool
+    }
+
+    /// Gives the connection back: kept for reuse only if `reusable` and the pool verifies it is clean.
+    func end(reusable: Bool) {
+        guard !ended.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        pool.release(connection, reusable: reusable)
+    }
+
+    deinit {
+        if !ended.load(ordering: .acquiring) { pool.release(connection, reusable: false) }
+    }
+}
+
 /// Keep-alive connections to one upstream (`host:port`) from one event loop, so a request and its
 /// upstream connection share a thread. Bounded: at most ``maximumConnections`` at once; further
-/// requests wait in a queue for a returned connection.
+/// requests wait in a queue for a returned connection, at most ``waitTimeout`` (then
+/// ``UpstreamError/busy``).
 final class UpstreamConnectionPool: Sendable {
+    private enum WaitOutcome {
+        case handedOver(UpstreamConnection)
+        case slotFree, busy, closed
+    }
+
+    private struct Waiter {
+        let id: Int
+        let continuation: CheckedContinuation<WaitOutcome, Never>
+    }
+
     private struct State {
         var idle: [UpstreamConnection] = []
         var leased = 0
         var connecting = 0
-        var waiters: [CheckedContinuation<UpstreamConnection?, Never>] = []
+        var waiters: [Waiter] = []
+        var nextWaiterID = 0
         var closed = false
+        /// When a connection last came back (or the pool last had room).
+        var lastTurnover = NIODeadline.now()
     }
 
     let host: String
@@ -37,11 +76,12 @@ final class UpstreamConnectionPool: Sendable {
     let maximumConnections: Int
     let connectTimeout: TimeAmount
     let idleTimeout: Duration
+    let waitTimeout: TimeAmount
     private let state = Mutex(State())
 
     init(
         host: String, port: Int, eventLoop: any EventLoop, maximumConnections: Int, connectTimeout: TimeAmount,
-        idleTimeout: Duration
+        idleTimeout: Duration, waitTimeout: TimeAmount
     ) {
         self.host = host
         self.port = port
@@ -49,25 +89,21 @@ final class UpstreamConnectionPool: Sendable {
         self.maximumConnections = maximumConnections
         self.connectTimeout = connectTimeout
         self.idleTimeout = idleTimeout
+        self.waitTimeout = waitTimeout
     }
 
-    /// A connection for one request: an idle one, a new one, or (at the limit) the next one returned.
-    /// `fresh` skips idle connections (used for the one retry after a stale connection).
-    func lease(fresh: Bool = false) async throws -> UpstreamConnection {
+    /// A connection for one request: an idle one, a new one, or (at the limit) the next one returned
+    /// within ``waitTimeout``. `fresh` skips idle connections (used for the one retry after a stale
+    /// connection).
+    func lease(fresh: Bool = false) async throws -> UpstreamLease {
         enum Decision {
             case reuse(UpstreamConnection)
             case connect, wait, closed
         }
         let decision: Decision = state.withLock { state in
             if state.closed { return .closed }
-            if !fresh {
-                while let connection = state.idle.popLast() {
-                    if connection.channel.isActive && connection.idleFor < idleTimeout {
-                        state.leased += 1
-                        return .reuse(connection)
-                    }
-                    connection.channel.close(promise: nil)
-                }
+            if !fresh, let connection = Self.takeIdle(&state, idleTimeout: idleTimeout) {
+                return .reuse(connection)
             }
             if state.leased + state.connecting < maximumConnections {
                 state.connecting += 1
@@ -76,7 +112,7 @@ final class UpstreamConnectionPool: Sendable {
             return .wait
         }
         switch decision {
-        case .reuse(let connection): return connection
+        case .reuse(let connection): return UpstreamLease(connection: connection, pool: self)
         case .closed: throw UpstreamError.unavailable
         case .connect:
             do {
@@ -85,45 +121,79 @@ final class UpstreamConnectionPool: Sendable {
                     state.connecting -= 1
                     state.leased += 1
                 }
-                return connection
+                return UpstreamLease(connection: connection, pool: self)
             } catch {
-                let waiter: CheckedContinuation<UpstreamConnection?, Never>? = state.withLock { state in
+                let waiter: Waiter? = state.withLock { state in
                     state.connecting -= 1
                     return state.waiters.isEmpty ? nil : state.waiters.removeFirst()
                 }
-                waiter?.resume(returning: nil)  // let a waiter try its own connection
+                waiter?.continuation.resume(returning: .slotFree)  // let a waiter try its own connection
                 throw UpstreamError.unavailable
             }
         case .wait:
-            let handedOver = await withCheckedContinuation { continuation in
-                state.withLock { $0.waiters.append(continuation) }
+            switch await waitForConnection() {
+            case .handedOver(let connection): return UpstreamLease(connection: connection, pool: self)
+            case .slotFree: return try await lease(fresh: true)
+            case .busy: throw UpstreamError.busy
+            case .closed: throw UpstreamError.unavailable
             }
-            if let handedOver { return handedOver }
-            return try await lease(fresh: true)
+        }
+    }
+
+    private func waitForConnection() async -> WaitOutcome {
+        await withCheckedContinuation { continuation in
+            let id = state.withLock { state in
+                let id = state.nextWaiterID
+                state.nextWaiterID &+= 1
+                state.waiters.append(Waiter(id: id, continuation: continuation))
+                return id
+            }
+            eventLoop.scheduleTask(in: waitTimeout) { [self] in
+                let waiter: Waiter? = state.withLock { state in
+                    guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
+                    return state.waiters.remove(at: index)
+                }
+                waiter?.continuation.resume(returning: .busy)
+            }
         }
     }
 
     /// An idle keep-alive connection if one is at hand right now; nil otherwise (never connects
     /// or waits). For the event-loop fast path.
-    func leaseIdle() -> UpstreamConnection? {
-        state.withLock { state in
-            if state.closed { return nil }
-            while let connection = state.idle.popLast() {
-                if connection.channel.isActive && connection.idleFor < idleTimeout {
-                    state.leased += 1
-                    return connection
-                }
-                connection.channel.close(promise: nil)
+    func leaseIdle() -> UpstreamLease? {
+        let connection: UpstreamConnection? = state.withLock { state in
+            state.closed ? nil : Self.takeIdle(&state, idleTimeout: idleTimeout)
+        }
+        return connection.map { UpstreamLease(connection: $0, pool: self) }
+    }
+
+    private static func takeIdle(_ state: inout State, idleTimeout: Duration) -> UpstreamConnection? {
+        while let connection = state.idle.popLast() {
+            if connection.channel.isActive && connection.idleFor < idleTimeout {
+                state.leased += 1
+                return connection
             }
-            return nil
+            connection.channel.close(promise: nil)
+        }
+        return nil
+    }
+
+    /// Returns a connection after its exchange (through ``UpstreamLease``). It is kept only if
+    /// `reusable` and, checked on its event loop, in a verified clean state (response complete,
+    /// reading on, nothing held back or unexpected); otherwise it is closed.
+    fileprivate func release(_ connection: UpstreamConnection, reusable: Bool) {
+        if connection.channel.eventLoop.inEventLoop {
+            releaseOnLoop(connection, reusable: reusable)
+        } else {
+            connection.channel.eventLoop.execute { self.releaseOnLoop(connection, reusable: reusable) }
         }
     }
 
-    /// Returns a connection after a complete exchange; it is reused if `reusable`.
-    func release(_ connection: UpstreamConnection, reusable: Bool) {
-        let usable = reusable && connection.channel.isActive
+    private func releaseOnLoop(_ connection: UpstreamConnection, reusable: Bool) {
+        let usable = reusable && connection.handler.value.isReusable
         if usable { connection.markIdle() }
-        let waiter: CheckedContinuation<UpstreamConnection?, Never>? = state.withLock { state in
+        let waiter: Waiter? = state.withLock { state in
+            state.lastTurnover = .now()
             if usable, !state.closed, !state.waiters.isEmpty {
                 return state.waiters.removeFirst()  // stays leased: handed straight to the waiter
             }
@@ -138,19 +208,12 @@ final class UpstreamConnectionPool: Sendable {
             return nil
         }
         if !usable { connection.channel.close(promise: nil) }
-        if let waiter {
-            if usable {
-                waiter.resume(returning: connection)
-            } else {
-                waiter.resume(returning: nil)
-            }
-        }
+        waiter?.continuation.resume(returning: usable ? .handedOver(connection) : .slotFree)
     }
 
     /// Closes idle connections and refuses new leases.
     func close() {
-        let (idle, waiters) = state.withLock {
-            state -> ([UpstreamConnection], [CheckedContinuation<UpstreamConnection?, Never>]) in
+        let (idle, waiters) = state.withLock { state -> ([UpstreamConnection], [Waiter]) in
             state.closed = true
             defer {
                 state.idle.removeAll()
@@ -159,13 +222,21 @@ final class UpstreamConnectionPool: Sendable {
             return (state.idle, state.waiters)
         }
         for connection in idle { connection.channel.close(promise: nil) }
-        for waiter in waiters { waiter.resume(returning: nil) }
+        for waiter in waiters { waiter.continuation.resume(returning: .closed) }
     }
 
     /// Idle connections held (tests).
     var idleCount: Int { state.withLock { $0.idle.count } }
     /// Connections in use (tests).
     var leasedCount: Int { state.withLock { $0.leased } }
+
+    /// Every connection is in use and none came back for ``waitTimeout``: new requests can only
+    /// wait and then fail (`/readyz` reports it).
+    var isSaturated: Bool {
+        state.withLock { state in
+            state.leased + state.connecting >= maximumConnections && .now() - state.lastTurnover >= waitTimeout
+        }
+    }
 
     private func connect() async throws -> UpstreamConnection {
         let channel = try await ClientBootstrap(group: eventLoop)

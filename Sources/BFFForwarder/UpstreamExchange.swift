@@ -4,31 +4,25 @@ import NIOHTTP1
 /// One request sent on an idle pooled connection without leaving the event loop (the gateway's
 /// fast path). Created, used and finished on that event loop only.
 public final class UpstreamExchange {
-    let connection: UpstreamConnection
-    let pool: UpstreamConnectionPool
-    private var finished = false
+    let lease: UpstreamLease
+    let generation: Int
 
-    init(connection: UpstreamConnection, pool: UpstreamConnectionPool) {
-        self.connection = connection
-        self.pool = pool
+    init(lease: UpstreamLease, generation: Int) {
+        self.lease = lease
+        self.generation = generation
     }
 
     /// Resumes reading the upstream after the consumer returned false from `push`.
-    public func resume() { connection.handler.value.resume() }
+    public func resume() { lease.connection.handler.value.resume(generation: generation) }
 
-    /// After `.end`: returns the connection to the pool (kept if the upstream allows keep-alive).
-    public func complete() {
-        guard !finished else { return }
-        finished = true
-        pool.release(connection, reusable: connection.handler.value.reusable && connection.channel.isActive)
-    }
+    /// After `.end`: returns the connection to the pool, kept only if the upstream allows
+    /// keep-alive and the pool finds it clean.
+    public func complete() { lease.end(reusable: true) }
 
     /// After `.failed`, or when the client went away mid-response: the connection is closed.
     public func abandon() {
-        guard !finished else { return }
-        finished = true
-        connection.handler.value.abandon()
-        pool.release(connection, reusable: false)
+        lease.connection.handler.value.abandon()
+        lease.end(reusable: false)
     }
 }
 
@@ -45,13 +39,14 @@ extension NIOUpstream {
         eventLoop.preconditionInEventLoop()
         guard !target.tls else { return nil }
         let pool = pool(host: target.host, port: target.port, eventLoop: eventLoop)
-        guard let connection = pool.leaseIdle() else { return nil }
-        guard connection.channel.eventLoop === eventLoop else {
-            pool.release(connection, reusable: true)
+        guard let lease = pool.leaseIdle() else { return nil }
+        guard lease.connection.channel.eventLoop === eventLoop else {
+            lease.end(reusable: true)
             return nil
         }
-        connection.handler.value.begin(stream: consumer, head: head, hasBody: false, timeout: timeout)
+        let generation = lease.connection.handler.value.begin(
+            stream: consumer, head: head, hasBody: false, timeout: timeout)
         fastExchanges.add(1, ordering: .relaxed)
-        return UpstreamExchange(connection: connection, pool: pool)
+        return UpstreamExchange(lease: lease, generation: generation)
     }
 }

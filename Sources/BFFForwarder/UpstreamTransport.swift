@@ -12,7 +12,8 @@ public struct UpstreamRequest: Sendable {
     public var headers: HTTPFields
     /// Declared request body length, if known.
     public var contentLength: Int?
-    /// Whole-exchange timeout until the response head arrives.
+    /// Until the response head arrives, and then the longest pause between two reads of the
+    /// response body (while the client is taking it).
     public var timeout: Duration
     /// The event loop of the inbound request; the upstream connection is taken from its pool.
     public var eventLoop: (any EventLoop)?
@@ -50,16 +51,26 @@ public struct UpstreamResponse: Sendable {
 
 /// Why forwarding failed; maps to 502 or 504 problems.
 public struct UpstreamError: Error, CustomStringConvertible, Equatable {
-    enum Base: Equatable { case unavailable, timeout }
+    enum Base: Equatable { case unavailable, timeout, busy }
     let base: Base
     /// The upstream could not be reached or broke the connection (502).
     public static let unavailable = UpstreamError(base: .unavailable)
-    /// The upstream did not answer in time (504).
+    /// The upstream did not answer in time, or stopped sending mid-body (504).
     public static let timeout = UpstreamError(base: .timeout)
+    /// Every pooled connection stayed in use for the pool's wait deadline (503).
+    public static let busy = UpstreamError(base: .busy)
     /// Whether this is a timeout.
     public var isTimeout: Bool { base == .timeout }
+    /// Whether the pool had no connection to give within its wait deadline.
+    public var isBusy: Bool { base == .busy }
     /// A description without request details.
-    public var description: String { base == .timeout ? "upstream timed out" : "upstream unavailable" }
+    public var description: String {
+        switch base {
+        case .unavailable: "upstream unavailable"
+        case .timeout: "upstream timed out"
+        case .busy: "upstream connection pool busy"
+        }
+    }
 }
 
 /// Sends requests to upstream APIs, streaming bodies both ways.

@@ -35,6 +35,7 @@ struct Gateway {
         configuration: GatewayConfiguration, keyRing: KeyRing, http: any OIDCHTTPClient,
         upstream: (any UpstreamTransport)? = nil, store: (any SessionStore)? = nil,
         revocationFeed: (any SharedRevocationFeed)? = nil, time: any TimeSource = SystemTimeSource(), logger: Logger,
+        apiFastPath: Bool = true, apiCallObserver: APICallObserver? = nil,
         configureRouter: (Router<BasicBFFRequestContext>, BFF) -> Void = { _, _ in }
     ) throws -> Gateway {
         let settings = configuration.bff
@@ -51,9 +52,10 @@ struct Gateway {
                     fix: "open it with Gateway.openStore")
             ])
         }
-        let bff = try BFF(
+        var bff = try BFF(
             configuration: settings, keyRing: keyRing, http: http, store: store,
             revocationFeed: settings.session.store == .cookie ? revocationFeed : nil, time: time, logger: logger)
+        bff.apiCallObserver = apiCallObserver
         let router = Router(context: BasicBFFRequestContext.self)
         if !settings.apis.isEmpty {
             guard let upstream else {
@@ -84,9 +86,7 @@ struct Gateway {
         let server: HTTPServerBuilder
         if !webSockets.isEmpty {
             server = .http1WebSocketUpgrade(configuration: .init(http1: http1), shouldUpgrade: webSockets.shouldUpgrade)
-        } else if let forwarder = upstream as? NIOUpstream, !settings.apis.isEmpty,
-            ProcessInfo.processInfo.environment["BFF_API_FAST_PATH"] != "false"
-        {
+        } else if let forwarder = upstream as? NIOUpstream, !settings.apis.isEmpty, apiFastPath {
             // Body-less API calls with a token at hand are forwarded on the event loop.
             server = bff.http1ServerWithFastPath(configuration: http1, forwarder: forwarder)
         } else {
@@ -98,14 +98,15 @@ struct Gateway {
             logger: logger)
         var admin: Application<RouterResponder<BasicRequestContext>>?
         if let listen = settings.admin.listen, let (host, port) = GatewayConfigurationLoader.parseListen(listen) {
-            admin = makeAdmin(bff: bff, store: store, host: host, port: port, logger: logger)
+            admin = makeAdmin(
+                bff: bff, store: store, forwarder: upstream as? NIOUpstream, host: host, port: port, logger: logger)
         }
         return Gateway(bff: bff, application: application, admin: admin, store: store)
     }
 
-    static func makeAdmin(bff: BFF, store: (any SessionStore)?, host: String, port: Int, logger: Logger) -> Application<
-        RouterResponder<BasicRequestContext>
-    > {
+    static func makeAdmin(
+        bff: BFF, store: (any SessionStore)?, forwarder: NIOUpstream?, host: String, port: Int, logger: Logger
+    ) -> Application<RouterResponder<BasicRequestContext>> {
         let router = Router()
         router.get("/healthz") { _, _ in
             Response(
@@ -117,6 +118,9 @@ struct Gateway {
             do { try await bff.provider.warmUp() } catch { reasons.append("identity provider: \(error)") }
             if let store {
                 do { try await store.ping() } catch { reasons.append("session store: \(error)") }
+            }
+            for upstream in forwarder?.saturatedUpstreams ?? [] {
+                reasons.append("upstream \(upstream): every pooled connection stuck")
             }
             let ready = reasons.isEmpty
             return Response(

@@ -40,6 +40,8 @@ public struct BFF: Sendable {
     let random: any SecureRandom
     let logger: Logger
     let excludedClaims: Set<String>
+    /// Told about every proxied API call, whichever pipeline served it (see ``APICallEvent``).
+    public var apiCallObserver: APICallObserver?
 
     /// The public origin (`scheme://host[:port]`).
     public let publicOrigin: String

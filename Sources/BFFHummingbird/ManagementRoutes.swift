@@ -22,7 +22,9 @@ extension BFF {
         }
         group.get("diagnostics") { request, context in self.diagnostics(request, context: context) }
         group.post("backchannel") { request, context in await self.backchannel(request, logger: context.logger) }
-        group.get("frontchannel") { request, context in await self.frontchannel(request, logger: context.logger) }
+        if configuration.logout.frontChannel {
+            group.get("frontchannel") { request, context in await self.frontchannel(request, logger: context.logger) }
+        }
         let callbacks = router.group().add(middleware: BFFSessionMiddleware<Context>(bff: self))
         callbacks.get(RouterPath(configuration.oidc.callbackPath)) { request, context in
             await self.callback(request, context: context)

@@ -38,6 +38,7 @@ public enum BFFResponses {
         var headers: HTTPFields = [
             .contentType: "application/problem+json", .cacheControl: "no-store", .xContentTypeOptions: "nosniff",
         ]
+        if let retryAfter = problem.retryAfter { headers[.retryAfter] = String(retryAfter) }
         for cookie in cookies { headers.append(HTTPField(name: .setCookie, value: cookie.headerValue)) }
         return Response(
             status: .init(code: problem.status), headers: headers,

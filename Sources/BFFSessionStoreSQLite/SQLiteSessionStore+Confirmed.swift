@@ -23,8 +23,10 @@ extension SQLiteSessionStore {
     /// The current write sequence number (tests).
     var writeSequence: UInt64 { confirmed.withLock { $0.sequence } }
 
-    /// Forgets `keys` (all records when nil) before and after a write.
-    func forget(_ keys: [[UInt8]]?) {
+    /// Forgets `keys` (all records when nil) before and after a write; returns the new sequence
+    /// number, for ``remember(_:ifUnchangedSince:)`` after the write.
+    @discardableResult
+    func forget(_ keys: [[UInt8]]?) -> UInt64 {
         confirmed.withLock { confirmed in
             confirmed.sequence &+= 1
             if let keys {
@@ -32,7 +34,16 @@ extension SQLiteSessionStore {
             } else {
                 confirmed.records.removeAll(keepingCapacity: true)
             }
+            return confirmed.sequence
         }
+    }
+
+    /// Records what a write just stored, unless another write began since this one's
+    /// ``forget(_:)`` returned `sequence` (a logout deleting the row right after this write must
+    /// win: the record is then read from the file again).
+    func confirmWrite(_ record: SessionRecord, sequence: UInt64) async {
+        if let hook = beforeConfirmingWrite.withLock({ $0 }) { await hook() }
+        remember(record, ifUnchangedSince: sequence)
     }
 
     /// Records `record` as just read or written; with `ifUnchangedSince`, only if no write began

@@ -33,11 +33,15 @@ public final class SQLiteSessionStore: SessionStore, ImmediateSessionLookup, Ser
     /// write by another process (`bff sessions revoke`) within this window.
     public static let confirmationWindow: Duration = .seconds(1)
     static let confirmedCapacity = 4096
+    /// Runs between a write and recording its result as confirmed (tests force interleavings here).
+    let beforeConfirmingWrite = Mutex<(@Sendable () async -> Void)?>(nil)
 
     /// The schema version this code writes.
     public static let schemaVersion = 2
 
-    /// Opens (and creates or migrates) the database at `path`; its folder is created with mode 0700.
+    /// Opens (and creates or migrates) the database at `path`; its folder is created with mode 0700,
+    /// and the database and its `-wal`/`-shm` files are made private (0600) even when they or the
+    /// folder already existed: they hold `sub` and `sid` in the clear.
     public static func open(path: String, logger: Logger = Logger(label: "bff.sessions.sqlite")) async throws
         -> SQLiteSessionStore
     {
@@ -46,9 +50,12 @@ public final class SQLiteSessionStore: SessionStore, ImmediateSessionLookup, Ser
             try FileManager.default.createDirectory(
                 atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         }
+        try makePrivate(path)
         let connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
         do {
             try await StatementQueue(connection: connection).run("PRAGMA journal_mode=WAL")
+            // SQLite gives the journal files the database's mode; files left by an earlier version are fixed here.
+            try makePrivate(path)
         } catch {
             try? await connection.close()
             throw error
@@ -67,6 +74,20 @@ public final class SQLiteSessionStore: SessionStore, ImmediateSessionLookup, Ser
         } catch {
             for connection in opened { try? await connection.close() }
             throw error
+        }
+    }
+
+    /// Creates the database file with mode 0600 if it does not exist, and sets 0600 on it and on
+    /// its `-wal`/`-shm` files where they exist.
+    static func makePrivate(_ path: String) throws {
+        let manager = FileManager.default
+        if !manager.fileExists(atPath: path) {
+            guard manager.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600]) else {
+                throw SQLiteStoreError(message: "cannot create the session database \(path)")
+            }
+        }
+        for file in [path, path + "-wal", path + "-shm"] where manager.fileExists(atPath: file) {
+            try manager.setAttributes([.posixPermissions: 0o600], ofItemAtPath: file)
         }
     }
 
@@ -137,11 +158,11 @@ public final class SQLiteSessionStore: SessionStore, ImmediateSessionLookup, Ser
 
     public func insert(_ record: SessionRecord) async throws {
         defer { wrote() }
-        forget([record.key])
+        let sequence = forget([record.key])
         _ = try await executor.run(
             "INSERT OR REPLACE INTO bff_sessions (key, sealed, subject, sid, issuer, created, renewed, expires, revocation) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             Self.binds(record))
-        remember(record)
+        await confirmWrite(record, sequence: sequence)
     }
 
     public func find(key: [UInt8], now: UnixTime) async throws -> SessionRecord? {
@@ -165,7 +186,7 @@ public final class SQLiteSessionStore: SessionStore, ImmediateSessionLookup, Ser
 
     public func replace(_ record: SessionRecord, ifSealed expected: [UInt8]) async throws -> Bool {
         defer { wrote() }
-        forget([record.key])
+        let sequence = forget([record.key])
         let rows = try await executor.run(
             "UPDATE bff_sessions SET sealed = ?, subject = ?, sid = ?, issuer = ?, created = ?, renewed = ?, expires = ?, revocation = ? WHERE key = ? AND sealed = ? RETURNING key",
             Array(Self.binds(record).dropFirst()) + [
@@ -174,7 +195,7 @@ public final class SQLiteSessionStore: SessionStore, ImmediateSessionLookup, Ser
         if rows.isEmpty {
             forget([record.key])
         } else {
-            remember(record)
+            await confirmWrite(record, sequence: sequence)
         }
         return !rows.isEmpty
     }

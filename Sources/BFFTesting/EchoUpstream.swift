@@ -13,6 +13,7 @@ import NIOCore
 /// - `/set-cookie`: sets a cookie named like the BFF's session cookie and an app cookie.
 /// - `/hop`: answers with hop-by-hop headers and one named in `Connection`.
 /// - `/download/{bytes}`: streams that many bytes in 64 KiB chunks (no Content-Length).
+/// - `/stall/{bytes}`: sends the head and that many body bytes, then nothing for 5 s.
 public enum EchoUpstream {
     /// An application serving the echo endpoints on `127.0.0.1:port`. `idleTimeout` closes idle
     /// keep-alive connections (to test pools against upstreams with short keep-alive).
@@ -63,6 +64,16 @@ public enum EchoUpstream {
                         try await writer.write(chunk.getSlice(at: 0, length: size) ?? ByteBuffer())
                         remaining -= size
                     }
+                    try await writer.finish(nil)
+                })
+        }
+        router.get("stall/:bytes") { _, context in
+            let bytes = context.parameters.get("bytes", as: Int.self) ?? 1
+            return Response(
+                status: .ok, headers: [.contentType: "application/octet-stream"],
+                body: ResponseBody { writer in
+                    try await writer.write(ByteBuffer(repeating: UInt8(ascii: "s"), count: bytes))
+                    try await Task.sleep(for: .seconds(5))
                     try await writer.finish(nil)
                 })
         }

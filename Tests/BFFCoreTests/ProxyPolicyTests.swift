@@ -26,8 +26,22 @@ struct ProxyPolicyTests {
         #expect(table.match(path: "/") == nil)
     }
 
-    @Test(arguments: ["/api/x", "/api/a/b.json", "/api/%20space", "/api/caf%C3%A9", "/api/a;b", "/api/~user"])
+    @Test(arguments: [
+        "/api/x", "/api/a/b.json", "/api/%20space", "/api/caf%C3%A9", "/api/~user", "/api/100%25", "/api/%25",
+        "/api/a%2541", "/api/%252", "/api/%25zz", "/api/x.y/..z", "/api/...",
+    ])
     func safePaths(_ path: String) { #expect(PathSanitizer.isSafe(path)) }
+
+    /// Escapes an upstream could resolve differently than the gateway (SPEC §11.1): path
+    /// parameters (`..;` is `..` to Tomcat, Jetty and Spring) and double encoding (`%252e` is `.`
+    /// to an upstream that decodes twice), in every case and position.
+    @Test(arguments: [
+        "/api/x/..;/admin", "/api/x/;/admin", "/api/a;b", "/api/x;jsessionid=1", "/api/x/..;foo=bar/admin", "/api/;",
+        "/api/x/%252e%252e/admin", "/api/x/%252E%252E/admin", "/api/x/%252e./admin", "/api/a%252fb", "/api/a%252Fb",
+        "/api/a%255cb", "/api/a%255Cb", "/api/a%2500b", "/api/x/%25%32%65%25%32%65/admin", "/api/x/%25%32e",
+        "/api/x/%252e",
+    ])
+    func escapesThroughParametersAndDoubleEncoding(_ path: String) { #expect(!PathSanitizer.isSafe(path)) }
 
     @Test(arguments: [
         "/api/../admin", "/api/./x", "/api/x/..", "/api/%2e%2e/admin", "/api/%2E%2E/admin", "/api/.%2e/x", "/api/a%2fb",
@@ -48,10 +62,33 @@ struct ProxyPolicyTests {
         }
         #expect(!policy.forwardsRequestHeader("x-forwarded-for", connectionTokens: [], trustedForwarding: false))
         #expect(policy.forwardsRequestHeader("x-forwarded-for", connectionTokens: [], trustedForwarding: true))
+        // Routing hints from an untrusted client never reach the upstream (SPEC §11.1).
+        for name in [
+            "x-forwarded-prefix", "x-forwarded-port", "x-forwarded-server", "x-forwarded-ssl", "x-forwarded-anything",
+            "x-real-ip", "forwarded", "x-original-url", "x-rewrite-url",
+        ] {
+            #expect(!policy.forwardsRequestHeader(name, connectionTokens: [], trustedForwarding: false), "\(name)")
+        }
+        // A trusted proxy's forwarding headers pass; rewrite hints and the gateway's own never do.
+        for name in ["x-forwarded-prefix", "x-forwarded-port", "x-real-ip", "forwarded"] {
+            #expect(policy.forwardsRequestHeader(name, connectionTokens: [], trustedForwarding: true), "\(name)")
+        }
+        for name in ["x-original-url", "x-rewrite-url", "x-forwarded-proto", "x-forwarded-host"] {
+            #expect(!policy.forwardsRequestHeader(name, connectionTokens: [], trustedForwarding: true), "\(name)")
+        }
         for name in ["accept", "content-type", "x-request-id", "if-none-match", "user-agent"] {
             #expect(policy.forwardsRequestHeader(name, connectionTokens: listed, trustedForwarding: false), "\(name)")
         }
     }
+
+    @Test(arguments: [["chunked"], ["Chunked"], [" chunked "], []])
+    func forwardableTransferEncodings(_ values: [String]) { #expect(HeaderPolicy.acceptsTransferEncoding(values)) }
+
+    @Test(arguments: [
+        ["xchunked"], ["chunked, identity"], ["gzip, chunked"], ["identity"], ["chunked", "chunked"], [""],
+        ["chunked;q=1"],
+    ])
+    func refusedTransferEncodings(_ values: [String]) { #expect(!HeaderPolicy.acceptsTransferEncoding(values)) }
 
     @Test func responseSetCookieFilter() {
         let policy = HeaderPolicy(

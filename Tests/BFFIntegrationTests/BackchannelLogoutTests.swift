@@ -168,8 +168,19 @@ struct BackchannelLogoutTests {
         }
     }
 
-    @Test func frontChannelLogout() async throws {
+    @Test func frontChannelLogoutIsOffByDefault() async throws {
         try await TestEnvironment.run { env, browser in
+            let sid = try await loggedIn(env, browser)
+            // An <img> on any page could otherwise end the session: sid is no secret.
+            let page = try await browser.get(
+                env.origin + "/bff/frontchannel?" + FormEncoding.encode([("iss", env.issuer), ("sid", sid)]))
+            #expect(page.status == 404)
+            #expect(try await env.user(browser).status == 200, "the session survives")
+        }
+    }
+
+    @Test func frontChannelLogout() async throws {
+        try await TestEnvironment.run(configure: { $0.logout.frontChannel = true }) { env, browser in
             let sid = try await loggedIn(env, browser)
             let foreign = try await browser.get(
                 env.origin + "/bff/frontchannel?"

@@ -6,7 +6,8 @@ import Testing
 @Suite("End-to-end against the development IdP")
 struct LoginFlowTests {
     @Test func theReferenceScenario() async throws {
-        try await TestEnvironment.run { env, browser in
+        // Front-channel logout is opt-in; the reference scenario walks through it.
+        try await TestEnvironment.run(configure: { $0.logout.frontChannel = true }) { env, browser in
             // Anonymous API call → 401.
             let anonymous = try await browser.get(env.origin + "/api/weatherforecast", headers: env.csrf)
             #expect(anonymous.status == 401)

@@ -1,4 +1,5 @@
 import BFFCore
+import BFFForwarder
 import BFFTesting
 import Crypto
 import Foundation
@@ -12,7 +13,9 @@ struct RemoteAPITests {
     func withProxy(
         accessTokenLifetime: Int64 = 300, refreshBefore: Duration = .seconds(60), upstreamIdleTimeout: Duration? = nil,
         clock: ManualTimeSource? = nil, cookieMode: Bool = false, serverIdleTimeout: Duration? = nil,
-        idpResources: [String] = [],
+        idpResources: [String] = [], fastPath: Bool = true, apiCalls: APICallLog? = nil,
+        forwarder: NIOUpstream.Configuration = .init(),
+        configure: @escaping (inout BFFConfiguration) -> Void = { _ in },
         _ body: @Sendable (TestEnvironment, TestBrowser, Int) async throws -> Void
     ) async throws {
         let echoPort = try await TestServers.freePort()
@@ -24,8 +27,9 @@ struct RemoteAPITests {
                     port: echoPort, idleTimeout: upstreamIdleTimeout, logger: TestEnvironment.quietLogger)
             ],
             extraPorts: [echoPort],
-            gatewayTime: clock,
+            gatewayTime: clock, apiFastPath: fastPath, forwarderConfiguration: forwarder, apiCalls: apiCalls,
             configure: { configuration in
+                defer { configure(&configuration) }
                 configuration.tokens.refreshBeforeExpiry = refreshBefore
                 if cookieMode { configuration.session.store = .cookie }
                 if let serverIdleTimeout { configuration.server.idleTimeout = serverIdleTimeout }

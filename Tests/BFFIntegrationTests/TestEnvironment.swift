@@ -45,6 +45,8 @@ struct TestEnvironment: Sendable {
         gatewayTime: (any TimeSource)? = nil, keyRing: KeyRing? = nil, store: (any SessionStore)? = nil,
         revocationFeed: (any SharedRevocationFeed)? = nil,
         peer: (store: (any SessionStore)?, revocationFeed: (any SharedRevocationFeed)?)? = nil,
+        apiFastPath: Bool = true, forwarderConfiguration: NIOUpstream.Configuration = .init(),
+        apiCalls: APICallLog? = nil,
         configure: (inout BFFConfiguration) -> Void = { _ in },
         configureIdP: (inout DevIdentityProviderConfiguration) -> Void = { _ in },
         _ body: @Sendable (TestEnvironment, TestBrowser) async throws -> Void
@@ -62,13 +64,14 @@ struct TestEnvironment: Sendable {
         let client = AsyncHTTPClientTransport.makeClient()
         let tls = try TLSUpstreams(caFiles: setup.gateway.bff.apis.compactMap(\.caFile))
         let idpLink = SwitchableOIDCHTTPClient(base: AsyncHTTPClientTransport(client: client))
-        let forwarder = NIOUpstream(tlsFallback: tls)
+        let forwarder = NIOUpstream(configuration: forwarderConfiguration, tlsFallback: tls)
         let gateway: Gateway
         do {
             gateway = try Gateway.build(
                 configuration: setup.gateway, keyRing: keyRing ?? setup.keyRing, http: idpLink,
                 upstream: upstream ?? forwarder, store: store, revocationFeed: revocationFeed,
-                time: gatewayTime ?? SystemTimeSource(), logger: quietLogger, configureRouter: DemoAPI.add)
+                time: gatewayTime ?? SystemTimeSource(), logger: quietLogger, apiFastPath: apiFastPath,
+                apiCallObserver: apiCalls?.observer, configureRouter: DemoAPI.add)
         } catch {
             try? await client.shutdown()  // a refused configuration must fail the test, not crash the run
             try? await tls.shutdown()
@@ -193,4 +196,23 @@ func eventually<Value: Sendable>(
         value = try await observe()
     }
     return value
+}
+
+/// Records which pipeline served each API call (``APICallEvent``), so a test can tell how *its*
+/// request was served.
+final class APICallLog: Sendable {
+    private let events = Mutex<[APICallEvent]>([])
+
+    var observer: APICallObserver { { [self] event in events.withLock { $0.append(event) } } }
+
+    /// The pipelines that served calls whose target contains `marker`.
+    func pipelines(for marker: String) -> [APICallEvent.Pipeline] {
+        events.withLock { $0.filter { $0.target.contains(marker) }.map(\.pipeline) }
+    }
+
+    /// The one pipeline that served the call marked `marker` (nil if none or several calls had it).
+    func pipeline(for marker: String) -> APICallEvent.Pipeline? {
+        let found = pipelines(for: marker)
+        return found.count == 1 ? found[0] : nil
+    }
 }

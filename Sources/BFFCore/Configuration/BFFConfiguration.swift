@@ -14,6 +14,8 @@ public struct BFFConfiguration: Sendable {
     public var tokens: TokenConfiguration
     /// `antiforgery:` — the required header.
     public var antiforgery: AntiForgeryConfiguration
+    /// `logout:` — which logout channels are served.
+    public var logout: LogoutConfiguration
     /// `user:` — the `/bff/user` endpoint.
     public var user: UserConfiguration
     /// `static:` — the SPA files.
@@ -35,6 +37,7 @@ public struct BFFConfiguration: Sendable {
         session: SessionConfiguration = .init(),
         tokens: TokenConfiguration = .init(),
         antiforgery: AntiForgeryConfiguration = .init(),
+        logout: LogoutConfiguration = .init(),
         user: UserConfiguration = .init(),
         staticFiles: StaticFilesConfiguration = .init(),
         admin: AdminConfiguration = .init(),
@@ -48,6 +51,7 @@ public struct BFFConfiguration: Sendable {
         self.session = session
         self.tokens = tokens
         self.antiforgery = antiforgery
+        self.logout = logout
         self.user = user
         self.staticFiles = staticFiles
         self.admin = admin

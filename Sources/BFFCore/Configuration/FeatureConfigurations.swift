@@ -11,6 +11,17 @@ public struct TokenConfiguration: Sendable {
     }
 }
 
+/// `logout:` settings.
+public struct LogoutConfiguration: Sendable {
+    /// Serve `/bff/frontchannel` (OIDC Front-Channel Logout); off by default. The endpoint is
+    /// unauthenticated by design and `sid` is no secret (it is in ID tokens, logout tokens and
+    /// `/bff/user`), so when on, any page can end a user's session with an `<img>` tag; prefer
+    /// back-channel logout. Off, the path answers 404.
+    public var frontChannel: Bool
+    /// Creates logout settings with the defaults.
+    public init(frontChannel: Bool = false) { self.frontChannel = frontChannel }
+}
+
 /// `antiforgery:` settings.
 public struct AntiForgeryConfiguration: Sendable {
     /// Header name, `X-CSRF` by default.

@@ -15,11 +15,15 @@ public struct ServerConfiguration: Sendable {
     public var idleTimeout: Duration
     /// `production` (default) or `development` (enables `/bff/diagnostics`).
     public var environment: String
+    /// On SIGTERM/SIGINT, in-flight requests get this long to finish, 10 s by default; then their
+    /// connections are closed and the process exits.
+    public var shutdownGrace: Duration
 
     /// Creates server settings with the defaults.
     public init(
         host: String = "127.0.0.1", port: Int = 5080, publicOrigin: String? = nil, trustedProxies: [String] = [],
-        maxHeaderBytes: Int = 32768, idleTimeout: Duration = .seconds(75), environment: String = "production"
+        maxHeaderBytes: Int = 32768, idleTimeout: Duration = .seconds(75), environment: String = "production",
+        shutdownGrace: Duration = .seconds(10)
     ) {
         self.host = host
         self.port = port
@@ -28,6 +32,7 @@ public struct ServerConfiguration: Sendable {
         self.maxHeaderBytes = maxHeaderBytes
         self.idleTimeout = idleTimeout
         self.environment = environment
+        self.shutdownGrace = shutdownGrace
     }
 
     /// Whether development-only features may run.

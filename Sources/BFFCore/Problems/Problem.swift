@@ -6,12 +6,15 @@ public struct Problem: Sendable, Hashable, Error {
     public var title: String
     /// The HTTP status.
     public var status: Int
+    /// Seconds for a `Retry-After` header (temporary conditions: 503), nil for none.
+    public var retryAfter: Int?
 
     /// Creates a problem.
-    public init(type: String, title: String, status: Int) {
+    public init(type: String, title: String, status: Int, retryAfter: Int? = nil) {
         self.type = type
         self.title = title
         self.status = status
+        self.retryAfter = retryAfter
     }
 
     /// Missing or wrong anti-forgery header, or a cross-site request (401).
@@ -52,6 +55,16 @@ public struct Problem: Sendable, Hashable, Error {
     /// The upstream API did not answer in time (504).
     public static let upstreamTimeout = Problem(
         type: "urn:bff:problem:upstream-timeout", title: "Upstream timeout", status: 504)
+    /// Every connection to the upstream stayed busy for the pool's wait deadline (503, `Retry-After`).
+    public static let upstreamBusy = Problem(
+        type: "urn:bff:problem:upstream-busy", title: "Upstream busy", status: 503, retryAfter: 1)
+    /// The session store did not answer within its deadline or failed (503, `Retry-After`); the
+    /// session is kept.
+    public static let storeUnavailable = Problem(
+        type: "urn:bff:problem:store-unavailable", title: "Session store unavailable", status: 503, retryAfter: 2)
+    /// A request `Transfer-Encoding` other than `chunked` (501); the upstream is not contacted.
+    public static let unsupportedTransferCoding = Problem(
+        type: "urn:bff:problem:unsupported-transfer-coding", title: "Transfer coding not implemented", status: 501)
     /// A WebSocket route called without a WebSocket upgrade (426).
     public static let upgradeRequired = Problem(
         type: "urn:bff:problem:websocket-upgrade-required", title: "WebSocket upgrade required", status: 426)

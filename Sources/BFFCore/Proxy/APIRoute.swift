@@ -121,34 +121,69 @@ public struct RouteTable: Sendable {
 /// Refuses request paths that could mean something else to the upstream (SPEC §8).
 public enum PathSanitizer {
     /// Whether the raw request path (without query) is safe to route and forward: no `.`/`..`
-    /// segments, no encoded slash, backslash, dot or NUL, no control bytes, no backslash.
+    /// segments, no encoded slash, backslash, dot or NUL (nor such an encoding encoded again, `%252e`),
+    /// no `;` (path parameters), no control bytes, no backslash (SPEC §8, §11.1).
     public static func isSafe(_ rawPath: some StringProtocol) -> Bool {
         let bytes = Array(rawPath.utf8)
         guard bytes.first == UInt8(ascii: "/"), bytes.count <= 8192 else { return false }
         var index = 0
+        var encodedPercent = false
         while index < bytes.count {
             let byte = bytes[index]
             if byte < 0x21 || byte == 0x7F || byte == UInt8(ascii: "\\") { return false }
             if byte == UInt8(ascii: "%") {
                 guard index + 2 < bytes.count else { return false }
-                let high = bytes[index + 1] | 0x20
-                let low = bytes[index + 2] | 0x20
                 // %2f (/), %2e (.), %5c (\), %00: ambiguous between proxy and upstream.
-                if (high == UInt8(ascii: "2") && (low == UInt8(ascii: "f") || low == UInt8(ascii: "e")))
-                    || (high == UInt8(ascii: "5") && low == UInt8(ascii: "c"))
-                    || (high == UInt8(ascii: "0") && low == UInt8(ascii: "0"))
-                {
-                    return false
-                }
-                guard ReturnURLValidator.hexValue(bytes[index + 1]) != nil,
-                    ReturnURLValidator.hexValue(bytes[index + 2]) != nil
+                if isEncodedDangerous(bytes[index + 1], bytes[index + 2]) { return false }
+                guard let high = ReturnURLValidator.hexValue(bytes[index + 1]),
+                    let low = ReturnURLValidator.hexValue(bytes[index + 2])
                 else { return false }
+                if high == 2 && low == 5 { encodedPercent = true }
             }
+            // `;` starts path parameters: Tomcat, Jetty and Spring read `..;` as `..`.
+            if byte == UInt8(ascii: ";") { return false }
             index += 1
         }
         for segment in bytes.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false) {
             if segment.elementsEqual([0x2E]) || segment.elementsEqual([0x2E, 0x2E]) { return false }
         }
+        // An encoded `%` (`%252e`, `%25%32%65`): an upstream that decodes twice must not find an
+        // encoded dot, slash, backslash or NUL after its first decoding either.
+        if encodedPercent {
+            let once = decodedOnce(bytes)
+            for position in once.indices where once[position] == UInt8(ascii: "%") && position + 2 < once.count {
+                if isEncodedDangerous(once[position + 1], once[position + 2]) { return false }
+            }
+        }
         return true
+    }
+
+    /// Percent-decodes once (the input was checked to hold only valid escapes).
+    private static func decodedOnce(_ bytes: [UInt8]) -> [UInt8] {
+        var result: [UInt8] = []
+        result.reserveCapacity(bytes.count)
+        var index = 0
+        while index < bytes.count {
+            if bytes[index] == UInt8(ascii: "%"), index + 2 < bytes.count,
+                let high = ReturnURLValidator.hexValue(bytes[index + 1]),
+                let low = ReturnURLValidator.hexValue(bytes[index + 2])
+            {
+                result.append(high << 4 | low)
+                index += 3
+            } else {
+                result.append(bytes[index])
+                index += 1
+            }
+        }
+        return result
+    }
+
+    /// `%2f` (/), `%2e` (.), `%5c` (\\), `%00` — the two hex digits after a `%`, any case.
+    private static func isEncodedDangerous(_ first: UInt8, _ second: UInt8) -> Bool {
+        let high = first | 0x20
+        let low = second | 0x20
+        return (high == UInt8(ascii: "2") && (low == UInt8(ascii: "f") || low == UInt8(ascii: "e")))
+            || (high == UInt8(ascii: "5") && low == UInt8(ascii: "c"))
+            || (first == UInt8(ascii: "0") && second == UInt8(ascii: "0"))
     }
 }

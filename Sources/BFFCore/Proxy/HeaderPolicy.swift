@@ -29,15 +29,29 @@ public struct HeaderPolicy: Sendable {
     }
 
     /// Whether a request header (lower-cased name) is forwarded upstream. `trustedForwarding`
-    /// keeps client `X-Forwarded-*`/`Forwarded` (only for trusted proxies).
+    /// keeps client `X-Forwarded-*` (except `-Proto`/`-Host`), `Forwarded` and `X-Real-IP` (only
+    /// for trusted proxies); `X-Original-URL` and `X-Rewrite-URL` never pass (SPEC §11.1).
     public func forwardsRequestHeader(_ name: String, connectionTokens: Set<String>, trustedForwarding: Bool) -> Bool {
         if HeaderPolicy.hopByHop.contains(name) || connectionTokens.contains(name) { return false }
         switch name {
         case "cookie", "authorization", "host", "content-length", "expect", "dpop": return false
-        case "forwarded", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port", "x-real-ip":
-            return trustedForwarding && name != "x-forwarded-proto" && name != "x-forwarded-host"
-        default: return name != antiForgeryHeader
+        // Rewrite hints some frameworks (IIS, Symfony, Zend) take as the request path: never from a client.
+        case "x-original-url", "x-rewrite-url": return false
+        // The gateway sets these itself from the public origin.
+        case "x-forwarded-proto", "x-forwarded-host": return false
+        case "forwarded", "x-real-ip": return trustedForwarding
+        default:
+            // Every other `X-Forwarded-*` (`-For`, `-Port`, `-Prefix`, `-Server`, …): trusted proxies only.
+            if name.hasPrefix("x-forwarded-") { return trustedForwarding }
+            return name != antiForgeryHeader
         }
+    }
+
+    /// Whether a request's `Transfer-Encoding` values (none, or exactly `chunked`) can be forwarded;
+    /// any other coding (`xchunked`, `chunked, identity`, `gzip, chunked`) is refused with 501 before
+    /// the upstream is contacted (SPEC §11.1): the upstream might frame the body differently.
+    public static func acceptsTransferEncoding(_ values: [String]) -> Bool {
+        values.isEmpty || (values.count == 1 && values[0].trimmingASCIIWhitespace().lowercased() == "chunked")
     }
 
     /// Whether a response header (lower-cased name, with its value) is passed back to the browser.

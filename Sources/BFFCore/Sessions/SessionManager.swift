@@ -109,13 +109,20 @@ public struct SessionManager: Sendable {
         }
     }
 
-    /// Slides the idle timeout if enough time has passed since the last renewal (a twentieth of the
-    /// idle timeout, at least 60 s), so that not every request writes. Returns cookies to set.
+    /// Seconds between two writes of the sliding renewal: a twentieth of the idle timeout, at least
+    /// 60 s, but never more than half the idle timeout (else a short idle timeout would never slide).
+    public var slideInterval: Int64 { min(max(60, idleSeconds / 20), max(1, idleSeconds / 2)) }
+
+    /// Whether a request on `session` now should renew its idle timeout (see ``slide(_:cookies:)``).
+    public func isDueForSlide(_ session: Session) -> Bool {
+        time.now - session.renewedAt >= slideInterval
+    }
+
+    /// Slides the idle timeout if ``slideInterval`` has passed since the last renewal, so that not
+    /// every request writes. Returns cookies to set (cookie mode).
     public func slide(_ loaded: inout LoadedSession, cookies: CookieHeader) async -> [SetCookie] {
-        let now = time.now
-        let threshold = max(60, idleSeconds / 20)
-        guard now - loaded.session.renewedAt >= threshold else { return [] }
-        loaded.session.renewedAt = now
+        guard isDueForSlide(loaded.session) else { return [] }
+        loaded.session.renewedAt = time.now
         return (try? await save(&loaded, cookies: cookies)) ?? []
     }
 

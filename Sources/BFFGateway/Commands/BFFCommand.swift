@@ -48,11 +48,20 @@ struct BFFCommand: AsyncParsableCommand {
 
 /// Shared process setup: logging, reading the configuration file, running services.
 enum CommandSupport {
-    /// Runs `services` until SIGTERM/SIGINT, then shuts them down gracefully.
-    static func run(_ services: [any Service], logger: Logger) async throws {
-        let group = ServiceGroup(
-            configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        try await group.run()
+    /// Runs `services` until SIGTERM/SIGINT, then shuts them down gracefully: in-flight requests
+    /// get `grace`, then they are cancelled (their connections closed) and the run ends.
+    static func run(_ services: [any Service], grace: Duration, logger: Logger) async throws {
+        try await serviceGroup(services, grace: grace, logger: logger).run()
+    }
+
+    /// The service group `run` uses; tests trigger its shutdown directly (`handlesSignals: false`).
+    static func serviceGroup(
+        _ services: [any Service], grace: Duration, handlesSignals: Bool = true, logger: Logger
+    ) -> ServiceGroup {
+        var configuration = ServiceGroupConfiguration(
+            services: services, gracefulShutdownSignals: handlesSignals ? [.sigterm, .sigint] : [], logger: logger)
+        configuration.maximumGracefulShutdownDuration = grace
+        return ServiceGroup(configuration: configuration)
     }
 
     /// Shuts HTTP clients down, all of them even if one fails.

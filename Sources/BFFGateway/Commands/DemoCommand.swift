@@ -67,7 +67,7 @@ struct DemoCommand: AsyncParsableCommand {
                       Press Ctrl-C to stop.
 
                     """.utf8))
-            try await CommandSupport.run(services, logger: logger)
+            try await CommandSupport.run(services, grace: setup.gateway.bff.server.shutdownGrace, logger: logger)
         } catch {
             try? await CommandSupport.shutdown([client, upstreamClient])
             throw error

@@ -3,6 +3,7 @@ import AsyncHTTPClient
 import BFFCore
 import BFFForwarder
 import BFFOIDC
+import Foundation
 import Logging
 import ServiceLifecycle
 
@@ -32,7 +33,8 @@ struct ServeCommand: AsyncParsableCommand {
             let gateway = try Gateway.build(
                 configuration: configuration, keyRing: keyRing, http: AsyncHTTPClientTransport(client: client),
                 upstream: forwarder, store: store,
-                revocationFeed: store as? any SharedRevocationFeed, logger: logger)
+                revocationFeed: store as? any SharedRevocationFeed, logger: logger,
+                apiFastPath: ProcessInfo.processInfo.environment["BFF_API_FAST_PATH"] != "false")
             var services: [any Service] = [gateway.application, forwarder] + gateway.maintenance
             if let store { services.append(store) }
             if let admin = gateway.admin { services.append(admin) }
@@ -44,7 +46,7 @@ struct ServeCommand: AsyncParsableCommand {
                     "bff.issuer": .string(configuration.bff.oidc.issuer),
                     "bff.store": .string(configuration.bff.session.store.description),
                 ])
-            try await CommandSupport.run(services, logger: logger)
+            try await CommandSupport.run(services, grace: configuration.bff.server.shutdownGrace, logger: logger)
         } catch {
             await store?.shutdown()
             try? await tls.shutdown()

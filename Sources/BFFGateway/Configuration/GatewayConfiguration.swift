@@ -60,6 +60,7 @@ enum GatewayConfigurationLoader {
         if let value = reader.stringList("server.trustedProxies") { configuration.server.trustedProxies = value }
         if let value = reader.int("server.maxHeaderBytes") { configuration.server.maxHeaderBytes = value }
         if let value = reader.duration("server.idleTimeout") { configuration.server.idleTimeout = value }
+        if let value = reader.duration("server.shutdownGrace") { configuration.server.shutdownGrace = value }
         if let value = reader.string("server.environment") { configuration.server.environment = value }
         if let value = reader.string("server.dataDirectory") { gateway.dataDirectory = value }
 
@@ -173,6 +174,7 @@ enum GatewayConfigurationLoader {
         if let value = reader.bool("tokens.revokeRefreshTokenOnLogout") {
             configuration.tokens.revokeRefreshTokenOnLogout = value
         }
+        if let value = reader.bool("logout.frontChannel") { configuration.logout.frontChannel = value }
         if let value = reader.string("antiforgery.headerName") { configuration.antiforgery.headerName = value }
         if let value = reader.string("antiforgery.headerValue") { configuration.antiforgery.headerValue = value }
         if let value = reader.string("user.anonymousResponse") {

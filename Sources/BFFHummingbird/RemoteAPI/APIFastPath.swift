@@ -1,5 +1,6 @@
 import BFFCore
 import BFFForwarder
+import Logging
 import NIOCore
 import NIOHTTP1
 
@@ -24,6 +25,8 @@ final class APIFastPath: Sendable {
         let head: HTTPRequestHead
         let target: NIOUpstream.Target
         let timeout: TimeAmount
+        /// The route's configured path (logs).
+        let api: String
     }
 
     let proxy: RemoteAPIProxy
@@ -42,6 +45,7 @@ final class APIFastPath: Sendable {
     let userTokens: UserTokenManager
     let clientTokens: ClientTokenCache
     let antiForgery: AntiForgeryPolicy
+    let logger: Logger
 
     init(proxy: RemoteAPIProxy, forwarder: NIOUpstream, idleTimeout: TimeAmount?) {
         self.proxy = proxy
@@ -57,6 +61,7 @@ final class APIFastPath: Sendable {
         self.userTokens = proxy.bff.userTokens
         self.clientTokens = proxy.bff.clientTokens
         self.antiForgery = proxy.bff.antiForgery
+        self.logger = proxy.bff.logger
         self.idleTimeout = idleTimeout
         self.sendTimeout = idleTimeout ?? .seconds(60)
     }
@@ -126,6 +131,8 @@ final class APIFastPath: Sendable {
             case .anonymous:
                 if route.token.requiresUser { return nil }
             case .session(let loaded):
+                // Due for its idle-timeout renewal (a write): the router slides it.
+                if sessions.isDueForSlide(loaded.session) { return nil }
                 let tokens = loaded.session.tokens
                 let (token, expiresAt) =
                     if let resource = route.resource {
@@ -158,7 +165,13 @@ final class APIFastPath: Sendable {
             lowercasedName: { $0.lowercasedName }, value: { $0.value },
             keep: { upstream.headers.add(name: $0.name, value: $0.value) },
             add: { upstream.headers.add(name: $0.fieldName, value: $1) })
-        return Plan(head: upstream, target: target, timeout: routes[index].timeout)
+        return Plan(
+            head: upstream, target: target, timeout: routes[index].timeout, api: proxy.routes.entries[index].prefix)
+    }
+
+    /// Tells the BFF's API-call hook, if any, that this path served `request`.
+    func observe(_ request: HTTPRequestHead, api: String, status: Int) {
+        proxy.bff.apiCallObserver?(APICallEvent(pipeline: .eventLoop, api: api, target: request.uri, status: status))
     }
 
     /// The response head for the browser: the upstream's status and the headers the policy lets through.

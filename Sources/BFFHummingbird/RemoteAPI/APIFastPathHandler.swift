@@ -87,7 +87,7 @@ final class APIFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         lastActivity = .now()
         if outstanding == 0, !closeWhenIdle, let plan = fastPath.plan(for: head, remoteAddress: remoteAddress) {
-            let exchange = FastExchange(handler: self, request: head)
+            let exchange = FastExchange(handler: self, request: head, api: plan.api)
             current = exchange
             consumingRequest = true
             if let upstream = fastPath.forwarder.exchangeIfIdle(
@@ -276,6 +276,7 @@ final class APIFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
         headers.add(name: "Cache-Control", value: "no-store")
         headers.add(name: "X-Content-Type-Options", value: "nosniff")
         headers.add(name: "Content-Length", value: String(body.readableBytes))
+        if let retryAfter = problem.retryAfter { headers.add(name: "Retry-After", value: String(retryAfter)) }
         write(.head(HTTPResponseHead(version: .http1_1, status: .init(statusCode: problem.status), headers: headers)))
         write(.body(.byteBuffer(body)))
         write(.end(nil))

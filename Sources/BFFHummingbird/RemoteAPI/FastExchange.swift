@@ -7,13 +7,16 @@ final class FastExchange: UpstreamResponseConsumer {
     /// Weak: the upstream connection may outlive the client's channel.
     weak var handler: APIFastPathHandler?
     let request: HTTPRequestHead
+    /// The route's configured path (logs).
+    let api: String
     var upstream: UpstreamExchange?
     private var paused = false
     private var wroteHead = false
 
-    init(handler: APIFastPathHandler, request: HTTPRequestHead) {
+    init(handler: APIFastPathHandler, request: HTTPRequestHead, api: String) {
         self.handler = handler
         self.request = request
+        self.api = api
     }
 
     func push(_ event: UpstreamEvent) -> Bool {
@@ -24,6 +27,7 @@ final class FastExchange: UpstreamResponseConsumer {
         switch event {
         case .head(let head):
             wroteHead = true
+            handler.fastPath.observe(request, api: api, status: Int(head.status.code))
             handler.write(.head(handler.fastPath.browserHead(head)))
         case .body(let buffer):
             handler.write(.body(.byteBuffer(buffer)))
@@ -49,15 +53,25 @@ final class FastExchange: UpstreamResponseConsumer {
                 upstream?.abandon()
                 guard let handler = self.handler else { return }
                 if wroteHead {
+                    RemoteAPIProxy.logUpstreamFailure(
+                        error, api: api, midResponse: true, logger: handler.fastPath.logger)
                     handler.abort(self)
                 } else if error.isTimeout {
-                    handler.answer(self, problem: .upstreamTimeout)  // retrying would double the wait
+                    RemoteAPIProxy.logUpstreamFailure(error, api: api, logger: handler.fastPath.logger)
+                    handler.fastPath.observe(request, api: api, status: error.problem.status)
+                    handler.answer(self, problem: error.problem)  // retrying would double the wait
                 } else {
                     handler.fallBack(self)  // the router retries a stale connection once, or answers 502
                 }
             }
         }
         return true
+    }
+
+    /// Flushes what the upstream's last read produced (streamed responses reach the client as
+    /// they come, not only at their end).
+    func readComplete() {
+        if wroteHead { handler?.flush() }
     }
 
     /// The client can take more.

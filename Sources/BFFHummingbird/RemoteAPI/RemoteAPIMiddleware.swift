@@ -31,11 +31,18 @@ public struct RemoteAPIMiddleware<Context: BFFRequestContext>: RouterMiddleware 
             return BFFResponses.problem(.upgradeRequired)
         }
         guard bff.passesAntiForgery(request) else { return BFFResponses.problem(.antiforgery) }
+        guard HeaderPolicy.acceptsTransferEncoding(request.headers[values: .transferEncoding]) else {
+            return BFFResponses.problem(.unsupportedTransferCoding)
+        }
         var context = context
         await bff.loadSession(for: request, into: &context)
-        return await proxy.forward(
+        let response = await proxy.forward(
             request, entry: entry, remainder: remainder, session: context.bff.session,
             remoteAddress: context.bff.remoteAddress, eventLoop: context.bff.eventLoop, logger: context.logger)
+        bff.apiCallObserver?(
+            APICallEvent(
+                pipeline: .router, api: entry.prefix, target: request.uri.description, status: response.status.code))
+        return response
     }
 }
 
@@ -93,15 +100,37 @@ struct RemoteAPIProxy: Sendable {
         do {
             response = try await transport.send(upstreamRequest, body: hasBody ? request.body : nil)
         } catch let error as UpstreamError {
-            logger.warning(
-                "upstream request failed", metadata: ["bff.api": .string(entry.prefix), "bff.error": "\(error)"])
-            return BFFResponses.problem(error.isTimeout ? .upstreamTimeout : .upstreamUnavailable, cookies: cookies)
+            Self.logUpstreamFailure(error, api: entry.prefix, logger: logger)
+            return BFFResponses.problem(error.problem, cookies: cookies)
         } catch {
             return BFFResponses.problem(.upstreamUnavailable, cookies: cookies)
         }
 
         let responseHeaders = browserHeaders(response.head.headerFields, cookies: cookies)
         return Response(status: response.head.status, headers: responseHeaders, body: response.body)
+    }
+}
+
+extension RemoteAPIProxy {
+    /// The one log line for a failed upstream exchange, on every path: before the head (answered
+    /// 502/503/504) or mid-response (`bff.phase: body`, the client connection closed).
+    static func logUpstreamFailure(_ error: UpstreamError, api: String, midResponse: Bool = false, logger: Logger) {
+        logger.warning(
+            "upstream request failed",
+            metadata: [
+                "bff.api": .string(api), "bff.error": .string(error.description),
+                "bff.phase": .string(midResponse ? "body" : "head"),
+            ])
+    }
+}
+
+extension UpstreamError {
+    /// The problem a failed exchange is answered with: 504 for a timeout, 503 (`Retry-After`) when
+    /// the pool had no connection in time, else 502.
+    var problem: Problem {
+        if isTimeout { return .upstreamTimeout }
+        if isBusy { return .upstreamBusy }
+        return .upstreamUnavailable
     }
 }
 
@@ -215,7 +244,10 @@ extension RemoteAPIProxy {
             switch outcome {
             case .token(let token, let issued):
                 bearer = token
-                cookies = issued
+                // Every call that uses the session renews its idle timeout (throttled); in cookie
+                // mode a renewal re-issues the whole cookie, superseding `issued`.
+                let renewed = await bff.sessions.slide(&loaded, cookies: cookieHeader)
+                cookies = renewed.isEmpty ? issued : renewed
             case .sessionEnded(let clearing):
                 // `user` routes say so; `user-or-none` / `user-or-client` go on as anonymous callers.
                 if route.token == .user { return .failure(RouteRefusal(problem: .sessionExpired, cookies: clearing)) }

@@ -45,6 +45,8 @@ final class UserTokenManager: Sendable {
 
     /// Number of refresh-token requests sent (metrics and tests).
     let refreshRequests = Mutex(0)
+    /// One warning per distinct refresh failure cause and minute.
+    let refreshWarnings = WarningThrottle(interval: 60)
 
     func accessToken(for loaded: inout LoadedSession, cookies: CookieHeader) async -> UserTokenOutcome {
         let now = time.now
@@ -179,17 +181,25 @@ final class UserTokenManager: Sendable {
         return .token(token.accessToken, cookies: [])
     }
 
-    /// What a failed refresh means: the session was ended meanwhile, the IdP rejected the grant
-    /// (the session ends), or the IdP could not be reached (the session is kept).
+    /// What a failed refresh means: the session was ended meanwhile, or the IdP rejected the grant
+    /// with `invalid_grant` (the session ends). Anything else — another OAuth error such as
+    /// `invalid_client` after a secret rotation, a WAF's HTML 403, a proxy's 404, a 5xx, the
+    /// network — says nothing about this user's grant: the session is kept (503 `idp-unavailable`),
+    /// and one warning per distinct cause and minute tells the operator.
     func failedRefresh(_ error: any Error, loaded: LoadedSession, cookies: CookieHeader) async -> UserTokenOutcome {
         switch error {
         case is SessionGone:
             return .sessionEnded(cookies: sessions.clearingCookies(cookies: cookies))
-        case let error as OIDCError where error.oauthCode != nil:
+        case let error as OIDCError where error.oauthCode == "invalid_grant":
             logger.info("token refresh rejected; ending the session", metadata: ["bff.error": "\(error)"])
             return .sessionEnded(cookies: await sessions.end(loaded, cookies: cookies))
         default:
-            logger.warning("token refresh failed: identity provider unavailable", metadata: ["bff.error": "\(error)"])
+            let cause = "\(error)"
+            if refreshWarnings.admit(cause, now: time.now) {
+                logger.warning(
+                    "token refresh failed; sessions kept, callers get 503 idp-unavailable",
+                    metadata: ["bff.error": .string(cause)])
+            }
             return .idpUnavailable
         }
     }
@@ -251,5 +261,25 @@ final class ClientTokenCache: Sendable {
             return response
         }
         return response.accessToken
+    }
+}
+
+/// Admits one log line per distinct cause per `interval` seconds: a misconfigured IdP fails every
+/// user's refresh, and one line a minute says so without flooding the log. Holds at most 64 causes.
+final class WarningThrottle: Sendable {
+    let interval: Int64
+    private let lastLogged = Mutex<[String: UnixTime]>([:])
+
+    init(interval: Int64) { self.interval = interval }
+
+    /// Whether a line for `cause` may be written now (and records it if so).
+    func admit(_ cause: String, now: UnixTime) -> Bool {
+        lastLogged.withLock { last in
+            if let at = last[cause], now - at < interval { return false }
+            if last.count >= 64 { last = last.filter { now - $0.value < interval } }
+            if last.count >= 64 { return false }
+            last[cause] = now
+            return true
+        }
     }
 }

@@ -1,0 +1,27 @@
+/// What the API-call hook hears about each proxied call, on every path (tests and diagnostics
+/// today; metrics and traces plug in here).
+public struct APICallEvent: Sendable {
+    /// Which pipeline served a call.
+    public struct Pipeline: Sendable, Hashable, CustomStringConvertible {
+        enum Base: Hashable { case eventLoop, router }
+        let base: Base
+        /// Forwarded on the event loop by the gateway's channel handler.
+        public static let eventLoop = Pipeline(base: .eventLoop)
+        /// Decided and forwarded by ``RemoteAPIMiddleware`` in the router.
+        public static let router = Pipeline(base: .router)
+        /// `event-loop` or `router`.
+        public var description: String { base == .eventLoop ? "event-loop" : "router" }
+    }
+
+    /// Which pipeline served the call.
+    public var pipeline: Pipeline
+    /// The route's configured path (never the request path).
+    public var api: String
+    /// The request target as received. For tests that tell their own requests apart; never log it.
+    public var target: String
+    /// The status sent to the client.
+    public var status: Int
+}
+
+/// Called once per proxied API call when its response head is decided.
+public typealias APICallObserver = @Sendable (APICallEvent) -> Void

@@ -1,0 +1,190 @@
+import BFFCore
+import BFFForwarder
+import BFFTesting
+import Foundation
+import NIOCore
+import Synchronization
+import Testing
+
+/// Clients and upstreams that misbehave at every phase of an exchange, on both pipelines (the
+/// event-loop path and the router path): afterwards no upstream connection may stay leased and the
+/// gateway must serve the next calls. The pools are small (8 per event loop) so a leak shows up
+/// as requests that wait and fail instead of hiding in a large pool.
+@Suite("Faults at every phase, both pipelines")
+struct FaultTests {
+    let harness = RemoteAPITests()
+    static let smallPools = NIOUpstream.Configuration(maximumConnectionsPerLoop: 8, waitTimeout: .seconds(2))
+
+    func port(_ env: TestEnvironment) throws -> Int {
+        try #require(env.origin.split(separator: ":").last.flatMap { Int($0) })
+    }
+
+    /// Runs `count` clients, `width` at a time.
+    func inBatches(_ count: Int, width: Int = 25, _ client: @escaping @Sendable (Int) async throws -> Void)
+        async throws
+    {
+        var started = 0
+        while started < count {
+            let batch = min(width, count - started)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for index in started..<(started + batch) {
+                    group.addTask { try await client(index) }  // justified: structured child task of the group
+                }
+                try await group.waitForAll()
+            }
+            started += batch
+        }
+    }
+
+    @Test(arguments: [true, false])
+    func clientsResettingAtEveryPhaseLeaveNoLeaseBehind(fastPath: Bool) async throws {
+        let calls = APICallLog()
+        try await harness.withProxy(
+            serverIdleTimeout: .seconds(2), fastPath: fastPath, apiCalls: calls, forwarder: Self.smallPools
+        ) { env, browser, _ in
+            let port = try port(env)
+            try await harness.warmUpstreamPools(env, browser, path: "/api/misc/status/200")
+
+            // 1. Before the response head: the upstream answers after 150 ms; the client is gone by then.
+            try await inBatches(100) { index in
+                let client = try await RawConnection.open(port: port)
+                try await client.send(
+                    "GET /api/misc/slow/150?fault=head-\(index) HTTP/1.1\r\nHost: localhost\r\nX-CSRF: 1\r\n\r\n")
+                try await Task.sleep(for: .milliseconds(30))
+                await client.reset()
+            }
+            // 2. Mid-body: a 4 MiB download, reset after the first 64 KiB arrived.
+            try await inBatches(100) { index in
+                let client = try await RawConnection.open(port: port)
+                try await client.send(
+                    "GET /api/misc/download/4194304?fault=body-\(index) HTTP/1.1\r\nHost: localhost\r\nX-CSRF: 1\r\n\r\n"
+                )
+                _ = try await client.waitFor(bytes: 65536)
+                await client.reset()
+            }
+            // 3. Mid-upload: 64 KiB of a declared 1 MiB body, then a reset.
+            try await inBatches(100) { index in
+                let client = try await RawConnection.open(port: port)
+                try await client.send(
+                    "POST /api/misc/echo/upload?fault=upload-\(index) HTTP/1.1\r\nHost: localhost\r\nX-CSRF: 1\r\n"
+                        + "Content-Type: application/octet-stream\r\nContent-Length: 1048576\r\n\r\n")
+                try await client.send(bytes: 65536)
+                try await Task.sleep(for: .milliseconds(10))
+                await client.reset()
+            }
+            // 4. Paused readers: large downloads nobody reads, then resets.
+            try await inBatches(40, width: 40) { index in
+                let client = try await RawConnection.open(port: port, reading: false)
+                try await client.send(
+                    "GET /api/misc/download/33554432?fault=paused-\(index) HTTP/1.1\r\nHost: localhost\r\nX-CSRF: 1\r\n\r\n"
+                )
+                client.read()
+                try await Task.sleep(for: .milliseconds(500))
+                await client.reset()
+            }
+
+            let leased = try await eventually(attempts: 250, every: .milliseconds(40), until: { $0 == 0 }) {
+                env.forwarder.statistics.leased
+            }
+            #expect(leased == 0, "every upstream connection back to idle or closed")
+
+            // The next 100 calls all succeed.
+            let statuses = Statuses()
+            try await inBatches(100, width: 10) { index in
+                let page = try await browser.get(env.origin + "/api/misc/status/200?after=\(index)", headers: env.csrf)
+                statuses.add(page.status)
+            }
+            #expect(statuses.all == Array(repeating: 200, count: 100), "\(statuses.counts)")
+            #expect(env.forwarder.statistics.leased == 0)
+
+            // Which pipeline the faulty requests met: with the fast path on, some were served on the
+            // event loop; with it off, none.
+            let eventLoop = calls.pipelines(for: "fault=").filter { $0 == .eventLoop }.count
+            if fastPath {
+                #expect(eventLoop > 0, "the event-loop path met faults too")
+            } else {
+                #expect(eventLoop == 0)
+            }
+        }
+    }
+
+    /// An upstream that sends the head and some body, then nothing: cut off after the route's
+    /// timeout (1 s for `/api/misc`) without progress, the client connection closed, the upstream
+    /// connection not kept.
+    @Test(arguments: [true, false])
+    func anUpstreamStallingMidBodyIsCutOff(fastPath: Bool) async throws {
+        let calls = APICallLog()
+        try await harness.withProxy(fastPath: fastPath, apiCalls: calls, forwarder: Self.smallPools) {
+            env, browser, _ in
+            try await harness.warmUpstreamPools(env, browser, path: "/api/misc/status/200")
+            let client = try await RawConnection.open(port: try port(env))
+            let started = ContinuousClock.now
+            try await client.send("GET /api/misc/stall/1000?m=stall HTTP/1.1\r\nHost: localhost\r\nX-CSRF: 1\r\n\r\n")
+            #expect(try await client.waitFor(bytes: 1000), "head and the first bytes arrive")
+            #expect(client.received.status == 200)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await client.channel.closeFuture.get() }  // justified: structured child task
+                group.addTask {  // justified: structured child task
+                    try await Task.sleep(for: .seconds(10))
+                    throw TestServerError(message: "the stalled response was never cut off")
+                }
+                try await group.next()
+                group.cancelAll()
+            }
+            let elapsed = ContinuousClock.now - started
+            #expect(elapsed >= .milliseconds(900) && elapsed < .seconds(4), "cut off after the 1 s route timeout")
+            let leased = try await eventually(until: { $0 == 0 }) { env.forwarder.statistics.leased }
+            #expect(leased == 0)
+            if fastPath { #expect(calls.pipeline(for: "m=stall") == .eventLoop) }
+            #expect(try await browser.get(env.origin + "/api/misc/status/200", headers: env.csrf).status == 200)
+        }
+    }
+
+    /// Every connection of a pool held by slow calls: further calls wait at most the pool's wait
+    /// deadline, then get 503 `upstream-busy` with `Retry-After`; `/readyz` reports the saturated
+    /// pool, and recovers once connections come back.
+    @Test func waitingForAPooledConnectionIsBoundedAndReported() async throws {
+        let pools = NIOUpstream.Configuration(maximumConnectionsPerLoop: 1, waitTimeout: .milliseconds(300))
+        try await harness.withProxy(fastPath: false, forwarder: pools) { env, browser, _ in
+            let port = try port(env)
+            let clients = try await withThrowingTaskGroup(of: RawConnection.self) { group in
+                for index in 0..<8 {
+                    group.addTask {  // justified: structured child task of the group
+                        let client = try await RawConnection.open(port: port)
+                        try await client.send(
+                            "GET /api/misc/slow/950?busy=\(index) HTTP/1.1\r\nHost: localhost\r\nX-CSRF: 1\r\n\r\n")
+                        return client
+                    }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            try await Task.sleep(for: .milliseconds(600))
+            let ready = try await browser.get("http://127.0.0.1:\(env.adminPort)/readyz")
+            #expect(ready.status == 503)
+            #expect(ready.body.contains("every pooled connection stuck"), "\(ready.body)")
+            for client in clients { _ = try await client.waitFor(bytes: 12, timeout: .seconds(5)) }
+            let statuses = clients.compactMap(\.received.status)
+            #expect(statuses.count == 8)
+            #expect(statuses.contains(200))
+            let busy = clients.filter { $0.received.status == 503 }
+            #expect(!busy.isEmpty, "\(statuses)")
+            for client in busy {
+                #expect(client.received.head.contains("urn:bff:problem:upstream-busy"))
+                #expect(client.received.head.lowercased().contains("retry-after: 1"))
+            }
+            for client in clients { await client.reset() }
+            let recovered = try await eventually(until: { $0 == 200 }) {
+                try await browser.get("http://127.0.0.1:\(env.adminPort)/readyz").status
+            }
+            #expect(recovered == 200)
+        }
+    }
+}
+
+/// Statuses collected from concurrent calls.
+final class Statuses: Sendable {
+    private let values = Mutex<[Int]>([])
+    func add(_ status: Int) { values.withLock { $0.append(status) } }
+    var all: [Int] { values.withLock { $0 } }
+    var counts: [Int: Int] { values.withLock { $0.reduce(into: [:]) { $0[$1, default: 0] += 1 } } }
+}
