@@ -173,13 +173,23 @@ struct TestEnvironment: Sendable {
 final class SwitchableOIDCHTTPClient: OIDCHTTPClient {
     let base: any OIDCHTTPClient
     private let reachable = Mutex(true)
+    /// Answers every refresh-token grant with this instead of asking the IdP (a WAF, a proxy, a
+    /// rotated client secret).
+    private let refreshAnswer = Mutex<OIDCHTTPResponse?>(nil)
 
     init(base: any OIDCHTTPClient) { self.base = base }
 
     func setReachable(_ value: Bool) { reachable.withLock { $0 = value } }
 
+    func answerRefreshes(with response: OIDCHTTPResponse?) { refreshAnswer.withLock { $0 = response } }
+
     func send(_ request: OIDCHTTPRequest, timeout: Duration) async throws -> OIDCHTTPResponse {
         guard reachable.withLock({ $0 }) else { throw TestServerError(message: "IdP unreachable (test)") }
+        if let answer = refreshAnswer.withLock({ $0 }), request.method == "POST",
+            let body = request.body, String(decoding: body, as: UTF8.self).contains("grant_type=refresh_token")
+        {
+            return answer
+        }
         return try await base.send(request, timeout: timeout)
     }
 }
