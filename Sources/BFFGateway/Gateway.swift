@@ -117,7 +117,12 @@ struct Gateway {
             var reasons: [String] = []
             do { try await bff.provider.warmUp() } catch { reasons.append("identity provider: \(error)") }
             if let store {
-                do { try await store.ping() } catch { reasons.append("session store: \(error)") }
+                // Answers within a second even when the store hangs (a stopped database).
+                do {
+                    try await withStoreDeadline(.seconds(1)) { try await store.ping() }
+                } catch {
+                    reasons.append("\(error)")
+                }
             }
             for upstream in forwarder?.saturatedUpstreams ?? [] {
                 reasons.append("upstream \(upstream): every pooled connection stuck")

@@ -8,6 +8,9 @@ public struct BFFContextStorage: Sendable {
     public var session: LoadedSession?
     /// Whether the session middleware has run.
     public var sessionLoaded: Bool = false
+    /// The request named a session but the store failed or did not answer in time: endpoints that
+    /// need the session answer 503 `store-unavailable` (never "not logged in").
+    public var storeUnavailable: Bool = false
     /// The peer's IP address (for `X-Forwarded-For`), when the transport knows it.
     public var remoteAddress: String?
     /// The inbound connection's event loop (the upstream connection is taken from its pool).

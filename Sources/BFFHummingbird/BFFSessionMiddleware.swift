@@ -61,6 +61,7 @@ public struct BFFAPIMiddleware<Context: BFFRequestContext>: RouterMiddleware {
         guard bff.passesAntiForgery(request) else { return BFFResponses.problem(.antiforgery) }
         var context = context
         await bff.loadSession(for: request, into: &context)
+        if context.bff.storeUnavailable { return BFFResponses.problem(.storeUnavailable) }
         if requireAuthentication && context.bff.session == nil { return BFFResponses.problem(.unauthenticated) }
         return try await next(request, context)
     }
@@ -72,7 +73,13 @@ extension BFF {
         guard !context.bff.sessionLoaded else { return }
         context.bff.sessionLoaded = true
         let cookies = request.headers[values: .cookie]
-        if !cookies.isEmpty { context.bff.session = await sessions.load(cookies: CookieHeader(fields: cookies)) }
+        guard !cookies.isEmpty else { return }
+        do {
+            context.bff.session = try await sessions.load(cookies: CookieHeader(fields: cookies))
+        } catch {
+            context.bff.storeUnavailable = true
+            context.logger.warning("session store unavailable", metadata: ["bff.error": "\(error)"])
+        }
     }
 
     /// Whether the request satisfies the anti-forgery rule.

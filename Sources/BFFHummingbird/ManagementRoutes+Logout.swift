@@ -12,6 +12,8 @@ extension BFF {
         let returnURL = query["returnUrl"] ?? "/"
         guard ReturnURLValidator.isValid(returnURL) else { return BFFResponses.problem(.invalidReturnURL) }
         let cookieHeader = request.cookieHeader
+        // The store cannot say which session this is: clearing the cookie would leave it alive.
+        if context.bff.storeUnavailable { return BFFResponses.problem(.storeUnavailable) }
         guard let loaded = context.bff.session else {
             return BFFResponses.redirect(to: returnURL, cookies: sessions.clearingCookies(cookies: cookieHeader))
         }
@@ -19,6 +21,14 @@ extension BFF {
             return BFFResponses.problem(.invalidSID)
         }
         let session = loaded.session
+        // Ended first: if the store fails nothing has changed yet (503, cookie kept, token not revoked).
+        var cookies: [SetCookie]
+        do {
+            cookies = try await sessions.end(loaded, cookies: cookieHeader)
+        } catch {
+            context.logger.warning("logout: session store unavailable", metadata: ["bff.error": "\(error)"])
+            return BFFResponses.problem(.storeUnavailable)
+        }
         if configuration.tokens.revokeRefreshTokenOnLogout, let refreshToken = session.tokens.refreshToken,
             await provider.revocationEndpoint() != nil
         {
@@ -28,7 +38,6 @@ extension BFF {
                 context.logger.warning("logout: refresh token revocation failed", metadata: ["bff.error": "\(error)"])
             }
         }
-        var cookies = await sessions.end(loaded, cookies: cookieHeader)
         context.logger.info("logout: session ended")
         guard let endSession = await provider.endSessionEndpoint() else {
             return BFFResponses.redirect(to: returnURL, cookies: cookies)

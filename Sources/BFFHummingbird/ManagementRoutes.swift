@@ -37,6 +37,7 @@ extension BFF {
     /// `GET /bff/user`: the claims array, or 401 / `null` when anonymous.
     func user<Context: BFFRequestContext>(_ request: Request, context: Context) async -> Response {
         guard passesAntiForgery(request) else { return BFFResponses.problem(.antiforgery) }
+        if context.bff.storeUnavailable { return BFFResponses.problem(.storeUnavailable) }
         guard var loaded = context.bff.session else {
             if configuration.user.anonymousAsNull { return BFFResponses.json("null") }
             return BFFResponses.problem(.unauthenticated)

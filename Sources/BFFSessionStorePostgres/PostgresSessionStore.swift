@@ -5,6 +5,7 @@ import NIOCore
 import NIOSSL
 import PostgresNIO
 import ServiceLifecycle
+import Synchronization
 
 /// Server-side sessions in PostgreSQL, shared by any number of gateway instances.
 ///
@@ -18,15 +19,27 @@ import ServiceLifecycle
 /// - lookups always read the table (no in-process cache), so a session ended on one instance is
 ///   gone on every instance at once.
 public final class PostgresSessionStore: SessionStore, SharedRevocationFeed, Service {
-    let client: PostgresClient
+    /// The connection pool in use. A pool that went on backing off after the database came back is
+    /// replaced by a fresh one (see ``watchRecovery()``).
+    var client: PostgresClient { pool.withLock { $0.client } }
     let logger: Logger
     let sessions: String
     let revocationTable: String
     let schema: String
-    /// Runs the client's connection pool until the store is closed. PostgresNIO wants `run()` in a
-    /// task that outlives every query; the store must answer queries before the gateway's service
-    /// group starts (migrations, `bff sessions`), so it owns that task and ends it in ``close()``.
-    private let runner: Task<Void, Never>
+    let configuration: Configuration
+    private let pool: Mutex<RunningPool>
+    /// Pools replaced so far (tests, diagnostics).
+    var poolReplacements: Int { pool.withLock { $0.generation } }
+
+    /// A pool and the task that runs it. PostgresNIO wants `run()` in a task that outlives every
+    /// query; the store must answer queries before the gateway's service group starts (migrations,
+    /// `bff sessions`), so it owns that task and ends it in ``close()`` (or when it replaces the pool).
+    struct RunningPool: Sendable {
+        let client: PostgresClient
+        let runner: Task<Void, Never>
+        let started: AsyncStream<Void>
+        var generation: Int
+    }
 
     /// The schema version this code writes.
     public static let schemaVersion = 1
@@ -39,9 +52,7 @@ public final class PostgresSessionStore: SessionStore, SharedRevocationFeed, Ser
         // One direct connection first: a wrong password or an unreachable server is reported at
         // once with the server's reason, instead of the pool retrying quietly in the background.
         do {
-            let connection = try await PostgresConnection.connect(
-                configuration: try Self.connectionConfiguration(configuration), id: 0, logger: logger)
-            try await connection.close()
+            try await probe(configuration, logger: logger)
         } catch {
             throw PostgresStoreError(
                 message: "cannot connect to the session database at \(configuration.host):\(configuration.port): "
@@ -58,7 +69,23 @@ public final class PostgresSessionStore: SessionStore, SharedRevocationFeed, Ser
         return store
     }
 
+    /// Opens and closes one direct connection (not through the pool).
+    static func probe(_ configuration: Configuration, logger: Logger) async throws {
+        let connection = try await PostgresConnection.connect(
+            configuration: try Self.connectionConfiguration(configuration), id: 0, logger: logger)
+        try await connection.close()
+    }
+
     init(configuration: Configuration, logger: Logger) throws {
+        self.configuration = configuration
+        self.logger = logger
+        self.schema = configuration.schema
+        self.sessions = "\(configuration.schema).bff_sessions"
+        self.revocationTable = "\(configuration.schema).bff_revocations"
+        self.pool = Mutex(Self.startPool(configuration: configuration, logger: logger, generation: 0))
+    }
+
+    static func startPool(configuration: Configuration, logger: Logger, generation: Int) -> RunningPool {
         let tls: PostgresClient.Configuration.TLS =
             switch configuration.tls {
             case .disable: .disable
@@ -71,27 +98,50 @@ public final class PostgresSessionStore: SessionStore, SharedRevocationFeed, Ser
         clientConfiguration.options.minimumConnections = min(2, configuration.maximumConnections)
         clientConfiguration.options.connectTimeout = .seconds(5)
         let client = PostgresClient(configuration: clientConfiguration, backgroundLogger: logger)
-        self.client = client
-        self.logger = logger
-        self.schema = configuration.schema
-        self.sessions = "\(configuration.schema).bff_sessions"
-        self.revocationTable = "\(configuration.schema).bff_revocations"
         let (started, continuation) = AsyncStream<Void>.makeStream()
-        self.started = started
-        self.runner = Task {  // justified: the pool must run before any query; close() cancels and awaits it
+        let runner = Task {  // justified: the pool must run before any query; close() cancels and awaits it
             continuation.finish()
             await client.run()
         }
+        return RunningPool(client: client, runner: runner, started: started, generation: generation)
     }
-
-    /// Finishes when the pool's task has begun.
-    private let started: AsyncStream<Void>
 
     /// Waits until the pool runs, so the first query does not find it idle (PostgresNIO warns).
     func waitUntilRunning() async {
-        for await _ in started {}
+        for await _ in pool.withLock({ $0.started }) {}
         // `run()` marks the pool running in its first, synchronous step; give it that step.
         try? await Task.sleep(for: .milliseconds(2))
+    }
+
+    /// While the store runs: once a second, checks that the pool answers. When it does not but a
+    /// direct connection succeeds — the database is back while the pool still backs off (its
+    /// back-off grows to a minute during a long outage) — the pool is replaced, so service resumes
+    /// within seconds of the database's return.
+    func watchRecovery(every interval: Duration = .seconds(1)) async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: interval)
+            if Task.isCancelled { return }
+            let healthy = (try? await withStoreDeadline(interval) { try await self.ping() }) != nil
+            if healthy { continue }
+            guard
+                (try? await withStoreDeadline(interval) {
+                    try await Self.probe(self.configuration, logger: self.logger)
+                }) != nil
+            else { continue }  // the database itself is down: nothing to do but wait
+            await replacePool()
+        }
+    }
+
+    /// Starts a fresh pool and retires the old one.
+    func replacePool() async {
+        let (old, new) = pool.withLock { pool -> (RunningPool, RunningPool) in
+            let old = pool
+            pool = Self.startPool(configuration: configuration, logger: logger, generation: old.generation + 1)
+            return (old, pool)
+        }
+        logger.warning("session database reachable again: connection pool replaced")
+        for await _ in new.started {}
+        old.runner.cancel()
     }
 
     static let columns = "key, sealed, subject, sid, issuer, created, renewed, expires, revocation"
@@ -300,14 +350,15 @@ public final class PostgresSessionStore: SessionStore, SharedRevocationFeed, Ser
 
     // MARK: lifecycle
 
-    /// Waits for graceful shutdown, then closes the connection pool.
+    /// Watches the pool (see ``watchRecovery(every:)``) until graceful shutdown, then closes it.
     public func run() async throws {
-        try? await gracefulShutdown()
+        await cancelWhenGracefulShutdown { await self.watchRecovery() }
         await close()
     }
 
     /// Closes the connection pool.
     public func close() async {
+        let runner = pool.withLock { $0.runner }
         runner.cancel()
         await runner.value
     }

@@ -40,7 +40,7 @@ struct SessionManagerTests {
     func roundTrip(_ kind: SessionStoreKind) async throws {
         let manager = try manager(kind)
         let cookies = try await manager.create(session(), replacing: nil, cookies: CookieHeader(bytes: []))
-        let loaded = await manager.load(cookies: header(cookies))
+        let loaded = try await manager.load(cookies: header(cookies))
         #expect(loaded?.session == session())
     }
 
@@ -67,9 +67,9 @@ struct SessionManagerTests {
         let manager = try manager(kind)
         let cookies = try await manager.create(session(), replacing: nil, cookies: CookieHeader(bytes: []))
         time.advance(by: 3599)
-        #expect(await manager.load(cookies: header(cookies)) != nil)
+        #expect(try await manager.load(cookies: header(cookies)) != nil)
         time.advance(by: 2)
-        #expect(await manager.load(cookies: header(cookies)) == nil)
+        #expect(try await manager.load(cookies: header(cookies)) == nil)
     }
 
     @Test func slidingKeepsItAliveUntilTheAbsoluteTimeout() async throws {
@@ -77,11 +77,11 @@ struct SessionManagerTests {
         let cookies = try await manager.create(session(), replacing: nil, cookies: CookieHeader(bytes: []))
         for _ in 0..<30 {
             time.advance(by: 3000)
-            guard var loaded = await manager.load(cookies: header(cookies)) else { break }
+            guard var loaded = try await manager.load(cookies: header(cookies)) else { break }
             _ = await manager.slide(&loaded, cookies: header(cookies))
         }
         #expect(time.now - 1_800_000_000 > 86400)
-        #expect(await manager.load(cookies: header(cookies)) == nil)
+        #expect(try await manager.load(cookies: header(cookies)) == nil)
     }
 
     @Test(arguments: [SessionStoreKind.memory, .cookie])
@@ -91,7 +91,7 @@ struct SessionManagerTests {
         var value = Array(cookies[0].value.utf8)
         value[value.count / 2] = value[value.count / 2] == UInt8(ascii: "A") ? UInt8(ascii: "B") : UInt8(ascii: "A")
         let tampered = CookieHeader(fields: ["\(cookies[0].name)=\(String(decoding: value, as: UTF8.self))"])
-        #expect(await manager.load(cookies: tampered) == nil)
+        #expect(try await manager.load(cookies: tampered) == nil)
     }
 
     @Test(arguments: [
@@ -100,7 +100,7 @@ struct SessionManagerTests {
     func garbageCookiesAreAnonymous(_ value: String) async throws {
         for kind in [SessionStoreKind.memory, .cookie] {
             let manager = try manager(kind)
-            #expect(await manager.load(cookies: CookieHeader(fields: ["__Host-bff-session=\(value)"])) == nil)
+            #expect(try await manager.load(cookies: CookieHeader(fields: ["__Host-bff-session=\(value)"])) == nil)
         }
     }
 
@@ -109,9 +109,9 @@ struct SessionManagerTests {
         let cookies = try await manager(.memory, keys: [Self.key1], store: store).create(
             session(), replacing: nil, cookies: CookieHeader(bytes: []))
         #expect(
-            await (try manager(.memory, keys: [Self.key2, Self.key1], store: store)).load(cookies: header(cookies))
+            try await (try manager(.memory, keys: [Self.key2, Self.key1], store: store)).load(cookies: header(cookies))
                 != nil)
-        #expect(await (try manager(.memory, keys: [Self.key2], store: store)).load(cookies: header(cookies)) == nil)
+        #expect(try await (try manager(.memory, keys: [Self.key2], store: store)).load(cookies: header(cookies)) == nil)
     }
 
     @Test func cookieModeChunksLargeSessions() async throws {
@@ -120,9 +120,9 @@ struct SessionManagerTests {
         let cookies = try await manager.create(big, replacing: nil, cookies: CookieHeader(bytes: []))
         #expect(cookies.count >= 3)
         #expect(cookies.allSatisfy { $0.headerValue.utf8.count < 4096 })
-        #expect(await manager.load(cookies: header(cookies))?.session == big)
+        #expect(try await manager.load(cookies: header(cookies))?.session == big)
         // A missing chunk makes it anonymous.
-        #expect(await manager.load(cookies: header(Array(cookies.dropLast()))) == nil)
+        #expect(try await manager.load(cookies: header(Array(cookies.dropLast()))) == nil)
     }
 
     @Test func cookieModeRefusesTooLargeSessions() async throws {
@@ -135,20 +135,20 @@ struct SessionManagerTests {
     @Test func cookieModeLogoutRevokesReplayedCookie() async throws {
         let manager = try manager(.cookie)
         let cookies = try await manager.create(session(), replacing: nil, cookies: CookieHeader(bytes: []))
-        let loaded = try #require(await manager.load(cookies: header(cookies)))
-        let cleared = await manager.end(loaded, cookies: header(cookies))
+        let loaded = try #require(try await manager.load(cookies: header(cookies)))
+        let cleared = try await manager.end(loaded, cookies: header(cookies))
         #expect(cleared.allSatisfy { $0.maxAge == 0 })
-        #expect(await manager.load(cookies: header(cookies)) == nil, "a replayed cookie stays anonymous")
+        #expect(try await manager.load(cookies: header(cookies)) == nil, "a replayed cookie stays anonymous")
     }
 
     @Test func serverModeLogoutDeletes() async throws {
         let store = MemorySessionStore()
         let manager = try manager(.memory, store: store)
         let cookies = try await manager.create(session(), replacing: nil, cookies: CookieHeader(bytes: []))
-        let loaded = try #require(await manager.load(cookies: header(cookies)))
-        _ = await manager.end(loaded, cookies: header(cookies))
+        let loaded = try #require(try await manager.load(cookies: header(cookies)))
+        _ = try await manager.end(loaded, cookies: header(cookies))
         #expect(await store.count == 0)
-        #expect(await manager.load(cookies: header(cookies)) == nil)
+        #expect(try await manager.load(cookies: header(cookies)) == nil)
     }
 
     @Test func endSessionsBySidAndSub() async throws {
@@ -167,10 +167,10 @@ struct SessionManagerTests {
         let store = MemorySessionStore()
         let manager = try manager(.memory, store: store)
         let cookies = try await manager.create(session(), replacing: nil, cookies: CookieHeader(bytes: []))
-        var loaded = try #require(await manager.load(cookies: header(cookies)))
+        var loaded = try #require(try await manager.load(cookies: header(cookies)))
         loaded.session.tokens.accessToken = "AT-rotated"
         _ = try await manager.save(&loaded, cookies: header(cookies))
-        #expect(await manager.load(cookies: header(cookies))?.session.tokens.accessToken == "AT-rotated")
+        #expect(try await manager.load(cookies: header(cookies))?.session.tokens.accessToken == "AT-rotated")
         guard case .session(let immediate) = manager.loadImmediately(cookies: header(cookies)) else {
             Issue.record("no session")
             return
@@ -182,12 +182,12 @@ struct SessionManagerTests {
         let store = MemorySessionStore()
         let manager = try manager(.memory, store: store)
         let cookies = try await manager.create(session(), replacing: nil, cookies: CookieHeader(bytes: []))
-        _ = try #require(await manager.load(cookies: header(cookies)))
+        _ = try #require(try await manager.load(cookies: header(cookies)))
         var record = try #require(store.list(issuer: nil, idpSessionID: nil, subject: nil, limit: 10).first)
         let original = record.sealed
         record.sealed[record.sealed.count / 2] ^= 0x01
         #expect(store.replace(record, ifSealed: original))
-        #expect(await manager.load(cookies: header(cookies)) == nil)
+        #expect(try await manager.load(cookies: header(cookies)) == nil)
         guard case .anonymous = manager.loadImmediately(cookies: header(cookies)) else {
             Issue.record("a tampered record was accepted")
             return
@@ -198,9 +198,9 @@ struct SessionManagerTests {
         let store = MemorySessionStore()
         let manager = try manager(.memory, store: store)
         let cookies = try await manager.create(session(), replacing: nil, cookies: CookieHeader(bytes: []))
-        for _ in 0..<3 { _ = try #require(await manager.load(cookies: header(cookies))) }
+        for _ in 0..<3 { _ = try #require(try await manager.load(cookies: header(cookies))) }
         _ = try await manager.endSessions(issuer: "https://idp.test", idpSessionID: nil, subject: "alice")
-        #expect(await manager.load(cookies: header(cookies)) == nil)
+        #expect(try await manager.load(cookies: header(cookies)) == nil)
         guard case .anonymous = manager.loadImmediately(cookies: header(cookies)) else {
             Issue.record("an ended session was served")
             return
@@ -211,17 +211,17 @@ struct SessionManagerTests {
     func aCachedSessionStillExpires(_ kind: SessionStoreKind) async throws {
         let manager = try manager(kind)
         let cookies = try await manager.create(session(), replacing: nil, cookies: CookieHeader(bytes: []))
-        #expect(await manager.load(cookies: header(cookies)) != nil)
+        #expect(try await manager.load(cookies: header(cookies)) != nil)
         time.advance(by: 3601)
-        #expect(await manager.load(cookies: header(cookies)) == nil)
+        #expect(try await manager.load(cookies: header(cookies)) == nil)
     }
 
     @Test func cookieModeRevocationAppliesToCachedSessions() async throws {
         let manager = try manager(.cookie)
         let cookies = try await manager.create(session(), replacing: nil, cookies: CookieHeader(bytes: []))
-        for _ in 0..<3 { _ = try #require(await manager.load(cookies: header(cookies))) }
+        for _ in 0..<3 { _ = try #require(try await manager.load(cookies: header(cookies))) }
         _ = try await manager.endSessions(issuer: "https://idp.test", idpSessionID: "sid-1", subject: nil)
-        #expect(await manager.load(cookies: header(cookies)) == nil)
+        #expect(try await manager.load(cookies: header(cookies)) == nil)
     }
 
     @Test func resourceTokensSurviveEncodingAndSessionsWithoutThemKeepVersionOne() {

@@ -38,6 +38,8 @@ public struct SessionConfiguration: Sendable {
     public var absoluteTimeout: Duration
     /// Interval of expired-session cleanup, 10 min by default.
     public var cleanupInterval: Duration
+    /// Longest wait for the session store on a request, 2 s by default; then 503 `store-unavailable`.
+    public var storeTimeout: Duration
     /// Whether the `Secure` attribute is set (always true unless a test turns it off).
     public var secureCookies: Bool
     /// Path attribute of the session cookie, `/` (required by `__Host-`).
@@ -50,7 +52,8 @@ public struct SessionConfiguration: Sendable {
         store: SessionStoreKind = .sqlite, cookieName: String = "__Host-bff-session", sameSite: SameSite = .strict,
         allowCrossSite: Bool = false, idleTimeout: Duration = .seconds(8 * 3600),
         absoluteTimeout: Duration = .seconds(7 * 86400), cleanupInterval: Duration = .seconds(600),
-        secureCookies: Bool = true, cookiePath: String = "/", cookieDomain: String? = nil
+        secureCookies: Bool = true, cookiePath: String = "/", cookieDomain: String? = nil,
+        storeTimeout: Duration = .seconds(2)
     ) {
         self.store = store
         self.cookieName = cookieName
@@ -59,6 +62,7 @@ public struct SessionConfiguration: Sendable {
         self.idleTimeout = idleTimeout
         self.absoluteTimeout = absoluteTimeout
         self.cleanupInterval = cleanupInterval
+        self.storeTimeout = storeTimeout
         self.secureCookies = secureCookies
         self.cookiePath = cookiePath
         self.cookieDomain = cookieDomain

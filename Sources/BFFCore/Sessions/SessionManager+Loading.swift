@@ -5,11 +5,21 @@ import Crypto
 extension SessionManager {
     /// Loads the session named by the request's cookies. Any malformed, tampered, unknown, expired
     /// or revoked cookie means "no session" — never an error.
-    public func load(cookies: CookieHeader) async -> LoadedSession? {
+    /// - Throws: ``SessionStoreUnavailable`` when a valid ticket was presented and the store failed
+    ///   or did not answer within `session.storeTimeout` — never taken as "no session".
+    public func load(cookies: CookieHeader) async throws -> LoadedSession? {
         let now = time.now
         if let store {
             guard let ticket = openTicket(cookies) else { return nil }
-            let record = try? await store.find(key: ticket.storeKey, now: now)
+            let storeKey = ticket.storeKey
+            switch immediateStore?.findImmediately(key: storeKey, now: now) {
+            case .found(let record): return open(record, named: ticket, now: now)
+            case .absent: return open(nil, named: ticket, now: now)
+            case .unknown, nil: break
+            }
+            let record = try await withStoreDeadline(configuration.storeTimeout) {
+                try await store.find(key: storeKey, now: now)
+            }
             return open(record, named: ticket, now: now)
         }
         return openCookie(cookies, now: now)

@@ -75,13 +75,14 @@ public struct SessionManager: Sendable {
     public func create(_ session: Session, replacing previous: LoadedSession?, cookies: CookieHeader) async throws
         -> [SetCookie]
     {
-        if let previous { _ = await end(previous, cookies: cookies) }
+        if let previous { _ = try? await end(previous, cookies: cookies) }
         if let store {
             let id = random.bytes(16)
             let key = random.bytes(32)
             let storeKey = Array(SHA256.hash(data: id))
             let sessionKey = SymmetricKey(data: key)
-            try await store.insert(try record(for: session, storeKey: storeKey, sessionKey: sessionKey))
+            let record = try record(for: session, storeKey: storeKey, sessionKey: sessionKey)
+            try await withStoreDeadline(configuration.storeTimeout) { try await store.insert(record) }
             let ticket = try sealer.sealToString(id + key, purpose: .sessionTicket, binding: configuration.cookieName)
             return [sessionCookie(value: ticket, session: session)]
         } else {
@@ -97,10 +98,14 @@ public struct SessionManager: Sendable {
         case .server(let storeKey, let sessionKey):
             guard let store else { return [] }
             let record = try record(for: loaded.session, storeKey: storeKey, sessionKey: sessionKey)
+            let deadline = configuration.storeTimeout
             if let expected = loaded.storedSealed {
-                if try await store.replace(record, ifSealed: expected) { loaded.storedSealed = record.sealed }
+                let replaced = try await withStoreDeadline(deadline) {
+                    try await store.replace(record, ifSealed: expected)
+                }
+                if replaced { loaded.storedSealed = record.sealed }
             } else {
-                try await store.update(record)
+                try await withStoreDeadline(deadline) { try await store.update(record) }
                 loaded.storedSealed = record.sealed
             }
             return []
@@ -159,11 +164,17 @@ public struct SessionManager: Sendable {
 
     /// Ends a session: deletes it from the store (or records its revocation in cookie mode) and
     /// returns cookies that clear the browser's copy.
-    public func end(_ loaded: LoadedSession?, cookies: CookieHeader) async -> [SetCookie] {
+    /// - Throws: ``SessionStoreUnavailable`` when the store could not delete it (the caller keeps
+    ///   the cookie: clearing it would leave a live session behind in the store).
+    public func end(_ loaded: LoadedSession?, cookies: CookieHeader) async throws -> [SetCookie] {
         if let loaded {
             switch loaded.handle {
             case .server(let storeKey, _):
-                _ = try? await store?.remove(key: storeKey)
+                if let store {
+                    _ = try await withStoreDeadline(configuration.storeTimeout) {
+                        try await store.remove(key: storeKey)
+                    }
+                }
             case .cookie:
                 revocations.revoke(logoutID: loaded.session.logoutID, at: time.now)
             }
@@ -185,7 +196,9 @@ public struct SessionManager: Sendable {
     public func endSessions(issuer: String, idpSessionID: String?, subject: String?) async throws -> [SessionRecord] {
         let now = time.now
         if let store {
-            return try await store.removeAll(issuer: issuer, idpSessionID: idpSessionID, subject: subject)
+            return try await withStoreDeadline(configuration.storeTimeout) {
+                try await store.removeAll(issuer: issuer, idpSessionID: idpSessionID, subject: subject)
+            }
         }
         if let idpSessionID { revocations.revoke(issuer: issuer, idpSessionID: idpSessionID, at: now) }
         if let subject, idpSessionID == nil { revocations.revoke(issuer: issuer, subject: subject, at: now) }

@@ -163,6 +163,7 @@ enum GatewayConfigurationLoader {
         if let value = reader.duration("session.idleTimeout") { configuration.session.idleTimeout = value }
         if let value = reader.duration("session.absoluteTimeout") { configuration.session.absoluteTimeout = value }
         if let value = reader.duration("session.cleanupInterval") { configuration.session.cleanupInterval = value }
+        if let value = reader.duration("session.storeTimeout") { configuration.session.storeTimeout = value }
         if let value = reader.string("session.cookieDomain") { configuration.session.cookieDomain = value }
         if let value = reader.string("session.cookiePath") { configuration.session.cookiePath = value }
         if let value = reader.bool("session.secure") { configuration.session.secureCookies = value }

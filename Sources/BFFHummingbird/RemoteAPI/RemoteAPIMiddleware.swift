@@ -36,6 +36,9 @@ public struct RemoteAPIMiddleware<Context: BFFRequestContext>: RouterMiddleware 
         }
         var context = context
         await bff.loadSession(for: request, into: &context)
+        if context.bff.storeUnavailable, entry.route.token.usesUserToken {
+            return BFFResponses.problem(.storeUnavailable)
+        }
         let response = await proxy.forward(
             request, entry: entry, remainder: remainder, session: context.bff.session,
             remoteAddress: context.bff.remoteAddress, eventLoop: context.bff.eventLoop, logger: context.logger)

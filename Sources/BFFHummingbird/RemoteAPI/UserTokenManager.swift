@@ -58,7 +58,7 @@ final class UserTokenManager: Sendable {
             if let token = current.accessToken, let expiry = current.accessTokenExpiresAt, expiry > now {
                 return .token(token, cookies: [])  // expiring soon, but nothing to refresh with: use it while valid
             }
-            return .sessionEnded(cookies: await sessions.end(loaded, cookies: cookies))
+            return .sessionEnded(cookies: await endSession(loaded, cookies: cookies))
         }
         let key = Array(SHA256.hash(data: Array(refreshToken.utf8)))
         let response: TokenResponse
@@ -192,7 +192,7 @@ final class UserTokenManager: Sendable {
             return .sessionEnded(cookies: sessions.clearingCookies(cookies: cookies))
         case let error as OIDCError where error.oauthCode == "invalid_grant":
             logger.info("token refresh rejected; ending the session", metadata: ["bff.error": "\(error)"])
-            return .sessionEnded(cookies: await sessions.end(loaded, cookies: cookies))
+            return .sessionEnded(cookies: await endSession(loaded, cookies: cookies))
         default:
             let cause = "\(error)"
             if refreshWarnings.admit(cause, now: time.now) {
@@ -201,6 +201,18 @@ final class UserTokenManager: Sendable {
                     metadata: ["bff.error": .string(cause)])
             }
             return .idpUnavailable
+        }
+    }
+
+    /// Ends a session whose grant is gone. If the store cannot delete it, the browser's copy is
+    /// cleared anyway: the session cannot be used again (its refresh token is dead), and cleanup
+    /// removes the record at its expiry.
+    func endSession(_ loaded: LoadedSession, cookies: CookieHeader) async -> [SetCookie] {
+        do {
+            return try await sessions.end(loaded, cookies: cookies)
+        } catch {
+            logger.warning("ending a session: session store unavailable", metadata: ["bff.error": "\(error)"])
+            return sessions.clearingCookies(cookies: cookies)
         }
     }
 

@@ -61,7 +61,13 @@ public struct WebSocketRoutes: Sendable {
             return .refused(.webSocketOrigin)
         }
         let cookieHeader = CookieHeader(fields: head.headerFields[values: .cookie])
-        let session = await bff.sessions.load(cookies: cookieHeader)
+        let session: LoadedSession?
+        do {
+            session = try await bff.sessions.load(cookies: cookieHeader)
+        } catch {
+            logger.warning("WebSocket handshake: session store unavailable", metadata: ["bff.error": "\(error)"])
+            return .refused(.storeUnavailable)
+        }
         let bearer: String?
         let cookies: [SetCookie]
         switch await proxy.credentials(for: entry.route, session: session, cookieHeader: cookieHeader, logger: logger) {
