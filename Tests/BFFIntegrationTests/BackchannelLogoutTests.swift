@@ -1,8 +1,11 @@
 import BFFCore
+import BFFOIDC
 import BFFTesting
 import Crypto
 import Foundation
 import Testing
+
+@testable import BFFGateway
 
 @Suite("Back-channel and front-channel logout (SPEC §7)")
 struct BackchannelLogoutTests {
@@ -44,7 +47,9 @@ struct BackchannelLogoutTests {
 
     @Test func devIdPFrontChannelIframeAloneEndsTheSession() async throws {
         // Back-channel delivery switched off at the IdP: only the iframe on its logout page remains.
-        try await TestEnvironment.run(configureIdP: { $0.clients[0].backchannelLogoutURI = nil }) { env, browser in
+        try await TestEnvironment.run(
+            configure: { $0.logout.frontChannel = true }, configureIdP: { $0.clients[0].backchannelLogoutURI = nil }
+        ) { env, browser in
             let sid = try await loggedIn(env, browser)
             // Logout started at the IdP (not at the BFF): end_session with the IdP's own cookie.
             let idpLogout = try await browser.get(env.issuer + "/end_session")
@@ -95,6 +100,28 @@ struct BackchannelLogoutTests {
         case wrongIssuer, wrongAudience, missingIat, futureIat, staleIat, expired, missingJti, missingEvents
         case eventNotAnObject, noncePresent, neitherSidNorSub, wrongTyp, algNone, hs256WithPublicKey, unknownKid
         case garbage, tamperedSignature
+
+        /// The check that must refuse it (the validator's reason).
+        var reason: String {
+            switch self {
+            case .wrongIssuer: "iss does not match"
+            case .wrongAudience: "aud does not contain the client id"
+            case .missingIat: "iat missing"
+            case .futureIat: "issued in the future"
+            case .staleIat: "issued too long ago"
+            case .expired: "expired"
+            case .missingJti: "jti missing"
+            case .missingEvents, .eventNotAnObject: "events lacks the back-channel logout event"
+            case .noncePresent: "nonce present"
+            case .neitherSidNorSub: "neither sid nor sub"
+            case .wrongTyp: "typ is not JWT or logout+jwt"
+            case .algNone: "algorithm none is not accepted"
+            case .hs256WithPublicKey: "algorithm HS256 is not accepted"
+            case .unknownKid: "no current key matches the token's kid and alg"
+            case .garbage: "malformed header or payload"
+            case .tamperedSignature: "signature verification failed"
+            }
+        }
     }
 
     func token(_ violation: Violation, env: TestEnvironment, sid: String) throws -> String {
@@ -116,7 +143,8 @@ struct BackchannelLogoutTests {
         case .wrongTyp: return try keys.sign(claims: claims(env, sid: sid), type: "at+jwt")
         case .algNone:
             let header = Base64URL.encode(Array(#"{"alg":"none"}"#.utf8))
-            return header + "." + Base64URL.encode(Array(try JSONEncoder().encode(claims(env, sid: sid)))) + "."
+            // A signature part, so it is the algorithm that is refused, not the token's shape.
+            return header + "." + Base64URL.encode(Array(try JSONEncoder().encode(claims(env, sid: sid)))) + ".AAAA"
         case .hs256WithPublicKey:
             let header = Base64URL.encode(Array("{\"alg\":\"HS256\",\"kid\":\"\(keys.rsaKeyID)\"}".utf8))
             let input = header + "." + Base64URL.encode(Array(try JSONEncoder().encode(claims(env, sid: sid))))
@@ -137,7 +165,15 @@ struct BackchannelLogoutTests {
     func violatingTokenIsRefusedAndTheSessionSurvives(_ violation: Violation) async throws {
         try await TestEnvironment.run { env, browser in
             let sid = try await loggedIn(env, browser)
-            let page = try await post(env, browser, token: try token(violation, env: env, sid: sid))
+            let hostile = try token(violation, env: env, sid: sid)
+            // Refused by the check it was built to fail, not by another one.
+            do {
+                _ = try await env.gateway.bff.logoutTokens.validate(hostile)
+                Issue.record("\(violation) accepted")
+            } catch let error as OIDCError {
+                #expect(error == .invalidToken(violation.reason), "\(violation)")
+            }
+            let page = try await post(env, browser, token: hostile)
             #expect(page.status == 400, "\(violation)")
             #expect(page.body == "{\"error\":\"invalid_request\"}")
             #expect(try await env.user(browser).status == 200, "session survives \(violation)")
