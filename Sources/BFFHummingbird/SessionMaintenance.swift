@@ -34,23 +34,32 @@ public final class RefreshTokenRevoker: Service {
     /// Revokes queued tokens until graceful shutdown.
     public func run() async throws {
         await withGracefulShutdownHandler {
-            for await token in stream {
-                // IdPs without a revocation endpoint (LemonLDAP::NG): the gateway has already
-                // dropped the token with the session; there is nothing to call.
-                guard await tokens.provider.revocationEndpoint() != nil else {
-                    counters.withLock { $0.skipped += 1 }
-                    continue
-                }
-                do {
-                    try await tokens.revoke(token: token, hint: "refresh_token")
-                    counters.withLock { $0.revoked += 1 }
-                } catch {
-                    counters.withLock { $0.failed += 1 }
-                    logger.warning("background refresh-token revocation failed", metadata: ["bff.error": "\(error)"])
-                }
-            }
+            for await token in stream { await revoke(token) }
         } onGracefulShutdown: {
             self.continuation.finish()
+        }
+    }
+
+    /// Revokes what is queued now and returns (one-shot commands such as `bff sessions revoke`,
+    /// which do not run the revoker as a service). The revoker takes nothing more afterwards.
+    public func revokeQueued() async {
+        continuation.finish()
+        for await token in stream { await revoke(token) }
+    }
+
+    private func revoke(_ token: String) async {
+        // IdPs without a revocation endpoint (LemonLDAP::NG): the gateway has already dropped the
+        // token with the session; there is nothing to call.
+        guard await tokens.provider.revocationEndpoint() != nil else {
+            counters.withLock { $0.skipped += 1 }
+            return
+        }
+        do {
+            try await tokens.revoke(token: token, hint: "refresh_token")
+            counters.withLock { $0.revoked += 1 }
+        } catch {
+            counters.withLock { $0.failed += 1 }
+            logger.warning("refresh-token revocation failed", metadata: ["bff.error": "\(error)"])
         }
     }
 }

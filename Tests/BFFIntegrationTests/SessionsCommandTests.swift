@@ -132,3 +132,35 @@ struct SQLiteOwnerLockTests {
         again.release()
     }
 }
+
+@Suite("bff sessions revoke against a live IdP")
+struct SessionsRevokeAtIdPTests {
+    /// Ending sessions from the command line revokes their refresh tokens at the IdP, as a logout
+    /// does: a session created by the gateway (SQLite store, dev IdP) is revoked with
+    /// `bff sessions revoke --sub`, and the IdP counts the revocation.
+    @Test func revokeBySubjectRevokesTheRefreshTokenAtTheIdP() async throws {
+        let directory = try SessionsCommandTests.makeDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/sessions.sqlite"
+        let store = try await SQLiteSessionStore.open(path: path)
+        let key = KeyRing.Key(id: "k1", secret: Array(repeating: 1, count: 32))
+        try await TestEnvironment.run(
+            keyRing: try KeyRing(keys: [key]), store: store, configure: { $0.session.store = .sqlite }
+        ) { env, browser in
+            try await env.login(browser)
+            let config = directory + "/bff.yaml"
+            try """
+            oidc: {issuer: "\(env.issuer)", clientId: bff-demo, clientSecret: "\(DemoSetup.clientSecret)"}
+            session: {store: sqlite, sqlite: {path: "\(path)"}}
+            keys: [{id: k1, secret: "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE"}]
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+            #expect(await env.idp.statistics().refreshTokensRevoked == 0)
+            let revoke = try SessionsCommand.Revoke.parse(["--config", config, "--sub", "alice-7f3b"])
+            try await revoke.run()
+            #expect(await env.idp.statistics().refreshTokensRevoked == 1, "revoked at the IdP")
+            let ended = try await eventually(until: { $0 == 401 }) { try await env.user(browser).status }
+            #expect(ended == 401, "the session ended (within the SQLite confirmation window)")
+        }
+        try await store.close()
+    }
+}

@@ -1,5 +1,7 @@
 import ArgumentParser
 import BFFCore
+import BFFHummingbird
+import BFFOIDC
 import BFFSessionStorePostgres
 import Foundation
 import Logging
@@ -95,6 +97,37 @@ struct SessionsCommand: AsyncParsableCommand {
             }
             await store.shutdown()
             print("revoked \(removed.count) session(s)")  // justified: the command's result goes to stdout
+            try await Self.revokeRefreshTokens(of: removed, configuration: configuration)
+        }
+
+        /// Revokes the ended sessions' refresh tokens at the IdP, through the same revoker the
+        /// gateway's logouts use (when `tokens.revokeRefreshTokenOnLogout` is on). The IdP is
+        /// contacted only when there is a token to revoke.
+        static func revokeRefreshTokens(of removed: [SessionRecord], configuration: GatewayConfiguration) async throws {
+            guard configuration.bff.tokens.revokeRefreshTokenOnLogout,
+                removed.contains(where: { $0.revocationSeal != nil })
+            else { return }
+            var logger = Logger(label: "bff.sessions")
+            logger.logLevel = .error
+            let keyRing = try Gateway.keyRing(for: configuration, logger: logger)
+            let client = AsyncHTTPClientTransport.makeClient()
+            do {
+                let bff = try BFF(
+                    configuration: configuration.bff, keyRing: keyRing, http: AsyncHTTPClientTransport(client: client),
+                    store: MemorySessionStore(), logger: logger)
+                let tokens = bff.sessions.refreshTokens(of: removed)
+                bff.revoker.enqueue(tokens)
+                await bff.revoker.revokeQueued()
+                let done = bff.revoker.statistics
+                print(  // justified: the command's result goes to stdout
+                    "refresh tokens: \(done.revoked) revoked at the identity provider, \(done.failed) failed, \(done.skipped) not revocable (no revocation endpoint), \(removed.count - tokens.count) unreadable or none"
+                )
+                try await client.shutdown()
+                if done.failed > 0 { throw ExitCode(1) }
+            } catch {
+                try? await client.shutdown()
+                throw error
+            }
         }
     }
 }
