@@ -145,9 +145,11 @@ struct Gateway {
         switch configuration.bff.session.store {
         case .sqlite:
             return try await SQLiteSessionStore.open(path: configuration.effectiveSQLitePath, logger: logger)
+        case .cookie where configuration.postgres == nil:
+            // Cookie mode keeps its revocation records durably in a small file of its own.
+            return try await SQLiteSessionStore.open(path: configuration.revocationsPath, logger: logger)
         case .postgres, .cookie:
             // Cookie mode uses PostgreSQL only to share revocation records between instances.
-            if configuration.bff.session.store == .cookie && configuration.postgres == nil { return nil }
             guard let postgres = configuration.postgres else {
                 throw ProblemList([
                     .init(path: "session.postgres.url", message: "no database URL", fix: "set BFF_POSTGRES_URL")

@@ -34,6 +34,7 @@ extension BFF {
                 issuer: configuration.oidc.issuer, idpSessionID: logout.sid,
                 subject: logout.sid == nil ? logout.sub : nil)
             if configuration.tokens.revokeRefreshTokenOnLogout { revoker.enqueue(sessions.refreshTokens(of: ended)) }
+            await publishPendingRevocations()
             logger.info("back-channel logout", metadata: ["bff.sessions_ended": "\(ended.count)"])
         } catch {
             logger.error("back-channel logout: session store failed", metadata: ["bff.error": "\(error)"])

@@ -38,6 +38,7 @@ extension BFF {
                 context.logger.warning("logout: refresh token revocation failed", metadata: ["bff.error": "\(error)"])
             }
         }
+        await publishPendingRevocations()  // cookie mode: the record is stored before we answer
         context.logger.info("logout: session ended")
         guard let endSession = await provider.endSessionEndpoint() else {
             return BFFResponses.redirect(to: returnURL, cookies: cookies)

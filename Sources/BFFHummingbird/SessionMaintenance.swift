@@ -116,6 +116,40 @@ public struct SessionCleanupService: Service {
     }
 }
 
+extension BFF {
+    /// Hands revocation records made here to the feed (the durable file or the shared table); what
+    /// cannot be written stays queued for the next try. Logout and back-channel logout call it
+    /// before answering, so a record is stored before the browser hears the session ended.
+    public func publishPendingRevocations() async {
+        guard let feed = revocationFeed else { return }
+        let pending = revocations.takeUnpublished()
+        for (index, record) in pending.enumerated() {
+            do {
+                try await feed.publishRevocation(entry: record.entry, at: record.at)
+            } catch {
+                revocations.requeue(Array(pending[index...]))
+                logger.warning("publishing revocation records failed; will retry", metadata: ["bff.error": "\(error)"])
+                return
+            }
+        }
+    }
+
+    /// Reads every stored revocation record into the list (before serving: after a restart, a
+    /// cookie ended before it must stay anonymous from the first request on). Returns the cursor
+    /// for ``RevocationSyncService``.
+    @discardableResult
+    public func restoreRevocations() async throws -> Int64 {
+        guard let feed = revocationFeed else { return 0 }
+        var cursor: Int64 = 0
+        while true {
+            let (entries, next) = try await feed.revocations(after: cursor)
+            for (entry, at) in entries { revocations.apply(entry: entry, at: at) }
+            if entries.isEmpty || next == cursor { return cursor }
+            cursor = next
+        }
+    }
+}
+
 /// Keeps this instance's revocation list in step with the other instances' (cookie mode behind a
 /// load balancer): publishes local records and applies everyone's, every `interval`. A logout on
 /// one instance is therefore honoured by all of them within `interval` plus one database round trip.
@@ -150,17 +184,7 @@ public struct RevocationSyncService: Service {
 
     /// Publishes local records, applies new shared ones; returns the next cursor.
     public func syncOnce(after cursor: Int64) async -> Int64 {
-        let pending = bff.revocations.takeUnpublished()
-        for (index, record) in pending.enumerated() {
-            do {
-                try await feed.publishRevocation(entry: record.entry, at: record.at)
-            } catch {
-                bff.revocations.requeue(Array(pending[index...]))
-                bff.logger.warning(
-                    "publishing revocation records failed; will retry", metadata: ["bff.error": "\(error)"])
-                break
-            }
-        }
+        await bff.publishPendingRevocations()
         do {
             let (entries, next) = try await feed.revocations(after: cursor)
             for (entry, at) in entries { bff.revocations.apply(entry: entry, at: at) }

@@ -37,7 +37,7 @@ public final class SQLiteSessionStore: SessionStore, ImmediateSessionLookup, Ser
     let beforeConfirmingWrite = Mutex<(@Sendable () async -> Void)?>(nil)
 
     /// The schema version this code writes.
-    public static let schemaVersion = 2
+    public static let schemaVersion = 3
 
     /// Opens (and creates or migrates) the database at `path`; its folder is created with mode 0700,
     /// and the database and its `-wal`/`-shm` files are made private (0600) even when they or the
@@ -153,6 +153,17 @@ public final class SQLiteSessionStore: SessionStore, ImmediateSessionLookup, Ser
         if version < 2 {
             _ = try await executor.run("ALTER TABLE bff_sessions ADD COLUMN revocation BLOB")
             _ = try await executor.run("PRAGMA user_version = 2")
+        }
+        if version < 3 {
+            // Revocation records of cookie mode (see SQLiteSessionStore+Revocations.swift).
+            _ = try await executor.run(
+                """
+                CREATE TABLE IF NOT EXISTS bff_revocations (
+                  id INTEGER PRIMARY KEY AUTOINCREMENT, entry BLOB NOT NULL, revoked_at INTEGER NOT NULL)
+                """)
+            _ = try await executor.run(
+                "CREATE INDEX IF NOT EXISTS bff_revocations_revoked_at ON bff_revocations (revoked_at)")
+            _ = try await executor.run("PRAGMA user_version = 3")
         }
     }
 

@@ -77,6 +77,8 @@ struct TestEnvironment: Sendable {
             try? await tls.shutdown()
             throw error
         }
+        // As `bff serve`: stored revocation records apply before the first request.
+        try await gateway.bff.restoreRevocations()
         let idp = try DevIdentityProvider(configuration: setup.idp)
         var environment = TestEnvironment(
             origin: "http://localhost:\(gatewayPort)", issuer: setup.idp.issuer, idp: idp, gateway: gateway,

@@ -35,6 +35,8 @@ struct ServeCommand: AsyncParsableCommand {
                 upstream: forwarder, store: store,
                 revocationFeed: store as? any SharedRevocationFeed, logger: logger,
                 apiFastPath: ProcessInfo.processInfo.environment["BFF_API_FAST_PATH"] != "false")
+            // Cookie mode: every stored revocation applies before the first request is served.
+            try await gateway.bff.restoreRevocations()
             var services: [any Service] = [gateway.application, forwarder] + gateway.maintenance
             if let store { services.append(store) }
             if let admin = gateway.admin { services.append(admin) }

@@ -15,6 +15,8 @@ struct GatewayConfiguration: Sendable {
 
     /// The SQLite path in effect.
     var effectiveSQLitePath: String { sqlitePath ?? dataDirectory + "/sessions.sqlite" }
+    /// Cookie mode's revocation records (without PostgreSQL): `<dataDirectory>/revocations.sqlite`.
+    var revocationsPath: String { dataDirectory + "/revocations.sqlite" }
 }
 
 enum GatewayConfigurationLoader {
