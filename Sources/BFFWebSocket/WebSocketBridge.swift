@@ -20,6 +20,9 @@ public struct BFFWebSocketBridge: Sendable {
     let routes: WebSocketRoutes
     /// Largest message relayed, in bytes (1 MiB).
     public var maxMessageSize: Int = 1 << 20
+    /// How often a bridge opened on a session checks that the session is still current; an ended
+    /// session's bridges close with 1008 within this plus one lookup (SPEC §11.1: within 2 s).
+    public var sessionCheckInterval: Duration = .seconds(1)
 
     /// Bridges `bff`'s `websocket: true` routes.
     public init(bff: BFF) { self.routes = WebSocketRoutes(bff: bff) }
@@ -38,17 +41,18 @@ public struct BFFWebSocketBridge: Sendable {
             return .dontUpgrade
         case .upgrade(let upstream):
             let maxMessageSize = self.maxMessageSize
+            let interval = self.sessionCheckInterval
             return .upgrade(upstream.responseHeaders) { inbound, outbound, context in
                 await Self.bridge(
                     upstream: upstream, inbound: inbound, outbound: outbound, maxMessageSize: maxMessageSize,
-                    logger: context.logger)
+                    sessionCheckInterval: interval, logger: context.logger)
             }
         }
     }
 
     static func bridge(
         upstream: WebSocketUpstream, inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter,
-        maxMessageSize: Int, logger: Logger
+        maxMessageSize: Int, sessionCheckInterval: Duration, logger: Logger
     ) async {
         var configuration = WebSocketClientConfiguration(maxFrameSize: maxMessageSize)
         configuration.additionalHeaders = upstream.headers
@@ -80,6 +84,18 @@ public struct BFFWebSocketBridge: Sendable {
                     group.addTask {  // justified: structured child task of the group
                         for try await message in upstreamInbound.messages(maxSize: maxMessageSize) {
                             try await outbound.write(Self.frame(message))
+                        }
+                    }
+                    // The session it was opened on ends (any way): close with 1008.
+                    if let isCurrent = upstream.sessionIsCurrent {
+                        group.addTask {  // justified: structured child task of the group
+                            while await isCurrent() {
+                                try await Task.sleep(for: sessionCheckInterval)
+                            }
+                            logger.info(
+                                "WebSocket closed: its session ended", metadata: ["bff.api": .string(upstream.route)])
+                            try? await outbound.close(.policyViolation, reason: "session ended")
+                            try? await upstreamOutbound.close(.normalClosure, reason: nil)
                         }
                     }
                     // Whichever side ends first ends the bridge.

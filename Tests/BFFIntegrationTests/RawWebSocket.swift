@@ -7,7 +7,12 @@ import NIOPosix
 enum RawWebSocket {
     /// Handshakes with `headers`; if the server switches protocols, sends each message and reads
     /// one text frame after the greeting and after each message. Returns the status and the texts.
-    static func session(port: Int, path: String, headers: [(String, String)], messages: [String]) async throws
+    /// With `then`: after the messages, runs it and waits (at most `wait`) for one more frame —
+    /// how a test sees the server close the socket on its own.
+    static func session(
+        port: Int, path: String, headers: [(String, String)], messages: [String],
+        then: (@Sendable () async throws -> Void)? = nil, wait: TimeAmount = .seconds(5)
+    ) async throws
         -> (status: Int, received: [String])
     {
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -62,6 +67,12 @@ enum RawWebSocket {
                 frame += payload.enumerated().map { $0.element ^ mask[$0.offset % 4] }
                 try await outbound.write(ByteBuffer(bytes: frame))
                 if let answer = try await readText() { received.append(answer) }
+            }
+            if let then {
+                try await then()
+                let closer = channel.channel.eventLoop.scheduleTask(in: wait) { channel.channel.close(promise: nil) }
+                if let answer = try? await readText() { received.append(answer) }
+                closer.cancel()
             }
             try? await outbound.write(ByteBuffer(bytes: [0x88, 0x82, 0, 0, 0, 0, 0x03, 0xE8]))  // close 1000
             return (status, received)

@@ -114,6 +114,65 @@ struct WebSocketTests {
 }
 
 extension WebSocketTests {
+    enum Ending: String, CaseIterable, Sendable { case logout, backChannel, sessionsRevoke, expiry }
+
+    /// Ending the session a bridge was opened on closes the bridge with 1008 within 2 s, whichever
+    /// way the session ended (SPEC §11.1).
+    @Test(arguments: Ending.allCases)
+    func endingTheSessionClosesItsWebSockets(_ ending: Ending) async throws {
+        let port = try await TestServers.freePort()
+        let clock = ManualTimeSource(now: SystemTimeSource().now)
+        try await TestEnvironment.run(
+            extraServices: [Self.upstream(port: port)], extraPorts: [port], gatewayTime: clock,
+            configure: { settings in
+                settings.apis.append(
+                    APIRouteConfiguration(
+                        path: "/api/live", upstream: "http://127.0.0.1:\(port)/socket", token: .user, websocket: true))
+            }
+        ) { env, browser in
+            try await env.login(browser)
+            let logoutURL = try await env.logoutURL(browser)
+            let sid = try #require(TestEnvironment.query(logoutURL)["sid"])
+            let started = Mutex<ContinuousClock.Instant?>(nil)
+            let (status, received) = try await RawWebSocket.session(
+                port: Self.port(env.origin), path: "/api/live",
+                headers: [("Origin", env.origin), ("Cookie", Self.cookieHeader(browser))], messages: ["hi"],
+                then: {
+                    started.withLock { $0 = .now }
+                    switch ending {
+                    case .logout:
+                        #expect(try await browser.get(logoutURL).status == 302)
+                    case .backChannel:
+                        let claims: [String: JSONValue] = [
+                            "iss": .string(env.issuer), "aud": "bff-demo", "iat": .int(clock.now),
+                            "jti": .string(UUID().uuidString), "sid": .string(sid),
+                            "events": .object(["http://schemas.openid.net/event/backchannel-logout": .object([:])]),
+                        ]
+                        let page = try await browser.request(
+                            "POST", env.origin + "/bff/backchannel",
+                            headers: [("content-type", "application/x-www-form-urlencoded")],
+                            body: Array(
+                                FormEncoding.encode([("logout_token", try env.idp.keys.sign(claims: claims))]).utf8),
+                            sendCookies: false)
+                        #expect(page.status == 200)
+                    case .sessionsRevoke:
+                        // Another process's revocation: straight in the store, as `bff sessions revoke` does.
+                        let store = try #require(env.gateway.store)
+                        let removed = try await store.removeAll(
+                            issuer: env.issuer, idpSessionID: nil, subject: "alice-7f3b")
+                        #expect(removed.count == 1)
+                    case .expiry:
+                        clock.advance(by: 9 * 3600)  // past the 8 h idle timeout
+                    }
+                })
+            #expect(status == 101)
+            #expect(received.first?.hasPrefix("bearer=true") == true)
+            #expect(received.last == "close:1008", "\(ending): \(received)")
+            let elapsed = ContinuousClock.now - (started.withLock { $0 } ?? .now)
+            #expect(elapsed < .seconds(2), "\(ending): closed after \(elapsed)")
+        }
+    }
+
     @Test func deadUpstreamClosesTheBrowserSidePromptly() async throws {
         try await TestEnvironment.run(configure: { settings in
             settings.apis.append(

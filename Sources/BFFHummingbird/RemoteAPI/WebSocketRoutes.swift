@@ -16,6 +16,10 @@ public struct WebSocketUpstream: Sendable {
     public let caFile: String?
     /// The route prefix (for logs).
     public let route: String
+    /// For bridges opened on a session: whether that session is still current (not logged out,
+    /// revoked, ended by back-channel logout or `bff sessions revoke`, or expired). A store that
+    /// cannot answer counts as "still current": an outage never ends a bridge.
+    public let sessionIsCurrent: (@Sendable () async -> Bool)?
 }
 
 /// What to do with a request on a WebSocket route.
@@ -89,10 +93,21 @@ public struct WebSocketRoutes: Sendable {
         if let bearer { headers[.authorization] = "Bearer " + bearer }
         var responseHeaders = HTTPFields()
         for cookie in cookies { responseHeaders.append(HTTPField(name: .setCookie, value: cookie.headerValue)) }
+        let sessions = bff.sessions
+        var sessionIsCurrent: (@Sendable () async -> Bool)?
+        if session != nil {
+            sessionIsCurrent = { @Sendable in
+                do {
+                    return try await sessions.load(cookies: cookieHeader) != nil
+                } catch {
+                    return true
+                }
+            }
+        }
         return .upgrade(
             WebSocketUpstream(
                 url: upstream, headers: headers, responseHeaders: responseHeaders, caFile: entry.route.caFile,
-                route: entry.prefix))
+                route: entry.prefix, sessionIsCurrent: sessionIsCurrent))
     }
 }
 
