@@ -44,6 +44,8 @@ public final class NIOUpstream: UpstreamTransport, Service {
     /// Number of requests sent on the event-loop fast path (tests, diagnostics).
     public var fastExchangeCount: Int { fastExchanges.load(ordering: .relaxed) }
     private let pools = Mutex<[PoolKey: UpstreamConnectionPool]>([:])
+    /// Every upstream connection, idle or in use (``abortAll()``).
+    let connections = OpenConnections()
 
     struct PoolKey: Hashable {
         let host: String
@@ -65,6 +67,13 @@ public final class NIOUpstream: UpstreamTransport, Service {
     public func run() async throws {
         try? await gracefulShutdown()
         shutdown()
+    }
+
+    /// Closes every upstream connection, in use or not: exchanges still running fail at once (a
+    /// shutdown past its grace period).
+    public func abortAll() {
+        shutdown()
+        connections.closeAll()
     }
 
     /// Closes every pool.
@@ -108,7 +117,7 @@ public final class NIOUpstream: UpstreamTransport, Service {
                 host: host, port: port, eventLoop: eventLoop,
                 maximumConnections: configuration.maximumConnectionsPerLoop,
                 connectTimeout: TimeAmount(configuration.connectTimeout), idleTimeout: configuration.idleTimeout,
-                waitTimeout: TimeAmount(configuration.waitTimeout))
+                waitTimeout: TimeAmount(configuration.waitTimeout), connections: connections)
             pools[key] = pool
             return pool
         }

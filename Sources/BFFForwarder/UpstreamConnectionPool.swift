@@ -77,12 +77,15 @@ final class UpstreamConnectionPool: Sendable {
     let connectTimeout: TimeAmount
     let idleTimeout: Duration
     let waitTimeout: TimeAmount
+    /// Where new connections are registered (so a shutdown can abort them).
+    let connections: OpenConnections?
     private let state = Mutex(State())
 
     init(
         host: String, port: Int, eventLoop: any EventLoop, maximumConnections: Int, connectTimeout: TimeAmount,
-        idleTimeout: Duration, waitTimeout: TimeAmount
+        idleTimeout: Duration, waitTimeout: TimeAmount, connections: OpenConnections? = nil
     ) {
+        self.connections = connections
         self.host = host
         self.port = port
         self.eventLoop = eventLoop
@@ -253,6 +256,7 @@ final class UpstreamConnectionPool: Sendable {
                 }
             }
             .connect(host: host, port: port).get()
+        connections?.add(channel)
         let handler = try await channel.eventLoop.submit {
             NIOLoopBound(
                 try channel.pipeline.syncOperations.handler(type: UpstreamConnectionHandler.self),

@@ -21,6 +21,16 @@ struct Gateway {
     let application: Application<RouterResponder<BasicBFFRequestContext>>
     let admin: Application<RouterResponder<BasicRequestContext>>?
     let store: (any SessionStore)?
+    /// The public listener's open client connections.
+    let clients: OpenConnections
+    let forwarder: NIOUpstream?
+
+    /// The public application with its shutdown bounded by `server.shutdownGrace` (run this one).
+    var service: any Service {
+        BoundedShutdown(
+            application: application, grace: bff.configuration.server.shutdownGrace, clients: clients,
+            forwarder: forwarder)
+    }
     /// Background services to run beside the application: refresh-token revocation and, for
     /// server-side stores, expired-session cleanup.
     var maintenance: [any Service] {
@@ -76,7 +86,9 @@ struct Gateway {
         }
         bff.addManagementRoutes(to: router)
         configureRouter(router, bff)
+        let clients = OpenConnections()
         let http1 = HTTP1Channel.Configuration(
+            additionalChannelHandlers: [clients.tracker()],
             idleTimeout: .seconds(Int64(settings.server.idleTimeout.components.seconds)),
             httpDecoderConfiguration: .init(
                 maxHeaderFieldSize: settings.server.maxHeaderBytes,
@@ -101,7 +113,9 @@ struct Gateway {
             admin = makeAdmin(
                 bff: bff, store: store, forwarder: upstream as? NIOUpstream, host: host, port: port, logger: logger)
         }
-        return Gateway(bff: bff, application: application, admin: admin, store: store)
+        return Gateway(
+            bff: bff, application: application, admin: admin, store: store, clients: clients,
+            forwarder: upstream as? NIOUpstream)
     }
 
     static func makeAdmin(

@@ -31,7 +31,7 @@ struct ShutdownTests {
                 upstream: forwarder, logger: TestEnvironment.quietLogger)
             // The same service group `bff serve` runs (signals aside: the test shuts it down itself).
             let group = CommandSupport.serviceGroup(
-                [gateway.application, forwarder] + gateway.maintenance, grace: .seconds(1), handlesSignals: false,
+                [gateway.service, forwarder] + gateway.maintenance, grace: .seconds(1), handlesSignals: false,
                 logger: TestEnvironment.quietLogger)
             let stopped = try await withThrowingTaskGroup(of: Duration?.self) { tasks in
                 tasks.addTask {  // justified: structured child task of the group

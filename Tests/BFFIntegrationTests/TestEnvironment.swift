@@ -84,7 +84,7 @@ struct TestEnvironment: Sendable {
             origin: "http://localhost:\(gatewayPort)", issuer: setup.idp.issuer, idp: idp, gateway: gateway,
             adminPort: adminPort, apiPort: apiPort, idpLink: idpLink, forwarder: forwarder)
         var services: [any Service] = [
-            gateway.application, SampleAPI.makeApplication(idp: idp, port: apiPort, logger: quietLogger), forwarder,
+            gateway.service, SampleAPI.makeApplication(idp: idp, port: apiPort, logger: quietLogger), forwarder,
         ]
         services += gateway.maintenance
         var ports = [gatewayPort, apiPort]
@@ -101,7 +101,7 @@ struct TestEnvironment: Sendable {
                 time: gatewayTime ?? SystemTimeSource(), logger: quietLogger, configureRouter: DemoAPI.add)
             environment.peer = peerGateway
             environment.peerOrigin = "http://localhost:\(peerPort)"
-            services += [peerGateway.application, peerForwarder] + peerGateway.maintenance
+            services += [peerGateway.service, peerForwarder] + peerGateway.maintenance
             ports.append(peerPort)
         }
         services += extraServices

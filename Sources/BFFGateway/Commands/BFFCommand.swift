@@ -60,7 +60,9 @@ enum CommandSupport {
     ) -> ServiceGroup {
         var configuration = ServiceGroupConfiguration(
             services: services, gracefulShutdownSignals: handlesSignals ? [.sigterm, .sigint] : [], logger: logger)
-        configuration.maximumGracefulShutdownDuration = grace
+        // A backstop only: the application closes its connections after `grace` (BoundedShutdown);
+        // escalating to cancellation can trap in NIO while a connection is being accepted.
+        configuration.maximumGracefulShutdownDuration = grace * 2 + .seconds(5)
         return ServiceGroup(configuration: configuration)
     }
 

@@ -49,7 +49,7 @@ struct DemoCommand: AsyncParsableCommand {
                 [
                     idp.makeApplication(host: "127.0.0.1", port: idpPort, logger: Logger(label: "bff.dev-idp")),
                     SampleAPI.makeApplication(idp: idp, port: apiPort, logger: Logger(label: "bff.sample-api")),
-                    gateway.application, forwarder,
+                    gateway.service, forwarder,
                 ] + gateway.maintenance
             if let admin = gateway.admin { services.append(admin) }
             FileHandle.standardOutput.write(

@@ -37,7 +37,7 @@ struct ServeCommand: AsyncParsableCommand {
                 apiFastPath: ProcessInfo.processInfo.environment["BFF_API_FAST_PATH"] != "false")
             // Cookie mode: every stored revocation applies before the first request is served.
             try await gateway.bff.restoreRevocations()
-            var services: [any Service] = [gateway.application, forwarder] + gateway.maintenance
+            var services: [any Service] = [gateway.service, forwarder] + gateway.maintenance
             if let store { services.append(store) }
             if let admin = gateway.admin { services.append(admin) }
             logger.info(
