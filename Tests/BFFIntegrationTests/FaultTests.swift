@@ -145,24 +145,36 @@ struct FaultTests {
     /// pool, and recovers once connections come back.
     @Test func waitingForAPooledConnectionIsBoundedAndReported() async throws {
         let pools = NIOUpstream.Configuration(maximumConnectionsPerLoop: 1, waitTimeout: .milliseconds(300))
-        try await harness.withProxy(fastPath: false, forwarder: pools) { env, browser, _ in
+        // The held calls take 3 s on a route whose timeout is far longer, so a loaded machine
+        // cannot turn them into timeouts.
+        try await harness.withProxy(
+            fastPath: false, forwarder: pools,
+            configure: { settings in
+                let misc = settings.apis.first { $0.path == "/api/misc" }
+                if let misc {
+                    settings.apis.append(
+                        APIRouteConfiguration(
+                            path: "/api/held", upstream: misc.upstream, token: .none, timeout: .seconds(30)))
+                }
+            }
+        ) { env, browser, _ in
             let port = try port(env)
             let clients = try await withThrowingTaskGroup(of: RawConnection.self) { group in
                 for index in 0..<8 {
                     group.addTask {  // justified: structured child task of the group
                         let client = try await RawConnection.open(port: port)
                         try await client.send(
-                            "GET /api/misc/slow/950?busy=\(index) HTTP/1.1\r\nHost: localhost\r\nX-CSRF: 1\r\n\r\n")
+                            "GET /api/held/slow/3000?busy=\(index) HTTP/1.1\r\nHost: localhost\r\nX-CSRF: 1\r\n\r\n")
                         return client
                     }
                 }
                 return try await group.reduce(into: []) { $0.append($1) }
             }
-            try await Task.sleep(for: .milliseconds(600))
+            try await Task.sleep(for: .milliseconds(1500))
             let ready = try await browser.get("http://127.0.0.1:\(env.adminPort)/readyz")
             #expect(ready.status == 503)
             #expect(ready.body.contains("every pooled connection stuck"), "\(ready.body)")
-            for client in clients { _ = try await client.waitFor(bytes: 12, timeout: .seconds(5)) }
+            for client in clients { _ = try await client.waitFor(bytes: 12, timeout: .seconds(15)) }
             let statuses = clients.compactMap(\.received.status)
             #expect(statuses.count == 8)
             #expect(statuses.contains(200))

@@ -20,14 +20,18 @@ struct StoreOutageTests {
 
     struct Cluster {
         let directory = "/tmp/swift-bff-outage-\(UUID().uuidString.prefix(8))"
-        let port = 25433
+        /// A free port below the ephemeral range (no client socket can hold it meanwhile).
+        let port: Int
 
         /// Runs a cluster script with posix_spawn and waitpid (Foundation's Process can hang in
         /// tasks on Linux); returns its standard output.
         func run(_ script: String, _ arguments: [String] = []) async throws -> String {
             let outputPath = directory + ".out"
+            // Descriptors above 2 are closed first: PostgreSQL would otherwise inherit the test
+            // process's sockets (listeners of other tests' servers) for as long as it runs.
             let command =
-                "BFF_PG_DIR=\(directory) BFF_PG_PORT=\(port) bash scripts/postgres/\(script) "
+                "for fd in $(ls /proc/$$/fd); do [ \"$fd\" -gt 2 ] && eval \"exec $fd>&-\"; done 2>/dev/null; "
+                + "BFF_PG_DIR=\(directory) BFF_PG_PORT=\(port) bash scripts/postgres/\(script) "
                 + arguments.joined(separator: " ") + " > \(outputPath)"
             var pid: pid_t = 0
             let argv: [UnsafeMutablePointer<CChar>?] = [strdup("/bin/bash"), strdup("-c"), strdup(command), nil]
@@ -63,7 +67,7 @@ struct StoreOutageTests {
 
     @Test(.enabled(if: StoreOutageTests.available || ProcessInfo.processInfo.environment["BFF_REQUIRE_INTEROP"] != nil))
     func stoppedDatabaseAnswers503AndServiceResumesAfterIt() async throws {
-        let cluster = Cluster()
+        let cluster = Cluster(port: try await TestServers.freePort())
         let url = try await cluster.run("start.sh")
         do {
             try await outage(cluster: cluster, url: url)
