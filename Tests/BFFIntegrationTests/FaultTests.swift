@@ -83,6 +83,20 @@ struct FaultTests {
                 await client.reset()
             }
 
+            // 5. With the event-loop path on: mid-body resets of calls that find an idle pooled
+            //    connection (warmed before each), so that path meets the fault for certain.
+            if fastPath {
+                for index in 0..<40 {
+                    try await harness.warmUpstreamPools(env, browser, path: "/api/misc/status/200")
+                    let client = try await RawConnection.open(port: port)
+                    try await client.send(
+                        "GET /api/misc/download/4194304?fault=fast-\(index) HTTP/1.1\r\nHost: localhost\r\nX-CSRF: 1\r\n\r\n"
+                    )
+                    _ = try await client.waitFor(bytes: 65536)
+                    await client.reset()
+                }
+            }
+
             let leased = try await eventually(attempts: 250, every: .milliseconds(40), until: { $0 == 0 }) {
                 env.forwarder.statistics.leased
             }
