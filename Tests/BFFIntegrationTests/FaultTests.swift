@@ -2,6 +2,7 @@ import BFFCore
 import BFFForwarder
 import BFFTesting
 import Foundation
+import Logging
 import NIOCore
 import Synchronization
 import Testing
@@ -213,4 +214,64 @@ final class Statuses: Sendable {
     func add(_ status: Int) { values.withLock { $0.append(status) } }
     var all: [Int] { values.withLock { $0 } }
     var counts: [Int: Int] { values.withLock { $0.reduce(into: [:]) { $0[$1, default: 0] += 1 } } }
+}
+
+/// Log lines a test can read (swift-log handler).
+final class LogRecorder: Sendable {
+    struct Line: Sendable {
+        let level: Logger.Level
+        let message: String
+        let metadata: [String: String]
+    }
+    private let lines = Mutex<[Line]>([])
+    var all: [Line] { lines.withLock { $0 } }
+
+    var logger: Logger {
+        Logger(label: "bff.test.recorded") { _ in Handler(recorder: self) }
+    }
+
+    struct Handler: LogHandler {
+        let recorder: LogRecorder
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .info
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+        func log(event: LogEvent) {
+            let merged = metadata.merging(event.metadata ?? [:]) { $1 }
+            recorder.lines.withLock {
+                $0.append(
+                    Line(level: event.level, message: event.message.description, metadata: merged.mapValues { "\($0)" })
+                )
+            }
+        }
+    }
+}
+
+extension FaultTests {
+    /// An upstream failure is logged the same way whichever pipeline met it: before the head
+    /// (504 after the route timeout) and mid-body (a stalled upstream, the connection closed).
+    @Test(arguments: [true, false])
+    func upstreamFailuresAreLoggedOnBothPipelines(fastPath: Bool) async throws {
+        let log = LogRecorder()
+        let calls = APICallLog()
+        try await harness.withProxy(fastPath: fastPath, apiCalls: calls, logger: log.logger) { env, browser, _ in
+            try await harness.warmUpstreamPools(env, browser, path: "/api/misc/status/200")
+            let timedOut = try await browser.get(env.origin + "/api/misc/slow/3000?m=log-head", headers: env.csrf)
+            #expect(timedOut.status == 504)
+            try await harness.warmUpstreamPools(env, browser, path: "/api/misc/status/200")
+            let client = try await RawConnection.open(port: try port(env))
+            try await client.send("GET /api/misc/stall/100?m=log-body HTTP/1.1\r\nHost: localhost\r\nX-CSRF: 1\r\n\r\n")
+            try await client.channel.closeFuture.get()
+            let lines = try await eventually(until: { $0.count >= 2 }) {
+                log.all.filter { $0.message == "upstream request failed" }
+            }
+            #expect(lines.count == 2, "\(lines.map(\.metadata))")
+            #expect(lines.map { $0.metadata["bff.phase"] } == ["head", "body"])
+            #expect(lines.allSatisfy { $0.level == .warning && $0.metadata["bff.api"] == "/api/misc" })
+            #expect(lines.map { $0.metadata["bff.error"] } == ["upstream timed out", "upstream timed out"])
+            if fastPath { #expect(calls.pipeline(for: "m=log-body") == .eventLoop) }
+        }
+    }
 }

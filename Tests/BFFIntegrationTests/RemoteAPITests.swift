@@ -3,6 +3,7 @@ import BFFForwarder
 import BFFTesting
 import Crypto
 import Foundation
+import Logging
 import Testing
 
 @testable import BFFGateway
@@ -14,7 +15,7 @@ struct RemoteAPITests {
         accessTokenLifetime: Int64 = 300, refreshBefore: Duration = .seconds(60), upstreamIdleTimeout: Duration? = nil,
         clock: ManualTimeSource? = nil, cookieMode: Bool = false, serverIdleTimeout: Duration? = nil,
         idpResources: [String] = [], fastPath: Bool = true, apiCalls: APICallLog? = nil,
-        forwarder: NIOUpstream.Configuration = .init(),
+        forwarder: NIOUpstream.Configuration = .init(), logger: Logger? = nil,
         configure: @escaping (inout BFFConfiguration) -> Void = { _ in },
         _ body: @Sendable (TestEnvironment, TestBrowser, Int) async throws -> Void
     ) async throws {
@@ -28,6 +29,7 @@ struct RemoteAPITests {
             ],
             extraPorts: [echoPort],
             gatewayTime: clock, apiFastPath: fastPath, forwarderConfiguration: forwarder, apiCalls: apiCalls,
+            gatewayLogger: logger,
             configure: { configuration in
                 defer { configure(&configuration) }
                 configuration.tokens.refreshBeforeExpiry = refreshBefore

@@ -46,7 +46,7 @@ struct TestEnvironment: Sendable {
         revocationFeed: (any SharedRevocationFeed)? = nil,
         peer: (store: (any SessionStore)?, revocationFeed: (any SharedRevocationFeed)?)? = nil,
         apiFastPath: Bool = true, forwarderConfiguration: NIOUpstream.Configuration = .init(),
-        apiCalls: APICallLog? = nil,
+        apiCalls: APICallLog? = nil, gatewayLogger: Logger? = nil,
         configure: (inout BFFConfiguration) -> Void = { _ in },
         configureIdP: (inout DevIdentityProviderConfiguration) -> Void = { _ in },
         _ body: @Sendable (TestEnvironment, TestBrowser) async throws -> Void
@@ -70,7 +70,7 @@ struct TestEnvironment: Sendable {
             gateway = try Gateway.build(
                 configuration: setup.gateway, keyRing: keyRing ?? setup.keyRing, http: idpLink,
                 upstream: upstream ?? forwarder, store: store, revocationFeed: revocationFeed,
-                time: gatewayTime ?? SystemTimeSource(), logger: quietLogger, apiFastPath: apiFastPath,
+                time: gatewayTime ?? SystemTimeSource(), logger: gatewayLogger ?? quietLogger, apiFastPath: apiFastPath,
                 apiCallObserver: apiCalls?.observer, configureRouter: DemoAPI.add)
         } catch {
             try? await client.shutdown()  // a refused configuration must fail the test, not crash the run

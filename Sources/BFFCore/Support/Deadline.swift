@@ -1,3 +1,5 @@
+import Synchronization
+
 /// The session store did not answer within its deadline, or failed (SPEC §11.1). Requests that
 /// need it get 503 `store-unavailable`; the cookie is kept, and nothing is taken as "logged out".
 public struct SessionStoreUnavailable: Error, CustomStringConvertible {
@@ -9,35 +11,82 @@ public struct SessionStoreUnavailable: Error, CustomStringConvertible {
     public var description: String { "session store unavailable: \(reason)" }
 }
 
-/// Runs `body`, giving up after `limit`: the body is cancelled and ``SessionStoreUnavailable`` is
-/// thrown. Any error of the body becomes ``SessionStoreUnavailable`` too.
+/// Runs `body`, giving up after `limit` (or when the caller is cancelled): the caller gets
+/// ``SessionStoreUnavailable`` at once and `body` is cancelled. Any error of the body becomes
+/// ``SessionStoreUnavailable`` too.
 ///
-/// Structured: both the body and the timer are child tasks, so the call returns once the body has
-/// reacted to its cancellation (store drivers cancel a request that waits for a connection).
+/// The caller does not wait for a cancelled body to return: a store driver that ignores
+/// cancellation while it waits for a connection (PostgresNIO's pool during an outage) would
+/// otherwise hold the request — and, through it, the server's shutdown — until its own timeouts.
 public func withStoreDeadline<T: Sendable>(
     _ limit: Duration, _ body: @escaping @Sendable () async throws -> T
 ) async throws -> T {
-    do {
-        return try await withThrowingTaskGroup(of: DeadlineOutcome<T>.self) { group in
-            group.addTask { .done(try await body()) }
-            group.addTask {
-                try await Task.sleep(for: limit)
-                return .timedOut
+    let race = DeadlineRace<T>()
+    return try await withTaskCancellationHandler {
+        try await withCheckedThrowingContinuation { continuation in
+            race.start(continuation)
+            // justified: the body must be abandonable (see above); it is cancelled when the race ends
+            let work = Task {
+                do {
+                    race.finish(.success(try await body()))
+                } catch {
+                    race.finish(.failure(SessionStoreUnavailable(reason: String(describing: type(of: error)))))
+                }
             }
-            defer { group.cancelAll() }
-            switch try await group.next() {
-            case .done(let value): return value
-            case .timedOut, nil: throw SessionStoreUnavailable(reason: "no answer within \(limit)")
+            // justified: the timer of the race; cancelled as soon as the body answers
+            let timer = Task {
+                try? await Task.sleep(for: limit)
+                race.finish(.failure(SessionStoreUnavailable(reason: "no answer within \(limit)")))
             }
+            race.attach(work: work, timer: timer)
         }
-    } catch let error as SessionStoreUnavailable {
-        throw error
-    } catch {
-        throw SessionStoreUnavailable(reason: String(describing: type(of: error)))
+    } onCancel: {
+        race.finish(.failure(SessionStoreUnavailable(reason: "cancelled")))
     }
 }
 
-private enum DeadlineOutcome<T: Sendable>: Sendable {
-    case done(T)
-    case timedOut
+/// One deadline race: the first of body, timer and cancellation resumes the caller; the others
+/// are then cancelled.
+private final class DeadlineRace<T: Sendable>: Sendable {
+    private struct State {
+        var continuation: CheckedContinuation<T, any Error>?
+        var result: Result<T, any Error>?
+        var work: Task<Void, Never>?
+        var timer: Task<Void, Never>?
+    }
+    private let state = Mutex(State())
+
+    func start(_ continuation: CheckedContinuation<T, any Error>) {
+        let early: Result<T, any Error>? = state.withLock { state in
+            if let result = state.result { return result }  // cancelled before it started
+            state.continuation = continuation
+            return nil
+        }
+        if let early { continuation.resume(with: early) }
+    }
+
+    func attach(work: Task<Void, Never>, timer: Task<Void, Never>) {
+        let finished = state.withLock { state -> Bool in
+            state.work = work
+            state.timer = timer
+            return state.result != nil
+        }
+        if finished {
+            work.cancel()
+            timer.cancel()
+        }
+    }
+
+    func finish(_ result: Result<T, any Error>) {
+        let (continuation, work, timer): (CheckedContinuation<T, any Error>?, Task<Void, Never>?, Task<Void, Never>?) =
+            state.withLock { state in
+                guard state.result == nil else { return (nil, nil, nil) }
+                state.result = result
+                defer { state.continuation = nil }
+                return (state.continuation, state.work, state.timer)
+            }
+        continuation?.resume(with: result)
+        work?.cancel()
+        timer?.cancel()
+    }
 }

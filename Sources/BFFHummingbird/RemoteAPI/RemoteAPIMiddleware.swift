@@ -110,7 +110,23 @@ struct RemoteAPIProxy: Sendable {
         }
 
         let responseHeaders = browserHeaders(response.head.headerFields, cookies: cookies)
-        return Response(status: response.head.status, headers: responseHeaders, body: response.body)
+        // A failure after the head (upstream stalled or closed mid-body) is logged like on the
+        // event-loop path; the server then closes the client connection.
+        // (A body already complete in one buffer has a length and cannot fail: left as it is.)
+        var body = response.body
+        if body.contentLength == nil {
+            let upstreamBody = body
+            let api = entry.prefix
+            body = ResponseBody { writer in
+                do {
+                    try await upstreamBody.write(writer)
+                } catch let error as UpstreamError {
+                    Self.logUpstreamFailure(error, api: api, midResponse: true, logger: logger)
+                    throw error
+                }
+            }
+        }
+        return Response(status: response.head.status, headers: responseHeaders, body: body)
     }
 }
 
