@@ -155,15 +155,18 @@ public final class NIOUpstream: UpstreamTransport, Service {
                     stream: stream, head: outgoingHead, hasBody: body != nil, timeout: timeout)
                 stream.onResume { handler.eventLoop.execute { handler.value.resume(generation: generation) } }
             }
+            // Whether the whole request went up: a connection whose upload was cut short is never
+            // reused (the handler checks it too, on the event loop).
+            var uploaded = true
             if let body {
-                do {
-                    for try await buffer in body {
-                        try await lease.connection.channel.writeAndFlush(
-                            HTTPClientRequestPart.body(.byteBuffer(buffer))
-                        ).get()
-                    }
-                    try await lease.connection.channel.writeAndFlush(HTTPClientRequestPart.end(nil)).get()
-                } catch {
+                switch await upload(body, on: lease.connection.channel) {
+                case .complete: break
+                case .clientFailed:
+                    // The client's body broke off or was malformed: its fault, not the upstream's.
+                    lease.end(reusable: false)
+                    throw UpstreamError.badRequestBody
+                case .upstreamFailed:
+                    uploaded = false
                     // The upstream may have answered early and closed; a head, if any, is still delivered.
                     if !stream.receivedAnything {
                         lease.end(reusable: false)
@@ -176,12 +179,12 @@ public final class NIOUpstream: UpstreamTransport, Service {
                 // Fast path: the whole (small) response is already here. Return the connection now and
                 // hand the server one buffer, so head, body and end leave in a single write.
                 if let complete = stream.takeBufferedRemainder(limit: 64 * 1024) {
-                    lease.end(reusable: responseHead.isKeepAlive)
+                    lease.end(reusable: responseHead.isKeepAlive && uploaded)
                     return UpstreamResponse(head: Self.convert(responseHead), body: ResponseBody(byteBuffer: complete))
                 }
                 return UpstreamResponse(
                     head: Self.convert(responseHead),
-                    body: responseBody(stream: stream, lease: lease, keepAlive: responseHead.isKeepAlive))
+                    body: responseBody(stream: stream, lease: lease, keepAlive: responseHead.isKeepAlive && uploaded))
             case .failed(let error):
                 lease.end(reusable: false)
                 if error == .unavailable, retryable, attempt == 1, !stream.receivedAnything { continue }
@@ -189,6 +192,31 @@ public final class NIOUpstream: UpstreamTransport, Service {
             case .body, .end:
                 lease.end(reusable: false)
                 throw UpstreamError.unavailable
+            }
+        }
+    }
+
+    enum UploadOutcome { case complete, clientFailed, upstreamFailed }
+
+    /// Sends the request body and its end. A failure reading the client's body is told apart from
+    /// a failure writing to the upstream.
+    func upload(_ body: RequestBody, on channel: any Channel) async -> UploadOutcome {
+        var iterator = body.makeAsyncIterator()
+        while true {
+            let next: ByteBuffer?
+            do {
+                next = try await iterator.next()
+            } catch {
+                return .clientFailed
+            }
+            do {
+                guard let buffer = next else {
+                    try await channel.writeAndFlush(HTTPClientRequestPart.end(nil)).get()
+                    return .complete
+                }
+                try await channel.writeAndFlush(HTTPClientRequestPart.body(.byteBuffer(buffer))).get()
+            } catch {
+                return .upstreamFailed
             }
         }
     }

@@ -26,6 +26,9 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
     private var pendingRead = false
     /// The last exchange received its `.end`.
     private var completed = true
+    /// The request's `.end` was written: a connection whose request body was cut short must never
+    /// carry another request (the upstream would read that request as the rest of the body).
+    private var requestEnded = true
     /// Bytes arrived outside an exchange: the connection can never be trusted again.
     private var unexpectedData = false
     /// Whether the response just finished allows keep-alive.
@@ -43,8 +46,8 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
     /// arrived, and the channel is open.
     var isReusable: Bool {
         guard let context else { return false }
-        return context.channel.isActive && stream == nil && completed && keepAlive && !readPaused && !pendingRead
-            && !unexpectedData && progressCheck == nil
+        return context.channel.isActive && stream == nil && completed && requestEnded && keepAlive && !readPaused
+            && !pendingRead && !unexpectedData && progressCheck == nil
     }
 
     /// Starts a request: the stream receives the response; the request head (and, with no body,
@@ -59,6 +62,7 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
         self.stream = stream
         self.keepAlive = false
         self.completed = false
+        self.requestEnded = false
         self.timeout = timeout
         // A fresh exchange reads: nothing of the last one may hold the socket back.
         readPaused = false
@@ -69,7 +73,10 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
         lastProgress = context.eventLoop.now
         scheduleProgressCheck(at: lastProgress + timeout)
         context.write(wrapOutboundOut(.head(head)), promise: nil)
-        if !hasBody { context.write(wrapOutboundOut(.end(nil)), promise: nil) }
+        if !hasBody {
+            context.write(wrapOutboundOut(.end(nil)), promise: nil)  // not through our own write(): mark it here
+            requestEnded = true
+        }
         context.flush()
         return generation
     }
@@ -117,6 +124,12 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
                 context.read()
             }
             _ = stream.push(.end)
+            if !requestEnded {
+                // A complete response before the whole request body went up (an early 413, an
+                // upstream that stops reading): the exchange is over; closing ends the upload,
+                // which could otherwise wait for ever on an upstream that reads no more.
+                context.close(promise: nil)
+            }
         }
     }
 
@@ -127,6 +140,7 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         lastProgress = context.eventLoop.now  // a request body still going up is progress too
+        if case .end = unwrapOutboundIn(data) { requestEnded = true }
         context.write(data, promise: promise)
     }
 
@@ -173,8 +187,10 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
             handler.progressCheck = nil
             guard handler.stream != nil else { return }
             let now = loop.now
-            if handler.readPaused {
-                // Our side holds reading back: not the upstream's delay.
+            if handler.readPaused && handler.requestEnded {
+                // Our side holds reading back: not the upstream's delay. (While the request body
+                // is still going up it is not exempt: an upstream echoing the body as it reads it
+                // and a consumer holding the echo back would wait on each other for ever.)
                 handler.lastProgress = now
                 handler.scheduleProgressCheck(at: now + handler.timeout)
             } else if now - handler.lastProgress >= handler.timeout {

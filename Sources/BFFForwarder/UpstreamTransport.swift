@@ -51,7 +51,7 @@ public struct UpstreamResponse: Sendable {
 
 /// Why forwarding failed; maps to 502 or 504 problems.
 public struct UpstreamError: Error, CustomStringConvertible, Equatable {
-    enum Base: Equatable { case unavailable, timeout, busy }
+    enum Base: Equatable { case unavailable, timeout, busy, badRequestBody }
     let base: Base
     /// The upstream could not be reached or broke the connection (502).
     public static let unavailable = UpstreamError(base: .unavailable)
@@ -59,6 +59,10 @@ public struct UpstreamError: Error, CustomStringConvertible, Equatable {
     public static let timeout = UpstreamError(base: .timeout)
     /// Every pooled connection stayed in use for the pool's wait deadline (503).
     public static let busy = UpstreamError(base: .busy)
+    /// The client's request body broke off or was malformed (400): the client's fault.
+    public static let badRequestBody = UpstreamError(base: .badRequestBody)
+    /// Whether the client's body, not the upstream, failed.
+    public var isClientFault: Bool { base == .badRequestBody }
     /// Whether this is a timeout.
     public var isTimeout: Bool { base == .timeout }
     /// Whether the pool had no connection to give within its wait deadline.
@@ -69,6 +73,7 @@ public struct UpstreamError: Error, CustomStringConvertible, Equatable {
         case .unavailable: "upstream unavailable"
         case .timeout: "upstream timed out"
         case .busy: "upstream connection pool busy"
+        case .badRequestBody: "request body incomplete or malformed"
         }
     }
 }

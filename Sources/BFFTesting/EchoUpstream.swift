@@ -14,6 +14,7 @@ import NIOCore
 /// - `/hop`: answers with hop-by-hop headers and one named in `Connection`.
 /// - `/download/{bytes}`: streams that many bytes in 64 KiB chunks (no Content-Length).
 /// - `/stall/{bytes}`: sends the head and that many body bytes, then nothing for 5 s.
+/// - `POST /early`: answers at once, before reading the request body.
 public enum EchoUpstream {
     /// An application serving the echo endpoints on `127.0.0.1:port`. `idleTimeout` closes idle
     /// keep-alive connections (to test pools against upstreams with short keep-alive).
@@ -66,6 +67,11 @@ public enum EchoUpstream {
                     }
                     try await writer.finish(nil)
                 })
+        }
+        router.post("early") { _, _ in
+            // Answers before reading the body (Hummingbird drains it afterwards, as a correct
+            // HTTP/1.1 server reading on does).
+            Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "early")))
         }
         router.get("stall/:bytes") { _, context in
             let bytes = context.parameters.get("bytes", as: Int.self) ?? 1

@@ -275,3 +275,58 @@ extension FaultTests {
         }
     }
 }
+
+extension FaultTests {
+    /// The review's request desync: an upstream answers (keep-alive) before the whole body went
+    /// up and the client then goes away; the next user's request must never travel as the rest of
+    /// that body on the same upstream connection.
+    @Test(arguments: [false, true])
+    func anUploadCutShortNeverLeavesItsConnectionToTheNextRequest(reset: Bool) async throws {
+        try await harness.withProxy(forwarder: NIOUpstream.Configuration(maximumConnectionsPerLoop: 1)) {
+            env, browser, _ in
+            let port = try port(env)
+            for round in 0..<5 {
+                let attacker = try await RawConnection.open(port: port)
+                try await attacker.send(
+                    "POST /api/misc/early?round=\(round) HTTP/1.1\r\nHost: localhost\r\nX-CSRF: 1\r\n"
+                        + "Content-Length: 1000\r\n\r\n" + String(repeating: "A", count: 10))
+                _ = try await attacker.waitFor(bytes: 12, timeout: .milliseconds(300))
+                if reset { await attacker.reset() } else { try await attacker.channel.close() }
+                try await Task.sleep(for: .milliseconds(50))
+                for victim in 0..<2 {
+                    let page = try await browser.get(
+                        env.origin + "/api/misc/echo/victim-\(round)-\(victim)",
+                        headers: env.csrf + [("X-Victim", "secret")])
+                    #expect(page.status == 200, "round \(round): \(page.status)")
+                    if page.status == 200 {
+                        #expect(
+                            try harness.echoed(page).path == "/echo/victim-\(round)-\(victim)",
+                            "the victim's own request was served")
+                    }
+                }
+            }
+            let leased = try await eventually(until: { $0 == 0 }) { env.forwarder.statistics.leased }
+            #expect(leased == 0)
+        }
+    }
+
+    /// An upstream that answers a complete response early and reads no more of a large upload:
+    /// the exchange ends with that response instead of waiting for ever, and nothing stays leased.
+    @Test func anEarlyCompleteResponseEndsALargeUpload() async throws {
+        try await harness.withProxy { env, _, _ in
+            let client = try await RawConnection.open(port: try port(env))
+            try await client.send(
+                "POST /api/misc/early HTTP/1.1\r\nHost: localhost\r\nX-CSRF: 1\r\nContent-Length: 67108864\r\n\r\n")
+            // Keep uploading in the background of the test until the answer arrives.
+            let started = ContinuousClock.now
+            while client.received.status == nil, ContinuousClock.now - started < .seconds(10) {
+                try? await client.send(bytes: 262144)
+            }
+            #expect(client.received.status == 200, "\(client.received.head)")
+            #expect(ContinuousClock.now - started < .seconds(10))
+            await client.reset()
+            let leased = try await eventually(attempts: 200, until: { $0 == 0 }) { env.forwarder.statistics.leased }
+            #expect(leased == 0)
+        }
+    }
+}

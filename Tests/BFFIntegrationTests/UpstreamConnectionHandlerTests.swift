@@ -205,4 +205,47 @@ struct UpstreamConnectionHandlerTests {
         #expect(consumer.events == ["head 200", "end"])
         #expect(!s.handler.isReusable)
     }
+
+    /// The review's desync: the upstream answers (keep-alive) before the request body is all
+    /// sent, and the upload then breaks off. The connection must never carry another request —
+    /// the upstream would read the next user's request as the rest of this body.
+    @Test func aResponseBeforeTheRequestBodyEndedNeverLeavesTheConnectionReusable() throws {
+        let s = try setup()
+        let consumer = Consumer()
+        s.handler.begin(stream: consumer, head: request, hasBody: true, timeout: .seconds(5))
+        try s.channel.writeOutbound(HTTPClientRequestPart.body(.byteBuffer(ByteBuffer(string: "partial"))))
+        try s.channel.writeInbound(HTTPClientResponsePart.head(okHead))
+        try s.channel.writeInbound(HTTPClientResponsePart.body(ByteBuffer(string: "abcd")))
+        try s.channel.writeInbound(HTTPClientResponsePart.end(nil))
+        #expect(consumer.events == ["head 200", "body 4", "end"])
+        #expect(!s.handler.isReusable)
+        #expect(!s.channel.isActive, "closed: the rest of the upload can never be sent")
+    }
+
+    @Test func aRequestWhoseBodyEndedIsReusableAfterItsResponse() throws {
+        let s = try setup()
+        let consumer = Consumer()
+        s.handler.begin(stream: consumer, head: request, hasBody: true, timeout: .seconds(5))
+        try s.channel.writeOutbound(HTTPClientRequestPart.body(.byteBuffer(ByteBuffer(string: "all"))))
+        try s.channel.writeOutbound(HTTPClientRequestPart.end(nil))
+        try s.channel.writeInbound(HTTPClientResponsePart.head(okHead))
+        try s.channel.writeInbound(HTTPClientResponsePart.end(nil))
+        #expect(s.handler.isReusable)
+    }
+
+    /// An upstream that echoes the body while reading it, and a consumer holding the echo back:
+    /// each waits for the other. While the upload is unfinished, held reading does not stop the
+    /// clock: the exchange fails after the timeout instead of waiting for ever.
+    @Test func heldReadingDuringAnUnfinishedUploadStillTimesOut() throws {
+        let s = try setup()
+        let consumer = Consumer()
+        s.handler.begin(stream: consumer, head: request, hasBody: true, timeout: .seconds(2))
+        try s.channel.writeOutbound(HTTPClientRequestPart.body(.byteBuffer(ByteBuffer(string: "x"))))
+        try s.channel.writeInbound(HTTPClientResponsePart.head(okHead))
+        consumer.pausing = true
+        try s.channel.writeInbound(HTTPClientResponsePart.body(ByteBuffer(string: "x")))
+        s.loop.advanceTime(by: .seconds(3))
+        #expect(consumer.events.last == "failed upstream timed out")
+        #expect(!s.channel.isActive)
+    }
 }

@@ -103,7 +103,11 @@ struct RemoteAPIProxy: Sendable {
         do {
             response = try await transport.send(upstreamRequest, body: hasBody ? request.body : nil)
         } catch let error as UpstreamError {
-            Self.logUpstreamFailure(error, api: entry.prefix, logger: logger)
+            if error.isClientFault {
+                logger.debug("request body broke off or was malformed", metadata: ["bff.api": .string(entry.prefix)])
+            } else {
+                Self.logUpstreamFailure(error, api: entry.prefix, logger: logger)
+            }
             return BFFResponses.problem(error.problem, cookies: cookies)
         } catch {
             return BFFResponses.problem(.upstreamUnavailable, cookies: cookies)
@@ -149,6 +153,7 @@ extension UpstreamError {
     var problem: Problem {
         if isTimeout { return .upstreamTimeout }
         if isBusy { return .upstreamBusy }
+        if isClientFault { return .badRequest }
         return .upstreamUnavailable
     }
 }
