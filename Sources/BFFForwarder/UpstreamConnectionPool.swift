@@ -98,7 +98,7 @@ final class UpstreamConnectionPool: Sendable {
     /// A connection for one request: an idle one, a new one, or (at the limit) the next one returned
     /// within ``waitTimeout``. `fresh` skips idle connections (used for the one retry after a stale
     /// connection).
-    func lease(fresh: Bool = false) async throws -> UpstreamLease {
+    func lease(fresh: Bool = false, waitingUntil deadline: NIODeadline? = nil) async throws -> UpstreamLease {
         enum Decision {
             case reuse(UpstreamConnection)
             case connect, wait, closed
@@ -106,10 +106,12 @@ final class UpstreamConnectionPool: Sendable {
         let decision: Decision = state.withLock { state in
             if state.closed { return .closed }
             if !fresh, let connection = Self.takeIdle(&state, idleTimeout: idleTimeout) {
+                state.lastTurnover = .now()
                 return .reuse(connection)
             }
             if state.leased + state.connecting < maximumConnections {
                 state.connecting += 1
+                state.lastTurnover = .now()
                 return .connect
             }
             return .wait
@@ -134,16 +136,18 @@ final class UpstreamConnectionPool: Sendable {
                 throw UpstreamError.unavailable
             }
         case .wait:
-            switch await waitForConnection() {
+            // One deadline for the whole wait, however often a freed slot is lost to a newcomer.
+            let deadline = deadline ?? .now() + waitTimeout
+            switch await waitForConnection(until: deadline) {
             case .handedOver(let connection): return UpstreamLease(connection: connection, pool: self)
-            case .slotFree: return try await lease(fresh: true)
+            case .slotFree: return try await lease(fresh: true, waitingUntil: deadline)
             case .busy: throw UpstreamError.busy
             case .closed: throw UpstreamError.unavailable
             }
         }
     }
 
-    private func waitForConnection() async -> WaitOutcome {
+    private func waitForConnection(until deadline: NIODeadline) async -> WaitOutcome {
         await withCheckedContinuation { continuation in
             let id = state.withLock { state in
                 let id = state.nextWaiterID
@@ -151,7 +155,7 @@ final class UpstreamConnectionPool: Sendable {
                 state.waiters.append(Waiter(id: id, continuation: continuation))
                 return id
             }
-            eventLoop.scheduleTask(in: waitTimeout) { [self] in
+            eventLoop.scheduleTask(deadline: deadline) { [self] in
                 let waiter: Waiter? = state.withLock { state in
                     guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
                     return state.waiters.remove(at: index)

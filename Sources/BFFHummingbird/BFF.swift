@@ -40,6 +40,9 @@ public struct BFF: Sendable {
     let random: any SecureRandom
     let logger: Logger
     let excludedClaims: Set<String>
+    /// Serialises publishing revocation records: a logout answers only once its record is stored,
+    /// even when a concurrent logout took the queue first.
+    let revocationPublishing = KeyedAsyncLock<Int>()
     /// Told about every proxied API call, whichever pipeline served it (see ``APICallEvent``).
     public var apiCallObserver: APICallObserver?
 

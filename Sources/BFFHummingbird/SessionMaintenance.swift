@@ -122,14 +122,24 @@ extension BFF {
     /// before answering, so a record is stored before the browser hears the session ended.
     public func publishPendingRevocations() async {
         guard let feed = revocationFeed else { return }
-        let pending = revocations.takeUnpublished()
-        for (index, record) in pending.enumerated() {
-            do {
-                try await feed.publishRevocation(entry: record.entry, at: record.at)
-            } catch {
-                revocations.requeue(Array(pending[index...]))
-                logger.warning("publishing revocation records failed; will retry", metadata: ["bff.error": "\(error)"])
-                return
+        let revocations = self.revocations
+        let logger = self.logger
+        let deadline = configuration.session.storeTimeout
+        _ = try? await revocationPublishing.withLock(0) {
+            let pending = revocations.takeUnpublished()
+            for (index, record) in pending.enumerated() {
+                do {
+                    try await withStoreDeadline(deadline) {
+                        try await feed.publishRevocation(entry: record.entry, at: record.at)
+                    }
+                } catch {
+                    // Applied in memory already; stored by the next sync (every 250 ms) or logout.
+                    revocations.requeue(Array(pending[index...]))
+                    logger.error(
+                        "storing revocation records failed; they apply in memory and will be retried",
+                        metadata: ["bff.error": "\(error)"])
+                    return
+                }
             }
         }
     }

@@ -113,22 +113,29 @@ public final class PostgresSessionStore: SessionStore, SharedRevocationFeed, Ser
         try? await Task.sleep(for: .milliseconds(2))
     }
 
-    /// While the store runs: once a second, checks that the pool answers. When it does not but a
-    /// direct connection succeeds — the database is back while the pool still backs off (its
-    /// back-off grows to a minute during a long outage) — the pool is replaced, so service resumes
-    /// within seconds of the database's return.
+    /// While the store runs: once a second, checks that the pool answers. When it has not for three
+    /// checks in a row but a direct connection succeeds — the database is back while the pool
+    /// still backs off (its back-off grows to a minute during a long outage) — the pool is
+    /// replaced, so service resumes within seconds of the database's return. At most one
+    /// replacement per 30 s: a database that is merely slow is not made slower by new pools.
     func watchRecovery(every interval: Duration = .seconds(1)) async {
+        var failures = 0
+        var lastReplacement: ContinuousClock.Instant?
         while !Task.isCancelled {
             try? await Task.sleep(for: interval)
             if Task.isCancelled { return }
             let healthy = (try? await withStoreDeadline(interval) { try await self.ping() }) != nil
-            if healthy { continue }
+            failures = healthy ? 0 : failures + 1
+            if failures < 3 { continue }
+            if let lastReplacement, ContinuousClock.now - lastReplacement < .seconds(30) { continue }
             guard
                 (try? await withStoreDeadline(interval) {
                     try await Self.probe(self.configuration, logger: self.logger)
                 }) != nil
             else { continue }  // the database itself is down: nothing to do but wait
             await replacePool()
+            lastReplacement = .now
+            failures = 0
         }
     }
 

@@ -28,7 +28,7 @@ struct ProxyPolicyTests {
 
     @Test(arguments: [
         "/api/x", "/api/a/b.json", "/api/%20space", "/api/caf%C3%A9", "/api/~user", "/api/100%25", "/api/%25",
-        "/api/a%2541", "/api/%252", "/api/%25zz", "/api/x.y/..z", "/api/...",
+        "/api/a%2541", "/api/%252", "/api/%25zz", "/api/x.y/..z", "/api/...", "/api/caf\u{e9}", "/api/%2541%2541",
     ])
     func safePaths(_ path: String) { #expect(PathSanitizer.isSafe(path)) }
 
@@ -39,7 +39,8 @@ struct ProxyPolicyTests {
         "/api/x/..;/admin", "/api/x/;/admin", "/api/a;b", "/api/x;jsessionid=1", "/api/x/..;foo=bar/admin", "/api/;",
         "/api/x/%252e%252e/admin", "/api/x/%252E%252E/admin", "/api/x/%252e./admin", "/api/a%252fb", "/api/a%252Fb",
         "/api/a%255cb", "/api/a%255Cb", "/api/a%2500b", "/api/x/%25%32%65%25%32%65/admin", "/api/x/%25%32e",
-        "/api/x/%252e",
+        "/api/x/%252e", "/api/..%3B/secret", "/api/a/..%3b/b", "/api/a/.%3b/b", "/api/%253b", "/api/%25252e/b",
+        "/api/%2525252e/b", "/api/a%c0%ae%c0%ae/b", "/api/%c0%af", "/api/%e0%80%ae", "/api/%ff",
     ])
     func escapesThroughParametersAndDoubleEncoding(_ path: String) { #expect(!PathSanitizer.isSafe(path)) }
 
@@ -73,7 +74,14 @@ struct ProxyPolicyTests {
         for name in ["x-forwarded-prefix", "x-forwarded-port", "x-real-ip", "forwarded"] {
             #expect(policy.forwardsRequestHeader(name, connectionTokens: [], trustedForwarding: true), "\(name)")
         }
-        for name in ["x-original-url", "x-rewrite-url", "x-forwarded-proto", "x-forwarded-host"] {
+        // Other proxies' client-address headers, and underscore look-alikes that CGI, PHP and WSGI
+        // read as the gateway's own headers.
+        for name in [
+            "true-client-ip", "client-ip", "x-client-ip", "x-cluster-client-ip", "x-forwarded_for", "x_real_ip",
+        ] {
+            #expect(!policy.forwardsRequestHeader(name, connectionTokens: [], trustedForwarding: false), "\(name)")
+        }
+        for name in ["x-original-url", "x-rewrite-url", "x-forwarded-proto", "x-forwarded-host", "x-forwarded_for"] {
             #expect(!policy.forwardsRequestHeader(name, connectionTokens: [], trustedForwarding: true), "\(name)")
         }
         for name in ["accept", "content-type", "x-request-id", "if-none-match", "user-agent"] {

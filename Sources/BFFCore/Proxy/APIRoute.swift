@@ -121,8 +121,9 @@ public struct RouteTable: Sendable {
 /// Refuses request paths that could mean something else to the upstream (SPEC §8).
 public enum PathSanitizer {
     /// Whether the raw request path (without query) is safe to route and forward: no `.`/`..`
-    /// segments, no encoded slash, backslash, dot or NUL (nor such an encoding encoded again, `%252e`),
-    /// no `;` (path parameters), no control bytes, no backslash (SPEC §8, §11.1).
+    /// segments, no encoded slash, backslash, dot, NUL or semicolon (nor such an encoding encoded
+    /// again, `%252e`), no `;` (path parameters), only valid UTF-8 once decoded (no overlong
+    /// forms), no control bytes, no backslash (SPEC §8, §11.1).
     public static func isSafe(_ rawPath: some StringProtocol) -> Bool {
         let bytes = Array(rawPath.utf8)
         guard bytes.first == UInt8(ascii: "/"), bytes.count <= 8192 else { return false }
@@ -147,15 +148,29 @@ public enum PathSanitizer {
         for segment in bytes.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false) {
             if segment.elementsEqual([0x2E]) || segment.elementsEqual([0x2E, 0x2E]) { return false }
         }
-        // An encoded `%` (`%252e`, `%25%32%65`): an upstream that decodes twice must not find an
-        // encoded dot, slash, backslash or NUL after its first decoding either.
-        if encodedPercent {
-            let once = decodedOnce(bytes)
-            for position in once.indices where once[position] == UInt8(ascii: "%") && position + 2 < once.count {
-                if isEncodedDangerous(once[position + 1], once[position + 2]) { return false }
-            }
+        // The decoded path must be valid UTF-8: overlong forms (`%c0%ae` for `.`) are how some
+        // decoders were tricked into dots and slashes.
+        guard bytes.contains(UInt8(ascii: "%")) else {
+            return bytes.allSatisfy { $0 < 0x80 } || String(validating: bytes, as: UTF8.self) != nil
         }
-        return true
+        var decoded = decodedOnce(bytes)
+        guard String(validating: decoded, as: UTF8.self) != nil else { return false }
+        // An encoded `%` (`%252e`, `%25%32%65`, `%25252e`): an upstream that decodes several times
+        // must not find an encoded dot, slash, backslash, NUL or semicolon after any decoding.
+        var rounds = 0
+        while encodedPercent, rounds < 4 {
+            rounds += 1
+            encodedPercent = false
+            for position in decoded.indices where decoded[position] == UInt8(ascii: "%") && position + 2 < decoded.count
+            {
+                if isEncodedDangerous(decoded[position + 1], decoded[position + 2]) { return false }
+                if decoded[position + 1] == UInt8(ascii: "2"), decoded[position + 2] == UInt8(ascii: "5") {
+                    encodedPercent = true
+                }
+            }
+            decoded = decodedOnce(decoded)
+        }
+        return !encodedPercent  // still encoded after four rounds: refused rather than guessed
     }
 
     /// Percent-decodes once (the input was checked to hold only valid escapes).
@@ -178,12 +193,13 @@ public enum PathSanitizer {
         return result
     }
 
-    /// `%2f` (/), `%2e` (.), `%5c` (\\), `%00` — the two hex digits after a `%`, any case.
+    /// `%2f` (/), `%2e` (.), `%5c` (\\), `%00`, `%3b` (;) — the two hex digits after a `%`, any case.
     private static func isEncodedDangerous(_ first: UInt8, _ second: UInt8) -> Bool {
         let high = first | 0x20
         let low = second | 0x20
         return (high == UInt8(ascii: "2") && (low == UInt8(ascii: "f") || low == UInt8(ascii: "e")))
             || (high == UInt8(ascii: "5") && low == UInt8(ascii: "c"))
+            || (high == UInt8(ascii: "3") && low == UInt8(ascii: "b"))
             || (first == UInt8(ascii: "0") && second == UInt8(ascii: "0"))
     }
 }

@@ -30,7 +30,8 @@ public struct HeaderPolicy: Sendable {
 
     /// Whether a request header (lower-cased name) is forwarded upstream. `trustedForwarding`
     /// keeps client `X-Forwarded-*` (except `-Proto`/`-Host`), `Forwarded` and `X-Real-IP` (only
-    /// for trusted proxies); `X-Original-URL` and `X-Rewrite-URL` never pass (SPEC §11.1).
+    /// for trusted proxies, like `True-Client-IP`, `Client-IP`, `X-Client-IP`, `X-Cluster-Client-IP`);
+    /// `X-Original-URL`, `X-Rewrite-URL` and any name with `_` never pass (SPEC §11.1).
     public func forwardsRequestHeader(_ name: String, connectionTokens: Set<String>, trustedForwarding: Bool) -> Bool {
         if HeaderPolicy.hopByHop.contains(name) || connectionTokens.contains(name) { return false }
         switch name {
@@ -39,8 +40,13 @@ public struct HeaderPolicy: Sendable {
         case "x-original-url", "x-rewrite-url": return false
         // The gateway sets these itself from the public origin.
         case "x-forwarded-proto", "x-forwarded-host": return false
-        case "forwarded", "x-real-ip": return trustedForwarding
+        // Client-address headers of other proxies and CDNs: trusted proxies only.
+        case "forwarded", "x-real-ip", "true-client-ip", "client-ip", "x-client-ip", "x-cluster-client-ip":
+            return trustedForwarding
         default:
+            // Names with `_` never pass (nginx's default too): CGI, PHP and WSGI map `X-Forwarded_For`
+            // to the same variable as `X-Forwarded-For`.
+            if name.utf8.contains(UInt8(ascii: "_")) { return false }
             // Every other `X-Forwarded-*` (`-For`, `-Port`, `-Prefix`, `-Server`, …): trusted proxies only.
             if name.hasPrefix("x-forwarded-") { return trustedForwarding }
             return name != antiForgeryHeader

@@ -3,14 +3,15 @@ import Synchronization
 /// Serialises async sections per key within the process, first come first served. Used around
 /// every token refresh of a server-side session, so two refreshes of one session (for its own
 /// access token and for a resource) can never spend the same refresh token.
-final class KeyedAsyncLock<Key: Hashable & Sendable>: Sendable {
+public final class KeyedAsyncLock<Key: Hashable & Sendable>: Sendable {
     /// Per held key, the sections waiting for it.
     private let held = Mutex<[Key: [CheckedContinuation<Void, Never>]]>([:])
 
-    init() {}
+    /// An idle lock.
+    public init() {}
 
     /// Runs `body` once no other section for `key` runs.
-    func withLock<T: Sendable>(_ key: Key, _ body: () async throws -> T) async throws -> T {
+    public func withLock<T: Sendable>(_ key: Key, _ body: () async throws -> T) async throws -> T {
         await acquire(key)
         do {
             let result = try await body()
