@@ -128,21 +128,27 @@ struct Gateway {
                 body: .init(byteBuffer: ByteBuffer(string: "ok\n")))
         }
         router.get("/readyz") { _, _ in
-            var reasons: [String] = []
-            // Every check answers within a second, whatever hangs behind it.
-            do {
-                try await withStoreDeadline(.seconds(1)) { try await bff.provider.warmUp() }
-            } catch {
-                reasons.append("identity provider: metadata or keys not loaded within 1 s or unavailable")
-            }
-            if let store {
-                // Answers within a second even when the store hangs (a stopped database).
+            // The checks run side by side, each within a second, whatever hangs behind it (a stopped
+            // database, an IdP that does not answer). A slow IdP warm-up goes on in the background
+            // and is cached for the next probe.
+            async let identityProvider: String? = {
+                do {
+                    try await withStoreDeadline(.seconds(1), cancelsBody: false) { try await bff.provider.warmUp() }
+                    return nil
+                } catch {
+                    return "identity provider: metadata or keys not loaded within 1 s or unavailable"
+                }
+            }()
+            async let sessionStore: String? = {
+                guard let store else { return nil }
                 do {
                     try await withStoreDeadline(.seconds(1)) { try await store.ping() }
+                    return nil
                 } catch {
-                    reasons.append("\(error)")
+                    return "\(error)"
                 }
-            }
+            }()
+            var reasons = [await identityProvider, await sessionStore].compactMap { $0 }
             for upstream in forwarder?.saturatedUpstreams ?? [] {
                 reasons.append("upstream \(upstream): every pooled connection stuck")
             }

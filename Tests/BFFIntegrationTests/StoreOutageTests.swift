@@ -124,7 +124,8 @@ struct StoreOutageTests {
                 let ready = try await browser.get("http://127.0.0.1:\(env.adminPort)/readyz")
                 #expect(ready.status == 503, "\(ready.body)")
                 #expect(ready.body.contains("session store unavailable"))
-                #expect(ContinuousClock.now - readyStarted < .milliseconds(1500), "readyz answered promptly")
+                // Its checks have 1 s each, side by side; the rest is a loaded test machine's slack.
+                #expect(ContinuousClock.now - readyStarted < .seconds(2), "readyz answered promptly")
 
                 // A login completing during the outage shows the callback's 503 page.
                 let second = TestBrowser()

@@ -12,16 +12,17 @@ public struct SessionStoreUnavailable: Error, CustomStringConvertible {
 }
 
 /// Runs `body`, giving up after `limit` (or when the caller is cancelled): the caller gets
-/// ``SessionStoreUnavailable`` at once and `body` is cancelled. Any error of the body becomes
-/// ``SessionStoreUnavailable`` too.
+/// ``SessionStoreUnavailable`` at once and `body` is cancelled — or, with `cancelsBody: false`,
+/// left to finish on its own (a warm-up whose result is cached for the next caller). Any error
+/// of the body becomes ``SessionStoreUnavailable`` too.
 ///
 /// The caller does not wait for a cancelled body to return: a store driver that ignores
 /// cancellation while it waits for a connection (PostgresNIO's pool during an outage) would
 /// otherwise hold the request — and, through it, the server's shutdown — until its own timeouts.
 public func withStoreDeadline<T: Sendable>(
-    _ limit: Duration, _ body: @escaping @Sendable () async throws -> T
+    _ limit: Duration, cancelsBody: Bool = true, _ body: @escaping @Sendable () async throws -> T
 ) async throws -> T {
-    let race = DeadlineRace<T>()
+    let race = DeadlineRace<T>(cancelsBody: cancelsBody)
     return try await withTaskCancellationHandler {
         try await withCheckedThrowingContinuation { continuation in
             race.start(continuation)
@@ -55,6 +56,9 @@ private final class DeadlineRace<T: Sendable>: Sendable {
         var timer: Task<Void, Never>?
     }
     private let state = Mutex(State())
+    let cancelsBody: Bool
+
+    init(cancelsBody: Bool) { self.cancelsBody = cancelsBody }
 
     func start(_ continuation: CheckedContinuation<T, any Error>) {
         let early: Result<T, any Error>? = state.withLock { state in
@@ -72,7 +76,7 @@ private final class DeadlineRace<T: Sendable>: Sendable {
             return state.result != nil
         }
         if finished {
-            work.cancel()
+            if cancelsBody { work.cancel() }
             timer.cancel()
         }
     }
@@ -86,7 +90,7 @@ private final class DeadlineRace<T: Sendable>: Sendable {
                 return (state.continuation, state.work, state.timer)
             }
         continuation?.resume(with: result)
-        work?.cancel()
+        if cancelsBody { work?.cancel() }
         timer?.cancel()
     }
 }
