@@ -3,6 +3,7 @@ import BFFSessionStorePostgres
 import BFFSessionStoreSQLite
 import BFFTesting
 import Foundation
+import ServiceLifecycle
 import Synchronization
 import Testing
 
@@ -82,17 +83,7 @@ struct StoreOutageTests {
         let configuration = try PostgresSessionStore.Configuration(url: url)
         let store = try await PostgresSessionStore.open(
             configuration: configuration, logger: TestEnvironment.quietLogger)
-        let echoPort = try await TestServers.freePort()
-        try await TestEnvironment.run(
-            extraServices: [EchoUpstream.makeApplication(port: echoPort, logger: TestEnvironment.quietLogger), store],
-            extraPorts: [echoPort], store: store,
-            configure: { settings in
-                settings.session.store = .postgres
-                settings.apis.append(
-                    APIRouteConfiguration(
-                        path: "/api/echo", upstream: "http://127.0.0.1:\(echoPort)/echo", token: .user))
-            }
-        ) { env, browser in
+        try await withEchoRoute(store: store, kind: .postgres, running: [store]) { env, browser in
             try await env.login(browser)
             #expect(try await env.user(browser).status == 200)
             #expect(try await browser.get(env.origin + "/api/echo/x", headers: env.csrf).status == 200)
@@ -231,17 +222,7 @@ struct StoreErrorTests {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let sqlite = try await SQLiteSessionStore.open(path: directory + "/sessions.sqlite")
         let store = FailingStore(base: sqlite)
-        let echoPort = try await TestServers.freePort()
-        try await TestEnvironment.run(
-            extraServices: [EchoUpstream.makeApplication(port: echoPort, logger: TestEnvironment.quietLogger)],
-            extraPorts: [echoPort], store: store, apiFastPath: false,
-            configure: { settings in
-                settings.session.store = .sqlite
-                settings.apis.append(
-                    APIRouteConfiguration(
-                        path: "/api/echo", upstream: "http://127.0.0.1:\(echoPort)/echo", token: .user))
-            }
-        ) { env, browser in
+        try await withEchoRoute(store: store, kind: .sqlite, fastPath: false) { env, browser in
             try await env.login(browser)
             let logout = try await env.logoutURL(browser)
             store.fail(true)
@@ -263,4 +244,20 @@ struct StoreErrorTests {
         }
         try await sqlite.close()
     }
+}
+
+/// The standard environment on `store` (of `kind`) with an echo API at `/api/echo` (`token: user`).
+func withEchoRoute(
+    store: any SessionStore, kind: SessionStoreKind, fastPath: Bool = true, running: [any Service] = [],
+    _ body: @Sendable (TestEnvironment, TestBrowser) async throws -> Void
+) async throws {
+    let echoPort = try await TestServers.freePort()
+    try await TestEnvironment.run(
+        extraServices: [EchoUpstream.makeApplication(port: echoPort, logger: TestEnvironment.quietLogger)] + running,
+        extraPorts: [echoPort], store: store, apiFastPath: fastPath,
+        configure: { settings in
+            settings.session.store = kind
+            settings.apis.append(
+                APIRouteConfiguration(path: "/api/echo", upstream: "http://127.0.0.1:\(echoPort)/echo", token: .user))
+        }, body)
 }
