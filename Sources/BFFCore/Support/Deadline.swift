@@ -26,16 +26,14 @@ public func withStoreDeadline<T: Sendable>(
     return try await withTaskCancellationHandler {
         try await withCheckedThrowingContinuation { continuation in
             race.start(continuation)
-            // justified: the body must be abandonable (see above); it is cancelled when the race ends
-            let work = Task {
+            let work = Task {  // justified: the body must be abandonable (see above); cancelled when the race ends
                 do {
                     race.finish(.success(try await body()))
                 } catch {
                     race.finish(.failure(SessionStoreUnavailable(reason: String(describing: type(of: error)))))
                 }
             }
-            // justified: the timer of the race; cancelled as soon as the body answers
-            let timer = Task {
+            let timer = Task {  // justified: the race's timer; cancelled as soon as the body answers
                 try? await Task.sleep(for: limit)
                 race.finish(.failure(SessionStoreUnavailable(reason: "no answer within \(limit)")))
             }
