@@ -21,11 +21,15 @@ public protocol UpstreamResponseConsumer: AnyObject {
     func push(_ event: UpstreamEvent) -> Bool
     /// The upstream socket has no more bytes for now: a good moment to flush what was pushed.
     func readComplete()
+    /// The upstream socket can take more of the request body again (upload back-pressure).
+    func upstreamBecameWritable()
 }
 
 extension UpstreamResponseConsumer {
     /// Does nothing (consumers that write through a task flush on their own).
     public func readComplete() {}
+    /// Does nothing (consumers that upload through a task wait on write futures instead).
+    public func upstreamBecameWritable() {}
 }
 
 /// One upstream response, handed from the connection's event loop to the task that forwards it.

@@ -144,6 +144,11 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
         context.write(data, promise: promise)
     }
 
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { stream?.upstreamBecameWritable() }
+        context.fireChannelWritabilityChanged()
+    }
+
     func read(context: ChannelHandlerContext) {
         if readPaused {
             pendingRead = true

@@ -165,6 +165,12 @@ final class UpstreamConnectionPool: Sendable {
         }
     }
 
+    /// Puts `connection` among the idle ones, as if returned (tests drive pools with
+    /// `EmbeddedChannel` connections).
+    func adoptIdle(_ connection: UpstreamConnection) {
+        state.withLock { $0.idle.append(connection) }
+    }
+
     /// An idle keep-alive connection if one is at hand right now; nil otherwise (never connects
     /// or waits). For the event-loop fast path.
     func leaseIdle() -> UpstreamLease? {

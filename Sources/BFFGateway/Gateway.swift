@@ -99,8 +99,8 @@ struct Gateway {
         if !webSockets.isEmpty {
             server = .http1WebSocketUpgrade(configuration: .init(http1: http1), shouldUpgrade: webSockets.shouldUpgrade)
         } else if let forwarder = upstream as? NIOUpstream, !settings.apis.isEmpty, apiFastPath {
-            // Body-less API calls with a token at hand are forwarded on the event loop.
-            server = bff.http1ServerWithFastPath(configuration: http1, forwarder: forwarder)
+            // Every API call is decided and forwarded on the event loop.
+            server = bff.http1ServerWithAPIHandler(configuration: http1, forwarder: forwarder)
         } else {
             server = .http1(configuration: http1)
         }

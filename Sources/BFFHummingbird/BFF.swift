@@ -43,6 +43,8 @@ public struct BFF: Sendable {
     /// Serialises publishing revocation records: a logout answers only once its record is stored,
     /// even when a concurrent logout took the queue first.
     let revocationPublishing = KeyedAsyncLock<Int>()
+    /// Decides every API call, for every adapter (channel handler, middleware, WebSocket handshake).
+    public let planner: APICallPlanner
     /// Told about every proxied API call, whichever pipeline served it (see ``APICallEvent``).
     public var apiCallObserver: APICallObserver?
 
@@ -58,9 +60,12 @@ public struct BFF: Sendable {
     public var clientCredentialsRequestCount: Int { clientTokens.requests.withLock { $0 } }
 
     /// Prefix of login transaction cookie names.
-    public var loginCookiePrefix: String { configuration.session.secureCookies ? "__Host-bff-login." : "bff-login." }
+    public var loginCookiePrefix: String { Self.loginCookiePrefix(secure: configuration.session.secureCookies) }
     /// Name of the logout transaction cookie.
-    public var logoutCookieName: String { configuration.session.secureCookies ? "__Host-bff-logout" : "bff-logout" }
+    public var logoutCookieName: String { Self.logoutCookieName(secure: configuration.session.secureCookies) }
+
+    static func loginCookiePrefix(secure: Bool) -> String { secure ? "__Host-bff-login." : "bff-login." }
+    static func logoutCookieName(secure: Bool) -> String { secure ? "__Host-bff-logout" : "bff-logout" }
 
     /// Builds a BFF. `keyRing` must be non-empty; `store` is required for server-side modes.
     /// - Throws: ``BFFSetupError`` listing every configuration problem.
@@ -109,6 +114,18 @@ public struct BFF: Sendable {
         self.antiForgery = AntiForgeryPolicy(configuration: configuration.antiforgery, publicOrigin: origin)
         self.antiForgeryHeader = HTTPField.Name(configuration.antiforgery.headerName)
         self.excludedClaims = Set(configuration.user.excludeClaims)
+        let secureCookies = configuration.session.secureCookies
+        self.planner = APICallPlanner(
+            routes: configuration.apis, sessions: sessions,
+            tokens: BFFTokenSource(users: userTokens, clients: clientTokens), antiForgery: antiForgery,
+            headerPolicy: HeaderPolicy(
+                antiForgeryHeader: configuration.antiforgery.headerName,
+                bffCookiePrefixes: [
+                    configuration.session.cookieName, Self.loginCookiePrefix(secure: secureCookies),
+                    Self.logoutCookieName(secure: secureCookies),
+                ]),
+            trustedProxies: configuration.server.trustedProxies.compactMap(IPAddressRange.init), publicOrigin: origin,
+            logger: logger)
     }
 }
 

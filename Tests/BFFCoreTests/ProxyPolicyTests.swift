@@ -127,35 +127,6 @@ struct ProxyPolicyTests {
             #expect(IPAddressRange(bad) == nil, "\(bad)")
         }
     }
-
-    @Test func singleFlightRunsOnceForConcurrentCallers() async throws {
-        let flight = SingleFlight<String, Int>()
-        let counter = Counter()
-        let results = try await withThrowingTaskGroup(of: Int.self) { group in
-            for _ in 0..<50 {
-                group.addTask {
-                    try await flight.run("key") {
-                        await counter.increment()
-                        try await Task.sleep(for: .milliseconds(100))
-                        return 42
-                    }
-                }
-            }
-            return try await group.reduce(into: [Int]()) { $0.append($1) }
-        }
-        #expect(results.count == 50)
-        #expect(results.allSatisfy { $0 == 42 })
-        #expect(await counter.value == 1)
-        #expect(await flight.inFlight == 0)
-    }
-
-    @Test func singleFlightSharesFailures() async throws {
-        struct Boom: Error {}
-        let flight = SingleFlight<String, Int>()
-        await #expect(throws: Boom.self) { try await flight.run("k") { throw Boom() } }
-        let value = try await flight.run("k") { 7 }
-        #expect(value == 7, "a failure does not stick")
-    }
 }
 
 actor Counter {

@@ -281,64 +281,6 @@ struct ForwarderTests {
         }
     }
 
-    /// Requests the event-loop fast path must leave to the router (which decides exactly as it
-    /// always does), sent on a warmed gateway where a plain call would be served fast.
-    static let routerOnly: [(name: String, request: String, status: String)] = [
-        (
-            "HTTP/1.0",
-            "GET /api/misc/status/200 HTTP/1.0\r\nHost: localhost\r\nX-CSRF: 1\r\nConnection: keep-alive\r\n\r\n", "200"
-        ),
-        ("two X-CSRF", "GET /api/misc/status/200 HTTP/1.1\r\nHost: localhost\r\nX-CSRF: 1\r\nX-CSRF: 1\r\n\r\n", "401"),
-        (
-            "two Sec-Fetch-Site",
-            "GET /api/misc/status/200 HTTP/1.1\r\nHost: localhost\r\nX-CSRF: 1\r\n"
-                + "Sec-Fetch-Site: same-origin\r\nSec-Fetch-Site: cross-site\r\n\r\n", "401"
-        ),
-        (
-            "foreign Origin",
-            "GET /api/misc/status/200 HTTP/1.1\r\nHost: localhost\r\nX-CSRF: 1\r\nOrigin: https://evil.example\r\n\r\n",
-            "401"
-        ),
-        (
-            "encoded dot segment", "GET /api/misc/%2e%2e/status/200 HTTP/1.1\r\nHost: localhost\r\nX-CSRF: 1\r\n\r\n",
-            "400"
-        ),
-        (
-            "a prefix that is not a segment",
-            "GET /api/miscx/status/200 HTTP/1.1\r\nHost: localhost\r\nX-CSRF: 1\r\n\r\n", "404"
-        ),
-        (
-            "Connection: close",
-            "GET /api/misc/status/200 HTTP/1.1\r\nHost: localhost\r\nX-CSRF: 1\r\nConnection: close\r\n\r\n", "200"
-        ),
-        (
-            "a body",
-            "GET /api/misc/status/200 HTTP/1.1\r\nHost: localhost\r\nX-CSRF: 1\r\nContent-Length: 2\r\n\r\nab", "200"
-        ),
-        (
-            "Expect",
-            "GET /api/misc/status/200 HTTP/1.1\r\nHost: localhost\r\nX-CSRF: 1\r\nExpect: 100-continue\r\n\r\n", "200"
-        ),
-        (
-            "control character in a header",
-            "GET /api/misc/status/200 HTTP/1.1\r\nHost: localhost\r\nX-CSRF: 1\r\nX-Note: a\u{01}b\r\n\r\n", "400"
-        ),
-    ]
-
-    @Test(arguments: 0..<routerOnly.count)
-    func requestsTheFastPathLeavesToTheRouter(_ index: Int) async throws {
-        let (name, request, status) = Self.routerOnly[index]
-        try await harness.withProxy { env, browser, _ in
-            try await harness.warmUpstreamPools(env, browser, path: "/api/misc/status/200")
-            let fastBefore = env.forwarder.fastExchangeCount
-            let answer = try await RawHTTP.exchange(port: try gatewayPort(env), request: request)
-            let line = answer.split(separator: "\r\n").first.map(String.init) ?? ""
-            #expect(line.hasPrefix("HTTP/1.1 \(status)") || line.hasPrefix("HTTP/1.0 \(status)"), "\(name): \(line)")
-            #expect(!answer.contains(" 500 "), "\(name)")
-            #expect(env.forwarder.fastExchangeCount == fastBefore, "\(name) took the fast path")
-        }
-    }
-
     /// The idle timeout counts from the last response: a connection in use (fast requests, which
     /// Hummingbird's own connection handler never sees) stays open past it; an idle one is closed.
     @Test func busyFastConnectionsOutliveTheIdleTimeoutAndIdleOnesAreClosed() async throws {

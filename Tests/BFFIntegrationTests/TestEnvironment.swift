@@ -217,9 +217,14 @@ final class APICallLog: Sendable {
 
     var observer: APICallObserver { { [self] event in events.withLock { $0.append(event) } } }
 
-    /// The pipelines that served calls whose target contains `marker`.
+    /// The pipelines that forwarded calls whose target contains `marker` to their upstream.
     func pipelines(for marker: String) -> [APICallEvent.Pipeline] {
-        events.withLock { $0.filter { $0.target.contains(marker) }.map(\.pipeline) }
+        events.withLock { $0.filter { $0.target.contains(marker) && $0.upstreamStatus != nil }.map(\.pipeline) }
+    }
+
+    /// Every event (forwarded or answered by the gateway) of calls whose target contains `marker`.
+    func events(for marker: String) -> [APICallEvent] {
+        events.withLock { $0.filter { $0.target.contains(marker) } }
     }
 
     /// The one pipeline that served the call marked `marker` (nil if none or several calls had it).

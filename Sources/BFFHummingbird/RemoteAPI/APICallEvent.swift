@@ -21,7 +21,11 @@ public struct APICallEvent: Sendable {
     public var target: String
     /// The status sent to the client.
     public var status: Int
+    /// The upstream's status; nil when the gateway answered itself (a refusal, a failed upstream).
+    public var upstreamStatus: Int?
+    /// From the request's arrival to its response head.
+    public var duration: Duration
 }
 
-/// Called once per proxied API call when its response head is decided.
+/// Called once per API call (forwarded or refused) when its response head is decided.
 public typealias APICallObserver = @Sendable (APICallEvent) -> Void

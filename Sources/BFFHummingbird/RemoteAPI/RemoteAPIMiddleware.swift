@@ -5,139 +5,135 @@ import Hummingbird
 import Logging
 import NIOCore
 
-/// Forwards requests under the configured `apis:` prefixes to their upstreams (SPEC §8), with the
-/// anti-forgery check, the route's token, the header policy and 502/504 problems.
+/// The Hummingbird adapter of the API pipeline, for applications that do not install the
+/// gateway's channel handler: asks the ``APICallPlanner`` and forwards through `transport`.
+/// Requests under no API route pass through.
 public struct RemoteAPIMiddleware<Context: BFFRequestContext>: RouterMiddleware {
     let bff: BFF
-    let proxy: RemoteAPIProxy
+    let transport: any UpstreamTransport
 
-    /// Creates the middleware; requests matching no route pass through.
+    /// Creates the middleware.
     public init(bff: BFF, transport: any UpstreamTransport) {
         self.bff = bff
-        self.proxy = RemoteAPIProxy(bff: bff, transport: transport)
+        self.transport = transport
     }
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
         async throws -> Response
     {
-        let path = request.uri.path
-        guard PathSanitizer.isSafe(path) else { return BFFResponses.problem(.invalidPath) }
-        guard let (entry, remainder) = proxy.routes.match(path: path) else { return try await next(request, context) }
-        if entry.route.websocket {
-            // Upgrades are decided before routing; a handshake that gets here was refused.
-            let decision = await WebSocketRoutes(bff: bff).decision(
-                for: request.head, remoteAddress: context.bff.remoteAddress, logger: context.logger)
-            if case .refused(let problem) = decision { return BFFResponses.problem(problem) }
-            return BFFResponses.problem(.upgradeRequired)
+        let started = ContinuousClock.now
+        var decision = bff.planner.plan(APICallRequest(request, remoteAddress: context.bff.remoteAddress))
+        if case .suspend(let work) = decision { decision = await work.resume() }
+        let response: Response
+        let api: String
+        var upstreamStatus: Int?
+        switch decision {
+        case .pass:
+            return try await next(request, context)
+        case .suspend:
+            response = BFFResponses.problem(.internalError)  // resume() never suspends again
+            api = ""
+        case .refuse(let refusal):
+            response = BFFResponses.problem(refusal.problem, cookies: refusal.cookies)
+            api = refusal.api ?? ""
+        case .forward(let plan):
+            api = plan.api
+            if plan.route.websocket {
+                // Upgrades are decided before routing: a handshake that gets here was not upgraded.
+                response = BFFResponses.problem(.upgradeRequired)
+            } else {
+                (response, upstreamStatus) = await forward(
+                    request, plan: plan, eventLoop: context.bff.eventLoop, logger: context.logger)
+            }
         }
-        guard bff.passesAntiForgery(request) else { return BFFResponses.problem(.antiforgery) }
-        guard HeaderPolicy.acceptsTransferEncoding(request.headers[values: .transferEncoding]) else {
-            return BFFResponses.problem(.unsupportedTransferCoding)
-        }
-        var context = context
-        await bff.loadSession(for: request, into: &context)
-        if context.bff.storeUnavailable, entry.route.token.usesUserToken {
-            return BFFResponses.problem(.storeUnavailable)
-        }
-        let response = await proxy.forward(
-            request, entry: entry, remainder: remainder, session: context.bff.session,
-            remoteAddress: context.bff.remoteAddress, eventLoop: context.bff.eventLoop, logger: context.logger)
         bff.apiCallObserver?(
             APICallEvent(
-                pipeline: .router, api: entry.prefix, target: request.uri.description, status: response.status.code))
+                pipeline: .router, api: api, target: request.uri.description, status: response.status.code,
+                upstreamStatus: upstreamStatus, duration: .now - started))
         return response
     }
-}
 
-/// The forwarding work, separate from the middleware so other integrations can reuse it.
-struct RemoteAPIProxy: Sendable {
-    let bff: BFF
-    let transport: any UpstreamTransport
-    let routes: RouteTable
-    let policy: HeaderPolicy
-    let trusted: [IPAddressRange]
-    let forwardedProto: String
-    let forwardedHost: String
-
-    init(bff: BFF, transport: any UpstreamTransport) {
-        self.bff = bff
-        self.transport = transport
-        self.routes = RouteTable(routes: bff.configuration.apis)
-        let session = bff.configuration.session.cookieName
-        self.policy = HeaderPolicy(
-            antiForgeryHeader: bff.configuration.antiforgery.headerName,
-            bffCookiePrefixes: [session, bff.loginCookiePrefix, bff.logoutCookieName])
-        self.trusted = bff.configuration.server.trustedProxies.compactMap(IPAddressRange.init)
-        let origin = WebURL(bff.publicOrigin)
-        self.forwardedProto = origin?.scheme ?? "https"
-        if let origin {
-            self.forwardedHost = origin.port.map { "\(origin.host):\($0)" } ?? origin.host
-        } else {
-            self.forwardedHost = ""
+    /// The response, and the upstream's status if it answered.
+    func forward(_ request: Request, plan: APICallPlan, eventLoop: (any EventLoop)?, logger: Logger) async
+        -> (Response, Int?)
+    {
+        var headers = HTTPFields()
+        headers.reserveCapacity(plan.forwardedFields.count + plan.gatewayFields.count)
+        for field in plan.forwardedFields {
+            if let name = HTTPField.Name(field.name) { headers.append(HTTPField(name: name, value: field.value)) }
         }
-    }
-
-    func forward(
-        _ request: Request, entry: RouteTable.Entry, remainder: Substring, session: LoadedSession?,
-        remoteAddress: String?, eventLoop: (any EventLoop)? = nil, logger: Logger
-    ) async -> Response {
-        let route = entry.route
-        let cookieHeader = CookieHeader(fields: request.headers[values: .cookie])
-        let bearer: String?
-        let cookies: [SetCookie]
-        switch await credentials(for: route, session: session, cookieHeader: cookieHeader, logger: logger) {
-        case .success(let resolved): (bearer, cookies) = (resolved.bearer, resolved.cookies)
-        case .failure(let refusal): return BFFResponses.problem(refusal.problem, cookies: refusal.cookies)
+        for field in plan.gatewayFields {
+            if let name = HTTPField.Name(field.name) { headers[name] = field.value }
         }
-
-        let headers = upstreamHeaders(request.headers, remoteAddress: remoteAddress, bearer: bearer)
-        var url = entry.upstream.origin + entry.upstreamPath + remainder
-        if url.hasSuffix(entry.upstream.origin) { url += "/" }
-        if let query = request.uri.query { url += "?" + query }
-        let contentLength = request.headers[.contentLength].flatMap { Int($0) }
-        let hasBody = contentLength.map { $0 > 0 } ?? (request.headers[.transferEncoding] != nil)
+        let contentLength: Int? =
+            switch plan.body {
+            case .length(let length): length
+            case .none, .chunked: nil
+            }
         let upstreamRequest = UpstreamRequest(
-            method: request.method, url: url, headers: headers, contentLength: contentLength, timeout: route.timeout,
-            eventLoop: eventLoop, caFile: route.caFile)
-        let response: UpstreamResponse
+            method: request.method, url: plan.url, headers: headers, contentLength: contentLength,
+            timeout: plan.route.timeout, eventLoop: eventLoop, caFile: plan.route.caFile)
+        let upstream: UpstreamResponse
         do {
-            response = try await transport.send(upstreamRequest, body: hasBody ? request.body : nil)
+            upstream = try await transport.send(upstreamRequest, body: plan.body.hasBody ? request.body : nil)
         } catch let error as UpstreamError {
             if error.isClientFault {
-                logger.debug("request body broke off or was malformed", metadata: ["bff.api": .string(entry.prefix)])
+                logger.debug("request body broke off or was malformed", metadata: ["bff.api": .string(plan.api)])
             } else {
-                Self.logUpstreamFailure(error, api: entry.prefix, logger: logger)
+                APICallLog.upstreamFailure(error, api: plan.api, logger: logger)
             }
-            return BFFResponses.problem(error.problem, cookies: cookies)
+            return (BFFResponses.problem(error.problem, cookies: plan.cookies), nil)
         } catch {
-            return BFFResponses.problem(.upstreamUnavailable, cookies: cookies)
+            return (BFFResponses.problem(.upstreamUnavailable, cookies: plan.cookies), nil)
         }
 
-        let responseHeaders = browserHeaders(response.head.headerFields, cookies: cookies)
+        var responseHeaders = HTTPFields()
+        responseHeaders.reserveCapacity(upstream.head.headerFields.count + plan.cookies.count)
+        bff.planner.filterBrowserHeaders(
+            upstream.head.headerFields, connection: upstream.head.headerFields[values: .connection],
+            lowercasedName: { $0.name.canonicalName }, value: { $0.value }, keep: { responseHeaders.append($0) })
+        for cookie in plan.cookies { responseHeaders.append(HTTPField(name: .setCookie, value: cookie.headerValue)) }
         // A failure after the head (upstream stalled or closed mid-body) is logged like on the
-        // event-loop path; the server then closes the client connection.
-        // (A body already complete in one buffer has a length and cannot fail: left as it is.)
-        var body = response.body
+        // event-loop path; the server then closes the client connection. (A body already complete
+        // in one buffer has a length and cannot fail.)
+        var body = upstream.body
         if body.contentLength == nil {
             let upstreamBody = body
-            let api = entry.prefix
+            let api = plan.api
             body = ResponseBody { writer in
                 do {
                     try await upstreamBody.write(writer)
                 } catch let error as UpstreamError {
-                    Self.logUpstreamFailure(error, api: api, midResponse: true, logger: logger)
+                    APICallLog.upstreamFailure(error, api: api, midResponse: true, logger: logger)
                     throw error
                 }
             }
         }
-        return Response(status: response.head.status, headers: responseHeaders, body: body)
+        return (Response(status: upstream.head.status, headers: responseHeaders, body: body), upstream.head.status.code)
     }
 }
 
-extension RemoteAPIProxy {
-    /// The one log line for a failed upstream exchange, on every path: before the head (answered
-    /// 502/503/504) or mid-response (`bff.phase: body`, the client connection closed).
-    static func logUpstreamFailure(_ error: UpstreamError, api: String, midResponse: Bool = false, logger: Logger) {
+extension APICallRequest {
+    /// The planner's view of a Hummingbird request.
+    init(_ request: Request, remoteAddress: String?) {
+        var fields: [Field] = []
+        fields.reserveCapacity(request.headers.count)
+        var upgrade = false
+        for field in request.headers {
+            fields.append(Field(name: field.name.rawName, value: field.value))
+            if field.name == .upgrade { upgrade = true }
+        }
+        self.init(
+            method: request.method.rawValue, target: request.head.path ?? "/", fields: fields,
+            remoteAddress: remoteAddress, isUpgrade: upgrade)
+    }
+}
+
+/// The log lines of the API pipeline, one function each, for every adapter.
+enum APICallLog {
+    /// A failed upstream exchange: before the head (answered 502/503/504) or mid-response
+    /// (`bff.phase: body`, the client connection closed).
+    static func upstreamFailure(_ error: UpstreamError, api: String, midResponse: Bool = false, logger: Logger) {
         logger.warning(
             "upstream request failed",
             metadata: [

@@ -4,19 +4,6 @@ import Crypto
 import Logging
 import Synchronization
 
-/// What happened when a user token was needed.
-enum UserTokenOutcome: Sendable {
-    /// A usable access token, plus cookies to set if the session was re-sealed (cookie mode).
-    case token(String, cookies: [SetCookie])
-    /// The session ended (refresh rejected, or expired without a refresh token); cookies clear it.
-    case sessionEnded(cookies: [SetCookie])
-    /// The IdP could not be reached; the session is kept.
-    case idpUnavailable
-    /// No token can be had for the route's resource (the IdP refused it, or no refresh token is
-    /// held); the session is kept.
-    case resourceRefused
-}
-
 /// Keeps users' access tokens fresh: refreshes when they expire within `refreshBeforeExpiry`,
 /// at most once per refresh token (single flight), and never replays a refresh token — a caller
 /// that loaded the session before a refresh finished gets that refresh's result (IdPs such as
@@ -24,12 +11,12 @@ enum UserTokenOutcome: Sendable {
 final class UserTokenManager: Sendable {
     let tokens: TokenEndpointClient
     let sessions: SessionManager
-    let refreshBefore: Int64
+    let freshness: TokenFreshness
     let time: any TimeSource
     let logger: Logger
-    private let flights = SingleFlight<[UInt8], TokenResponse>()
-    /// Results of recent refreshes, by hash of the refresh token they consumed.
-    private let recent = Mutex<[[UInt8]: (TokenResponse, UnixTime)]>([:])
+    /// Refreshes by hash of the refresh token they spend: one request each, and the result kept
+    /// for ``recentLifetime`` so a caller holding the spent token gets it instead of replaying.
+    private let flights: TokenFlights<[UInt8], TokenResponse>
     static let recentLifetime: Int64 = 120
 
     init(
@@ -38,9 +25,12 @@ final class UserTokenManager: Sendable {
     ) {
         self.tokens = tokens
         self.sessions = sessions
-        self.refreshBefore = refreshBefore.components.seconds
+        self.freshness = TokenFreshness(refreshBefore: refreshBefore.components.seconds)
         self.time = time
         self.logger = logger
+        self.flights = TokenFlights(retention: Self.recentLifetime, time: time) { _, settledAt, now in
+            now - settledAt < UserTokenManager.recentLifetime
+        }
     }
 
     /// Number of refresh-token requests sent (metrics and tests).
@@ -51,7 +41,7 @@ final class UserTokenManager: Sendable {
     func accessToken(for loaded: inout LoadedSession, cookies: CookieHeader) async -> UserTokenOutcome {
         let now = time.now
         let current = loaded.session.tokens
-        if let token = current.accessToken, current.accessTokenExpiresAt.map({ $0 - now > refreshBefore }) ?? true {
+        if let token = current.accessToken, freshness.isFresh(expiresAt: current.accessTokenExpiresAt, now: now) {
             return .token(token, cookies: [])
         }
         guard let refreshToken = current.refreshToken else {
@@ -82,13 +72,8 @@ final class UserTokenManager: Sendable {
     /// first, and if another request or instance already rotated the refresh token, its tokens are
     /// used and nothing is sent to the IdP.
     func refreshed(key: [UInt8], refreshToken: String, loaded: LoadedSession) async throws -> TokenResponse {
-        let now = time.now
-        if let (response, at) = recent.withLock({ $0[key] }), now - at < UserTokenManager.recentLifetime {
-            return response
-        }
         let sessions = self.sessions
-        return try await flights.run(key) {
-            if let (response, _) = self.recent.withLock({ $0[key] }) { return response }
+        return try await flights.value(key) {
             let response: TokenResponse
             if case .server = loaded.handle {
                 let loadedAccessToken = loaded.session.tokens.accessToken
@@ -119,11 +104,6 @@ final class UserTokenManager: Sendable {
             } else {
                 response = try await self.sendRefresh(refreshToken)
             }
-            let finished = self.time.now
-            self.recent.withLock { recent in
-                recent = recent.filter { finished - $0.value.1 < UserTokenManager.recentLifetime }
-                recent[key] = (response, finished)
-            }
             return response
         }
     }
@@ -140,9 +120,9 @@ final class UserTokenManager: Sendable {
     func accessToken(for loaded: inout LoadedSession, cookies: CookieHeader, resource: String) async
         -> UserTokenOutcome
     {
-        let refreshBefore = self.refreshBefore
+        let freshness = self.freshness
         let held = loaded.session.tokens.token(for: resource)
-        if let held, held.expiresAt.map({ $0 - time.now > refreshBefore }) ?? true {
+        if let held, freshness.isFresh(expiresAt: held.expiresAt, now: time.now) {
             return .token(held.accessToken, cookies: [])
         }
         guard case .server = loaded.handle else { return .resourceRefused }
@@ -150,7 +130,7 @@ final class UserTokenManager: Sendable {
         do {
             token = try await sessions.exclusively(loaded) { current -> (Session?, ResourceToken) in
                 if let stored = current.tokens.token(for: resource),
-                    stored.expiresAt.map({ $0 - self.time.now > refreshBefore }) ?? true
+                    freshness.isFresh(expiresAt: stored.expiresAt, now: self.time.now)
                 {
                     return (nil, stored)  // obtained meanwhile by another request or instance
                 }
@@ -237,42 +217,40 @@ struct SessionGone: Error {}
 struct NoRefreshToken: Error {}
 
 /// Client-credentials tokens, cached per (scopes, resource) until 60 s before expiry and fetched
-/// at most once at a time per key.
+/// at most once at a time per key (a ``TokenFlights``).
 final class ClientTokenCache: Sendable {
+    struct Cached: Sendable {
+        let token: String
+        let expiresAt: UnixTime
+    }
     let tokens: TokenEndpointClient
     let time: any TimeSource
-    private let flights = SingleFlight<String, TokenResponse>()
-    private let cache = Mutex<[String: (String, UnixTime)]>([:])
+    private let flights: TokenFlights<String, Cached>
     /// Number of client-credentials requests sent.
     let requests = Mutex(0)
 
     init(tokens: TokenEndpointClient, time: any TimeSource) {
         self.tokens = tokens
         self.time = time
+        self.flights = TokenFlights(retention: 86_400, time: time) { cached, _, now in cached.expiresAt - 60 > now }
+    }
+
+    static func key(scopes: [String]?, resource: String?) -> String {
+        (scopes ?? []).joined(separator: " ") + "\u{0}" + (resource ?? "")
     }
 
     /// The cached token for (scopes, resource) if it is valid for more than 60 s; never fetches.
     func cachedToken(scopes: [String]?, resource: String?) -> String? {
-        let key = (scopes ?? []).joined(separator: " ") + "\u{0}" + (resource ?? "")
-        guard let (token, expiresAt) = cache.withLock({ $0[key] }), expiresAt - 60 > time.now else { return nil }
-        return token
+        flights.usableValue(Self.key(scopes: scopes, resource: resource))?.token
     }
 
     func token(scopes: [String]?, resource: String?) async throws -> String {
-        let key = (scopes ?? []).joined(separator: " ") + "\u{0}" + (resource ?? "")
-        if let (token, expiresAt) = cache.withLock({ $0[key] }), expiresAt - 60 > time.now { return token }
-        let response = try await flights.run(key) {
-            if let (token, expiresAt) = self.cache.withLock({ $0[key] }), expiresAt - 60 > self.time.now {
-                return TokenResponse(accessToken: token, tokenType: "Bearer", expiresIn: expiresAt - self.time.now)
-            }
+        try await flights.value(Self.key(scopes: scopes, resource: resource)) {
             self.requests.withLock { $0 += 1 }
             let response = try await self.tokens.clientCredentials(
                 scope: scopes?.joined(separator: " "), resource: resource)
-            let expiresAt = self.time.now + (response.expiresIn ?? 300)
-            self.cache.withLock { $0[key] = (response.accessToken, expiresAt) }
-            return response
-        }
-        return response.accessToken
+            return Cached(token: response.accessToken, expiresAt: self.time.now + (response.expiresIn ?? 300))
+        }.token
     }
 }
 
@@ -293,5 +271,28 @@ final class WarningThrottle: Sendable {
             last[cause] = now
             return true
         }
+    }
+}
+
+/// The planner's view of the token managers.
+struct BFFTokenSource: APITokenSource {
+    let users: UserTokenManager
+    let clients: ClientTokenCache
+
+    var freshness: TokenFreshness { users.freshness }
+
+    func userToken(for loaded: inout LoadedSession, cookies: CookieHeader, resource: String?) async
+        -> UserTokenOutcome
+    {
+        if let resource { return await users.accessToken(for: &loaded, cookies: cookies, resource: resource) }
+        return await users.accessToken(for: &loaded, cookies: cookies)
+    }
+
+    func cachedClientToken(scopes: [String]?, resource: String?) -> String? {
+        clients.cachedToken(scopes: scopes, resource: resource)
+    }
+
+    func clientToken(scopes: [String]?, resource: String?) async throws -> String {
+        try await clients.token(scopes: scopes, resource: resource)
     }
 }

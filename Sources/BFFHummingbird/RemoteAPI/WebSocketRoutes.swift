@@ -32,70 +32,50 @@ public enum WebSocketDecision: Sendable {
     case upgrade(WebSocketUpstream)
 }
 
-/// The `websocket: true` routes of a BFF: decides handshakes (see ``decision(for:remoteAddress:logger:)``).
+/// The WebSocket adapter of the API pipeline: the ``APICallPlanner`` decides each handshake
+/// (SPEC §8: a safe path on a `websocket: true` route, `Origin` exactly the public origin, the
+/// route's token — for `user` routes a valid session); this turns its plan into a bridge.
 public struct WebSocketRoutes: Sendable {
     let bff: BFF
-    let proxy: RemoteAPIProxy
 
     /// The routes of `bff`'s configuration.
-    public init(bff: BFF) {
-        self.bff = bff
-        self.proxy = RemoteAPIProxy(bff: bff, transport: HandshakeOnlyTransport())
-    }
+    public init(bff: BFF) { self.bff = bff }
 
     /// Whether any route is a WebSocket route.
-    public var isEmpty: Bool { !proxy.routes.entries.contains { $0.route.websocket } }
+    public var isEmpty: Bool { !bff.planner.hasWebSocketRoutes }
 
-    /// Decides a WebSocket handshake (SPEC §8): the path must be a `websocket: true` route and
-    /// safe; `Origin` must be the public origin exactly (browsers send it on every handshake and
-    /// cannot forge it; they cannot send the anti-forgery header); the route's token must be
-    /// available — for `user` routes, a valid session.
+    /// Decides a WebSocket handshake.
     public func decision(for head: HTTPRequest, remoteAddress: String?, logger: Logger) async -> WebSocketDecision {
-        let bff = self.bff
-        let path = head.path.map { $0.split(separator: "?", maxSplits: 1).first.map(String.init) ?? $0 } ?? "/"
-        guard PathSanitizer.isSafe(path) else {
-            return proxy.routes.match(path: path) == nil ? .notAWebSocketRoute : .refused(.invalidPath)
+        var fields: [APICallRequest.Field] = []
+        fields.reserveCapacity(head.headerFields.count)
+        for field in head.headerFields { fields.append(.init(name: field.name.rawName, value: field.value)) }
+        let request = APICallRequest(
+            method: head.method.rawValue, target: head.path ?? "/", fields: fields, remoteAddress: remoteAddress,
+            isUpgrade: true)
+        var decision = bff.planner.plan(request)
+        if case .suspend(let work) = decision { decision = await work.resume() }
+        switch decision {
+        case .pass, .suspend: return .notAWebSocketRoute
+        case .refuse(let refusal):
+            return refusal.api == nil ? .notAWebSocketRoute : .refused(refusal.problem)
+        case .forward(let plan):
+            guard plan.route.websocket else { return .notAWebSocketRoute }
+            return .upgrade(upstream(plan, cookieHeader: CookieHeader(fields: head.headerFields[values: .cookie])))
         }
-        guard let (entry, remainder) = proxy.routes.match(path: path), entry.route.websocket else {
-            return .notAWebSocketRoute
-        }
-        guard head.headerFields[.origin] == bff.publicOrigin else {
-            logger.info(
-                "WebSocket handshake refused: foreign or missing Origin", metadata: ["bff.api": "\(entry.prefix)"])
-            return .refused(.webSocketOrigin)
-        }
-        let cookieHeader = CookieHeader(fields: head.headerFields[values: .cookie])
-        let session: LoadedSession?
-        do {
-            session = try await bff.sessions.load(cookies: cookieHeader)
-        } catch {
-            logger.warning("WebSocket handshake: session store unavailable", metadata: ["bff.error": "\(error)"])
-            return .refused(.storeUnavailable)
-        }
-        let bearer: String?
-        let cookies: [SetCookie]
-        switch await proxy.credentials(for: entry.route, session: session, cookieHeader: cookieHeader, logger: logger) {
-        case .success(let resolved): (bearer, cookies) = (resolved.bearer, resolved.cookies)
-        case .failure(let refusal): return .refused(refusal.problem)
-        }
-        var upstream = entry.upstream.origin + entry.upstreamPath + remainder
-        if upstream.hasSuffix(entry.upstream.origin) { upstream += "/" }
-        if let query = head.path?.split(separator: "?", maxSplits: 1).dropFirst().first { upstream += "?" + query }
-        if upstream.hasPrefix("https://") {
-            upstream = "wss://" + upstream.dropFirst("https://".count)
-        } else if upstream.hasPrefix("http://") {
-            upstream = "ws://" + upstream.dropFirst("http://".count)
-        }
+    }
+
+    func upstream(_ plan: APICallPlan, cookieHeader: CookieHeader) -> WebSocketUpstream {
+        let scheme = plan.upstream.tls ? "wss://" : "ws://"
+        let url = scheme + plan.upstream.hostHeader + plan.pathAndQuery
         var headers = HTTPFields()
-        if let remoteAddress { headers.set(ForwardingHeaders.forwardedFor, remoteAddress) }
-        headers.set(ForwardingHeaders.forwardedProto, proxy.forwardedProto)
-        headers.set(ForwardingHeaders.forwardedHost, proxy.forwardedHost)
-        if let bearer { headers[.authorization] = "Bearer " + bearer }
+        for field in plan.gatewayFields {
+            if let name = HTTPField.Name(field.name) { headers[name] = field.value }
+        }
         var responseHeaders = HTTPFields()
-        for cookie in cookies { responseHeaders.append(HTTPField(name: .setCookie, value: cookie.headerValue)) }
-        let sessions = bff.sessions
+        for cookie in plan.cookies { responseHeaders.append(HTTPField(name: .setCookie, value: cookie.headerValue)) }
         var sessionIsCurrent: (@Sendable () async -> Bool)?
-        if session != nil {
+        if plan.hasSession {
+            let sessions = bff.sessions
             sessionIsCurrent = { @Sendable in
                 do {
                     return try await sessions.load(cookies: cookieHeader) != nil
@@ -104,16 +84,8 @@ public struct WebSocketRoutes: Sendable {
                 }
             }
         }
-        return .upgrade(
-            WebSocketUpstream(
-                url: upstream, headers: headers, responseHeaders: responseHeaders, caFile: entry.route.caFile,
-                route: entry.prefix, sessionIsCurrent: sessionIsCurrent))
-    }
-}
-
-/// Handshake decisions never forward HTTP; the bridge opens its own WebSocket connection.
-struct HandshakeOnlyTransport: UpstreamTransport {
-    func send(_ request: UpstreamRequest, body: RequestBody?) async throws -> UpstreamResponse {
-        throw UpstreamError.unavailable
+        return WebSocketUpstream(
+            url: url, headers: headers, responseHeaders: responseHeaders, caFile: plan.route.caFile, route: plan.api,
+            sessionIsCurrent: sessionIsCurrent)
     }
 }

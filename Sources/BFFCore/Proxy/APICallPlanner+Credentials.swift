@@ -1,36 +1,26 @@
-import BFFCore
-import BFFForwarder
-import HTTPTypes
-import Logging
-
 /// Why a call to a route cannot proceed, with cookies to set on the refusal.
 struct RouteRefusal: Error {
     let problem: Problem
     let cookies: [SetCookie]
 }
 
-extension RemoteAPIProxy {
+extension APICallPlanner {
     /// The bearer token the route needs (none for `none`, the user's — refreshed when due — or a
     /// client-credentials token), plus cookies to set (a re-issued cookie-mode session, or
-    /// clearing cookies when the session ended).
-    func credentials(
-        for route: APIRouteConfiguration, session: LoadedSession?, cookieHeader: CookieHeader, logger: Logger
-    ) async -> Result<(bearer: String?, cookies: [SetCookie]), RouteRefusal> {
+    /// clearing cookies when the session ended). The async half of the one credentials rule;
+    /// ``immediateBearer(for:session:)`` is the same rule for what needs no I/O.
+    func credentials(for route: APIRouteConfiguration, session: LoadedSession?, cookieHeader: CookieHeader) async
+        -> Result<(bearer: String?, cookies: [SetCookie]), RouteRefusal>
+    {
         var cookies: [SetCookie] = []
         var bearer: String?
         if route.token.usesUserToken, var loaded = session {
-            let outcome =
-                if let resource = route.resource {
-                    await bff.userTokens.accessToken(for: &loaded, cookies: cookieHeader, resource: resource)
-                } else {
-                    await bff.userTokens.accessToken(for: &loaded, cookies: cookieHeader)
-                }
-            switch outcome {
+            switch await tokens.userToken(for: &loaded, cookies: cookieHeader, resource: route.resource) {
             case .token(let token, let issued):
                 bearer = token
                 // Every call that uses the session renews its idle timeout (throttled); in cookie
                 // mode a renewal re-issues the whole cookie, superseding `issued`.
-                let renewed = await bff.sessions.slide(&loaded, cookies: cookieHeader)
+                let renewed = await sessions.slide(&loaded, cookies: cookieHeader)
                 cookies = renewed.isEmpty ? issued : renewed
             case .sessionEnded(let clearing):
                 // `user` routes say so; `user-or-none` / `user-or-client` go on as anonymous callers.
@@ -48,7 +38,7 @@ extension RemoteAPIProxy {
         }
         if bearer == nil, route.token.usesClientToken {
             do {
-                bearer = try await bff.clientTokens.token(scopes: route.scopes, resource: route.resource)
+                bearer = try await tokens.clientToken(scopes: route.scopes, resource: route.resource)
             } catch {
                 logger.warning("client credentials token unavailable", metadata: ["bff.error": "\(error)"])
                 return .failure(RouteRefusal(problem: .idpUnavailable, cookies: cookies))

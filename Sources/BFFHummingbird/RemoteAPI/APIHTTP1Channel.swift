@@ -6,17 +6,17 @@ import NIOHTTP1
 import NIOHTTPTypes
 import NIOHTTPTypesHTTP1
 
-/// Hummingbird's HTTP/1.1 channel with the API fast path right after NIO's HTTP codec. Use it
-/// through ``BFF/http1ServerWithFastPath(configuration:forwarder:)``.
-public struct FastPathHTTP1Channel: ServerChildChannel {
+/// Hummingbird's HTTP/1.1 channel with the API handler right after NIO's HTTP codec. Use it
+/// through ``BFF/http1ServerWithAPIHandler(configuration:forwarder:)``.
+public struct APIHTTP1Channel: ServerChildChannel {
     let inner: HTTP1Channel
-    let fastPath: APIFastPath
+    let settings: APICallSettings
 
     public typealias Value = HTTP1Channel.Value
 
     public func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
-        // As HTTP1Channel.setup, with the fast path between the two codecs and the idle timeout
-        // kept by the fast path (Hummingbird's handler cannot see fast requests).
+        // As HTTP1Channel.setup, with the API handler between the two codecs and the idle timeout
+        // kept by it (Hummingbird's handler cannot see API calls).
         channel.eventLoop.makeCompletedFuture {
             let decoder = inner.configuration.httpDecoder
             var limits = NIOHTTPDecoderLimitConfiguration()
@@ -27,7 +27,7 @@ public struct FastPathHTTP1Channel: ServerChildChannel {
             try pipeline.configureHTTPServerPipeline(
                 withPipeliningAssistance: false, withErrorHandling: false, withOutboundHeaderValidation: false,
                 withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
-            try pipeline.addHandler(APIFastPathHandler(fastPath: fastPath))
+            try pipeline.addHandler(APICallHandler(settings: settings))
             try pipeline.addHandler(HTTP1ToHTTPServerCodec(secure: false))
             try pipeline.addHandlers(inner.configuration.additionalChannelHandlers())
             try pipeline.addHandler(HTTPConnectionStateHandler(idleTimeout: nil, logger: logger))
@@ -42,17 +42,15 @@ public struct FastPathHTTP1Channel: ServerChildChannel {
 }
 
 extension BFF {
-    /// An HTTP/1.1 server whose body-less API requests with a token at hand are forwarded on the
-    /// event loop (see ``APIFastPathHandler``); every other request is served by the router as usual.
-    public func http1ServerWithFastPath(configuration: HTTP1Channel.Configuration, forwarder: NIOUpstream)
+    /// An HTTP/1.1 server whose API calls are all decided and forwarded on the event loop (see
+    /// ``APICallHandler``); every other request is served by the router as usual.
+    public func http1ServerWithAPIHandler(configuration: HTTP1Channel.Configuration, forwarder: NIOUpstream)
         -> HTTPServerBuilder
     {
-        let fastPath = APIFastPath(
-            proxy: RemoteAPIProxy(bff: self, transport: forwarder), forwarder: forwarder,
-            idleTimeout: configuration.idleTimeout)
+        let settings = APICallSettings(bff: self, forwarder: forwarder, idleTimeout: configuration.idleTimeout)
         return HTTPServerBuilder { responder in
-            FastPathHTTP1Channel(
-                inner: HTTP1Channel(responder: responder, configuration: configuration), fastPath: fastPath)
+            APIHTTP1Channel(
+                inner: HTTP1Channel(responder: responder, configuration: configuration), settings: settings)
         }
     }
 }

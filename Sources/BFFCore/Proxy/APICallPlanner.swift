@@ -1,0 +1,233 @@
+import Logging
+
+/// Decides every API call (SPEC §8), for every adapter: path safety, route, WebSocket handshake
+/// rules, anti-forgery, transfer coding, session, the route's token, the upstream URL and the
+/// headers that go up. It answers at once when it can (`.forward`, `.refuse`, `.pass`) and hands
+/// back `.suspend` when the call needs I/O — a store that cannot answer synchronously, a refresh,
+/// a client-credentials token, a sliding renewal to write — whose `resume()` yields one of the
+/// others. No server or client framework types: the adapters translate.
+public final class APICallPlanner: Sendable {
+    let routes: RouteTable
+    let upstreams: [APIUpstream]
+    let sessions: SessionManager
+    let tokens: any APITokenSource
+    let antiForgery: AntiForgeryPolicy
+    /// Lower case; nil when the configured name is unusable (every call is then refused).
+    let antiForgeryHeader: String?
+    let policy: HeaderPolicy
+    let trusted: [IPAddressRange]
+    let publicOrigin: String
+    let forwardedProto: String
+    let forwardedHost: String
+    let logger: Logger
+
+    /// A planner for `routes`.
+    public init(
+        routes: [APIRouteConfiguration], sessions: SessionManager, tokens: any APITokenSource,
+        antiForgery: AntiForgeryPolicy, headerPolicy: HeaderPolicy, trustedProxies: [IPAddressRange],
+        publicOrigin: String, logger: Logger
+    ) {
+        self.routes = RouteTable(routes: routes)
+        self.upstreams = self.routes.entries.map { APIUpstream($0.upstream) }
+        self.sessions = sessions
+        self.tokens = tokens
+        self.antiForgery = antiForgery
+        let header = antiForgery.headerName.lowercased()
+        self.antiForgeryHeader = header.isEmpty ? nil : header
+        self.policy = headerPolicy
+        self.trusted = trustedProxies
+        self.publicOrigin = publicOrigin
+        let origin = WebURL(publicOrigin)
+        self.forwardedProto = origin?.scheme ?? "https"
+        if let origin {
+            self.forwardedHost = origin.port.map { "\(origin.host):\($0)" } ?? origin.host
+        } else {
+            self.forwardedHost = ""
+        }
+        self.logger = logger
+    }
+
+    /// Whether any route is a WebSocket route.
+    public var hasWebSocketRoutes: Bool { routes.entries.contains { $0.route.websocket } }
+
+    /// Whether `path` (no query) is under an API route.
+    public func isAPIPath(_ path: some StringProtocol) -> Bool { routes.matchIndex(path: String(path)) != nil }
+
+    /// The decision for `request`.
+    public func plan(_ request: APICallRequest) -> APICallDecision {
+        let target = request.target
+        guard target.utf8.first == UInt8(ascii: "/") else { return .pass }  // `*`, absolute form: not ours
+        let path: Substring
+        let query: Substring?
+        if let mark = target.utf8.firstIndex(of: UInt8(ascii: "?")) {
+            path = target[..<mark]
+            query = target[target.index(after: mark)...]
+        } else {
+            path = target[...]
+            query = nil
+        }
+        guard PathSanitizer.isSafe(path), !target.utf8.contains(UInt8(ascii: "#")) else {
+            return refuse(.invalidPath, api: nil)
+        }
+        guard let (index, remainder) = routes.matchIndex(path: String(path)) else { return .pass }
+        let entry = routes.entries[index]
+        let api = entry.prefix
+
+        // One pass over the fields.
+        var cookies: [String] = []
+        var connection: [String] = []
+        var origins: [String] = []
+        var antiForgeryValues: [String] = []
+        var secFetchSite: [String] = []
+        var transferEncoding: [String] = []
+        var contentLength: String?
+        var expectsContinue = false
+        for field in request.fields {
+            switch field.lowercasedName {
+            case "cookie": cookies.append(field.value)
+            case "connection": connection.append(field.value)
+            case "origin": origins.append(field.value)
+            case "sec-fetch-site": secFetchSite.append(field.value)
+            case "transfer-encoding": transferEncoding.append(field.value)
+            case "content-length": contentLength = field.value
+            case "expect": expectsContinue = field.value.lowercased() == "100-continue"
+            default: if field.lowercasedName == antiForgeryHeader { antiForgeryValues.append(field.value) }
+            }
+        }
+
+        if entry.route.websocket {
+            // Browsers send `Origin` on every handshake and cannot forge it; they cannot send the
+            // anti-forgery header. A plain request gets the same checks, so it can say why a
+            // handshake would be refused (426 once nothing else is wrong).
+            guard origins.count == 1, origins[0] == publicOrigin else {
+                logger.info("WebSocket handshake refused: foreign or missing Origin", metadata: ["bff.api": "\(api)"])
+                return refuse(.webSocketOrigin, api: api)
+            }
+        } else {
+            guard antiForgeryHeader != nil,
+                antiForgery.allows(header: antiForgeryValues, secFetchSite: secFetchSite, origin: origins)
+            else { return refuse(.antiforgery, api: api) }
+            guard HeaderPolicy.acceptsTransferEncoding(transferEncoding) else {
+                return refuse(.unsupportedTransferCoding, api: api)
+            }
+        }
+        let body: APIBodyFraming
+        if !transferEncoding.isEmpty {
+            body = .chunked
+        } else if let contentLength {
+            guard let length = Int(contentLength), length >= 0 else { return refuse(.badRequest, api: api) }
+            body = .length(length)
+        } else {
+            body = .none
+        }
+
+        var pathAndQuery = entry.upstreamPath + remainder
+        if pathAndQuery.isEmpty { pathAndQuery = "/" }
+        if let query { pathAndQuery += "?" + query }
+        let skeleton = Skeleton(
+            request: request, entry: entry, upstream: upstreams[index], pathAndQuery: pathAndQuery,
+            connection: connection, body: body, expectsContinue: expectsContinue,
+            upgradeMissing: entry.route.websocket && !request.isUpgrade)
+
+        // The route's token, now if it is at hand; otherwise suspended.
+        let route = entry.route
+        let cookieHeader = CookieHeader(fields: cookies)
+        var loaded: LoadedSession?
+        if route.token.usesUserToken {
+            switch sessions.loadImmediately(cookies: cookieHeader) {
+            case .unavailable:
+                return .suspend(
+                    APICallSuspension(api: api) {
+                        await self.planLoadingSession(skeleton, cookies: cookieHeader)
+                    })
+            case .anonymous: loaded = nil
+            case .session(let session): loaded = session
+            }
+        }
+        if let bearer = immediateBearer(for: route, session: loaded) {
+            return decision(skeleton, bearer: bearer, cookies: [], hasSession: loaded != nil)
+        }
+        return .suspend(
+            APICallSuspension(api: api) { [loaded] in
+                await self.planWithCredentials(skeleton, session: loaded, cookies: cookieHeader)
+            })
+    }
+
+    /// What a suspended call needs besides its credentials.
+    struct Skeleton: Sendable {
+        let request: APICallRequest
+        let entry: RouteTable.Entry
+        let upstream: APIUpstream
+        let pathAndQuery: String
+        let connection: [String]
+        let body: APIBodyFraming
+        let expectsContinue: Bool
+        /// A WebSocket route asked without the upgrade: refused with 426 once everything else passed.
+        let upgradeMissing: Bool
+    }
+
+    /// The bearer to send, when it is known without I/O: `.some(nil)` for no token; nil when the
+    /// call must be suspended (a refresh or renewal is due, a client token must be fetched, or the
+    /// route refuses — the async path decides and words every refusal).
+    func immediateBearer(for route: APIRouteConfiguration, session: LoadedSession?) -> String?? {
+        var bearer: String?
+        if route.token.usesUserToken, let loaded = session {
+            // Due for its idle-timeout renewal (a write): the async path slides it.
+            if sessions.isDueForSlide(loaded.session) { return nil }
+            let tokens = loaded.session.tokens
+            let (token, expiresAt) =
+                if let resource = route.resource {
+                    (tokens.token(for: resource)?.accessToken, tokens.token(for: resource)?.expiresAt)
+                } else {
+                    (tokens.accessToken, tokens.accessTokenExpiresAt)
+                }
+            guard let token, self.tokens.freshness.isFresh(expiresAt: expiresAt, now: sessions.now) else { return nil }
+            bearer = token
+        } else if route.token.requiresUser {
+            return nil
+        }
+        if bearer == nil, route.token.usesClientToken {
+            guard let token = tokens.cachedClientToken(scopes: route.scopes, resource: route.resource) else {
+                return nil
+            }
+            bearer = token
+        }
+        return .some(bearer)
+    }
+
+    func planLoadingSession(_ skeleton: Skeleton, cookies: CookieHeader) async -> APICallDecision {
+        let loaded: LoadedSession?
+        do {
+            loaded = try await sessions.load(cookies: cookies)
+        } catch {
+            logger.warning("session store unavailable", metadata: ["bff.error": "\(error)"])
+            return refuse(.storeUnavailable, api: skeleton.entry.prefix)
+        }
+        return await planWithCredentials(skeleton, session: loaded, cookies: cookies)
+    }
+
+    func planWithCredentials(_ skeleton: Skeleton, session: LoadedSession?, cookies: CookieHeader) async
+        -> APICallDecision
+    {
+        switch await credentials(for: skeleton.entry.route, session: session, cookieHeader: cookies) {
+        case .success(let resolved):
+            return .forward(
+                plan(skeleton, bearer: resolved.bearer, cookies: resolved.cookies, hasSession: session != nil))
+        case .failure(let refusal):
+            return .refuse(
+                APICallRefusal(problem: refusal.problem, cookies: refusal.cookies, api: skeleton.entry.prefix))
+        }
+    }
+
+    /// The call may proceed: forwarded, or 426 for a WebSocket route asked without the upgrade.
+    func decision(_ skeleton: Skeleton, bearer: String?, cookies: [SetCookie], hasSession: Bool) -> APICallDecision {
+        if skeleton.upgradeMissing {
+            return .refuse(APICallRefusal(problem: .upgradeRequired, cookies: cookies, api: skeleton.entry.prefix))
+        }
+        return .forward(plan(skeleton, bearer: bearer, cookies: cookies, hasSession: hasSession))
+    }
+
+    func refuse(_ problem: Problem, api: String?) -> APICallDecision {
+        .refuse(APICallRefusal(problem: problem, cookies: [], api: api))
+    }
+}

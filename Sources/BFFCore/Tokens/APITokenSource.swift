@@ -1,0 +1,25 @@
+/// What happened when a user token was needed.
+public enum UserTokenOutcome: Sendable {
+    /// A usable access token, plus cookies to set if the session was re-sealed (cookie mode).
+    case token(String, cookies: [SetCookie])
+    /// The session ended (refresh rejected, or expired without a refresh token); cookies clear it.
+    case sessionEnded(cookies: [SetCookie])
+    /// The IdP could not be reached; the session is kept.
+    case idpUnavailable
+    /// No token can be had for the route's resource (the IdP refused it, or no refresh token is
+    /// held); the session is kept.
+    case resourceRefused
+}
+
+/// Where the API-call planner gets tokens that need I/O (the OIDC side implements it).
+public protocol APITokenSource: Sendable {
+    /// The one freshness rule for access tokens.
+    var freshness: TokenFreshness { get }
+    /// The session's access token — for `resource` (RFC 8707) when given — refreshed when due.
+    func userToken(for loaded: inout LoadedSession, cookies: CookieHeader, resource: String?) async
+        -> UserTokenOutcome
+    /// A cached client-credentials token for (scopes, resource) valid for more than 60 s; never fetches.
+    func cachedClientToken(scopes: [String]?, resource: String?) -> String?
+    /// A client-credentials token for (scopes, resource), fetched when none is cached.
+    func clientToken(scopes: [String]?, resource: String?) async throws -> String
+}

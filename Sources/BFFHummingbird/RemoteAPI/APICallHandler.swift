@@ -1,0 +1,381 @@
+import BFFCore
+import BFFForwarder
+import NIOCore
+import NIOHTTP1
+
+/// The gateway's adapter of the API pipeline: every request under an API route is decided by the
+/// ``APICallPlanner`` and forwarded on the connection's event loop — bodies streamed both ways
+/// with back-pressure, `Expect: 100-continue`, suspension for a store read or a refresh, one retry
+/// of an idempotent body-less call that met a stale connection. Everything else passes on to
+/// Hummingbird unchanged.
+///
+/// It sits right after NIO's HTTP/1.1 codec, before Hummingbird's swift-http-types codec and its
+/// connection-state handler, which therefore never see API calls; so this handler keeps the
+/// connection's idle timeout and graceful shutdown for both kinds. Which request is in progress
+/// and what waits behind it is ``APIConnectionStateMachine``'s; the timers are here.
+final class APICallHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    let settings: APICallSettings
+    private var machine = APIConnectionStateMachine()
+    /// The exchange in progress (forwarding) or being set up (waiting).
+    private var current: APIExchange?
+    private var context: ChannelHandlerContext?
+    private var remoteAddress: String?
+    private var lastActivity = NIODeadline.now()
+    private var idleCheck: Scheduled<Void>?
+    /// While the client socket is not writable: checks that the client still takes data.
+    private var sendCheck: Scheduled<Void>?
+    private var bufferedAtLastCheck = Int.max
+
+    init(settings: APICallSettings) {
+        self.settings = settings
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        remoteAddress = context.channel.remoteAddress?.ipAddress
+        scheduleIdleCheck(at: .now() + (settings.idleTimeout ?? .zero))
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        cancelChecks()
+        self.context = nil
+    }
+
+    private func cancelChecks() {
+        idleCheck?.cancel()
+        idleCheck = nil
+        sendCheck?.cancel()
+        sendCheck = nil
+    }
+
+    // MARK: inbound
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        receive(unwrapInboundIn(data), context: context)
+    }
+
+    private func receive(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+        switch machine.received(part) {
+        case .none: break
+        case .decide(let head): decide(head, context: context)
+        case .passOn(let part): context.fireChannelRead(wrapInboundOut(part))
+        case .upload(let buffer):
+            guard let upstream = current?.upstream else { return }
+            upstream.write(buffer)
+            upstream.flush()
+            if !upstream.isWritable { machine.pauseUpload() }
+        case .uploadEnd:
+            // A body-less request's end went up with its head.
+            if let current, current.plan?.body.hasBody == true { current.upstream?.end() }
+        case .requestDone:
+            requestCompleted(context: context)
+        }
+    }
+
+    private func decide(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        lastActivity = .now()
+        let exchange = APIExchange(handler: self, request: head, settings: settings)
+        let decision: APICallDecision
+        if head.version.major != 1 || (head.version.minor == 0 && head.headers.contains(name: "transfer-encoding")) {
+            // A chunked HTTP/1.0 request is faulty (RFC 9112 §6.1): refused, and the connection closed.
+            decision =
+                settings.planner.isAPIPath(head.uri.prefix { $0 != "?" })
+                ? .refuse(.init(problem: .badRequest, cookies: [], api: nil)) : .pass
+        } else {
+            decision = settings.planner.plan(APICallRequest(head, remoteAddress: remoteAddress))
+        }
+        switch decision {
+        case .pass:
+            machine.pass()
+            context.fireChannelRead(wrapInboundOut(.head(head)))
+        case .refuse(let refusal):
+            answer(exchange, refusal.problem, cookies: refusal.cookies, api: refusal.api, context: context)
+        case .forward(let plan):
+            start(exchange, plan: plan, context: context)
+        case .suspend(let work):
+            machine.suspend()
+            current = exchange
+            // The planner's work (a store read, a refresh, a client token) runs in a task; its
+            // decision comes back on this event loop. (NIO's `makeFutureWithTask` owns the task;
+            // the store and token calls inside are bounded by their own deadlines.)
+            context.eventLoop.makeFutureWithTask {
+                await work.resume()
+            }.assumeIsolated().whenSuccess { [self] decision in
+                guard current === exchange, let context = self.context else { return }  // the client left
+                switch decision {
+                case .forward(let plan): start(exchange, plan: plan, context: context)
+                case .refuse(let refusal):
+                    answer(exchange, refusal.problem, cookies: refusal.cookies, api: refusal.api, context: context)
+                case .pass, .suspend:
+                    answer(exchange, .internalError, cookies: [], api: work.api, context: context)
+                }
+            }
+        }
+    }
+
+    /// Starts the upstream exchange for `plan`.
+    private func start(_ exchange: APIExchange, plan: APICallPlan, context: ChannelHandlerContext) {
+        guard !plan.upstream.tls, !plan.route.websocket else {
+            // https upstreams (and a WebSocket route reached without the upgrade channel) are
+            // the router's: its transport speaks TLS.
+            machine.suspend()
+            current = nil
+            fallBackToRouter(exchange.request, context: context)
+            return
+        }
+        machine.suspend()
+        current = exchange
+        exchange.plan = plan
+        exchange.connect(fresh: false, eventLoop: context.eventLoop)
+    }
+
+    /// The exchange has its upstream connection and sent the head.
+    func exchangeStarted(_ exchange: APIExchange) {
+        guard current === exchange, let context else {
+            exchange.upstream?.abandon()
+            return
+        }
+        let pending = machine.forward()
+        if exchange.plan?.expectsContinue == true, exchange.plan?.body.hasBody == true, pending.isEmpty {
+            context.writeAndFlush(
+                wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .continue))), promise: nil)
+        }
+        for part in pending { receive(part, context: context) }
+        if machine.releaseRead() { context.read() }
+    }
+
+    /// Routes a request the handler cannot forward itself to Hummingbird (the middleware adapter).
+    private func fallBackToRouter(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        let buffered = machine.passAfterWaiting()  // parts that arrived while deciding
+        context.fireChannelRead(wrapInboundOut(.head(head)))
+        for part in buffered { context.fireChannelRead(wrapInboundOut(part)) }
+        context.fireChannelReadComplete()
+        if machine.releaseRead() { context.read() }
+    }
+
+    /// Writes a problem for the exchange's request.
+    func answer(
+        _ exchange: APIExchange, _ problem: Problem, cookies: [SetCookie], api: String?, context: ChannelHandlerContext
+    ) {
+        if current === exchange { current = nil }
+        let body = ByteBuffer(string: problem.json())
+        var headers = HTTPHeaders()
+        for (name, value) in problem.responseHeaders(cookies: cookies) { headers.add(name: name, value: value) }
+        headers.add(name: "Content-Length", value: String(body.readableBytes))
+        // A body announced with `Expect: 100-continue` may or may not follow, and an HTTP/1.0 or
+        // `Connection: close` client expects the close: close after the answer.
+        let closeAfter =
+            (machine.requestOpen && exchange.request.headers.contains(name: "expect")) || !exchange.request.isKeepAlive
+        if closeAfter { headers.add(name: "Connection", value: "close") }
+        context.write(
+            wrapOutboundOut(
+                .head(
+                    HTTPResponseHead(
+                        version: exchange.request.version, status: .init(statusCode: problem.status), headers: headers))
+            ),
+            promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        settings.observe(exchange, api: api ?? "", status: problem.status, fromUpstream: false)
+        if closeAfter {
+            machine.close()
+            context.close(promise: nil)
+            return
+        }
+        if machine.answer() { requestCompleted(context: context) } else if machine.releaseRead() { context.read() }
+    }
+
+    /// The connection is free for the next request.
+    private func requestCompleted(context: ChannelHandlerContext) {
+        lastActivity = .now()
+        switch machine.next() {
+        case .none: break
+        case .close:
+            context.flush()
+            context.close(promise: nil)
+        case .replay(let parts):
+            for part in parts { receive(part, context: context) }
+            context.fireChannelReadComplete()
+        }
+        if machine.releaseRead() { context.read() }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if machine.read() { context.read() }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        switch event {
+        case is ChannelShouldQuiesceEvent:
+            // Hummingbird's connection-state handler would close with an API call in flight; it
+            // never sees this event.
+            if machine.quiesce() { context.close(promise: nil) }
+        case let event as ChannelEvent where event == .inputClosed && current != nil:
+            // The client closed its side while an API call is in progress (browsers never
+            // half-close a connection they still expect an answer on): end it.
+            abandonCurrent()
+            context.close(promise: nil)
+        default:
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        abandonCurrent()
+        context.fireErrorCaught(error)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        abandonCurrent()
+        cancelChecks()
+        context.fireChannelInactive()
+    }
+
+    private func abandonCurrent() {
+        _ = machine.clientGone()
+        guard let current else { return }
+        self.current = nil
+        current.stop()
+    }
+
+    // MARK: outbound (the router's responses)
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        context.write(data, promise: promise)
+        if case .end = unwrapOutboundIn(data), case .routed = machine.state {
+            machine.routerResponseEnded()
+            requestCompleted(context: context)
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            sendCheck?.cancel()
+            sendCheck = nil
+            current?.resumeIfPaused()
+        } else if sendCheck == nil {
+            bufferedAtLastCheck = bufferedBytes(context)
+            scheduleSendCheck(context)
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    /// A client that stops reading would hold its response — and, through back-pressure, the
+    /// upstream connection behind it — for ever (a slow-read attack, on either path). While the
+    /// socket is not writable, every ``APICallSettings/sendTimeout`` the bytes waiting for the
+    /// client must have gone down; if not, the connection is closed (which also ends a router response).
+    private func scheduleSendCheck(_ context: ChannelHandlerContext) {
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        sendCheck = context.eventLoop.scheduleTask(in: settings.sendTimeout) {
+            let handler = handler.value
+            handler.sendCheck = nil
+            guard let context = handler.context, !context.channel.isWritable else { return }
+            let buffered = handler.bufferedBytes(context)
+            if buffered < handler.bufferedAtLastCheck {
+                handler.bufferedAtLastCheck = buffered
+                handler.scheduleSendCheck(context)
+            } else {
+                handler.abandonCurrent()
+                context.close(promise: nil)
+            }
+        }
+    }
+
+    private func bufferedBytes(_ context: ChannelHandlerContext) -> Int {
+        (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
+    }
+
+    private func scheduleIdleCheck(at deadline: NIODeadline) {
+        guard let context, let timeout = settings.idleTimeout else { return }
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        idleCheck = context.eventLoop.scheduleTask(deadline: deadline) {
+            let handler = handler.value
+            handler.idleCheck = nil
+            guard let context = handler.context else { return }
+            let now = NIODeadline.now()
+            if !handler.machine.isIdle {
+                handler.scheduleIdleCheck(at: now + timeout)
+            } else if now - handler.lastActivity >= timeout {
+                context.close(promise: nil)
+            } else {
+                handler.scheduleIdleCheck(at: handler.lastActivity + timeout)
+            }
+        }
+    }
+
+    // MARK: called by the exchange (same event loop)
+
+    func write(_ part: HTTPServerResponsePart) {
+        context?.write(wrapOutboundOut(part), promise: nil)
+    }
+
+    func flush() { context?.flush() }
+
+    var isWritable: Bool { context?.channel.isWritable ?? false }
+
+    var eventLoop: (any EventLoop)? { context?.eventLoop }
+
+    func isCurrent(_ exchange: APIExchange) -> Bool { current === exchange }
+
+    /// The upstream can take more of the request body.
+    func uploadCanResume(_ exchange: APIExchange) {
+        guard current === exchange, let context else { return }
+        if machine.resumeUpload() { context.read() }
+    }
+
+    /// The upstream response ended.
+    func responseEnded(_ exchange: APIExchange) {
+        guard current === exchange, let context else { return }
+        current = nil
+        if !exchange.request.isKeepAlive {
+            machine.close()
+            context.close(promise: nil)
+        } else if machine.responseEnded() {
+            requestCompleted(context: context)
+        } else {
+            // A complete response before the whole request body came (an early 413): the rest of
+            // the body cannot be told from the next request without reading it; close.
+            context.close(promise: nil)
+        }
+    }
+
+    /// The exchange failed before its head: answer with `problem`.
+    func failed(_ exchange: APIExchange, problem: Problem) {
+        guard current === exchange, let context else { return }
+        answer(exchange, problem, cookies: exchange.plan?.cookies ?? [], api: exchange.plan?.api, context: context)
+    }
+
+    /// The response cannot be completed (the upstream failed mid-response, or the client stopped
+    /// reading): close the connection.
+    func abort(_ exchange: APIExchange) {
+        guard current === exchange, let context else { return }
+        abandonCurrent()
+        context.close(promise: nil)
+    }
+}
+
+extension APICallHandler {
+    /// Runs `body` on this handler's event loop after the current call stack.
+    func deferOnLoop(_ body: @escaping () -> Void) {
+        guard let context else { return }
+        let bound = NIOLoopBound(body, eventLoop: context.eventLoop)
+        context.eventLoop.execute { bound.value() }
+    }
+}
+
+extension APICallRequest {
+    /// The planner's view of a NIO request head.
+    init(_ head: HTTPRequestHead, remoteAddress: String?) {
+        var fields: [Field] = []
+        fields.reserveCapacity(head.headers.count)
+        for (name, value) in head.headers { fields.append(Field(name: name, value: value)) }
+        self.init(
+            method: head.method.rawValue, target: head.uri, fields: fields, remoteAddress: remoteAddress,
+            isUpgrade: false)
+    }
+}

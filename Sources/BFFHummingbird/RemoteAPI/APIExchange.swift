@@ -1,0 +1,194 @@
+import BFFCore
+import BFFForwarder
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// What the gateway's API handler needs, computed once per server.
+final class APICallSettings: Sendable {
+    let planner: APICallPlanner
+    let forwarder: NIOUpstream
+    /// Keep-alive connections with nothing in flight are closed after this long.
+    let idleTimeout: TimeAmount?
+    /// A client that takes nothing of a response for this long is disconnected (both paths).
+    let sendTimeout: TimeAmount
+    let observer: APICallObserver?
+    let logger: Logger
+
+    init(bff: BFF, forwarder: NIOUpstream, idleTimeout: TimeAmount?) {
+        self.planner = bff.planner
+        self.forwarder = forwarder
+        self.idleTimeout = idleTimeout
+        self.sendTimeout = idleTimeout ?? .seconds(60)
+        self.observer = bff.apiCallObserver
+        self.logger = bff.logger
+    }
+
+    /// Tells the API-call hook, if any, how a call was answered.
+    func observe(_ exchange: APIExchange, api: String, status: Int, fromUpstream: Bool) {
+        observer?(
+            APICallEvent(
+                pipeline: .eventLoop, api: api, target: exchange.request.uri, status: status,
+                upstreamStatus: fromUpstream ? status : nil, duration: .now - exchange.started))
+    }
+
+    /// The response head for the browser: the upstream's status, the headers the policy lets
+    /// through, the plan's cookies.
+    func browserHead(_ upstream: HTTPResponseHead, request: HTTPRequestHead, cookies: [SetCookie]) -> HTTPResponseHead {
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(upstream.headers.count + cookies.count + 1)
+        planner.filterBrowserHeaders(
+            upstream.headers, connection: upstream.headers["connection"], lowercasedName: { $0.name.asciiLowercased },
+            value: { $0.value }, keep: { headers.add(name: $0.name, value: $0.value) })
+        for cookie in cookies { headers.add(name: "Set-Cookie", value: cookie.headerValue) }
+        if !request.isKeepAlive, request.version.minor >= 1 { headers.add(name: "Connection", value: "close") }
+        return HTTPResponseHead(version: request.version, status: upstream.status, headers: headers)
+    }
+}
+
+/// One API call forwarded by ``APICallHandler``: obtains the upstream connection, receives the
+/// response on the event loop and writes it back with back-pressure.
+final class APIExchange: UpstreamResponseConsumer {
+    /// Weak: the upstream connection may outlive the client's channel.
+    weak var handler: APICallHandler?
+    let request: HTTPRequestHead
+    let settings: APICallSettings
+    let started = ContinuousClock.now
+    var plan: APICallPlan?
+    var upstream: UpstreamExchange?
+    private var attempts = 0
+    /// The handler was told the exchange started (once, whichever attempt got a connection).
+    private var announced = false
+    private var paused = false
+    private var wroteHead = false
+    private var stopped = false
+
+    init(handler: APICallHandler, request: HTTPRequestHead, settings: APICallSettings) {
+        self.handler = handler
+        self.request = request
+        self.settings = settings
+    }
+
+    /// Obtains a connection and sends the head (the body follows through the handler).
+    func connect(fresh: Bool, eventLoop: any EventLoop) {
+        guard let plan else { return }
+        attempts += 1
+        var head = HTTPRequestHead(version: .http1_1, method: request.method, uri: plan.pathAndQuery)
+        head.headers.reserveCapacity(plan.forwardedFields.count + plan.gatewayFields.count + 2)
+        head.headers.add(name: "Host", value: plan.upstream.hostHeader)
+        for field in plan.forwardedFields { head.headers.add(name: field.name, value: field.value) }
+        for field in plan.gatewayFields { head.headers.add(name: field.name, value: field.value) }
+        switch plan.body {
+        case .none: break
+        case .length(let length): head.headers.add(name: "Content-Length", value: String(length))
+        case .chunked: head.headers.add(name: "Transfer-Encoding", value: "chunked")
+        }
+        settings.forwarder.exchange(
+            head, host: plan.upstream.host, port: plan.upstream.port, hasBody: plan.body.hasBody,
+            timeout: TimeAmount(plan.route.timeout), eventLoop: eventLoop, fresh: fresh, consumer: self
+        ) { [self] result in
+            switch result {
+            case .success(let exchange):
+                guard !stopped, let handler, handler.isCurrent(self) else {
+                    exchange.abandon()
+                    return
+                }
+                upstream = exchange
+                if !announced {
+                    announced = true
+                    handler.exchangeStarted(self)
+                }
+            case .failure(let error):
+                fail(error)
+            }
+        }
+    }
+
+    func push(_ event: UpstreamEvent) -> Bool {
+        guard let handler, !stopped else {
+            upstream?.abandon()
+            return true
+        }
+        switch event {
+        case .head(let head):
+            wroteHead = true
+            settings.observe(self, api: plan?.api ?? "", status: Int(head.status.code), fromUpstream: true)
+            handler.write(.head(settings.browserHead(head, request: request, cookies: plan?.cookies ?? [])))
+        case .body(let buffer):
+            handler.write(.body(.byteBuffer(buffer)))
+            if !handler.isWritable {
+                // Flushing may drain the socket at once (and report writability synchronously,
+                // before the upstream side could pause): only pause if it is still full after it.
+                handler.flush()
+                if !handler.isWritable {
+                    paused = true  // resumed on writability; the handler's send check bounds the wait
+                    return false
+                }
+            }
+        case .end:
+            handler.write(.end(nil))
+            handler.flush()
+            upstream?.complete()
+            handler.responseEnded(self)
+        case .failed(let error):
+            // May arrive while the exchange is being set up (a pooled connection the upstream had
+            // closed): act once the current call stack has unwound and `upstream` is set.
+            handler.deferOnLoop { [self] in fail(error) }
+        }
+        return true
+    }
+
+    /// A failure of the exchange (before or after the head).
+    private func fail(_ error: UpstreamError) {
+        upstream?.abandon()
+        upstream = nil
+        guard !stopped, let handler, handler.isCurrent(self), let plan else { return }
+        if wroteHead {
+            APICallLog.upstreamFailure(error, api: plan.api, midResponse: true, logger: settings.logger)
+            handler.abort(self)
+            return
+        }
+        // A connection the upstream closed while it sat idle: one retry on a fresh one, for an
+        // idempotent call without a body (nothing of it was consumed).
+        if error == .unavailable, attempts == 1, !plan.body.hasBody,
+            ["GET", "HEAD", "OPTIONS"].contains(plan.method), let loop = handler.eventLoop
+        {
+            connect(fresh: true, eventLoop: loop)
+            return
+        }
+        APICallLog.upstreamFailure(error, api: plan.api, logger: settings.logger)
+        handler.failed(self, problem: error.problem)
+    }
+
+    /// Flushes what the upstream's last read produced (streamed responses reach the client as
+    /// they come, not only at their end).
+    func readComplete() {
+        if wroteHead { handler?.flush() }
+    }
+
+    func upstreamBecameWritable() {
+        handler?.uploadCanResume(self)
+    }
+
+    /// The client can take more.
+    func resumeIfPaused() {
+        guard paused else { return }
+        paused = false
+        upstream?.resume()
+    }
+
+    /// The client went away: the upstream connection is closed, not reused.
+    func stop() {
+        stopped = true
+        paused = false
+        upstream?.abandon()
+        upstream = nil
+    }
+}
+
+extension String {
+    /// Lower-cased, without allocating when there is nothing to change (header names mostly).
+    var asciiLowercased: String {
+        utf8.contains { $0 >= 0x41 && $0 <= 0x5A } ? lowercased() : self
+    }
+}

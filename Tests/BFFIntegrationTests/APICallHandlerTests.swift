@@ -1,0 +1,282 @@
+import BFFCore
+import Foundation
+import NIOCore
+import NIOEmbedded
+import NIOHTTP1
+import Testing
+
+@testable import BFFForwarder
+@testable import BFFGateway
+@testable import BFFHummingbird
+@testable import BFFOIDC
+
+/// The gateway's API handler on `EmbeddedChannel`s — the client connection and a pooled upstream
+/// connection on one embedded loop — one event order per test: what goes up, what comes back,
+/// and that the upstream connection ends idle in its pool or closed, never leased.
+@Suite("API call handler, event by event")
+struct APICallHandlerTests {
+    struct NoIdP: OIDCHTTPClient {
+        func send(_ request: OIDCHTTPRequest, timeout: Duration) async throws -> OIDCHTTPResponse {
+            throw CancellationError()
+        }
+    }
+
+    /// Records what the handler passes on to the router.
+    final class RouterStub: ChannelInboundHandler {
+        typealias InboundIn = HTTPServerRequestPart
+        var parts: [HTTPServerRequestPart] = []
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) { parts.append(unwrapInboundIn(data)) }
+    }
+
+    final class Rig {
+        let loop = EmbeddedEventLoop()
+        let client: EmbeddedChannel
+        let router = RouterStub()
+        let forwarder: NIOUpstream
+        let pool: UpstreamConnectionPool
+        var upstreams: [EmbeddedChannel] = []
+        let calls = APICallLog()
+
+        init(connections: Int = 1) throws {
+            var configuration = try DemoSetup.make(
+                port: 8080, idpPort: 9, apiPort: 9, adminPort: nil, accessTokenLifetime: 300)
+            configuration.gateway.bff.apis = [
+                APIRouteConfiguration(
+                    path: "/api", upstream: "http://127.0.0.1:9/up", token: .none, timeout: .seconds(5))
+            ]
+            var bff = try BFF(
+                configuration: configuration.gateway.bff, keyRing: configuration.keyRing, http: NoIdP(),
+                store: MemorySessionStore())
+            bff.apiCallObserver = calls.observer
+            forwarder = NIOUpstream(group: loop)
+            pool = forwarder.pool(host: "127.0.0.1", port: 9, eventLoop: loop)
+            client = EmbeddedChannel(loop: loop)
+            try client.pipeline.syncOperations.addHandler(
+                APICallHandler(settings: APICallSettings(bff: bff, forwarder: forwarder, idleTimeout: nil)))
+            try client.pipeline.syncOperations.addHandler(router)
+            try client.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 40000)).wait()
+            for _ in 0..<connections { try addUpstream() }
+        }
+
+        func addUpstream() throws {
+            let channel = EmbeddedChannel(loop: loop)
+            let handler = UpstreamConnectionHandler()
+            try channel.pipeline.syncOperations.addHandler(handler)
+            try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9)).wait()
+            pool.adoptIdle(UpstreamConnection(channel: channel, handler: NIOLoopBound(handler, eventLoop: loop)))
+            upstreams.append(channel)
+        }
+
+        func send(_ parts: HTTPServerRequestPart...) throws {
+            for part in parts { try client.writeInbound(part) }
+        }
+
+        /// What the upstream received.
+        func upstreamParts(_ index: Int = 0) throws -> [HTTPClientRequestPart] {
+            var parts: [HTTPClientRequestPart] = []
+            while let part = try upstreams[index].readOutbound(as: HTTPClientRequestPart.self) { parts.append(part) }
+            return parts
+        }
+
+        func respond(_ index: Int = 0, _ parts: HTTPClientResponsePart...) throws {
+            for part in parts { try upstreams[index].writeInbound(part) }
+        }
+
+        /// What the client received.
+        func clientParts() throws -> [HTTPServerResponsePart] {
+            var parts: [HTTPServerResponsePart] = []
+            while let part = try client.readOutbound(as: HTTPServerResponsePart.self) { parts.append(part) }
+            return parts
+        }
+
+        var idle: Int { pool.idleCount }
+        var leased: Int { pool.leasedCount }
+    }
+
+    static func head(_ uri: String, _ headers: [(String, String)] = [("X-CSRF", "1")]) -> HTTPServerRequestPart {
+        head(.GET, uri, headers)
+    }
+
+    static func head(_ method: HTTPMethod, _ uri: String, _ headers: [(String, String)] = [("X-CSRF", "1")])
+        -> HTTPServerRequestPart
+    {
+        .head(HTTPRequestHead(version: .http1_1, method: method, uri: uri, headers: HTTPHeaders(headers)))
+    }
+
+    static let okHead = HTTPClientResponsePart.head(
+        HTTPResponseHead(version: .http1_1, status: .ok, headers: ["Content-Length": "2"]))
+
+    func status(_ parts: [HTTPServerResponsePart]) -> [Int] {
+        parts.compactMap { part in
+            if case .head(let head) = part { return Int(head.status.code) }
+            return nil
+        }
+    }
+
+    @Test func aCallGoesUpWithTheGatewaysHeadersAndTheConnectionReturnsIdle() throws {
+        let rig = try Rig()
+        try rig.send(Self.head("/api/a?x=1", [("X-CSRF", "1"), ("X-Forwarded-Prefix", "/admin")]), .end(nil))
+        let up = try rig.upstreamParts()
+        guard case .head(let head) = up.first else { throw Failure("no head upstream: \(up)") }
+        #expect(head.uri == "/up/a?x=1")
+        #expect(head.headers["Host"] == ["127.0.0.1:9"])
+        #expect(head.headers["X-Forwarded-Proto"] == ["http"])
+        #expect(head.headers["X-CSRF"].isEmpty && head.headers["X-Forwarded-Prefix"].isEmpty)
+        #expect(rig.leased == 1)
+        try rig.respond(0, Self.okHead, .body(ByteBuffer(string: "ok")), .end(nil))
+        let back = try rig.clientParts()
+        #expect(status(back) == [200])
+        #expect(back.count == 3)
+        #expect(rig.leased == 0 && rig.idle == 1, "returned to the pool")
+        #expect(rig.calls.pipeline(for: "x=1") == .eventLoop)
+    }
+
+    @Test func anUploadStreamsUpWithBackPressure() throws {
+        let rig = try Rig()
+        try rig.send(Self.head(.POST, "/api/u", [("X-CSRF", "1"), ("Content-Length", "6")]))
+        _ = try rig.upstreamParts()
+        rig.upstreams[0].isWritable = false
+        try rig.send(.body(ByteBuffer(string: "abc")))
+        #expect(try rig.upstreamParts() == [.body(.byteBuffer(ByteBuffer(string: "abc")))])
+        // The upstream is full: the handler holds the client's reads back.
+        rig.client.pipeline.read()
+        let holds = try rig.client.readOutbound(as: HTTPServerResponsePart.self)
+        #expect(holds == nil)
+        rig.upstreams[0].isWritable = true
+        rig.upstreams[0].pipeline.fireChannelWritabilityChanged()
+        try rig.send(.body(ByteBuffer(string: "def")), .end(nil))
+        #expect(try rig.upstreamParts() == [.body(.byteBuffer(ByteBuffer(string: "def"))), .end(nil)])
+        try rig.respond(0, Self.okHead, .body(ByteBuffer(string: "ok")), .end(nil))
+        #expect(status(try rig.clientParts()) == [200])
+        #expect(rig.leased == 0 && rig.idle == 1)
+    }
+
+    @Test func expectContinueIsAnsweredOnceTheUpstreamIsReady() throws {
+        let rig = try Rig()
+        try rig.send(Self.head(.PUT, "/api/e", [("X-CSRF", "1"), ("Content-Length", "2"), ("Expect", "100-continue")]))
+        #expect(status(try rig.clientParts()) == [100])
+        let up = try rig.upstreamParts()
+        guard case .head(let head) = up.first else { throw Failure("no head") }
+        #expect(head.headers["Expect"].isEmpty, "the gateway answers the expectation itself")
+        try rig.send(.body(ByteBuffer(string: "hi")), .end(nil))
+        #expect(try rig.upstreamParts().count == 2)
+    }
+
+    @Test func theClientGoingAwayBeforeTheHeadClosesTheUpstreamConnection() throws {
+        let rig = try Rig()
+        try rig.send(Self.head("/api/gone"), .end(nil))
+        _ = try rig.upstreamParts()
+        rig.client.pipeline.fireChannelInactive()
+        #expect(rig.leased == 0 && rig.idle == 0, "abandoned, not reused")
+        #expect(!rig.upstreams[0].isActive)
+    }
+
+    @Test func theClientGoingAwayMidBodyClosesTheUpstreamConnection() throws {
+        let rig = try Rig()
+        try rig.send(Self.head("/api/mid"), .end(nil))
+        try rig.respond(
+            0, .head(HTTPResponseHead(version: .http1_1, status: .ok, headers: ["Content-Length": "10"])),
+            .body(ByteBuffer(string: "12345")))
+        #expect(status(try rig.clientParts()) == [200])
+        rig.client.pipeline.fireChannelInactive()
+        #expect(rig.leased == 0 && rig.idle == 0)
+        #expect(!rig.upstreams[0].isActive)
+    }
+
+    @Test func anUploadCutShortByTheClientNeverReturnsItsConnection() throws {
+        let rig = try Rig()
+        try rig.send(Self.head(.POST, "/api/cut", [("X-CSRF", "1"), ("Content-Length", "100")]))
+        try rig.send(.body(ByteBuffer(string: "only ten b")))
+        rig.client.pipeline.fireChannelInactive()
+        #expect(rig.leased == 0 && rig.idle == 0, "half a body went up: the connection is closed")
+    }
+
+    @Test func theUpstreamClosingMidBodyClosesTheClientConnection() throws {
+        let rig = try Rig()
+        try rig.send(Self.head("/api/cut"), .end(nil))
+        try rig.respond(
+            0, .head(HTTPResponseHead(version: .http1_1, status: .ok, headers: ["Content-Length": "10"])),
+            .body(ByteBuffer(string: "12345")))
+        rig.upstreams[0].pipeline.fireChannelInactive()
+        rig.loop.run()
+        #expect(!rig.client.isActive, "a truncated response cannot be completed: the client connection closes")
+        #expect(rig.leased == 0)
+    }
+
+    @Test func aSilentUpstreamIsCutOffAfterTheRouteTimeoutWith504() throws {
+        let rig = try Rig()
+        try rig.send(Self.head("/api/slow?m=t"), .end(nil))
+        rig.loop.advanceTime(by: .seconds(5))
+        rig.loop.run()
+        let back = try rig.clientParts()
+        #expect(status(back) == [504])
+        #expect(rig.leased == 0 && rig.idle == 0)
+        #expect(rig.client.isActive, "the client connection stays usable")
+        #expect(rig.calls.events(for: "m=t").first?.upstreamStatus == nil)
+    }
+
+    @Test func pipelinedCallsAreForwardedOneAfterTheOther() throws {
+        let rig = try Rig()
+        try rig.send(Self.head("/api/first"), .end(nil), Self.head("/api/second"), .end(nil))
+        let first = try rig.upstreamParts()
+        #expect(first.count == 2, "only the first request went up: \(first)")
+        try rig.respond(0, Self.okHead, .body(ByteBuffer(string: "ok")), .end(nil))
+        let second = try rig.upstreamParts()
+        guard case .head(let head) = second.first else { throw Failure("the second request did not follow") }
+        #expect(head.uri == "/up/second", "on the connection the first one returned")
+        try rig.respond(0, Self.okHead, .body(ByteBuffer(string: "ok")), .end(nil))
+        #expect(status(try rig.clientParts()) == [200, 200])
+    }
+
+    @Test func aSlowReaderPausesTheUpstreamUntilItTakesMore() throws {
+        let rig = try Rig()
+        try rig.send(Self.head("/api/big"), .end(nil))
+        rig.client.isWritable = false
+        try rig.respond(
+            0, .head(HTTPResponseHead(version: .http1_1, status: .ok, headers: ["Content-Length": "6"])),
+            .body(ByteBuffer(string: "abc")))
+        // Reading the upstream is paused: a read request is held back.
+        rig.upstreams[0].pipeline.read()
+        rig.client.isWritable = true
+        rig.client.pipeline.fireChannelWritabilityChanged()
+        try rig.respond(0, .body(ByteBuffer(string: "def")), .end(nil))
+        #expect(try rig.clientParts().count == 4)
+        #expect(rig.idle == 1)
+    }
+
+    @Test func quiescingWaitsForTheCallInFlight() throws {
+        let rig = try Rig()
+        try rig.send(Self.head("/api/q"), .end(nil))
+        rig.client.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        #expect(rig.client.isActive)
+        try rig.respond(0, Self.okHead, .body(ByteBuffer(string: "ok")), .end(nil))
+        rig.loop.run()
+        #expect(!rig.client.isActive, "closed once the response ended")
+    }
+
+    @Test func aRefusedUploadIsDroppedAndTheNextCallIsServed() throws {
+        let rig = try Rig()
+        try rig.send(
+            Self.head(.POST, "/api/x?m=r", [("Content-Length", "4")]), .body(ByteBuffer(string: "evil")), .end(nil))
+        #expect(status(try rig.clientParts()) == [401])
+        #expect(try rig.upstreamParts().isEmpty, "nothing of the refused call went up")
+        try rig.send(Self.head("/api/after"), .end(nil))
+        #expect(try rig.upstreamParts().count == 2)
+    }
+
+    @Test func requestsOutsideTheAPIRoutesGoToTheRouterAndAPICallsWaitBehindThem() throws {
+        let rig = try Rig()
+        try rig.send(Self.head("/bff/user"), .end(nil), Self.head("/api/next"), .end(nil))
+        #expect(rig.router.parts.count == 2, "the router got its request")
+        #expect(try rig.upstreamParts().isEmpty, "the API call waits for the router's response")
+        let head = HTTPResponseHead(version: .http1_1, status: .ok, headers: ["Content-Length": "0"])
+        try rig.client.writeOutbound(HTTPServerResponsePart.head(head))
+        try rig.client.writeOutbound(HTTPServerResponsePart.end(nil))
+        #expect(try rig.upstreamParts().count == 2, "then goes up")
+    }
+}
+
+struct Failure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
