@@ -6,6 +6,8 @@ import PostgresNIO
 extension PostgresSessionStore {
     /// Inserts many records in one statement per thousand (imports, benchmarks).
     public func insert(batch records: [SessionRecord]) async throws {
+        cache.withLock { $0.evictAll() }
+        defer { cache.withLock { $0.evictAll() } }
         var start = records.startIndex
         while start < records.endIndex {
             let end = min(start + 1000, records.endIndex)

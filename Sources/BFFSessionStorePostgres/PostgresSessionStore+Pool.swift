@@ -75,9 +75,15 @@ extension PostgresSessionStore {
 
     // MARK: lifecycle
 
-    /// Watches the pool (see ``watchRecovery(every:)``) until graceful shutdown, then closes it.
+    /// Watches the pool (see ``watchRecovery(every:)``) and keeps the change subscription (see
+    /// ``listenForChanges()``) until graceful shutdown, then closes the pool.
     public func run() async throws {
-        await cancelWhenGracefulShutdown { await self.watchRecovery() }
+        await cancelWhenGracefulShutdown {
+            await withDiscardingTaskGroup { group in
+                group.addTask { await self.watchRecovery() }
+                group.addTask { await self.listenForChanges() }
+            }
+        }
         await close()
     }
 

@@ -28,6 +28,8 @@ public final class PostgresSessionStore: SessionStore, SharedRevocationFeed, Ser
     let schema: String
     let configuration: Configuration
     let pool: Mutex<RunningPool>
+    /// Records vouched for by the change subscription (see ``SessionCache``).
+    let cache = Mutex(SessionCache())
     /// Pools replaced so far (tests, diagnostics).
     var poolReplacements: Int { pool.withLock { $0.generation } }
 
@@ -42,7 +44,7 @@ public final class PostgresSessionStore: SessionStore, SharedRevocationFeed, Ser
     }
 
     /// The schema version this code writes.
-    public static let schemaVersion = 1
+    public static let schemaVersion = 2
 
     /// Connects, creates or migrates the tables, and returns the store. Call ``close()`` (or run
     /// the store as a `Service`) to end it.
@@ -127,10 +129,19 @@ public final class PostgresSessionStore: SessionStore, SharedRevocationFeed, Ser
                     try await connection.query(statement, logger: logger)
                 }
             }
+            if version < 2 {
+                for statement in changeNotificationStatements() + [
+                    "INSERT INTO \(unescaped: schema).bff_schema (version) VALUES (2)"
+                ] {
+                    try await connection.query(statement, logger: logger)
+                }
+            }
         }
     }
 
     public func insert(_ record: SessionRecord) async throws {
+        cache.withLock { $0.evict(record.key) }
+        defer { cache.withLock { $0.evict(record.key) } }
         try await client.query(
             """
             INSERT INTO \(unescaped: sessions) (\(unescaped: Self.columns))
@@ -144,16 +155,21 @@ public final class PostgresSessionStore: SessionStore, SharedRevocationFeed, Ser
     }
 
     public func find(key: [UInt8], now: UnixTime) async throws -> SessionRecord? {
-        try await Self.records(
+        let started = cache.withLock { $0.readStarted() }
+        let record = try await Self.records(
             client.query(
                 """
                 SELECT \(unescaped: Self.columns) FROM \(unescaped: sessions)
                 WHERE key = \(ByteBuffer(bytes: key)) AND expires > \(Int64(now))
                 """, logger: logger)
         ).first
+        if let started, let record { cache.withLock { $0.remember(record, ifUnchangedSince: started) } }
+        return record
     }
 
     public func update(_ record: SessionRecord) async throws {
+        cache.withLock { $0.evict(record.key) }
+        defer { cache.withLock { $0.evict(record.key) } }
         try await client.query(
             """
             UPDATE \(unescaped: sessions) SET sealed = \(ByteBuffer(bytes: record.sealed)),
@@ -165,6 +181,8 @@ public final class PostgresSessionStore: SessionStore, SharedRevocationFeed, Ser
     }
 
     public func replace(_ record: SessionRecord, ifSealed expected: [UInt8]) async throws -> Bool {
+        cache.withLock { $0.evict(record.key) }
+        defer { cache.withLock { $0.evict(record.key) } }
         let rows = try await client.query(
             """
             UPDATE \(unescaped: sessions) SET sealed = \(ByteBuffer(bytes: record.sealed)),
@@ -185,6 +203,8 @@ public final class PostgresSessionStore: SessionStore, SharedRevocationFeed, Ser
     ) async throws -> T {
         let sessions = self.sessions
         let logger = self.logger
+        cache.withLock { $0.evict(key) }
+        defer { cache.withLock { $0.evict(key) } }
         return try await client.withTransaction(logger: logger) { connection in
             // A refresh that hangs must not hold every other instance's requests forever.
             try await connection.query("SET LOCAL lock_timeout = '30s'", logger: logger)
@@ -211,7 +231,9 @@ public final class PostgresSessionStore: SessionStore, SharedRevocationFeed, Ser
 
     @discardableResult
     public func remove(key: [UInt8]) async throws -> SessionRecord? {
-        try await Self.records(
+        cache.withLock { $0.evict(key) }
+        defer { cache.withLock { $0.evict(key) } }
+        return try await Self.records(
             client.query(
                 """
                 DELETE FROM \(unescaped: sessions) WHERE key = \(ByteBuffer(bytes: key))
@@ -242,6 +264,9 @@ public final class PostgresSessionStore: SessionStore, SharedRevocationFeed, Ser
         case (nil, nil):
             return []
         }
+        // Which keys go is only known afterwards: nothing is vouched for meanwhile.
+        cache.withLock { $0.evictAll() }
+        defer { cache.withLock { $0.evictAll() } }
         return try await Self.records(client.query(query, logger: logger))
     }
 
