@@ -63,7 +63,10 @@ final class APICallHandler: ChannelDuplexHandler, RemovableChannelHandler {
         switch machine.received(part) {
         case .none: break
         case .decide(let head): decide(head, context: context)
-        case .passOn(let part): context.fireChannelRead(wrapInboundOut(part))
+        case .passOn(let part):
+            context.fireChannelRead(wrapInboundOut(part))
+            // A router response that ended before its request did: the connection is free now.
+            if case .end = part, machine.state == .idle { requestCompleted(context: context) }
         case .upload(let buffer):
             guard let upstream = current?.upstream else { return }
             upstream.write(buffer)
@@ -180,13 +183,13 @@ final class APICallHandler: ChannelDuplexHandler, RemovableChannelHandler {
             ),
             promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         settings.observe(exchange, api: api ?? "", status: problem.status, fromUpstream: false)
         if closeAfter {
             machine.close()
-            context.close(promise: nil)
+            endResponse(context: context, thenClose: true)
             return
         }
+        endResponse(context: context, thenClose: false)
         if machine.answer() { requestCompleted(context: context) } else if machine.releaseRead() { context.read() }
     }
 
@@ -334,14 +337,28 @@ final class APICallHandler: ChannelDuplexHandler, RemovableChannelHandler {
         current = nil
         if !exchange.request.isKeepAlive {
             machine.close()
-            context.close(promise: nil)
+            endResponse(context: context, thenClose: true)
         } else if machine.responseEnded() {
+            endResponse(context: context, thenClose: false)
             requestCompleted(context: context)
         } else {
             // A complete response before the whole request body came (an early 413): the rest of
             // the body cannot be told from the next request without reading it; close.
-            context.close(promise: nil)
+            endResponse(context: context, thenClose: true)
         }
+    }
+
+    /// Writes and flushes a response's end; with `thenClose`, closes the connection once it is
+    /// written (a close right away would drop what the socket has not taken yet).
+    private func endResponse(context: ChannelHandlerContext, thenClose: Bool) {
+        guard thenClose else {
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            return
+        }
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: promise)
+        let channel = context.channel
+        promise.futureResult.whenComplete { _ in channel.close(promise: nil) }
     }
 
     /// The exchange failed before its head: answer with `problem`.

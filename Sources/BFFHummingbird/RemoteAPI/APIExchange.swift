@@ -126,10 +126,8 @@ final class APIExchange: UpstreamResponseConsumer {
                 }
             }
         case .end:
-            handler.write(.end(nil))
-            handler.flush()
             upstream?.complete()
-            handler.responseEnded(self)
+            handler.responseEnded(self)  // writes the end
         case .failed(let error):
             // May arrive while the exchange is being set up (a pooled connection the upstream had
             // closed): act once the current call stack has unwound and `upstream` is set.
