@@ -34,7 +34,7 @@ PORTS = {"upstream": 18090, "slow": 18091, "nginx": 18100, "nginx-slow": 18101, 
 # One gateway per session store.
 BFF_PORTS = {"memory": 18130, "sqlite": 18131, "postgres": 18132, "cookie": 18133}
 POST_BODY = json.dumps({"order": {"id": "A-1001", "items": [{"sku": f"SKU-{i:04d}", "quantity": i % 5 + 1,
-                                                                 "note": "x" * 24} for i in range(8)]}})
+                                                                 "note": "x" * 22} for i in range(8)]}})
 POST_BODY = POST_BODY[:-2] + " " * (600 - len(POST_BODY)) + POST_BODY[-2:]
 assert len(POST_BODY) == 600
 # Cookies of other applications on the same site, sent with every call (the gateway must skip them).

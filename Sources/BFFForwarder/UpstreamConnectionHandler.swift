@@ -51,9 +51,14 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
     }
 
     /// Starts a request: the stream receives the response; the request head (and, with no body,
-    /// its end) is written and flushed. Returns the exchange's generation (for ``resume(generation:)``).
+    /// its end) is written, and flushed unless `flush` is false (a caller that writes the body
+    /// next flushes head and body together). Returns the exchange's generation (for
+    /// ``resume(generation:)``).
     @discardableResult
-    func begin(stream: any UpstreamResponseConsumer, head: HTTPRequestHead, hasBody: Bool, timeout: TimeAmount) -> Int {
+    func begin(
+        stream: any UpstreamResponseConsumer, head: HTTPRequestHead, hasBody: Bool, timeout: TimeAmount,
+        flush: Bool = true
+    ) -> Int {
         generation &+= 1
         guard let context, self.stream == nil, !unexpectedData else {
             _ = stream.push(.failed(.unavailable))
@@ -77,7 +82,7 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
             context.write(wrapOutboundOut(.end(nil)), promise: nil)  // not through our own write(): mark it here
             requestEnded = true
         }
-        context.flush()
+        if flush || !hasBody { context.flush() }
         return generation
     }
 

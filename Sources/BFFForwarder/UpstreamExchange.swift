@@ -26,9 +26,9 @@ public final class UpstreamExchange {
     /// Flushes what ``write(_:)`` sent.
     public func flush() { lease.connection.channel.flush() }
 
-    /// Sends the end of the request body.
+    /// Sends the end of the request body (not flushed: see ``flush()``).
     public func end() {
-        lease.connection.channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+        lease.connection.channel.write(HTTPClientRequestPart.end(nil), promise: nil)
     }
 
     /// Whether the upstream socket takes more body now (else wait for the consumer's
@@ -53,7 +53,8 @@ extension NIOUpstream {
     /// Starts `head` (which carries `Host`) on a connection to `host:port` from `eventLoop`'s pool,
     /// all on `eventLoop` (the current one): an idle connection is used at once; otherwise a new
     /// one is opened, or the next one returned is awaited (up to the wait timeout), and `started`
-    /// runs on `eventLoop` once the head is sent — or with the error. `fresh` skips idle
+    /// runs on `eventLoop` once the head is written — or with the error. With a body the head is
+    /// not flushed: the caller flushes it with the first part of the body (``UpstreamExchange/flush()``). `fresh` skips idle
     /// connections (the retry after a stale one). The response streams into `consumer`.
     public func exchange(
         _ head: HTTPRequestHead, host: String, port: Int, hasBody: Bool, timeout: TimeAmount, eventLoop: any EventLoop,
@@ -65,7 +66,7 @@ extension NIOUpstream {
         fastExchanges.add(1, ordering: .relaxed)
         func begin(_ lease: UpstreamLease, reused: Bool) {
             let generation = lease.connection.handler.value.begin(
-                stream: consumer, head: head, hasBody: hasBody, timeout: timeout)
+                stream: consumer, head: head, hasBody: hasBody, timeout: timeout, flush: false)
             started(.success(UpstreamExchange(lease: lease, generation: generation, reused: reused)))
         }
         if !fresh, let lease = pool.leaseIdle() {

@@ -30,6 +30,8 @@ final class APICallHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// While the client socket is not writable: checks that the client still takes data.
     private var sendCheck: Scheduled<Void>?
     private var bufferedAtLastCheck = Int.max
+    /// Request body written upstream since the last flush.
+    private var uploadUnflushed = false
 
     init(settings: APICallSettings) {
         self.settings = settings
@@ -68,13 +70,16 @@ final class APICallHandler: ChannelDuplexHandler, RemovableChannelHandler {
             // A router response that ended before its request did: the connection is free now.
             if case .end = part, machine.state == .idle { requestCompleted(context: context) }
         case .upload(let buffer):
-            guard let upstream = current?.upstream else { return }
-            upstream.write(buffer)
-            upstream.flush()
-            if !upstream.isWritable { machine.pauseUpload() }
+            // Flushed once per read from the client (channelReadComplete): head and body of a
+            // small request leave in one write.
+            current?.upstream?.write(buffer)
+            uploadUnflushed = true
         case .uploadEnd:
             // A body-less request's end went up with its head.
-            if let current, current.plan?.body.hasBody == true { current.upstream?.end() }
+            if let current, current.plan?.body.hasBody == true {
+                current.upstream?.end()
+                uploadUnflushed = true
+            }
         case .requestDone:
             requestCompleted(context: context)
         }
@@ -149,6 +154,10 @@ final class APICallHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .continue))), promise: nil)
         }
         for part in pending { receive(part, context: context) }
+        // The head (with a body, not flushed yet) and whatever came meanwhile leave now; later
+        // parts are flushed at the end of each read from the client.
+        uploadUnflushed = uploadUnflushed || exchange.plan?.body.hasBody == true
+        flushUpload()
         if machine.releaseRead() { context.read() }
     }
 
@@ -203,6 +212,7 @@ final class APICallHandler: ChannelDuplexHandler, RemovableChannelHandler {
             context.close(promise: nil)
         case .replay(let parts):
             for part in parts { receive(part, context: context) }
+            flushUpload()
             context.fireChannelReadComplete()
         }
         if machine.releaseRead() { context.read() }
@@ -210,6 +220,20 @@ final class APICallHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func read(context: ChannelHandlerContext) {
         if machine.read() { context.read() }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        flushUpload()
+        context.fireChannelReadComplete()
+    }
+
+    /// Flushes what went upstream; an upstream that cannot take more holds the client's reads.
+    private func flushUpload() {
+        guard uploadUnflushed else { return }
+        uploadUnflushed = false
+        guard let upstream = current?.upstream else { return }
+        upstream.flush()
+        if !upstream.isWritable { machine.pauseUpload() }
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
