@@ -337,7 +337,7 @@ def main():
         first = "bff-" + stores[0]
         if arguments.profile or arguments.syscalls:
             pid = targets[first][2]
-            command = (["perf", "stat", "-e", "raw_syscalls:sys_enter,context-switches,task-clock", "-p", str(pid), "-o",
+            command = (["perf", "stat", "-e", os.environ.get("BENCH_PERF_EVENTS", "raw_syscalls:sys_enter,context-switches,task-clock"), "-p", str(pid), "-o",
                         os.path.join(WORK, "perf-stat.txt"), "--", "sleep", "10"] if arguments.syscalls else
                        ["perf", "record", "-g", "-p", str(pid), "-o", os.path.join(WORK, "perf.data"), "--", "sleep", "10"])
             perf = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

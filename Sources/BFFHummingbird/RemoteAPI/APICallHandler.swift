@@ -32,6 +32,10 @@ final class APICallHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var bufferedAtLastCheck = Int.max
     /// Request body written upstream since the last flush.
     private var uploadUnflushed = false
+    /// Between a `channelRead` and its `channelReadComplete` (which flushes what went upstream).
+    private var inClientRead = false
+    /// Parts were passed to the router since the last `channelReadComplete` went on.
+    private var passedOn = false
 
     init(settings: APICallSettings) {
         self.settings = settings
@@ -58,6 +62,7 @@ final class APICallHandler: ChannelDuplexHandler, RemovableChannelHandler {
     // MARK: inbound
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        inClientRead = true
         receive(unwrapInboundIn(data), context: context)
     }
 
@@ -66,6 +71,7 @@ final class APICallHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .none: break
         case .decide(let head): decide(head, context: context)
         case .passOn(let part):
+            passedOn = true
             context.fireChannelRead(wrapInboundOut(part))
             // A router response that ended before its request did: the connection is free now.
             if case .end = part, machine.state == .idle { requestCompleted(context: context) }
@@ -100,6 +106,7 @@ final class APICallHandler: ChannelDuplexHandler, RemovableChannelHandler {
         switch decision {
         case .pass:
             machine.pass()
+            passedOn = true
             context.fireChannelRead(wrapInboundOut(.head(head)))
         case .refuse(let refusal):
             answer(exchange, refusal.problem, cookies: refusal.cookies, api: refusal.api, context: context)
@@ -157,7 +164,7 @@ final class APICallHandler: ChannelDuplexHandler, RemovableChannelHandler {
         // The head (with a body, not flushed yet) and whatever came meanwhile leave now; later
         // parts are flushed at the end of each read from the client.
         uploadUnflushed = uploadUnflushed || exchange.plan?.body.hasBody == true
-        flushUpload()
+        if !inClientRead { flushUpload() }  // within a read, its end flushes (with the body that follows)
         if machine.releaseRead() { context.read() }
     }
 
@@ -166,6 +173,7 @@ final class APICallHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let buffered = machine.passAfterWaiting()  // parts that arrived while deciding
         context.fireChannelRead(wrapInboundOut(.head(head)))
         for part in buffered { context.fireChannelRead(wrapInboundOut(part)) }
+        passedOn = false
         context.fireChannelReadComplete()
         if machine.releaseRead() { context.read() }
     }
@@ -213,7 +221,10 @@ final class APICallHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .replay(let parts):
             for part in parts { receive(part, context: context) }
             flushUpload()
-            context.fireChannelReadComplete()
+            if passedOn {
+                passedOn = false
+                context.fireChannelReadComplete()
+            }
         }
         if machine.releaseRead() { context.read() }
     }
@@ -223,8 +234,14 @@ final class APICallHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
+        inClientRead = false
         flushUpload()
-        context.fireChannelReadComplete()
+        // Only when the router got something: an API-only read would wake Hummingbird's async
+        // channel for nothing.
+        if passedOn {
+            passedOn = false
+            context.fireChannelReadComplete()
+        }
     }
 
     /// Flushes what went upstream; an upstream that cannot take more holds the client's reads.
