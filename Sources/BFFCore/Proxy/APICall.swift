@@ -60,29 +60,49 @@ public enum APIBodyFraming: Sendable, Equatable {
 }
 
 /// Everything needed to forward one call; adapters add framing headers and nothing else.
-public struct APICallPlan: Sendable {
+/// (A class: it is handed along the pipeline, and a struct of a dozen strings and arrays would be
+/// retained field by field at every copy.)
+public final class APICallPlan: Sendable {
     /// The route's configured path (logs, metrics; never the request path).
-    public var api: String
+    public let api: String
     /// The route.
-    public var route: APIRouteConfiguration
+    public let route: APIRouteConfiguration
     /// Where to send it.
-    public var upstream: APIUpstream
+    public let upstream: APIUpstream
     /// Path and query on the upstream (at least `/`).
-    public var pathAndQuery: String
+    public let pathAndQuery: String
     /// The method.
-    public var method: String
+    public let method: String
     /// The client's fields the header policy lets through, in order.
-    public var forwardedFields: [APICallRequest.Field]
+    public let forwardedFields: [APICallRequest.Field]
     /// The gateway's own fields: `X-Forwarded-For/-Proto/-Host`, `Authorization`.
-    public var gatewayFields: [(name: String, value: String)]
+    public let gatewayFields: [(name: String, value: String)]
     /// The request body's framing.
-    public var body: APIBodyFraming
+    public let body: APIBodyFraming
     /// Whether the client sent `Expect: 100-continue`.
-    public var expectsContinue: Bool
+    public let expectsContinue: Bool
     /// Cookies to set on the response (a renewed or re-sealed session).
-    public var cookies: [SetCookie]
+    public let cookies: [SetCookie]
     /// Whether the call runs on a session (WebSocket bridges re-check it).
-    public var hasSession: Bool
+    public let hasSession: Bool
+
+    init(
+        api: String, route: APIRouteConfiguration, upstream: APIUpstream, pathAndQuery: String, method: String,
+        forwardedFields: [APICallRequest.Field], gatewayFields: [(name: String, value: String)],
+        body: APIBodyFraming, expectsContinue: Bool, cookies: [SetCookie], hasSession: Bool
+    ) {
+        self.api = api
+        self.route = route
+        self.upstream = upstream
+        self.pathAndQuery = pathAndQuery
+        self.method = method
+        self.forwardedFields = forwardedFields
+        self.gatewayFields = gatewayFields
+        self.body = body
+        self.expectsContinue = expectsContinue
+        self.cookies = cookies
+        self.hasSession = hasSession
+    }
 
     /// The full upstream URL.
     public var url: String { upstream.origin + pathAndQuery }

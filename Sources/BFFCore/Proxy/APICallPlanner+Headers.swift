@@ -35,7 +35,7 @@ extension APICallPlanner {
         gateway.append(("X-Forwarded-Host", forwardedHost))
         if let bearer { gateway.append(("Authorization", "Bearer " + bearer)) }
         return APICallPlan(
-            api: skeleton.entry.prefix, route: skeleton.entry.route, upstream: skeleton.upstream,
+            api: skeleton.entry.prefix, route: skeleton.entry.route, upstream: skeleton.entry.upstream,
             pathAndQuery: skeleton.pathAndQuery, method: request.method, forwardedFields: forwarded,
             gatewayFields: gateway, body: skeleton.body, expectsContinue: skeleton.expectsContinue, cookies: cookies,
             hasSession: hasSession)

@@ -8,7 +8,8 @@ import Logging
 /// others. No server or client framework types: the adapters translate.
 public final class APICallPlanner: Sendable {
     let routes: RouteTable
-    let upstreams: [APIUpstream]
+    /// Aligned with `routes.entries`; references, so a request holds its route with one retain.
+    let planned: [PlannedRoute]
     let sessions: SessionManager
     let tokens: any APITokenSource
     let antiForgery: AntiForgeryPolicy
@@ -28,7 +29,7 @@ public final class APICallPlanner: Sendable {
         publicOrigin: String, logger: Logger
     ) {
         self.routes = RouteTable(routes: routes)
-        self.upstreams = self.routes.entries.map { APIUpstream($0.upstream) }
+        self.planned = self.routes.entries.map(PlannedRoute.init)
         self.sessions = sessions
         self.tokens = tokens
         self.antiForgery = antiForgery
@@ -70,7 +71,7 @@ public final class APICallPlanner: Sendable {
             return refuse(.invalidPath, api: nil)
         }
         guard let (index, remainder) = routes.matchIndex(path: String(path)) else { return .pass }
-        let entry = routes.entries[index]
+        let entry = planned[index]
         let api = entry.prefix
 
         // One pass over the fields.
@@ -83,6 +84,9 @@ public final class APICallPlanner: Sendable {
         var contentLength: String?
         var expectsContinue = false
         for field in request.fields {
+            // HTTP parsers refuse control characters already; checked again because these values
+            // go upstream without a second validation pass, whatever adapter received them.
+            guard Self.isPlain(field.value) else { return refuse(.badRequest, api: api) }
             switch field.lowercasedName {
             case "cookie": cookies.append(field.value)
             case "connection": connection.append(field.value)
@@ -125,7 +129,7 @@ public final class APICallPlanner: Sendable {
         if pathAndQuery.isEmpty { pathAndQuery = "/" }
         if let query { pathAndQuery += "?" + query }
         let skeleton = Skeleton(
-            request: request, entry: entry, upstream: upstreams[index], pathAndQuery: pathAndQuery,
+            request: request, entry: entry, pathAndQuery: pathAndQuery,
             connection: connection, body: body, expectsContinue: expectsContinue,
             upgradeMissing: entry.route.websocket && !request.isUpgrade)
 
@@ -153,11 +157,26 @@ public final class APICallPlanner: Sendable {
             })
     }
 
+    /// A route as the planner uses it.
+    final class PlannedRoute: Sendable {
+        let prefix: String
+        let route: APIRouteConfiguration
+        let upstream: APIUpstream
+        /// The upstream path without its trailing slash.
+        let upstreamPath: String
+
+        init(_ entry: RouteTable.Entry) {
+            self.prefix = entry.prefix
+            self.route = entry.route
+            self.upstream = APIUpstream(entry.upstream)
+            self.upstreamPath = entry.upstreamPath
+        }
+    }
+
     /// What a suspended call needs besides its credentials.
     struct Skeleton: Sendable {
         let request: APICallRequest
-        let entry: RouteTable.Entry
-        let upstream: APIUpstream
+        let entry: PlannedRoute
         let pathAndQuery: String
         let connection: [String]
         let body: APIBodyFraming
@@ -225,6 +244,11 @@ public final class APICallPlanner: Sendable {
             return .refuse(APICallRefusal(problem: .upgradeRequired, cookies: cookies, api: skeleton.entry.prefix))
         }
         return .forward(plan(skeleton, bearer: bearer, cookies: cookies, hasSession: hasSession))
+    }
+
+    /// No control characters other than horizontal tab.
+    static func isPlain(_ value: String) -> Bool {
+        value.utf8.allSatisfy { $0 >= 0x20 ? $0 != 0x7F : $0 == 0x09 }
     }
 
     func refuse(_ problem: Problem, api: String?) -> APICallDecision {

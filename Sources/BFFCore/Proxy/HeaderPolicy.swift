@@ -18,6 +18,11 @@ public struct HeaderPolicy: Sendable {
 
     /// Names listed in `Connection` values (also dropped).
     public static func connectionTokens(_ values: [String]) -> Set<String> {
+        // The usual single `keep-alive` or `close` names no other header: nothing extra to drop.
+        if values.count == 1, values[0].utf8.count <= 10 {
+            let value = values[0].lowercased()
+            if value == "keep-alive" || value == "close" { return [] }
+        }
         var tokens = Set<String>()
         for value in values {
             for token in value.split(separator: ",") {
