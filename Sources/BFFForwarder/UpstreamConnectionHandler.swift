@@ -10,7 +10,7 @@ import NIOHTTP1
 /// mid-body is cut off); while the consumer holds reading back (a slow client), the clock stops —
 /// the client side bounds that wait itself. ``isReusable`` tells whether the connection is in a
 /// verified clean state to go back to its pool.
-final class UpstreamConnectionHandler: ChannelDuplexHandler {
+final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPClientResponsePart
     typealias OutboundIn = HTTPClientRequestPart
     typealias OutboundOut = HTTPClientRequestPart
@@ -37,7 +37,7 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
     func handlerRemoved(context: ChannelHandlerContext) {
-        cancelProgressCheck()
+        fail(.unavailable)  // an exchange still running would otherwise wait for ever (no timer left)
         self.context = nil
     }
 
@@ -60,7 +60,9 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
         flush: Bool = true
     ) -> Int {
         generation &+= 1
-        guard let context, self.stream == nil, !unexpectedData else {
+        // A connection the upstream closed between its lease and this call (its inactivity was
+        // already reported, to no one) fails at once instead of waiting for an answer.
+        guard let context, context.channel.isActive, self.stream == nil, !unexpectedData else {
             _ = stream.push(.failed(.unavailable))
             return generation
         }
@@ -113,12 +115,22 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
         lastProgress = context.eventLoop.now
         switch unwrapInboundIn(data) {
         case .head(let head):
+            if head.status.code == 101 {
+                // Switching protocols on a request that asked for nothing of the kind.
+                keepAlive = false
+                fail(.unavailable)
+                context.close(promise: nil)
+                return
+            }
             if head.status.code < 200 { return }  // interim responses are not forwarded
             keepAlive = head.isKeepAlive
             if !stream.push(.head(head)) { readPaused = true }
         case .body(let buffer):
             if !stream.push(.body(buffer)) { readPaused = true }
         case .end:
+            // Read before the push: the consumer may start the next exchange on this connection
+            // synchronously, which resets the flag for that one.
+            let uploadCutShort = !requestEnded
             self.stream = nil
             completed = true
             cancelProgressCheck()
@@ -129,7 +141,7 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
                 context.read()
             }
             _ = stream.push(.end)
-            if !requestEnded {
+            if uploadCutShort {
                 // A complete response before the whole request body went up (an early 413, an
                 // upstream that stops reading): the exchange is over; closing ends the upload,
                 // which could otherwise wait for ever on an upstream that reads no more.

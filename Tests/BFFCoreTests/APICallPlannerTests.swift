@@ -102,6 +102,14 @@ struct APICallPlannerTests {
                 == "bad-request")
     }
 
+    /// Spaces around a value are not part of it (RFC 9110 §5.5): every adapter agrees.
+    @Test func antiForgeryValuesAreComparedWithoutSurroundingSpaces() throws {
+        let (planner, _) = try planner()
+        #expect(plan(planner.plan(request("/api/public/a", [("X-CSRF", " 1 ")]))) != nil)
+        #expect(plan(planner.plan(request("/api/public/a", [("X-CSRF", "\t1")]))) != nil)
+        #expect(refusal(planner.plan(request("/api/public/a", [("X-CSRF", "1 1")]))) == "antiforgery")
+    }
+
     @Test func aUserRouteWithoutASessionIsRefusedAfterSuspending() async throws {
         let (planner, _) = try planner()
         guard case .suspend(let work) = planner.plan(request("/api/orders/1")) else { throw Failure("not suspended") }

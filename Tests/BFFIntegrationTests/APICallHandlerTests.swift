@@ -274,6 +274,51 @@ struct APICallHandlerTests {
         try rig.client.writeOutbound(HTTPServerResponsePart.end(nil))
         #expect(try rig.upstreamParts().count == 2, "then goes up")
     }
+
+    // MARK: the second review's findings
+
+    /// HTTP/1.0 has no chunked coding: a response without a length to an HTTP/1.0 keep-alive
+    /// client ends with the connection (else the next response would read as more of this body).
+    @Test func anHTTP10ResponseWithoutALengthClosesTheConnection() throws {
+        let rig = try Rig()
+        let head = HTTPRequestHead(
+            version: .http1_0, method: .GET, uri: "/api/old", headers: ["X-CSRF": "1", "Connection": "keep-alive"])
+        try rig.send(.head(head), .end(nil))
+        try rig.respond(
+            0, .head(HTTPResponseHead(version: .http1_1, status: .ok, headers: ["Transfer-Encoding": "chunked"])),
+            .body(ByteBuffer(string: "ab")), .end(nil))
+        rig.loop.run()
+        let back = try rig.clientParts()
+        guard case .head(let browserHead) = back.first else { throw Failure("no head") }
+        #expect(browserHead.headers["Connection"] == ["close"])
+        #expect(!rig.client.isActive, "closed once the body is out")
+    }
+
+    /// An `Expect: 100-continue` call refused at once: the body may or may not follow, so the
+    /// connection closes after the refusal (the body must never be read as the next request).
+    @Test func aRefusedExpectContinueCallClosesTheConnection() throws {
+        let rig = try Rig()
+        try rig.send(Self.head(.POST, "/api/x", [("Content-Length", "20"), ("Expect", "100-continue")]))
+        rig.loop.run()
+        let back = try rig.clientParts()
+        #expect(status(back) == [401])
+        guard case .head(let refusal) = back.first else { throw Failure("no head") }
+        #expect(refusal.headers["Connection"] == ["close"])
+        #expect(!rig.client.isActive)
+    }
+
+    /// Malformed bytes behind an API call in progress: no 400 is injected into its response; the
+    /// response completes, then the connection closes.
+    @Test func malformedInputBehindACallInProgressClosesAfterItsResponse() throws {
+        let rig = try Rig()
+        try rig.send(Self.head("/api/m"), .end(nil))
+        rig.client.pipeline.fireErrorCaught(HTTPParserError.invalidHeaderToken)
+        #expect(rig.client.isActive, "the response in progress is completed first")
+        try rig.respond(0, Self.okHead, .body(ByteBuffer(string: "ok")), .end(nil))
+        rig.loop.run()
+        #expect(status(try rig.clientParts()) == [200])
+        #expect(!rig.client.isActive)
+    }
 }
 
 struct Failure: Error, CustomStringConvertible {

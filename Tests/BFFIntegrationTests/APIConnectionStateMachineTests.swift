@@ -32,12 +32,24 @@ struct APIConnectionStateMachineTests {
         #expect(machine.received(.body(chunk)) == .none)
         #expect(machine.received(.end(nil)) == .none)
         #expect(machine.state == .waiting(requestOpen: false))
-        let parts = machine.forward()
-        #expect(parts == [.body(chunk), .end(nil)])
-        #expect(machine.state == .forwarding(requestOpen: true), "the replayed parts close the request")
-        #expect(machine.received(parts[0]) == .upload(chunk))
-        #expect(machine.received(parts[1]) == .uploadEnd)
+        #expect(machine.forward() == [.upload(chunk), .uploadEnd])
+        #expect(machine.state == .forwarding(requestOpen: false))
         #expect(machine.releaseRead() == true, "the held read goes out once forwarding")
+    }
+
+    /// The review's wedge: a request that waits (a refresh, a new upstream connection) with a
+    /// pipelined one behind it; its own end must not be queued behind the next request's head.
+    @Test func theWaitingRequestsOwnPartsGoBeforeAPipelinedRequest() {
+        var machine = Machine()
+        _ = machine.received(.head(post))
+        machine.suspend()
+        _ = machine.received(.body(chunk))
+        _ = machine.received(.end(nil))
+        #expect(machine.received(.head(get)) == .none)
+        #expect(machine.received(.end(nil)) == .none)
+        #expect(machine.forward() == [.upload(chunk), .uploadEnd], "the first request's body and end go up")
+        #expect(machine.responseEnded() == true)
+        #expect(machine.next() == .replay([.head(get), .end(nil)]), "then the pipelined one")
     }
 
     @Test func aPipelinedRequestWaitsForTheCurrentResponseAndHoldsReading() {

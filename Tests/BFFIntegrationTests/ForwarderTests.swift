@@ -281,6 +281,22 @@ struct ForwarderTests {
         }
     }
 
+    /// The review's wedge: on a cold gateway the first call waits for a new upstream connection;
+    /// the requests pipelined behind it (a body, a third call) must all be answered, in order.
+    @Test func pipelinedRequestsBehindOneThatWaitsAreAllAnswered() async throws {
+        try await harness.withProxy { env, _, _ in
+            let requests = [
+                "GET /api/misc/status/201 HTTP/1.1\r\nHost: localhost\r\nX-CSRF: 1\r\n\r\n",
+                "POST /api/misc/echo/p HTTP/1.1\r\nHost: localhost\r\nX-CSRF: 1\r\nContent-Length: 5\r\n\r\nhello",
+                "GET /api/misc/status/202 HTTP/1.1\r\nHost: localhost\r\nX-CSRF: 1\r\nConnection: close\r\n\r\n",
+            ]
+            let received = try await RawHTTP.exchangeUntilClosed(port: try gatewayPort(env), request: requests.joined())
+            let statuses = received.components(separatedBy: "HTTP/1.1 ").dropFirst().map { String($0.prefix(3)) }
+            #expect(statuses == ["201", "200", "202"], "\(received.prefix(600))")
+            #expect(received.contains("\"bodyLength\":5"), "the body went up with its request")
+        }
+    }
+
     /// The idle timeout counts from the last response: a connection in use (fast requests, which
     /// Hummingbird's own connection handler never sees) stays open past it; an idle one is closed.
     @Test func busyFastConnectionsOutliveTheIdleTimeoutAndIdleOnesAreClosed() async throws {

@@ -33,3 +33,33 @@ enum RawHTTP {
         }
     }
 }
+
+extension RawHTTP {
+    /// Sends `request` (which should end with a `Connection: close` request) and returns everything
+    /// received until the server closes, or after `limit`.
+    static func exchangeUntilClosed(port: Int, request: String, limit: Duration = .seconds(5)) async throws -> String {
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connect(host: "127.0.0.1", port: port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                }
+            }
+        return try await channel.executeThenClose { inbound, outbound in
+            try await outbound.write(ByteBuffer(string: request))
+            return try await withThrowingTaskGroup(of: String?.self) { group in
+                group.addTask {  // justified: structured child task of the group
+                    var received = ""
+                    for try await buffer in inbound { received += String(buffer: buffer) }
+                    return received
+                }
+                group.addTask {  // justified: structured child task of the group
+                    try await Task.sleep(for: limit)
+                    return nil
+                }
+                let first = try await group.next() ?? nil
+                group.cancelAll()
+                return first ?? "(no close within \(limit))"
+            }
+        }
+    }
+}

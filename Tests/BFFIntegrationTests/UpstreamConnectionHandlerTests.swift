@@ -248,4 +248,67 @@ struct UpstreamConnectionHandlerTests {
         #expect(consumer.events.last == "failed upstream timed out")
         #expect(!s.channel.isActive)
     }
+
+    // MARK: the second review's findings
+
+    /// A pooled connection the upstream closed between its lease and the exchange's start: the
+    /// exchange fails at once (it used to wait for an answer that could never come).
+    @Test func startingOnAClosedConnectionFailsAtOnce() throws {
+        // A channel that is not active while the handler is still in its pipeline (the moment
+        // between the close and the handler's removal).
+        let channel = EmbeddedChannel()
+        let handler = UpstreamConnectionHandler()
+        try channel.pipeline.syncOperations.addHandler(handler)
+        #expect(!channel.isActive)
+        let consumer = Consumer()
+        handler.begin(stream: consumer, head: request, hasBody: false, timeout: .seconds(5))
+        #expect(consumer.events == ["failed upstream unavailable"])
+    }
+
+    /// The handler leaving the pipeline (the channel closing) fails an exchange still running: its
+    /// progress timer goes with it, so nothing else would ever end it.
+    @Test func removalFailsARunningExchange() throws {
+        let s = try setup()
+        let consumer = Consumer()
+        s.handler.begin(stream: consumer, head: request, hasBody: false, timeout: .seconds(5))
+        try s.channel.pipeline.syncOperations.removeHandler(s.handler).wait()
+        #expect(consumer.events == ["failed upstream unavailable"])
+    }
+
+    /// A consumer that starts the next exchange on this connection as the last one ends (pipelined
+    /// calls): the new exchange's upload must not be mistaken for the old one cut short.
+    @Test func theNextExchangeStartedAtTheEndKeepsItsConnection() throws {
+        let s = try setup()
+        final class Chaining: UpstreamResponseConsumer {
+            var onEnd: (() -> Void)?
+            var events: [String] = []
+            func push(_ event: UpstreamEvent) -> Bool {
+                if case .end = event { onEnd?() }
+                events.append("\(event)".prefix(4).description)
+                return true
+            }
+        }
+        let first = Chaining()
+        let second = Consumer()
+        first.onEnd = { [handler = s.handler, request] in
+            handler.begin(stream: second, head: request, hasBody: true, timeout: .seconds(5))
+        }
+        s.handler.begin(stream: first, head: request, hasBody: false, timeout: .seconds(5))
+        try s.channel.writeInbound(HTTPClientResponsePart.head(okHead))
+        try s.channel.writeInbound(HTTPClientResponsePart.body(ByteBuffer(string: "abcd")))
+        try s.channel.writeInbound(HTTPClientResponsePart.end(nil))
+        #expect(s.channel.isActive, "the second exchange's connection stays open")
+        #expect(second.events.isEmpty, "and it has not failed")
+    }
+
+    /// `101 Switching Protocols` to a plain request: the exchange fails (502) and the connection closes.
+    @Test func anUnaskedSwitchingProtocolsFailsTheExchange() throws {
+        let s = try setup()
+        let consumer = Consumer()
+        s.handler.begin(stream: consumer, head: request, hasBody: false, timeout: .seconds(5))
+        try s.channel.writeInbound(
+            HTTPClientResponsePart.head(HTTPResponseHead(version: .http1_1, status: .switchingProtocols)))
+        #expect(consumer.events == ["failed upstream unavailable"])
+        #expect(!s.channel.isActive)
+    }
 }

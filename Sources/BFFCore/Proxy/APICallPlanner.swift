@@ -90,12 +90,13 @@ public final class APICallPlanner: Sendable {
             switch field.lowercasedName {
             case "cookie": cookies.append(field.value)
             case "connection": connection.append(field.value)
-            case "origin": origins.append(field.value)
-            case "sec-fetch-site": secFetchSite.append(field.value)
+            case "origin": origins.append(Self.trimmed(field.value))
+            case "sec-fetch-site": secFetchSite.append(Self.trimmed(field.value))
             case "transfer-encoding": transferEncoding.append(field.value)
             case "content-length": contentLength = field.value
             case "expect": expectsContinue = field.value.lowercased() == "100-continue"
-            default: if field.lowercasedName == antiForgeryHeader { antiForgeryValues.append(field.value) }
+            default:
+                if field.lowercasedName == antiForgeryHeader { antiForgeryValues.append(Self.trimmed(field.value)) }
             }
         }
 
@@ -244,6 +245,16 @@ public final class APICallPlanner: Sendable {
             return .refuse(APICallRefusal(problem: .upgradeRequired, cookies: cookies, api: skeleton.entry.prefix))
         }
         return .forward(plan(skeleton, bearer: bearer, cookies: cookies, hasSession: hasSession))
+    }
+
+    /// Without leading and trailing spaces and tabs (not part of a field value, RFC 9110 §5.5);
+    /// every adapter's parser may leave them in.
+    static func trimmed(_ value: String) -> String {
+        guard let first = value.utf8.first, let last = value.utf8.last else { return value }
+        let space = UInt8(ascii: " ")
+        let tab = UInt8(ascii: "\t")
+        guard first == space || first == tab || last == space || last == tab else { return value }
+        return value.trimmingASCIIWhitespace()
     }
 
     /// No control characters other than horizontal tab.

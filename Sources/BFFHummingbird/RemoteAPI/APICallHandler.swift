@@ -36,6 +36,9 @@ final class APICallHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var inClientRead = false
     /// Parts were passed to the router since the last `channelReadComplete` went on.
     private var passedOn = false
+    /// The client sent bytes the HTTP parser refused while an API call was in progress: the
+    /// connection closes once that call's response is complete.
+    private var malformedInput = false
 
     init(settings: APICallSettings) {
         self.settings = settings
@@ -67,7 +70,11 @@ final class APICallHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func receive(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
-        switch machine.received(part) {
+        perform(machine.received(part), context: context)
+    }
+
+    private func perform(_ action: APIConnectionStateMachine.ReceiveAction, context: ChannelHandlerContext) {
+        switch action {
         case .none: break
         case .decide(let head): decide(head, context: context)
         case .passOn(let part):
@@ -160,7 +167,7 @@ final class APICallHandler: ChannelDuplexHandler, RemovableChannelHandler {
             context.writeAndFlush(
                 wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .continue))), promise: nil)
         }
-        for part in pending { receive(part, context: context) }
+        for action in pending { perform(action, context: context) }
         // The head (with a body, not flushed yet) and whatever came meanwhile leave now; later
         // parts are flushed at the end of each read from the client.
         uploadUnflushed = uploadUnflushed || exchange.plan?.body.hasBody == true
@@ -189,8 +196,10 @@ final class APICallHandler: ChannelDuplexHandler, RemovableChannelHandler {
         headers.add(name: "Content-Length", value: String(body.readableBytes))
         // A body announced with `Expect: 100-continue` may or may not follow, and an HTTP/1.0 or
         // `Connection: close` client expects the close: close after the answer.
+        // (Decided at the head — state still idle — the request's end is still to come.)
+        let requestOpen = machine.state == .idle || machine.requestOpen
         let closeAfter =
-            (machine.requestOpen && exchange.request.headers.contains(name: "expect")) || !exchange.request.isKeepAlive
+            (requestOpen && exchange.request.headers.contains(name: "expect")) || !exchange.request.isKeepAlive
         if closeAfter { headers.add(name: "Connection", value: "close") }
         context.write(
             wrapOutboundOut(
@@ -213,6 +222,12 @@ final class APICallHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// The connection is free for the next request.
     private func requestCompleted(context: ChannelHandlerContext) {
         lastActivity = .now()
+        if malformedInput {
+            machine.close()
+            context.flush()
+            context.close(promise: nil)
+            return
+        }
         switch machine.next() {
         case .none: break
         case .close:
@@ -270,8 +285,19 @@ final class APICallHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        abandonCurrent()
-        context.fireErrorCaught(error)
+        switch machine.state {
+        case .idle, .routed:
+            // Hummingbird answers a malformed request with 400 and closes.
+            abandonCurrent()
+            context.fireErrorCaught(error)
+        case .waiting, .forwarding:
+            // Malformed bytes behind an API call in progress: its response is completed, then the
+            // connection closes (a 400 now would land in the middle of that response).
+            malformedInput = true
+        case .answered, .closed:
+            abandonCurrent()
+            context.close(promise: nil)
+        }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -376,7 +402,7 @@ final class APICallHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func responseEnded(_ exchange: APIExchange) {
         guard current === exchange, let context else { return }
         current = nil
-        if !exchange.request.isKeepAlive {
+        if exchange.closesConnection {
             machine.close()
             endResponse(context: context, thenClose: true)
         } else if machine.responseEnded() {

@@ -61,6 +61,12 @@ struct APIConnectionStateMachine {
             queued.append(part)
             return .none
         }
+        return apply(part)
+    }
+
+    /// A part of the request in progress (or a new head): the transition, without the queue check
+    /// (the current request's own buffered parts come before anything queued behind it).
+    private mutating func apply(_ part: HTTPServerRequestPart) -> ReceiveAction {
         switch (state, part) {
         case (.closed, _):
             return .none
@@ -102,14 +108,15 @@ struct APIConnectionStateMachine {
         if case .idle = state { state = .waiting(requestOpen: true) }
     }
 
-    /// The request goes upstream: returns the parts that arrived meanwhile, to feed to
-    /// ``received(_:)`` again, in order (they include the request's end if it came).
-    mutating func forward() -> [HTTPServerRequestPart] {
+    /// The request goes upstream: returns what to do with the parts of it that arrived meanwhile
+    /// (uploads, the end), in order — before anything queued behind it.
+    mutating func forward() -> [ReceiveAction] {
         switch state {
         case .idle, .waiting:
             state = .forwarding(requestOpen: true)
-            defer { buffered.removeAll() }
-            return buffered
+            let parts = buffered
+            buffered.removeAll()
+            return parts.map { apply($0) }
         default:
             return []
         }

@@ -34,15 +34,29 @@ final class APICallSettings: Sendable {
 
     /// The response head for the browser: the upstream's status, the headers the policy lets
     /// through, the plan's cookies.
-    func browserHead(_ upstream: HTTPResponseHead, request: HTTPRequestHead, cookies: [SetCookie]) -> HTTPResponseHead {
+    /// `closes` is true when the connection must close after this response: the client asked for
+    /// it, or it speaks HTTP/1.0 and the response has no length (HTTP/1.0 has no chunked coding,
+    /// so only the close can end the body).
+    func browserHead(_ upstream: HTTPResponseHead, request: HTTPRequestHead, cookies: [SetCookie])
+        -> (head: HTTPResponseHead, closes: Bool)
+    {
         var headers = HTTPHeaders()
         headers.reserveCapacity(upstream.headers.count + cookies.count + 1)
+        var hasLength = false
         planner.filterBrowserHeaders(
             upstream.headers, connection: upstream.headers["connection"], lowercasedName: { $0.name.asciiLowercased },
-            value: { $0.value }, keep: { headers.add(name: $0.name, value: $0.value) })
+            value: { $0.value },
+            keep: { field in
+                if !hasLength, field.name.asciiLowercased == "content-length" { hasLength = true }
+                headers.add(name: field.name, value: field.value)
+            })
         for cookie in cookies { headers.add(name: "Set-Cookie", value: cookie.headerValue) }
-        if !request.isKeepAlive, request.version.minor >= 1 { headers.add(name: "Connection", value: "close") }
-        return HTTPResponseHead(version: request.version, status: upstream.status, headers: headers)
+        let closes =
+            !request.isKeepAlive
+            || (request.version.minor == 0 && !hasLength && request.method != .HEAD
+                && upstream.status.code != 204 && upstream.status.code != 304)
+        if closes { headers.add(name: "Connection", value: "close") }
+        return (HTTPResponseHead(version: request.version, status: upstream.status, headers: headers), closes)
     }
 }
 
@@ -61,6 +75,8 @@ final class APIExchange: UpstreamResponseConsumer {
     private var announced = false
     private var paused = false
     private var wroteHead = false
+    /// The connection closes after this response (see ``APICallSettings/browserHead(_:request:cookies:)``).
+    private(set) var closesConnection = false
     private var stopped = false
 
     init(handler: APICallHandler, request: HTTPRequestHead, settings: APICallSettings) {
@@ -113,7 +129,9 @@ final class APIExchange: UpstreamResponseConsumer {
         case .head(let head):
             wroteHead = true
             settings.observe(self, api: plan?.api ?? "", status: Int(head.status.code), fromUpstream: true)
-            handler.write(.head(settings.browserHead(head, request: request, cookies: plan?.cookies ?? [])))
+            let (browserHead, closes) = settings.browserHead(head, request: request, cookies: plan?.cookies ?? [])
+            closesConnection = closes
+            handler.write(.head(browserHead))
         case .body(let buffer):
             handler.write(.body(.byteBuffer(buffer)))
             if !handler.isWritable {
