@@ -35,11 +35,11 @@ public struct ProblemError: HTTPResponseError {
 public enum BFFResponses {
     /// A problem response, with optional cookies.
     public static func problem(_ problem: Problem, cookies: [SetCookie] = []) -> Response {
-        var headers: HTTPFields = [
-            .contentType: "application/problem+json", .cacheControl: "no-store", .xContentTypeOptions: "nosniff",
-        ]
-        if let retryAfter = problem.retryAfter { headers[.retryAfter] = String(retryAfter) }
-        for cookie in cookies { headers.append(HTTPField(name: .setCookie, value: cookie.headerValue)) }
+        // The same headers the gateway's event-loop handler writes (one problem writer).
+        var headers = HTTPFields()
+        for (name, value) in problem.responseHeaders(cookies: cookies) {
+            if let name = HTTPField.Name(name) { headers.append(HTTPField(name: name, value: value)) }
+        }
         return Response(
             status: .init(code: problem.status), headers: headers,
             body: ResponseBody(byteBuffer: ByteBuffer(string: problem.json())))
