@@ -294,6 +294,20 @@ struct APICallHandlerTests {
         #expect(!rig.client.isActive, "closed once the body is out")
     }
 
+    /// A chunked HTTP/1.0 request is faulty (RFC 9112 §6.1): 400 and the connection closes, even
+    /// when it asked for keep-alive (its body's framing cannot be trusted).
+    @Test func aChunkedHTTP10CallIsRefusedAndTheConnectionCloses() throws {
+        let rig = try Rig()
+        let head = HTTPRequestHead(
+            version: .http1_0, method: .POST, uri: "/api/te",
+            headers: ["X-CSRF": "1", "Connection": "keep-alive", "Transfer-Encoding": "chunked"])
+        try rig.send(.head(head))
+        rig.loop.run()
+        #expect(status(try rig.clientParts()) == [400])
+        #expect(!rig.client.isActive)
+        #expect(try rig.upstreamParts().isEmpty)
+    }
+
     /// An `Expect: 100-continue` call refused at once: the body may or may not follow, so the
     /// connection closes after the refusal (the body must never be read as the next request).
     @Test func aRefusedExpectContinueCallClosesTheConnection() throws {

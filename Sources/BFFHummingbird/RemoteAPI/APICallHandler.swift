@@ -104,9 +104,14 @@ final class APICallHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let decision: APICallDecision
         if head.version.major != 1 || (head.version.minor == 0 && head.headers.contains(name: "transfer-encoding")) {
             // A chunked HTTP/1.0 request is faulty (RFC 9112 §6.1): refused, and the connection closed.
-            decision =
-                settings.planner.isAPIPath(head.uri.prefix { $0 != "?" })
-                ? .refuse(.init(problem: .badRequest, cookies: [], api: nil)) : .pass
+            guard settings.planner.isAPIPath(head.uri.prefix { $0 != "?" }) else {
+                machine.pass()
+                passedOn = true
+                context.fireChannelRead(wrapInboundOut(.head(head)))
+                return
+            }
+            answer(exchange, .badRequest, cookies: [], api: nil, context: context, close: true)
+            return
         } else {
             decision = settings.planner.plan(APICallRequest(head, remoteAddress: remoteAddress))
         }
@@ -187,7 +192,8 @@ final class APICallHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Writes a problem for the exchange's request.
     func answer(
-        _ exchange: APIExchange, _ problem: Problem, cookies: [SetCookie], api: String?, context: ChannelHandlerContext
+        _ exchange: APIExchange, _ problem: Problem, cookies: [SetCookie], api: String?, context: ChannelHandlerContext,
+        close: Bool = false
     ) {
         if current === exchange { current = nil }
         let body = ByteBuffer(string: problem.json())
@@ -199,7 +205,8 @@ final class APICallHandler: ChannelDuplexHandler, RemovableChannelHandler {
         // (Decided at the head — state still idle — the request's end is still to come.)
         let requestOpen = machine.state == .idle || machine.requestOpen
         let closeAfter =
-            (requestOpen && exchange.request.headers.contains(name: "expect")) || !exchange.request.isKeepAlive
+            close || (requestOpen && exchange.request.headers.contains(name: "expect"))
+            || !exchange.request.isKeepAlive
         if closeAfter { headers.add(name: "Connection", value: "close") }
         context.write(
             wrapOutboundOut(
