@@ -79,7 +79,7 @@ extension NIOUpstream {
         // Connecting or waiting needs a task; its result comes back on `eventLoop`. (NIO's
         // `makeFutureWithTask` owns the task; the pool bounds its wait, the connect timeout its
         // connect, so it always ends.)
-        eventLoop.makeFutureWithTask {
+        eventLoop.makeFutureWithTask {  // justified: NIO owns the task; the pool's wait and connect timeouts end it
             try await pool.lease(fresh: fresh)
         }.assumeIsolated().whenComplete { result in
             switch result {

@@ -81,7 +81,7 @@ extension PostgresSessionStore: ImmediateSessionLookup {
                     try await connection.listen(on: changeChannel) { notifications in
                         self.cache.withLock { $0.setSubscribed(true) }
                         try await withThrowingTaskGroup(of: Void.self) { group in
-                            group.addTask {
+                            group.addTask {  // justified: structured child task of the group
                                 for try await notification in notifications {
                                     guard let key = Self.bytes(hex: notification.payload) else {
                                         self.cache.withLock { $0.evictAll() }
@@ -90,7 +90,7 @@ extension PostgresSessionStore: ImmediateSessionLookup {
                                     self.cache.withLock { $0.evict(key) }
                                 }
                             }
-                            group.addTask {
+                            group.addTask {  // justified: structured child task of the group
                                 while true {
                                     try await Task.sleep(for: SessionCache.heartbeatInterval)
                                     // Named after the channel, so an operator (or a test) can

@@ -80,8 +80,8 @@ extension PostgresSessionStore {
     public func run() async throws {
         await cancelWhenGracefulShutdown {
             await withDiscardingTaskGroup { group in
-                group.addTask { await self.watchRecovery() }
-                group.addTask { await self.listenForChanges() }
+                group.addTask { await self.watchRecovery() }  // justified: structured child task
+                group.addTask { await self.listenForChanges() }  // justified: structured child task
             }
         }
         await close()

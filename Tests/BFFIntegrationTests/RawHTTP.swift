@@ -4,13 +4,18 @@ import NIOPosix
 /// Sends raw bytes to 127.0.0.1:`port` and returns what comes back before the server closes or
 /// two seconds pass (for malformed-request tests no HTTP client would send).
 enum RawHTTP {
-    static func exchange(port: Int, request: String) async throws -> String {
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+    /// A raw byte connection to 127.0.0.1:`port`.
+    static func connect(port: Int) async throws -> NIOAsyncChannel<ByteBuffer, ByteBuffer> {
+        try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connect(host: "127.0.0.1", port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
                 }
             }
+    }
+
+    static func exchange(port: Int, request: String) async throws -> String {
+        let channel = try await connect(port: port)
         return try await channel.executeThenClose { inbound, outbound in
             try await outbound.write(ByteBuffer(string: request))
             return try await withThrowingTaskGroup(of: String.self) { group in
@@ -38,12 +43,7 @@ extension RawHTTP {
     /// Sends `request` (which should end with a `Connection: close` request) and returns everything
     /// received until the server closes, or after `limit`.
     static func exchangeUntilClosed(port: Int, request: String, limit: Duration = .seconds(5)) async throws -> String {
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .connect(host: "127.0.0.1", port: port) { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
-                }
-            }
+        let channel = try await connect(port: port)
         return try await channel.executeThenClose { inbound, outbound in
             try await outbound.write(ByteBuffer(string: request))
             return try await withThrowingTaskGroup(of: String?.self) { group in

@@ -130,7 +130,7 @@ final class APICallHandler: ChannelDuplexHandler, RemovableChannelHandler {
             // The planner's work (a store read, a refresh, a client token) runs in a task; its
             // decision comes back on this event loop. (NIO's `makeFutureWithTask` owns the task;
             // the store and token calls inside are bounded by their own deadlines.)
-            context.eventLoop.makeFutureWithTask {
+            context.eventLoop.makeFutureWithTask {  // justified: NIO owns the task; store/token deadlines end it
                 await work.resume()
             }.assumeIsolated().whenSuccess { [self] decision in
                 guard current === exchange, let context = self.context else { return }  // the client left
