@@ -20,16 +20,16 @@ final class APICallHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias OutboundOut = HTTPServerResponsePart
 
     let settings: APICallSettings
-    private var machine = APIConnectionStateMachine()
+    var machine = APIConnectionStateMachine()
     /// The exchange in progress (forwarding) or being set up (waiting).
     private var current: APIExchange?
-    private var context: ChannelHandlerContext?
+    var context: ChannelHandlerContext?
     private var remoteAddress: String?
-    private var lastActivity = NIODeadline.now()
-    private var idleCheck: Scheduled<Void>?
+    var lastActivity = NIODeadline.now()
+    var idleCheck: Scheduled<Void>?
     /// While the client socket is not writable: checks that the client still takes data.
-    private var sendCheck: Scheduled<Void>?
-    private var bufferedAtLastCheck = Int.max
+    var sendCheck: Scheduled<Void>?
+    var bufferedAtLastCheck = Int.max
     /// Request body written upstream since the last flush.
     private var uploadUnflushed = false
     /// Between a `channelRead` and its `channelReadComplete` (which flushes what went upstream).
@@ -53,13 +53,6 @@ final class APICallHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func handlerRemoved(context: ChannelHandlerContext) {
         cancelChecks()
         self.context = nil
-    }
-
-    private func cancelChecks() {
-        idleCheck?.cancel()
-        idleCheck = nil
-        sendCheck?.cancel()
-        sendCheck = nil
     }
 
     // MARK: inbound
@@ -313,7 +306,7 @@ final class APICallHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.fireChannelInactive()
     }
 
-    private func abandonCurrent() {
+    func abandonCurrent() {
         _ = machine.clientGone()
         guard let current else { return }
         self.current = nil
@@ -340,49 +333,6 @@ final class APICallHandler: ChannelDuplexHandler, RemovableChannelHandler {
             scheduleSendCheck(context)
         }
         context.fireChannelWritabilityChanged()
-    }
-
-    /// A client that stops reading would hold its response — and, through back-pressure, the
-    /// upstream connection behind it — for ever (a slow-read attack, on either path). While the
-    /// socket is not writable, every ``APICallSettings/sendTimeout`` the bytes waiting for the
-    /// client must have gone down; if not, the connection is closed (which also ends a router response).
-    private func scheduleSendCheck(_ context: ChannelHandlerContext) {
-        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
-        sendCheck = context.eventLoop.scheduleTask(in: settings.sendTimeout) {
-            let handler = handler.value
-            handler.sendCheck = nil
-            guard let context = handler.context, !context.channel.isWritable else { return }
-            let buffered = handler.bufferedBytes(context)
-            if buffered < handler.bufferedAtLastCheck {
-                handler.bufferedAtLastCheck = buffered
-                handler.scheduleSendCheck(context)
-            } else {
-                handler.abandonCurrent()
-                context.close(promise: nil)
-            }
-        }
-    }
-
-    private func bufferedBytes(_ context: ChannelHandlerContext) -> Int {
-        (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
-    }
-
-    private func scheduleIdleCheck(at deadline: NIODeadline) {
-        guard let context, let timeout = settings.idleTimeout else { return }
-        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
-        idleCheck = context.eventLoop.scheduleTask(deadline: deadline) {
-            let handler = handler.value
-            handler.idleCheck = nil
-            guard let context = handler.context else { return }
-            let now = NIODeadline.now()
-            if !handler.machine.isIdle {
-                handler.scheduleIdleCheck(at: now + timeout)
-            } else if now - handler.lastActivity >= timeout {
-                context.close(promise: nil)
-            } else {
-                handler.scheduleIdleCheck(at: handler.lastActivity + timeout)
-            }
-        }
     }
 
     // MARK: called by the exchange (same event loop)
