@@ -44,7 +44,7 @@ struct FaultTests {
             serverIdleTimeout: .seconds(2), fastPath: fastPath, apiCalls: calls, forwarder: Self.smallPools
         ) { env, browser, _ in
             let port = try port(env)
-            try await harness.warmUpstreamPools(env, browser, path: "/api/misc/status/200")
+            try await harness.warmUpstreamPools(env, browser, path: "/api/bulk/status/200")
 
             // 1. Before the response head: the upstream answers after 150 ms; the client is gone by then.
             try await inBatches(100) { index in
@@ -88,7 +88,7 @@ struct FaultTests {
             //    connection (warmed before each), so that path meets the fault for certain.
             if fastPath {
                 for index in 0..<40 {
-                    try await harness.warmUpstreamPools(env, browser, path: "/api/misc/status/200")
+                    try await harness.warmUpstreamPools(env, browser, path: "/api/bulk/status/200")
                     let client = try await RawConnection.open(port: port)
                     try await client.send(
                         "GET /api/misc/download/4194304?fault=fast-\(index) HTTP/1.1\r\nHost: localhost\r\nX-CSRF: 1\r\n\r\n"
@@ -106,7 +106,7 @@ struct FaultTests {
             // The next 100 calls all succeed.
             let statuses = Statuses()
             try await inBatches(100, width: 10) { index in
-                let page = try await browser.get(env.origin + "/api/misc/status/200?after=\(index)", headers: env.csrf)
+                let page = try await browser.get(env.origin + "/api/bulk/status/200?after=\(index)", headers: env.csrf)
                 statuses.add(page.status)
             }
             #expect(statuses.all == Array(repeating: 200, count: 100), "\(statuses.counts)")
@@ -131,7 +131,7 @@ struct FaultTests {
         let calls = APICallLog()
         try await harness.withProxy(fastPath: fastPath, apiCalls: calls, forwarder: Self.smallPools) {
             env, browser, _ in
-            try await harness.warmUpstreamPools(env, browser, path: "/api/misc/status/200")
+            try await harness.warmUpstreamPools(env, browser, path: "/api/bulk/status/200")
             let client = try await RawConnection.open(port: try port(env))
             let started = ContinuousClock.now
             try await client.send("GET /api/misc/stall/1000?m=stall HTTP/1.1\r\nHost: localhost\r\nX-CSRF: 1\r\n\r\n")
@@ -151,7 +151,7 @@ struct FaultTests {
             let leased = try await eventually(until: { $0 == 0 }) { env.forwarder.statistics.leased }
             #expect(leased == 0)
             if fastPath { #expect(calls.pipeline(for: "m=stall") == .eventLoop) }
-            #expect(try await browser.get(env.origin + "/api/misc/status/200", headers: env.csrf).status == 200)
+            #expect(try await browser.get(env.origin + "/api/bulk/status/200", headers: env.csrf).status == 200)
         }
     }
 
@@ -257,10 +257,10 @@ extension FaultTests {
         let log = LogRecorder()
         let calls = APICallLog()
         try await harness.withProxy(fastPath: fastPath, apiCalls: calls, logger: log.logger) { env, browser, _ in
-            try await harness.warmUpstreamPools(env, browser, path: "/api/misc/status/200")
+            try await harness.warmUpstreamPools(env, browser, path: "/api/bulk/status/200")
             let timedOut = try await browser.get(env.origin + "/api/misc/slow/3000?m=log-head", headers: env.csrf)
             #expect(timedOut.status == 504)
-            try await harness.warmUpstreamPools(env, browser, path: "/api/misc/status/200")
+            try await harness.warmUpstreamPools(env, browser, path: "/api/bulk/status/200")
             let client = try await RawConnection.open(port: try port(env))
             try await client.send("GET /api/misc/stall/100?m=log-body HTTP/1.1\r\nHost: localhost\r\nX-CSRF: 1\r\n\r\n")
             try await client.channel.closeFuture.get()
@@ -296,7 +296,7 @@ extension FaultTests {
                 try await Task.sleep(for: .milliseconds(50))
                 for victim in 0..<2 {
                     let page = try await browser.get(
-                        env.origin + "/api/misc/echo/victim-\(round)-\(victim)",
+                        env.origin + "/api/bulk/echo/victim-\(round)-\(victim)",
                         headers: env.csrf + [("X-Victim", "secret")])
                     #expect(page.status == 200, "round \(round): \(page.status)")
                     if page.status == 200 {

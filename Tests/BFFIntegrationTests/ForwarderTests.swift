@@ -120,7 +120,7 @@ struct ForwarderTests {
             let before = residentMegabytes()
             var peak = before
             // Download: 100 MB streamed through the gateway, hashed as it arrives.
-            var download = HTTPClientRequest(url: env.origin + "/api/misc/download/104857600")
+            var download = HTTPClientRequest(url: env.origin + "/api/bulk/download/104857600")
             download.headers.add(name: "X-CSRF", value: "1")
             let response = try await client.execute(download, timeout: .seconds(120))
             var received = 0
@@ -164,7 +164,7 @@ struct ForwarderTests {
                 for index in 0..<30 {
                     let head = index % 5 == 4
                     var request = HTTPClientRequest(
-                        url: env.origin + (head ? "/api/misc/echo/h" : "/api/misc/status/\(200 + index % 3)"))
+                        url: env.origin + (head ? "/api/misc/echo/h" : "/api/bulk/status/\(200 + index % 3)"))
                     request.method = head ? .HEAD : .GET
                     request.headers.add(name: "X-CSRF", value: "1")
                     let response = try await client.execute(request, timeout: .seconds(5))
@@ -190,14 +190,14 @@ struct ForwarderTests {
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     for _ in 0..<8 {
                         group.addTask {  // justified: structured child task of the group
-                            _ = try await browser.get(env.origin + "/api/misc/status/200", headers: env.csrf)
+                            _ = try await browser.get(env.origin + "/api/bulk/status/200", headers: env.csrf)
                         }
                     }
                     try await group.waitForAll()
                 }
             }
             let client = HTTPClient(eventLoopGroupProvider: .singleton)
-            var request = HTTPClientRequest(url: env.origin + "/api/misc/download/104857600")
+            var request = HTTPClientRequest(url: env.origin + "/api/bulk/download/104857600")
             request.headers.add(name: "X-CSRF", value: "1")
             let response = try await client.execute(request, timeout: .seconds(60))
             var received = 0
@@ -224,7 +224,7 @@ struct ForwarderTests {
     @Test(arguments: [false, true])
     func aClientThatStopsReadingIsCutOffAfterTheSendTimeout(warm: Bool) async throws {
         try await harness.withProxy(serverIdleTimeout: .seconds(2)) { env, browser, _ in
-            if warm { try await harness.warmUpstreamPools(env, browser, path: "/api/misc/status/200") }
+            if warm { try await harness.warmUpstreamPools(env, browser, path: "/api/bulk/status/200") }
             let fastBefore = env.forwarder.fastExchangeCount
             let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .channelOption(.autoRead, value: false)
@@ -251,16 +251,16 @@ struct ForwarderTests {
     /// sent in one write: answered completely and in order.
     @Test func pipelinedRequestsAcrossBothPathsAreAnsweredInOrder() async throws {
         try await harness.withProxy { env, browser, _ in
-            try await harness.warmUpstreamPools(env, browser, path: "/api/misc/status/200")
+            try await harness.warmUpstreamPools(env, browser, path: "/api/bulk/status/200")
             let fastBefore = env.forwarder.fastExchangeCount
             let requests = [
-                "GET /api/misc/status/201 HTTP/1.1\r\nHost: localhost\r\nX-CSRF: 1\r\n\r\n",
-                "GET /api/misc/status/202 HTTP/1.1\r\nHost: localhost\r\nX-CSRF: 1\r\n\r\n",
-                "GET /api/misc/status/203 HTTP/1.1\r\nHost: localhost\r\n\r\n",  // no X-CSRF: 401 from the router
+                "GET /api/bulk/status/201 HTTP/1.1\r\nHost: localhost\r\nX-CSRF: 1\r\n\r\n",
+                "GET /api/bulk/status/202 HTTP/1.1\r\nHost: localhost\r\nX-CSRF: 1\r\n\r\n",
+                "GET /api/bulk/status/203 HTTP/1.1\r\nHost: localhost\r\n\r\n",  // no X-CSRF: 401 from the router
                 "POST /api/misc/echo/p HTTP/1.1\r\nHost: localhost\r\nX-CSRF: 1\r\nContent-Length: 3\r\n\r\nabc",
-                "GET /api/misc/status/205 HTTP/1.1\r\nHost: localhost\r\nX-CSRF: 1\r\n\r\n",
+                "GET /api/bulk/status/205 HTTP/1.1\r\nHost: localhost\r\nX-CSRF: 1\r\n\r\n",
                 "HEAD /api/misc/echo/h HTTP/1.1\r\nHost: localhost\r\nX-CSRF: 1\r\n\r\n",
-                "GET /api/misc/status/200 HTTP/1.1\r\nHost: localhost\r\nX-CSRF: 1\r\nConnection: close\r\n\r\n",
+                "GET /api/bulk/status/200 HTTP/1.1\r\nHost: localhost\r\nX-CSRF: 1\r\nConnection: close\r\n\r\n",
             ]
             let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .connect(host: "127.0.0.1", port: try gatewayPort(env)) { channel in
@@ -286,9 +286,9 @@ struct ForwarderTests {
     @Test func pipelinedRequestsBehindOneThatWaitsAreAllAnswered() async throws {
         try await harness.withProxy { env, _, _ in
             let requests = [
-                "GET /api/misc/status/201 HTTP/1.1\r\nHost: localhost\r\nX-CSRF: 1\r\n\r\n",
+                "GET /api/bulk/status/201 HTTP/1.1\r\nHost: localhost\r\nX-CSRF: 1\r\n\r\n",
                 "POST /api/misc/echo/p HTTP/1.1\r\nHost: localhost\r\nX-CSRF: 1\r\nContent-Length: 5\r\n\r\nhello",
-                "GET /api/misc/status/202 HTTP/1.1\r\nHost: localhost\r\nX-CSRF: 1\r\nConnection: close\r\n\r\n",
+                "GET /api/bulk/status/202 HTTP/1.1\r\nHost: localhost\r\nX-CSRF: 1\r\nConnection: close\r\n\r\n",
             ]
             let received = try await RawHTTP.exchangeUntilClosed(port: try gatewayPort(env), request: requests.joined())
             let statuses = received.components(separatedBy: "HTTP/1.1 ").dropFirst().map { String($0.prefix(3)) }
@@ -301,7 +301,7 @@ struct ForwarderTests {
     /// Hummingbird's own connection handler never sees) stays open past it; an idle one is closed.
     @Test func busyFastConnectionsOutliveTheIdleTimeoutAndIdleOnesAreClosed() async throws {
         try await harness.withProxy(serverIdleTimeout: .seconds(1)) { env, browser, _ in
-            try await harness.warmUpstreamPools(env, browser, path: "/api/misc/status/200")
+            try await harness.warmUpstreamPools(env, browser, path: "/api/bulk/status/200")
             let fastBefore = env.forwarder.fastExchangeCount
             let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .connect(host: "127.0.0.1", port: try gatewayPort(env)) { channel in
@@ -314,7 +314,7 @@ struct ForwarderTests {
                 // 12 requests 250 ms apart on one connection: 3 s of use, idle timeout 1 s.
                 for index in 0..<12 {
                     try await outbound.write(
-                        ByteBuffer(string: "GET /api/misc/status/200 HTTP/1.1\r\nHost: localhost\r\nX-CSRF: 1\r\n\r\n"))
+                        ByteBuffer(string: "GET /api/bulk/status/200 HTTP/1.1\r\nHost: localhost\r\nX-CSRF: 1\r\n\r\n"))
                     var received = ""
                     while !received.hasSuffix("\r\n\r\nstatus 200") {
                         guard let buffer = try await responses.next() else {

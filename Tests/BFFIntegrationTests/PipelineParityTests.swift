@@ -89,7 +89,7 @@ struct PipelineParityTests {
             name: "an upstream that is down", method: "GET", target: "/api/dead/a?m=p18", headers: csrf,
             signedIn: false, body: "", status: 502, problem: "upstream-unavailable"),
         Case(
-            name: "upstream statuses pass through", method: "DELETE", target: "/api/misc/status/404?m=p19",
+            name: "upstream statuses pass through", method: "DELETE", target: "/api/bulk/status/404?m=p19",
             headers: csrf, signedIn: false, body: "", status: 404, problem: nil),
     ]
 
