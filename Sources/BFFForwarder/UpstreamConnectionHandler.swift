@@ -21,7 +21,12 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
     private var timeout: TimeAmount = .seconds(30)
     /// On the event loop's clock (`eventLoop.now`), so tests can drive it.
     private var lastProgress = NIODeadline.uptimeNanoseconds(0)
+    /// One timer per connection, re-armed lazily: an exchange that ends leaves it scheduled (it
+    /// then finds no exchange and stops), so a keep-alive connection serving many short calls
+    /// neither schedules nor cancels a task per call (each is a heap insertion and a linear
+    /// search in the event loop's timer queue).
     private var progressCheck: Scheduled<Void>?
+    private var progressCheckDeadline = NIODeadline.distantFuture
     private var readPaused = false
     private var pendingRead = false
     /// The last exchange received its `.end`.
@@ -47,7 +52,7 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
     var isReusable: Bool {
         guard let context else { return false }
         return context.channel.isActive && stream == nil && completed && requestEnded && keepAlive && !readPaused
-            && !pendingRead && !unexpectedData && progressCheck == nil
+            && !pendingRead && !unexpectedData
     }
 
     /// Starts a request: the stream receives the response; the request head (and, with no body,
@@ -78,7 +83,7 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
             context.read()
         }
         lastProgress = context.eventLoop.now
-        scheduleProgressCheck(at: lastProgress + timeout)
+        armProgressCheck(by: lastProgress + timeout)
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         if !hasBody {
             context.write(wrapOutboundOut(.end(nil)), promise: nil)  // not through our own write(): mark it here
@@ -91,7 +96,6 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
     /// Forgets the consumer (the client went away); the connection is then closed by its owner.
     func abandon() {
         stream = nil
-        cancelProgressCheck()
     }
 
     /// Resumes reading after the consumer of exchange `generation` drained its buffer.
@@ -133,7 +137,6 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
             let uploadCutShort = !requestEnded
             self.stream = nil
             completed = true
-            cancelProgressCheck()
             // The response is complete: nothing is left to hold reading back for.
             readPaused = false
             if pendingRead {
@@ -197,6 +200,13 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
     private func cancelProgressCheck() {
         progressCheck?.cancel()
         progressCheck = nil
+        progressCheckDeadline = .distantFuture
+    }
+
+    /// Makes sure a check runs by `deadline`: keeps a scheduled one that is due no later.
+    private func armProgressCheck(by deadline: NIODeadline) {
+        if progressCheck != nil, progressCheckDeadline <= deadline { return }
+        scheduleProgressCheck(at: deadline)
     }
 
     private func scheduleProgressCheck(at deadline: NIODeadline) {
@@ -204,10 +214,12 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
         progressCheck?.cancel()
         let loop = context.eventLoop
         let handler = NIOLoopBound(self, eventLoop: loop)
+        progressCheckDeadline = deadline
         progressCheck = loop.scheduleTask(deadline: deadline) {
             let handler = handler.value
             handler.progressCheck = nil
-            guard handler.stream != nil else { return }
+            handler.progressCheckDeadline = .distantFuture
+            guard handler.stream != nil else { return }  // no exchange: the next one arms it again
             let now = loop.now
             if handler.readPaused && handler.requestEnded {
                 // Our side holds reading back: not the upstream's delay. (While the request body

@@ -148,6 +148,46 @@ struct UpstreamConnectionHandlerTests {
         #expect(!s.channel.isActive)
     }
 
+    /// The progress timer outlives an exchange (one per connection, not one per call): the next
+    /// exchange on the connection is still timed from its own start, also when its timeout is
+    /// shorter than the one the timer was armed for, and a timer that finds no exchange is inert.
+    @Test(arguments: [1, 9])
+    func theNextExchangeIsTimedFromItsOwnStartWithItsOwnTimeout(secondsLater: Int64) throws {
+        let s = try setup()
+        let first = Consumer()
+        s.handler.begin(stream: first, head: request, hasBody: false, timeout: .seconds(10))
+        try s.channel.writeInbound(HTTPClientResponsePart.head(okHead))
+        try s.channel.writeInbound(HTTPClientResponsePart.body(ByteBuffer(string: "abcd")))
+        try s.channel.writeInbound(HTTPClientResponsePart.end(nil))
+        #expect(s.handler.isReusable, "a timer left armed does not keep the connection from its pool")
+        s.loop.advanceTime(by: .seconds(secondsLater))
+        // A second exchange with a 2 s timeout: due before the first one's 10 s (1 s later), or
+        // after it (9 s later).
+        let second = Consumer()
+        s.handler.begin(stream: second, head: request, hasBody: false, timeout: .seconds(2))
+        s.loop.advanceTime(by: .milliseconds(1999))
+        #expect(second.events.isEmpty, "not cut before its own 2 s")
+        s.loop.advanceTime(by: .milliseconds(1))
+        #expect(second.events == ["failed upstream timed out"], "cut at its own 2 s")
+        #expect(first.events == ["head 200", "body 4", "end"])
+    }
+
+    @Test func anIdleConnectionOutlivesItsLastExchangesTimer() throws {
+        let s = try setup()
+        let consumer = Consumer()
+        s.handler.begin(stream: consumer, head: request, hasBody: false, timeout: .seconds(2))
+        try s.channel.writeInbound(HTTPClientResponsePart.head(okHead))
+        try s.channel.writeInbound(HTTPClientResponsePart.end(nil))
+        s.loop.advanceTime(by: .seconds(60))
+        #expect(s.channel.isActive, "nothing in progress: the timer closes nothing")
+        #expect(s.handler.isReusable)
+        // And the next exchange after the long pause is timed again.
+        let next = Consumer()
+        s.handler.begin(stream: next, head: request, hasBody: false, timeout: .seconds(2))
+        s.loop.advanceTime(by: .seconds(2))
+        #expect(next.events == ["failed upstream timed out"])
+    }
+
     /// The review's second availability gap: the timeout used to end at the head, so an upstream
     /// that stalled mid-body held its connection (and the client's) for ever.
     @Test func anUpstreamStallingAfterTheHeadFailsAfterTheTimeoutWithoutProgress() throws {
