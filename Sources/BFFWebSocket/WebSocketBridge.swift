@@ -40,6 +40,9 @@ public struct BFFWebSocketBridge: Sendable {
             // Not upgraded: the request goes on as HTTP and the route answers with its problem.
             return .dontUpgrade
         case .upgrade(let upstream):
+            // The API pipeline's handler (``WebSocketAPIChannel``) has seen nothing of this
+            // connection yet and must not see its WebSocket frames. (Absent in other pipelines.)
+            try? await channel.pipeline.removeHandler(name: APICallHandlers.handlerName).get()
             let maxMessageSize = self.maxMessageSize
             let interval = self.sessionCheckInterval
             return .upgrade(upstream.responseHeaders) { inbound, outbound, context in

@@ -109,11 +109,24 @@ struct PipelineParityTests {
         return (status, problem)
     }
 
-    @Test(arguments: [true, false])
-    func everyAdapterDecidesTheTableAlike(channelHandler: Bool) async throws {
+    /// The channel handler alone, behind the WebSocket upgrade handler (a gateway with a
+    /// WebSocket route), and the router's middleware.
+    enum Adapter: String, CaseIterable, Sendable { case channelHandler, behindUpgradeHandler, middleware }
+
+    @Test(arguments: Adapter.allCases)
+    func everyAdapterDecidesTheTableAlike(adapter: Adapter) async throws {
         let calls = APICallLog()
         let hardening = RequestHardeningTests()
-        try await harness.withProxy(fastPath: channelHandler, apiCalls: calls) { env, browser, _ in
+        let channelHandler = adapter != .middleware
+        try await harness.withProxy(
+            fastPath: channelHandler, apiCalls: calls,
+            configure: { settings in
+                guard adapter == .behindUpgradeHandler else { return }
+                settings.apis.append(
+                    APIRouteConfiguration(
+                        path: "/api/live", upstream: "http://127.0.0.1:1/socket", token: .user, websocket: true))
+            }
+        ) { env, browser, _ in
             try await env.login(browser)
             let cookie = try hardening.sessionCookie(browser)
             for test in Self.table {

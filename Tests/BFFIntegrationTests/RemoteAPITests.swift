@@ -4,6 +4,7 @@ import BFFTesting
 import Crypto
 import Foundation
 import Logging
+import ServiceLifecycle
 import Testing
 
 @testable import BFFGateway
@@ -16,6 +17,7 @@ struct RemoteAPITests {
         clock: ManualTimeSource? = nil, cookieMode: Bool = false, serverIdleTimeout: Duration? = nil,
         idpResources: [String] = [], fastPath: Bool = true, apiCalls: APICallLog? = nil,
         forwarder: NIOUpstream.Configuration = .init(), logger: Logger? = nil,
+        extraServices: [any Service] = [], extraPorts: [Int] = [],
         configure: @escaping (inout BFFConfiguration) -> Void = { _ in },
         _ body: @Sendable (TestEnvironment, TestBrowser, Int) async throws -> Void
     ) async throws {
@@ -26,8 +28,8 @@ struct RemoteAPITests {
             extraServices: [
                 EchoUpstream.makeApplication(
                     port: echoPort, idleTimeout: upstreamIdleTimeout, logger: TestEnvironment.quietLogger)
-            ],
-            extraPorts: [echoPort],
+            ] + extraServices,
+            extraPorts: [echoPort] + extraPorts,
             gatewayTime: clock, apiFastPath: fastPath, forwarderConfiguration: forwarder, apiCalls: apiCalls,
             gatewayLogger: logger,
             configure: { configuration in

@@ -27,7 +27,7 @@ public struct APIHTTP1Channel: ServerChildChannel {
             try pipeline.configureHTTPServerPipeline(
                 withPipeliningAssistance: false, withErrorHandling: false, withOutboundHeaderValidation: false,
                 withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
-            try pipeline.addHandler(APICallHandler(settings: settings))
+            try pipeline.addHandler(APICallHandler(settings: settings), name: APICallHandlers.handlerName)
             try pipeline.addHandler(HTTP1ToHTTPServerCodec(secure: false))
             try pipeline.addHandlers(inner.configuration.additionalChannelHandlers())
             try pipeline.addHandler(HTTPConnectionStateHandler(idleTimeout: nil, logger: logger))
@@ -52,5 +52,30 @@ extension BFF {
             APIHTTP1Channel(
                 inner: HTTP1Channel(responder: responder, configuration: configuration), settings: settings)
         }
+    }
+}
+
+/// Makes the API pipeline's channel handler for an HTTP/1.1 server pipeline that is not
+/// ``APIHTTP1Channel`` (the gateway's WebSocket-capable channel): one handler per connection,
+/// placed right after NIO's HTTP/1.1 server codec (`HTTPServerRequestPart` in,
+/// `HTTPServerResponsePart` out) and before Hummingbird's `HTTP1ToHTTPServerCodec`. It takes
+/// every API call and keeps the connection's idle timeout, so give Hummingbird's own connection
+/// handler no idle timeout.
+public struct APICallHandlers: Sendable {
+    /// The handler's name in the pipeline (to remove it when the connection stops speaking HTTP).
+    public static let handlerName = "bff.api-calls"
+    let settings: APICallSettings
+
+    /// A new handler for one connection.
+    public func make() -> any RemovableChannelHandler {
+        APICallHandler(settings: settings)
+    }
+}
+
+extension BFF {
+    /// The API pipeline's channel handlers for a custom HTTP/1.1 server pipeline (see
+    /// ``APICallHandlers``).
+    public func apiCallHandlers(forwarder: NIOUpstream, idleTimeout: TimeAmount?) -> APICallHandlers {
+        APICallHandlers(settings: APICallSettings(bff: self, forwarder: forwarder, idleTimeout: idleTimeout))
     }
 }
