@@ -102,6 +102,30 @@ public final class NIOUpstream: UpstreamTransport, Service {
         return all.filter(\.isSaturated).map { "\($0.host):\($0.port)" }
     }
 
+    /// Connection counts of one upstream (`host:port`), over its event loops' pools.
+    public struct UpstreamStatistics: Sendable, Equatable {
+        /// Pooled idle connections.
+        public var idle: Int
+        /// Connections in use.
+        public var leased: Int
+        /// Calls waiting for a connection.
+        public var waiting: Int
+    }
+
+    /// Connection counts per upstream, keyed by `host:port` (metrics).
+    public var statisticsByUpstream: [String: UpstreamStatistics] {
+        let all = pools.withLock { Array($0.values) }
+        var result: [String: UpstreamStatistics] = [:]
+        for pool in all {
+            let counts = pool.counts
+            result["\(pool.host):\(pool.port)", default: .init(idle: 0, leased: 0, waiting: 0)].idle += counts.idle
+            result["\(pool.host):\(pool.port)", default: .init(idle: 0, leased: 0, waiting: 0)].leased += counts.leased
+            result["\(pool.host):\(pool.port)", default: .init(idle: 0, leased: 0, waiting: 0)].waiting +=
+                counts.waiting
+        }
+        return result
+    }
+
     /// Current connection counts (tests, diagnostics).
     public var statistics: Statistics {
         let all = pools.withLock { Array($0.values) }

@@ -240,6 +240,10 @@ final class UpstreamConnectionPool: Sendable {
 
     /// Idle connections held (tests).
     var idleCount: Int { state.withLock { $0.idle.count } }
+    /// Idle, leased and waiting, read at once.
+    var counts: (idle: Int, leased: Int, waiting: Int) {
+        state.withLock { ($0.idle.count, $0.leased, $0.waiters.count) }
+    }
     /// Connections in use (tests).
     var leasedCount: Int { state.withLock { $0.leased } }
 

@@ -24,6 +24,8 @@ struct Gateway {
     /// The public listener's open client connections.
     let clients: OpenConnections
     let forwarder: NIOUpstream?
+    /// What `/metrics` on the admin listener serves.
+    let metrics: GatewayMetrics
 
     /// The public application with its shutdown bounded by `server.shutdownGrace` (run this one).
     var service: any Service {
@@ -62,11 +64,15 @@ struct Gateway {
                     fix: "open it with Gateway.openStore")
             ])
         }
+        let metrics = GatewayMetrics()
         var bff = try BFF(
             configuration: settings, keyRing: keyRing, http: http, store: store,
-            revocationFeed: settings.session.store == .cookie ? revocationFeed : nil, time: time, logger: logger)
+            revocationFeed: settings.session.store == .cookie ? revocationFeed : nil, time: time, logger: logger,
+            metrics: metrics.metrics)
         bff.apiCallObserver = apiCallObserver
         let router = Router(context: BasicBFFRequestContext.self)
+        // First: it times every request the router answers (API calls report themselves).
+        router.add(middleware: BFFMetricsMiddleware(bff: bff))
         if !settings.apis.isEmpty {
             guard let upstream else {
                 throw ProblemList([
@@ -117,17 +123,25 @@ struct Gateway {
         var admin: Application<RouterResponder<BasicRequestContext>>?
         if let listen = settings.admin.listen, let (host, port) = GatewayConfigurationLoader.parseListen(listen) {
             admin = makeAdmin(
-                bff: bff, store: store, forwarder: upstream as? NIOUpstream, host: host, port: port, logger: logger)
+                bff: bff, store: store, forwarder: upstream as? NIOUpstream, metrics: metrics, host: host, port: port,
+                logger: logger)
         }
         return Gateway(
             bff: bff, application: application, admin: admin, store: store, clients: clients,
-            forwarder: upstream as? NIOUpstream)
+            forwarder: upstream as? NIOUpstream, metrics: metrics)
     }
 
     static func makeAdmin(
-        bff: BFF, store: (any SessionStore)?, forwarder: NIOUpstream?, host: String, port: Int, logger: Logger
+        bff: BFF, store: (any SessionStore)?, forwarder: NIOUpstream?, metrics: GatewayMetrics, host: String,
+        port: Int, logger: Logger
     ) -> Application<RouterResponder<BasicRequestContext>> {
         let router = Router()
+        router.get("/metrics") { _, _ in
+            Response(
+                status: .ok,
+                headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8", .cacheControl: "no-store"],
+                body: .init(byteBuffer: ByteBuffer(bytes: metrics.scrape(bff: bff, forwarder: forwarder))))
+        }
         router.get("/healthz") { _, _ in
             Response(
                 status: .ok, headers: [.contentType: "text/plain", .cacheControl: "no-store"],

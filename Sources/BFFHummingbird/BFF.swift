@@ -47,6 +47,8 @@ public struct BFF: Sendable {
     public let planner: APICallPlanner
     /// Told about every proxied API call, whichever pipeline served it (see ``APICallEvent``).
     public var apiCallObserver: APICallObserver?
+    /// Where the BFF's metrics go (``BFFMetrics/disabled`` unless given).
+    public let metrics: BFFMetrics
 
     /// The public origin (`scheme://host[:port]`).
     public let publicOrigin: String
@@ -72,7 +74,8 @@ public struct BFF: Sendable {
     public init(
         configuration: BFFConfiguration, keyRing: KeyRing, http: any OIDCHTTPClient, store: (any SessionStore)?,
         revocationFeed: (any SharedRevocationFeed)? = nil, time: any TimeSource = SystemTimeSource(),
-        random: any SecureRandom = SystemSecureRandom(), logger: Logger = Logger(label: "bff")
+        random: any SecureRandom = SystemSecureRandom(), logger: Logger = Logger(label: "bff"),
+        metrics: BFFMetrics = .disabled
     ) throws {
         let problems = configuration.validate().filter { !$0.path.hasPrefix("keys") }
         if !problems.isEmpty { throw BFFSetupError(problems: problems) }
@@ -82,6 +85,7 @@ public struct BFF: Sendable {
             ])
         }
         self.configuration = configuration
+        self.metrics = metrics
         self.time = time
         self.random = random
         self.logger = logger
@@ -101,8 +105,8 @@ public struct BFF: Sendable {
         self.authorization = AuthorizationRequestBuilder(configuration: configuration.oidc, tokens: tokens)
         self.userTokens = UserTokenManager(
             tokens: tokens, sessions: sessions, refreshBefore: configuration.tokens.refreshBeforeExpiry, time: time,
-            logger: logger)
-        self.clientTokens = ClientTokenCache(tokens: tokens, time: time)
+            logger: logger, metrics: metrics)
+        self.clientTokens = ClientTokenCache(tokens: tokens, time: time, metrics: metrics)
         self.revoker = RefreshTokenRevoker(tokens: tokens, logger: logger)
         self.logoutTokens = LogoutTokenValidator(
             verifier: JWSVerifier(provider: provider, allowedAlgorithms: configuration.oidc.signingAlgorithms),

@@ -8,7 +8,8 @@ extension BFF {
     /// `POST /bff/backchannel`: OIDC Back-Channel Logout (SPEC §7). Answers 200 with an empty body or
     /// 400 `{"error":"invalid_request"}`; never waits on the IdP beyond one rate-limited JWKS refetch.
     func backchannel(_ request: Request, logger: Logger) async -> Response {
-        func refuse(_ reason: String) -> Response {
+        func refuse(_ reason: String, _ outcome: BFFMetrics.BackchannelOutcome = .invalidToken) -> Response {
+            metrics.backchannelLogout(outcome)
             logger.warning("back-channel logout refused", metadata: ["bff.reason": .string(reason)])
             return Response(
                 status: .badRequest, headers: [.contentType: "application/json", .cacheControl: "no-store"],
@@ -26,6 +27,8 @@ extension BFF {
         let logout: LogoutRequest
         do {
             logout = try await logoutTokens.validate(token)
+        } catch let error as OIDCError where error.isUnavailable {
+            return refuse("\(error)", .unavailable)  // (SPEC §7: 200 or 400; the IdP may send it again)
         } catch {
             return refuse("\(error)")
         }
@@ -36,7 +39,10 @@ extension BFF {
             if configuration.tokens.revokeRefreshTokenOnLogout { revoker.enqueue(sessions.refreshTokens(of: ended)) }
             await publishPendingRevocations()
             logger.info("back-channel logout", metadata: ["bff.sessions_ended": "\(ended.count)"])
+            metrics.backchannelLogout(.success)
+            metrics.sessionsEnded(.backchannel, count: ended.count)
         } catch {
+            metrics.backchannelLogout(.unavailable)
             logger.error("back-channel logout: session store failed", metadata: ["bff.error": "\(error)"])
             return Response(status: .serviceUnavailable, headers: [.cacheControl: "no-store"])
         }
@@ -60,6 +66,7 @@ extension BFF {
         do {
             let ended = try await sessions.endSessions(
                 issuer: configuration.oidc.issuer, idpSessionID: sid, subject: nil)
+            metrics.sessionsEnded(.frontchannel, count: ended.count)
             if configuration.tokens.revokeRefreshTokenOnLogout { revoker.enqueue(sessions.refreshTokens(of: ended)) }
         } catch {
             logger.error("front-channel logout: session store failed", metadata: ["bff.error": "\(error)"])

@@ -74,54 +74,73 @@ extension BFF {
         let correlationID = random.token(byteCount: 9)
         var logger = context.logger
         logger[metadataKey: "bff.correlation_id"] = .string(correlationID)
-        func fail(_ reason: String, status: HTTPResponse.Status = .badRequest, cookies: [SetCookie] = []) -> Response {
+        func fail(
+            _ reason: String, _ outcome: BFFMetrics.LoginOutcome, status: HTTPResponse.Status = .badRequest,
+            cookies: [SetCookie] = []
+        ) -> Response {
+            metrics.login(outcome)
             logger.warning("login callback refused", metadata: ["bff.reason": .string(reason)])
             return BFFResponses.loginError(status: status, correlationID: correlationID, cookies: cookies)
         }
-        guard let query = FormEncoding.firstValues(request.rawQuery) else { return fail("malformed query") }
-        guard let state = query["state"], !state.isEmpty, state.utf8.count <= 512 else { return fail("no state") }
+        guard let query = FormEncoding.firstValues(request.rawQuery) else {
+            return fail("malformed query", .invalidCallback)
+        }
+        guard let state = query["state"], !state.isEmpty, state.utf8.count <= 512 else {
+            return fail("no state", .invalidCallback)
+        }
         let name = loginCookiePrefix + LoginTransaction.cookieID(forState: state)
         let consumed = [expireCookie(name, sameSite: .lax)]
         let now = time.now
         guard let value = request.cookieHeader.value(named: name),
             let plaintext = sealer.open(base64URL: value, purpose: .loginTransaction, binding: name),
             let transaction = LoginTransaction(encoded: plaintext)
-        else { return fail("no matching login transaction", cookies: consumed) }
-        guard constantTimeEquals(transaction.state, state) else { return fail("state mismatch", cookies: consumed) }
-        guard !transaction.isExpired(now: now) else { return fail("login transaction expired", cookies: consumed) }
-        guard transaction.issuer == configuration.oidc.issuer else { return fail("issuer changed", cookies: consumed) }
+        else { return fail("no matching login transaction", .state, cookies: consumed) }
+        guard constantTimeEquals(transaction.state, state) else {
+            return fail("state mismatch", .state, cookies: consumed)
+        }
+        guard !transaction.isExpired(now: now) else {
+            return fail("login transaction expired", .state, cookies: consumed)
+        }
+        guard transaction.issuer == configuration.oidc.issuer else {
+            return fail("issuer changed", .state, cookies: consumed)
+        }
         guard consumedStates.insert(state, until: transaction.createdAt + LoginTransaction.lifetime, now: now)
         else {
-            return fail("login transaction replayed", cookies: consumed)
+            return fail("login transaction replayed", .state, cookies: consumed)
         }
         let metadata: ProviderMetadata
         do {
             metadata = try await provider.metadata()
         } catch {
-            return fail("identity provider unavailable", status: .serviceUnavailable, cookies: consumed)
+            return fail(
+                "identity provider unavailable", .idpUnavailable, status: .serviceUnavailable, cookies: consumed)
         }
         // RFC 9207
         if let iss = query["iss"] {
-            guard iss == configuration.oidc.issuer else { return fail("iss parameter mismatch", cookies: consumed) }
+            guard iss == configuration.oidc.issuer else {
+                return fail("iss parameter mismatch", .iss, cookies: consumed)
+            }
         } else if configuration.oidc.requireIssParameter.isEnabled(
             advertised: metadata.authorizationResponseIssParameterSupported ?? false)
         {
-            return fail("iss parameter missing", cookies: consumed)
+            return fail("iss parameter missing", .iss, cookies: consumed)
         }
         if let error = query["error"] {
             let silentFailures: Set<String> = [
                 "login_required", "consent_required", "interaction_required", "account_selection_required",
             ]
             if transaction.prompt == "none" && silentFailures.contains(error) {
+                metrics.login(.silentNone)
                 return silentLoginPage(isLoggedIn: false, cookies: consumed)
             }
             let safeCode =
                 error.utf8.count <= 64
                 && error.utf8.allSatisfy { $0 == UInt8(ascii: "_") || ($0 >= 0x61 && $0 <= 0x7A) }
-            return fail("identity provider returned error \(safeCode ? error : "(unprintable)")", cookies: consumed)
+            return fail(
+                "identity provider returned error \(safeCode ? error : "(unprintable)")", .idpError, cookies: consumed)
         }
         guard let code = query["code"], !code.isEmpty, code.utf8.count <= 4096 else {
-            return fail("no code", cookies: consumed)
+            return fail("no code", .invalidCallback, cookies: consumed)
         }
 
         let tokenResponse: TokenResponse
@@ -130,13 +149,13 @@ extension BFF {
                 code: code, codeVerifier: transaction.codeVerifier, redirectURI: redirectURI)
         } catch let error as OIDCError {
             return fail(
-                "code exchange failed: \(error)", status: error.isUnavailable ? .serviceUnavailable : .badRequest,
-                cookies: consumed)
+                "code exchange failed: \(error)", error.isUnavailable ? .idpUnavailable : .tokenEndpoint,
+                status: error.isUnavailable ? .serviceUnavailable : .badRequest, cookies: consumed)
         } catch {
-            return fail("code exchange failed", status: .serviceUnavailable, cookies: consumed)
+            return fail("code exchange failed", .idpUnavailable, status: .serviceUnavailable, cookies: consumed)
         }
         guard let idToken = tokenResponse.idToken else {
-            return fail("no id_token in token response", cookies: consumed)
+            return fail("no id_token in token response", .idToken, cookies: consumed)
         }
         var claimsJSON: [UInt8]
         var claims: [String: JSONValue]
@@ -146,12 +165,12 @@ extension BFF {
             claims = verified.claims
         } catch let error as OIDCError {
             return fail(
-                "ID token rejected: \(error)", status: error.isUnavailable ? .serviceUnavailable : .badRequest,
-                cookies: consumed)
+                "ID token rejected: \(error)", error.isUnavailable ? .idpUnavailable : .idToken,
+                status: error.isUnavailable ? .serviceUnavailable : .badRequest, cookies: consumed)
         } catch {
-            return fail("ID token rejected", cookies: consumed)
+            return fail("ID token rejected", .idToken, cookies: consumed)
         }
-        guard let subject = claims["sub"]?.stringValue else { return fail("no sub", cookies: consumed) }
+        guard let subject = claims["sub"]?.stringValue else { return fail("no sub", .idToken, cookies: consumed) }
         if configuration.oidc.fetchUserInfo,
             let userInfo = try? await tokens.userInfo(accessToken: tokenResponse.accessToken),
             userInfo["sub"]?.stringValue == subject
@@ -174,11 +193,13 @@ extension BFF {
             sessionCookies = try await sessions.create(
                 session, replacing: context.bff.session, cookies: request.cookieHeader)
         } catch let error as SessionError where error.isTooLargeForCookies {
-            return fail(error.description, cookies: consumed)
+            return fail(error.description, .sessionStore, cookies: consumed)
         } catch {
-            return fail("session store unavailable", status: .serviceUnavailable, cookies: consumed)
+            return fail("session store unavailable", .sessionStore, status: .serviceUnavailable, cookies: consumed)
         }
         logger.info("login succeeded")
+        metrics.login(.success)
+        metrics.sessionStarted()
         if transaction.prompt == "none" { return silentLoginPage(isLoggedIn: true, cookies: consumed + sessionCookies) }
         return BFFResponses.redirect(to: transaction.returnURL, cookies: consumed + sessionCookies)
     }

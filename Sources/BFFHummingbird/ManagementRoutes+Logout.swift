@@ -25,6 +25,7 @@ extension BFF {
         var cookies: [SetCookie]
         do {
             cookies = try await sessions.end(loaded, cookies: cookieHeader)
+            metrics.sessionsEnded(.logout)
         } catch {
             context.logger.warning("logout: session store unavailable", metadata: ["bff.error": "\(error)"])
             return BFFResponses.problem(.storeUnavailable)

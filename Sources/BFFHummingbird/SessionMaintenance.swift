@@ -13,6 +13,8 @@ public final class RefreshTokenRevoker: Service {
     let stream: AsyncStream<String>
     let continuation: AsyncStream<String>.Continuation
     let counters = Mutex((revoked: 0, failed: 0, dropped: 0, skipped: 0))
+    /// Tokens waiting to be revoked.
+    let queued = Mutex(0)
 
     init(tokens: TokenEndpointClient, logger: Logger) {
         self.tokens = tokens
@@ -23,13 +25,21 @@ public final class RefreshTokenRevoker: Service {
     /// Queues refresh tokens for revocation.
     public func enqueue(_ refreshTokens: [String]) {
         for token in refreshTokens {
-            if case .dropped = continuation.yield(token) { counters.withLock { $0.dropped += 1 } }
+            switch continuation.yield(token) {
+            case .enqueued: queued.withLock { $0 += 1 }
+            case .dropped: counters.withLock { $0.dropped += 1 }  // the oldest made room: as many wait
+            case .terminated: break
+            @unknown default: break
+            }
         }
     }
 
     /// Revocations done, failed and dropped so far, and tokens skipped because the IdP has no
     /// revocation endpoint.
     public var statistics: (revoked: Int, failed: Int, dropped: Int, skipped: Int) { counters.withLock { $0 } }
+
+    /// Refresh tokens waiting to be revoked (the queue's depth).
+    public var queueDepth: Int { queued.withLock { $0 } }
 
     /// Revokes queued tokens until graceful shutdown.
     public func run() async throws {
@@ -48,6 +58,7 @@ public final class RefreshTokenRevoker: Service {
     }
 
     private func revoke(_ token: String) async {
+        queued.withLock { $0 = max(0, $0 - 1) }
         // IdPs without a revocation endpoint (LemonLDAP::NG): the gateway has already dropped the
         // token with the session; there is nothing to call.
         guard await tokens.provider.revocationEndpoint() != nil else {
@@ -105,6 +116,7 @@ public struct SessionCleanupService: Service {
         guard let store else { return 0 }
         do {
             let removed = try await store.removeExpired(now: now)
+            bff.metrics.sessionsEnded(.expired, count: removed.count)
             if bff.configuration.tokens.revokeRefreshTokenOnLogout {
                 bff.revoker.enqueue(bff.sessions.refreshTokens(of: removed))
             }

@@ -15,8 +15,10 @@ public struct APICallEvent: Sendable {
 
     /// Which pipeline served the call.
     public var pipeline: Pipeline
-    /// The route's configured path (never the request path).
+    /// The route's configured path (never the request path); empty when no route was found.
     public var api: String
+    /// The request method.
+    public var method: String
     /// The request target as received. For tests that tell their own requests apart; never log it.
     public var target: String
     /// The status sent to the client.
@@ -25,6 +27,20 @@ public struct APICallEvent: Sendable {
     public var upstreamStatus: Int?
     /// From the request's arrival to its response head.
     public var duration: Duration
+    /// From the upstream request's start (a pooled connection's wait included) to the upstream's
+    /// response head; nil when no upstream answered.
+    public var upstreamDuration: Duration?
+}
+
+extension BFF {
+    /// The one report of an API call, for every adapter: its metrics, then the observer hook.
+    func report(_ event: APICallEvent) {
+        metrics.request(route: event.api, method: event.method, status: event.status, duration: event.duration)
+        if let upstreamDuration = event.upstreamDuration {
+            metrics.upstreamResponded(api: event.api, after: upstreamDuration)
+        }
+        apiCallObserver?(event)
+    }
 }
 
 /// Called once per API call (forwarded or refused) when its response head is decided.

@@ -12,7 +12,7 @@ final class APICallSettings: Sendable {
     let idleTimeout: TimeAmount?
     /// A client that takes nothing of a response for this long is disconnected (both paths).
     let sendTimeout: TimeAmount
-    let observer: APICallObserver?
+    let bff: BFF
     let logger: Logger
 
     init(bff: BFF, forwarder: NIOUpstream, idleTimeout: TimeAmount?) {
@@ -20,16 +20,18 @@ final class APICallSettings: Sendable {
         self.forwarder = forwarder
         self.idleTimeout = idleTimeout
         self.sendTimeout = idleTimeout ?? .seconds(60)
-        self.observer = bff.apiCallObserver
+        self.bff = bff
         self.logger = bff.logger
     }
 
-    /// Tells the API-call hook, if any, how a call was answered.
+    /// Reports how a call was answered (metrics, the API-call hook).
     func observe(_ exchange: APIExchange, api: String, status: Int, fromUpstream: Bool) {
-        observer?(
+        let now = ContinuousClock.now
+        bff.report(
             APICallEvent(
-                pipeline: .eventLoop, api: api, target: exchange.request.uri, status: status,
-                upstreamStatus: fromUpstream ? status : nil, duration: .now - exchange.started))
+                pipeline: .eventLoop, api: api, method: exchange.request.method.rawValue, target: exchange.request.uri,
+                status: status, upstreamStatus: fromUpstream ? status : nil, duration: now - exchange.started,
+                upstreamDuration: fromUpstream ? exchange.upstreamStarted.map { now - $0 } : nil))
     }
 
     /// The response head for the browser: the upstream's status, the headers the policy lets
@@ -68,6 +70,8 @@ final class APIExchange: UpstreamResponseConsumer {
     let request: HTTPRequestHead
     let settings: APICallSettings
     let started = ContinuousClock.now
+    /// When the first attempt asked for an upstream connection.
+    var upstreamStarted: ContinuousClock.Instant?
     var plan: APICallPlan?
     var upstream: UpstreamExchange?
     private var attempts = 0
@@ -89,6 +93,7 @@ final class APIExchange: UpstreamResponseConsumer {
     func connect(fresh: Bool, eventLoop: any EventLoop) {
         guard let plan else { return }
         attempts += 1
+        if upstreamStarted == nil { upstreamStarted = .now }
         var head = HTTPRequestHead(version: .http1_1, method: request.method, uri: plan.pathAndQuery)
         head.headers.reserveCapacity(plan.forwardedFields.count + plan.gatewayFields.count + 2)
         head.headers.add(name: "Host", value: plan.upstream.hostHeader)
@@ -160,7 +165,8 @@ final class APIExchange: UpstreamResponseConsumer {
         upstream = nil
         guard !stopped, let handler, handler.isCurrent(self), let plan else { return }
         if wroteHead {
-            APICallLog.upstreamFailure(error, api: plan.api, midResponse: true, logger: settings.logger)
+            APICallLog.upstreamFailure(
+                error, api: plan.api, midResponse: true, logger: settings.logger, metrics: settings.bff.metrics)
             handler.abort(self)
             return
         }
@@ -172,7 +178,7 @@ final class APIExchange: UpstreamResponseConsumer {
             connect(fresh: true, eventLoop: loop)
             return
         }
-        APICallLog.upstreamFailure(error, api: plan.api, logger: settings.logger)
+        APICallLog.upstreamFailure(error, api: plan.api, logger: settings.logger, metrics: settings.bff.metrics)
         handler.failed(self, problem: error.problem)
     }
 

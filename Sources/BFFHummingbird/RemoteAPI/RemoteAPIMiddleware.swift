@@ -27,6 +27,7 @@ public struct RemoteAPIMiddleware<Context: BFFRequestContext>: RouterMiddleware 
         let response: Response
         let api: String
         var upstreamStatus: Int?
+        var upstreamDuration: Duration?
         switch decision {
         case .pass:
             return try await next(request, context)
@@ -42,14 +43,17 @@ public struct RemoteAPIMiddleware<Context: BFFRequestContext>: RouterMiddleware 
                 // Upgrades are decided before routing: a handshake that gets here was not upgraded.
                 response = BFFResponses.problem(.upgradeRequired)
             } else {
+                let upstreamStarted = ContinuousClock.now
                 (response, upstreamStatus) = await forward(
                     request, plan: plan, eventLoop: context.bff.eventLoop, logger: context.logger)
+                if upstreamStatus != nil { upstreamDuration = .now - upstreamStarted }
             }
         }
-        bff.apiCallObserver?(
+        bff.report(
             APICallEvent(
-                pipeline: .router, api: api, target: request.uri.description, status: response.status.code,
-                upstreamStatus: upstreamStatus, duration: .now - started))
+                pipeline: .router, api: api, method: request.method.rawValue, target: request.uri.description,
+                status: response.status.code, upstreamStatus: upstreamStatus, duration: .now - started,
+                upstreamDuration: upstreamDuration))
         return response
     }
 
@@ -80,7 +84,7 @@ public struct RemoteAPIMiddleware<Context: BFFRequestContext>: RouterMiddleware 
             if error.isClientFault {
                 logger.debug("request body broke off or was malformed", metadata: ["bff.api": .string(plan.api)])
             } else {
-                APICallLog.upstreamFailure(error, api: plan.api, logger: logger)
+                APICallLog.upstreamFailure(error, api: plan.api, logger: logger, metrics: bff.metrics)
             }
             return (BFFResponses.problem(error.problem, cookies: plan.cookies), nil)
         } catch {
@@ -100,11 +104,12 @@ public struct RemoteAPIMiddleware<Context: BFFRequestContext>: RouterMiddleware 
         if body.contentLength == nil {
             let upstreamBody = body
             let api = plan.api
+            let metrics = bff.metrics
             body = ResponseBody { writer in
                 do {
                     try await upstreamBody.write(writer)
                 } catch let error as UpstreamError {
-                    APICallLog.upstreamFailure(error, api: api, midResponse: true, logger: logger)
+                    APICallLog.upstreamFailure(error, api: api, midResponse: true, logger: logger, metrics: metrics)
                     throw error
                 }
             }
@@ -133,7 +138,13 @@ extension APICallRequest {
 enum APICallLog {
     /// A failed upstream exchange: before the head (answered 502/503/504) or mid-response
     /// (`bff.phase: body`, the client connection closed).
-    static func upstreamFailure(_ error: UpstreamError, api: String, midResponse: Bool = false, logger: Logger) {
+    static func upstreamFailure(
+        _ error: UpstreamError, api: String, midResponse: Bool = false, logger: Logger, metrics: BFFMetrics
+    ) {
+        metrics.upstreamFailed(
+            api: api,
+            kind: midResponse && !error.isTimeout
+                ? .reset : error.isTimeout ? .timeout : error.isBusy ? .busy : .connect)
         logger.warning(
             "upstream request failed",
             metadata: [

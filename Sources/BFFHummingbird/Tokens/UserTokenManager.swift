@@ -21,8 +21,9 @@ final class UserTokenManager: Sendable {
 
     init(
         tokens: TokenEndpointClient, sessions: SessionManager, refreshBefore: Duration, time: any TimeSource,
-        logger: Logger
+        logger: Logger, metrics: BFFMetrics
     ) {
+        self.metrics = metrics
         self.tokens = tokens
         self.sessions = sessions
         self.freshness = TokenFreshness(refreshBefore: refreshBefore.components.seconds)
@@ -35,6 +36,7 @@ final class UserTokenManager: Sendable {
 
     /// Number of refresh-token requests sent (metrics and tests).
     let refreshRequests = Mutex(0)
+    let metrics: BFFMetrics
     /// One warning per distinct refresh failure cause and minute.
     let refreshWarnings = WarningThrottle(interval: 60)
 
@@ -135,8 +137,7 @@ final class UserTokenManager: Sendable {
                     return (nil, stored)  // obtained meanwhile by another request or instance
                 }
                 guard let refreshToken = current.tokens.refreshToken else { throw NoRefreshToken() }
-                self.refreshRequests.withLock { $0 += 1 }
-                let response = try await self.tokens.refresh(refreshToken: refreshToken, resource: resource)
+                let response = try await self.sendRefresh(refreshToken, resource: resource)
                 let token = ResourceToken(
                     resource: resource, accessToken: response.accessToken,
                     expiresAt: response.expiresIn.map { self.time.now + $0 })
@@ -196,9 +197,29 @@ final class UserTokenManager: Sendable {
         }
     }
 
-    func sendRefresh(_ refreshToken: String) async throws -> TokenResponse {
+    /// Sends one refresh-token request (for `resource`, if any); counts it and its outcome.
+    func sendRefresh(_ refreshToken: String, resource: String? = nil) async throws -> TokenResponse {
         refreshRequests.withLock { $0 += 1 }
-        return try await tokens.refresh(refreshToken: refreshToken)
+        do {
+            let response =
+                if let resource {
+                    try await tokens.refresh(refreshToken: refreshToken, resource: resource)
+                } else {
+                    try await tokens.refresh(refreshToken: refreshToken)
+                }
+            metrics.tokenRefresh(.success)
+            return response
+        } catch let error as OIDCError where error.oauthCode == "invalid_grant" {
+            metrics.tokenRefresh(.rejected)
+            metrics.sessionsEnded(.refreshRejected)  // (``failedRefresh`` ends it, once per waiting call)
+            throw error
+        } catch let error as OIDCError where error.oauthCode == "invalid_target" || error.oauthCode == "invalid_scope" {
+            metrics.tokenRefresh(.rejected)  // this resource only; the session stays
+            throw error
+        } catch {
+            metrics.tokenRefresh(.idpUnavailable)
+            throw error
+        }
     }
 
     func apply(_ response: TokenResponse, to session: inout Session, now: UnixTime) {
@@ -229,7 +250,10 @@ final class ClientTokenCache: Sendable {
     /// Number of client-credentials requests sent.
     let requests = Mutex(0)
 
-    init(tokens: TokenEndpointClient, time: any TimeSource) {
+    let metrics: BFFMetrics
+
+    init(tokens: TokenEndpointClient, time: any TimeSource, metrics: BFFMetrics) {
+        self.metrics = metrics
         self.tokens = tokens
         self.time = time
         self.flights = TokenFlights(retention: 86_400, time: time) { cached, _, now in cached.expiresAt - 60 > now }
@@ -241,11 +265,16 @@ final class ClientTokenCache: Sendable {
 
     /// The cached token for (scopes, resource) if it is valid for more than 60 s; never fetches.
     func cachedToken(scopes: [String]?, resource: String?) -> String? {
-        flights.usableValue(Self.key(scopes: scopes, resource: resource))?.token
+        let token = flights.usableValue(Self.key(scopes: scopes, resource: resource))?.token
+        if token != nil { metrics.clientToken(cacheHit: true) }
+        return token
     }
 
     func token(scopes: [String]?, resource: String?) async throws -> String {
-        try await flights.value(Self.key(scopes: scopes, resource: resource)) {
+        let fetched = Mutex(false)
+        defer { metrics.clientToken(cacheHit: !fetched.withLock { $0 }) }
+        return try await flights.value(Self.key(scopes: scopes, resource: resource)) {
+            fetched.withLock { $0 = true }
             self.requests.withLock { $0 += 1 }
             let response = try await self.tokens.clientCredentials(
                 scope: scopes?.joined(separator: " "), resource: resource)

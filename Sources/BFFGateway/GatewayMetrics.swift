@@ -1,0 +1,73 @@
+import BFFCore
+import BFFForwarder
+import BFFHummingbird
+import Foundation
+import Prometheus
+
+/// The gateway's Prometheus registry: ``BFFMetrics`` records into it as things happen; the
+/// gauges (upstream pools, the revocation queue, the build) are read when `/metrics` is scraped.
+/// One registry per gateway (never the process-wide default), so several gateways in one process
+/// (tests) keep their numbers apart.
+final class GatewayMetrics: Sendable {
+    /// The gateway's version, as `bff_build_info{version}` reports it.
+    static let version = "0.2.0"
+
+    let registry: PrometheusCollectorRegistry
+    let metrics: BFFMetrics
+    private let buildInfo: Gauge
+    private let revocationQueue: Gauge
+
+    init() {
+        let registry = PrometheusCollectorRegistry()
+        var factory = PrometheusMetricsFactory(registry: registry)
+        // Buckets for a gateway: most answers take milliseconds; refreshes and slow upstreams, seconds.
+        factory.defaultDurationHistogramBuckets = [
+            .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25),
+            .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1),
+            .milliseconds(2500), .seconds(5), .seconds(10), .seconds(30),
+        ]
+        self.registry = registry
+        self.metrics = BFFMetrics(factory: factory)
+        self.buildInfo = registry.makeGauge(
+            name: "bff_build_info", labels: [("version", Self.version)], help: "1, labelled with the gateway's version")
+        self.revocationQueue = registry.makeGauge(
+            name: "bff_revocation_queue_depth", help: "Refresh tokens waiting to be revoked at the IdP")
+        buildInfo.set(1.0)
+    }
+
+    /// The Prometheus text for a scrape: the gauges read now, then everything.
+    func scrape(bff: BFF, forwarder: NIOUpstream?) -> [UInt8] {
+        revocationQueue.set(Double(bff.revoker.queueDepth))
+        if let forwarder {
+            let byUpstream = forwarder.statisticsByUpstream
+            for route in bff.configuration.apis where !route.websocket {
+                guard let upstream = Self.hostAndPort(route.upstream) else { continue }
+                let counts = byUpstream[upstream]
+                gauge("bff_upstream_connections", ("api", route.path), ("state", "idle"))
+                    .set(Double(counts?.idle ?? 0))
+                gauge("bff_upstream_connections", ("api", route.path), ("state", "leased"))
+                    .set(Double(counts?.leased ?? 0))
+                gauge("bff_upstream_waiters", ("api", route.path)).set(Double(counts?.waiting ?? 0))
+            }
+        }
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(16 * 1024)
+        registry.emit(into: &buffer)
+        return buffer
+    }
+
+    private func gauge(_ name: String, _ labels: (String, String)...) -> Gauge {
+        registry.makeGauge(
+            name: name, labels: labels,
+            help: name == "bff_upstream_waiters"
+                ? "Calls waiting for a pooled connection to the api's upstream"
+                : "Pooled connections to the api's upstream (shared by the routes of one upstream)")
+    }
+
+    /// `host:port` of an upstream URL, as the pools are keyed.
+    static func hostAndPort(_ url: String) -> String? {
+        guard let components = URLComponents(string: url), let host = components.host else { return nil }
+        let port = components.port ?? (components.scheme == "https" ? 443 : 80)
+        return "\(host):\(port)"
+    }
+}
