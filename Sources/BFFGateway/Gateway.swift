@@ -68,7 +68,7 @@ struct Gateway {
         var bff = try BFF(
             configuration: settings, keyRing: keyRing, http: http, store: store,
             revocationFeed: settings.session.store == .cookie ? revocationFeed : nil, time: time, logger: logger,
-            metrics: metrics.metrics)
+            metrics: metrics.metrics, accessLogger: configuration.logging.access ? accessLogger(logger) : nil)
         bff.apiCallObserver = apiCallObserver
         let router = Router(context: BasicBFFRequestContext.self)
         // First: it times every request the router answers (API calls report themselves).
@@ -129,6 +129,13 @@ struct Gateway {
         return Gateway(
             bff: bff, application: application, admin: admin, store: store, clients: clients,
             forwarder: upstream as? NIOUpstream, metrics: metrics)
+    }
+
+    /// The access log: the gateway's logger, its lines marked `bff.log: access`.
+    static func accessLogger(_ logger: Logger) -> Logger {
+        var access = logger
+        access[metadataKey: "bff.log"] = "access"
+        return access
     }
 
     static func makeAdmin(

@@ -49,6 +49,8 @@ public struct BFF: Sendable {
     public var apiCallObserver: APICallObserver?
     /// Where the BFF's metrics go (``BFFMetrics/disabled`` unless given).
     public let metrics: BFFMetrics
+    /// Where the access log goes, one line per request (none unless given).
+    public let accessLogger: Logger?
 
     /// The public origin (`scheme://host[:port]`).
     public let publicOrigin: String
@@ -75,7 +77,7 @@ public struct BFF: Sendable {
         configuration: BFFConfiguration, keyRing: KeyRing, http: any OIDCHTTPClient, store: (any SessionStore)?,
         revocationFeed: (any SharedRevocationFeed)? = nil, time: any TimeSource = SystemTimeSource(),
         random: any SecureRandom = SystemSecureRandom(), logger: Logger = Logger(label: "bff"),
-        metrics: BFFMetrics = .disabled
+        metrics: BFFMetrics = .disabled, accessLogger: Logger? = nil
     ) throws {
         let problems = configuration.validate().filter { !$0.path.hasPrefix("keys") }
         if !problems.isEmpty { throw BFFSetupError(problems: problems) }
@@ -86,6 +88,7 @@ public struct BFF: Sendable {
         }
         self.configuration = configuration
         self.metrics = metrics
+        self.accessLogger = accessLogger
         self.time = time
         self.random = random
         self.logger = logger

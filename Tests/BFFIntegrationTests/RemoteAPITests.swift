@@ -17,7 +17,7 @@ struct RemoteAPITests {
         clock: ManualTimeSource? = nil, cookieMode: Bool = false, serverIdleTimeout: Duration? = nil,
         idpResources: [String] = [], fastPath: Bool = true, apiCalls: APICallLog? = nil,
         forwarder: NIOUpstream.Configuration = .init(), logger: Logger? = nil,
-        extraServices: [any Service] = [], extraPorts: [Int] = [],
+        extraServices: [any Service] = [], extraPorts: [Int] = [], accessLog: Bool = false,
         configure: @escaping (inout BFFConfiguration) -> Void = { _ in },
         _ body: @Sendable (TestEnvironment, TestBrowser, Int) async throws -> Void
     ) async throws {
@@ -31,7 +31,7 @@ struct RemoteAPITests {
             ] + extraServices,
             extraPorts: [echoPort] + extraPorts,
             gatewayTime: clock, apiFastPath: fastPath, forwarderConfiguration: forwarder, apiCalls: apiCalls,
-            gatewayLogger: logger,
+            gatewayLogger: logger, accessLog: accessLog,
             configure: { configuration in
                 defer { configure(&configuration) }
                 configuration.tokens.refreshBeforeExpiry = refreshBefore

@@ -46,7 +46,7 @@ struct TestEnvironment: Sendable {
         revocationFeed: (any SharedRevocationFeed)? = nil,
         peer: (store: (any SessionStore)?, revocationFeed: (any SharedRevocationFeed)?)? = nil,
         apiFastPath: Bool = true, forwarderConfiguration: NIOUpstream.Configuration = .init(),
-        apiCalls: APICallLog? = nil, gatewayLogger: Logger? = nil,
+        apiCalls: APICallLog? = nil, gatewayLogger: Logger? = nil, accessLog: Bool = false,
         configure: (inout BFFConfiguration) -> Void = { _ in },
         configureIdP: (inout DevIdentityProviderConfiguration) -> Void = { _ in },
         _ body: @Sendable (TestEnvironment, TestBrowser) async throws -> Void
@@ -61,6 +61,7 @@ struct TestEnvironment: Sendable {
         setup.idp.issueSessionID = issueSessionID
         configureIdP(&setup.idp)
         configure(&setup.gateway.bff)
+        setup.gateway.logging.access = accessLog
         let client = AsyncHTTPClientTransport.makeClient()
         let tls = try TLSUpstreams(caFiles: setup.gateway.bff.apis.compactMap(\.caFile))
         let idpLink = SwitchableOIDCHTTPClient(base: AsyncHTTPClientTransport(client: client))

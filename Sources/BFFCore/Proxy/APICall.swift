@@ -83,13 +83,16 @@ public final class APICallPlan: Sendable {
     public let expectsContinue: Bool
     /// Cookies to set on the response (a renewed or re-sealed session).
     public let cookies: [SetCookie]
+    /// The session's logout id, when the call runs on one: what the access log hashes to tell
+    /// sessions apart (never logged itself).
+    public let sessionLogoutID: String?
     /// Whether the call runs on a session (WebSocket bridges re-check it).
-    public let hasSession: Bool
+    public var hasSession: Bool { sessionLogoutID != nil }
 
     init(
         api: String, route: APIRouteConfiguration, upstream: APIUpstream, pathAndQuery: String, method: String,
         forwardedFields: [APICallRequest.Field], gatewayFields: [(name: String, value: String)],
-        body: APIBodyFraming, expectsContinue: Bool, cookies: [SetCookie], hasSession: Bool
+        body: APIBodyFraming, expectsContinue: Bool, cookies: [SetCookie], sessionLogoutID: String?
     ) {
         self.api = api
         self.route = route
@@ -101,7 +104,7 @@ public final class APICallPlan: Sendable {
         self.body = body
         self.expectsContinue = expectsContinue
         self.cookies = cookies
-        self.hasSession = hasSession
+        self.sessionLogoutID = sessionLogoutID
     }
 
     /// The full upstream URL.

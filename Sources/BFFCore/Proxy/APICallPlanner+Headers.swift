@@ -2,7 +2,7 @@ extension APICallPlanner {
     /// The plan: the client's fields the header policy lets through, then the gateway's own —
     /// `X-Forwarded-For` (a trusted proxy's chain plus the peer), `-Proto`, `-Host` from the
     /// public origin, and the bearer token.
-    func plan(_ skeleton: Skeleton, bearer: String?, cookies: [SetCookie], hasSession: Bool) -> APICallPlan {
+    func plan(_ skeleton: Skeleton, bearer: String?, cookies: [SetCookie], session: Session?) -> APICallPlan {
         let request = skeleton.request
         let connectionTokens = skeleton.connection.isEmpty ? [] : HeaderPolicy.connectionTokens(skeleton.connection)
         let trustedForwarding =
@@ -38,7 +38,7 @@ extension APICallPlanner {
             api: skeleton.entry.prefix, route: skeleton.entry.route, upstream: skeleton.entry.upstream,
             pathAndQuery: skeleton.pathAndQuery, method: request.method, forwardedFields: forwarded,
             gatewayFields: gateway, body: skeleton.body, expectsContinue: skeleton.expectsContinue, cookies: cookies,
-            hasSession: hasSession)
+            sessionLogoutID: session?.logoutID)
     }
 
     /// The response header policy over any header representation: `keep` receives each upstream

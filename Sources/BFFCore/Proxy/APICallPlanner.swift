@@ -150,7 +150,7 @@ public final class APICallPlanner: Sendable {
             }
         }
         if let bearer = immediateBearer(for: route, session: loaded) {
-            return decision(skeleton, bearer: bearer, cookies: [], hasSession: loaded != nil)
+            return decision(skeleton, bearer: bearer, cookies: [], session: loaded?.session)
         }
         return .suspend(
             APICallSuspension(api: api) { [loaded] in
@@ -232,7 +232,7 @@ public final class APICallPlanner: Sendable {
         switch await credentials(for: skeleton.entry.route, session: session, cookieHeader: cookies) {
         case .success(let resolved):
             return .forward(
-                plan(skeleton, bearer: resolved.bearer, cookies: resolved.cookies, hasSession: session != nil))
+                plan(skeleton, bearer: resolved.bearer, cookies: resolved.cookies, session: session?.session))
         case .failure(let refusal):
             return .refuse(
                 APICallRefusal(problem: refusal.problem, cookies: refusal.cookies, api: skeleton.entry.prefix))
@@ -240,11 +240,11 @@ public final class APICallPlanner: Sendable {
     }
 
     /// The call may proceed: forwarded, or 426 for a WebSocket route asked without the upgrade.
-    func decision(_ skeleton: Skeleton, bearer: String?, cookies: [SetCookie], hasSession: Bool) -> APICallDecision {
+    func decision(_ skeleton: Skeleton, bearer: String?, cookies: [SetCookie], session: Session?) -> APICallDecision {
         if skeleton.upgradeMissing {
             return .refuse(APICallRefusal(problem: .upgradeRequired, cookies: cookies, api: skeleton.entry.prefix))
         }
-        return .forward(plan(skeleton, bearer: bearer, cookies: cookies, hasSession: hasSession))
+        return .forward(plan(skeleton, bearer: bearer, cookies: cookies, session: session))
     }
 
     /// Without leading and trailing spaces and tabs (not part of a field value, RFC 9110 §5.5);

@@ -75,12 +75,25 @@ enum CommandSupport {
         if let failure { throw failure }
     }
 
-    static func bootstrapLogging() {
-        let level = ProcessInfo.processInfo.environment["BFF_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
+    /// Logging for the process: `logging.level` (else `BFF_LOG_LEVEL`, else info) and
+    /// `logging.format` (text lines, or one JSON object per line).
+    static func bootstrapLogging(_ settings: GatewayConfiguration.LoggingSettings = .init()) {
+        let level =
+            settings.level ?? ProcessInfo.processInfo.environment["BFF_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:))
+            ?? .info
+        switch settings.format {
+        case .text:
+            LoggingSystem.bootstrap { label in
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = level
+                return handler
+            }
+        case .json:
+            LoggingSystem.bootstrap { label in
+                var handler = JSONLogHandler(label: label)
+                handler.logLevel = level
+                return handler
+            }
         }
     }
 

@@ -15,9 +15,9 @@ struct ServeCommand: AsyncParsableCommand {
     var config: String
 
     func run() async throws {
-        CommandSupport.bootstrapLogging()
+        let configuration = try CommandSupport.loadConfiguration(path: config)  // (problems go to stderr as text)
+        CommandSupport.bootstrapLogging(configuration.logging)
         let logger = Logger(label: "bff")
-        let configuration = try CommandSupport.loadConfiguration(path: config)
         let keyRing = try Gateway.keyRing(for: configuration, logger: logger)
         let client = AsyncHTTPClientTransport.makeClient()
         let tls = try TLSUpstreams(caFiles: configuration.bff.apis.compactMap(\.caFile))

@@ -1,6 +1,7 @@
 import BFFCore
 import BFFSessionStorePostgres
 import Foundation
+import Logging
 import Yams
 
 /// Everything `bff serve` needs: the BFF configuration plus gateway-only settings.
@@ -12,6 +13,18 @@ struct GatewayConfiguration: Sendable {
     var sqlitePath: String?
     /// The PostgreSQL session database (`session.postgres.url`), when `session.store` is postgres.
     var postgres: PostgresSessionStore.Configuration?
+    /// `logging:` — level, line format and the access log.
+    var logging = LoggingSettings()
+
+    struct LoggingSettings: Sendable, Equatable {
+        enum Format: String, Sendable { case text, json }
+        /// `logging.level` (`BFF_LOG_LEVEL` when absent); nil = info.
+        var level: Logger.Level?
+        /// `logging.format`: `text` (default) or `json` (one JSON object per line).
+        var format: Format = .text
+        /// `logging.access`: one line per request (off by default).
+        var access = false
+    }
 
     /// The SQLite path in effect.
     var effectiveSQLitePath: String { sqlitePath ?? dataDirectory + "/sessions.sqlite" }
@@ -209,6 +222,23 @@ enum GatewayConfigurationLoader {
             configuration.admin.listen = value
         }
         if let value = reader.bool("diagnostics.showTokens") { configuration.diagnostics.showTokens = value }
+        if let value = reader.string("logging.level") {
+            if let level = Logger.Level(rawValue: value) {
+                gateway.logging.level = level
+            } else {
+                reader.problem(
+                    "logging.level", "'\(value)' is not a log level",
+                    "use trace, debug, info, notice, warning, error or critical")
+            }
+        }
+        if let value = reader.string("logging.format") {
+            if let format = GatewayConfiguration.LoggingSettings.Format(rawValue: value) {
+                gateway.logging.format = format
+            } else {
+                reader.problem("logging.format", "'\(value)' is not a log format", "use text or json")
+            }
+        }
+        if let value = reader.bool("logging.access") { gateway.logging.access = value }
         if let value = reader.string("managementPrefix") { configuration.managementPrefix = value }
         if let apis = reader.raw("apis") {
             if let list = apis as? [Any] {

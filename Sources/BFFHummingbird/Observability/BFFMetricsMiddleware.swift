@@ -1,6 +1,6 @@
 import Hummingbird
 
-/// Counts every request the router answers (`bff_http_requests_total`,
+/// Counts (and, with an access logger, logs) every request the router answers (`bff_http_requests_total`,
 /// `bff_http_request_duration_seconds`), labelled with the matched route's pattern (never the
 /// request path; `unmatched` when no route matched: static files, 404s). API calls are skipped
 /// here: every API pipeline reports them itself (``BFF/report(_:)``), whichever adapter served them.
@@ -18,16 +18,24 @@ public struct BFFMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
         let started = ContinuousClock.now
         do {
             let response = try await next(request, context)
-            bff.metrics.request(
-                route: context.endpointPath ?? "unmatched", method: request.method.rawValue,
-                status: response.status.code, duration: .now - started)
+            record(request, context, status: response.status.code, bytes: response.body.contentLength, since: started)
             return response
         } catch {
-            let status = (error as? any HTTPResponseError)?.status.code ?? 500
-            bff.metrics.request(
-                route: context.endpointPath ?? "unmatched", method: request.method.rawValue, status: status,
-                duration: .now - started)
+            record(
+                request, context, status: (error as? any HTTPResponseError)?.status.code ?? 500, bytes: nil,
+                since: started)
             throw error
         }
+    }
+
+    func record(
+        _ request: Request, _ context: Context, status: Int, bytes: Int?, since started: ContinuousClock.Instant
+    ) {
+        let route = context.endpointPath ?? "unmatched"
+        let duration = ContinuousClock.now - started
+        bff.metrics.request(route: route, method: request.method.rawValue, status: status, duration: duration)
+        bff.logAccess(
+            method: request.method.rawValue, route: route, status: status, duration: duration, upstreamStatus: nil,
+            bytes: bytes, sessionLogoutID: nil)
     }
 }

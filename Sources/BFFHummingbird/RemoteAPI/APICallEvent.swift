@@ -30,6 +30,10 @@ public struct APICallEvent: Sendable {
     /// From the upstream request's start (a pooled connection's wait included) to the upstream's
     /// response head; nil when no upstream answered.
     public var upstreamDuration: Duration?
+    /// The response body's declared length (`Content-Length`); nil when it is streamed.
+    public var responseBytes: Int?
+    /// The session's logout id (the access log hashes it; never logged or exposed).
+    var sessionLogoutID: String?
 }
 
 extension BFF {
@@ -39,6 +43,9 @@ extension BFF {
         if let upstreamDuration = event.upstreamDuration {
             metrics.upstreamResponded(api: event.api, after: upstreamDuration)
         }
+        logAccess(
+            method: event.method, route: event.api, status: event.status, duration: event.duration,
+            upstreamStatus: event.upstreamStatus, bytes: event.responseBytes, sessionLogoutID: event.sessionLogoutID)
         apiCallObserver?(event)
     }
 }

@@ -209,7 +209,8 @@ final class APICallHandler: ChannelDuplexHandler, RemovableChannelHandler {
             ),
             promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
-        settings.observe(exchange, api: api ?? "", status: problem.status, fromUpstream: false)
+        settings.observe(
+            exchange, api: api ?? "", status: problem.status, fromUpstream: false, bytes: body.readableBytes)
         if closeAfter {
             machine.close()
             endResponse(context: context, thenClose: true)

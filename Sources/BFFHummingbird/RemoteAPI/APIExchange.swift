@@ -24,14 +24,15 @@ final class APICallSettings: Sendable {
         self.logger = bff.logger
     }
 
-    /// Reports how a call was answered (metrics, the API-call hook).
-    func observe(_ exchange: APIExchange, api: String, status: Int, fromUpstream: Bool) {
+    /// Reports how a call was answered (metrics, access log, the API-call hook).
+    func observe(_ exchange: APIExchange, api: String, status: Int, fromUpstream: Bool, bytes: Int?) {
         let now = ContinuousClock.now
         bff.report(
             APICallEvent(
                 pipeline: .eventLoop, api: api, method: exchange.request.method.rawValue, target: exchange.request.uri,
                 status: status, upstreamStatus: fromUpstream ? status : nil, duration: now - exchange.started,
-                upstreamDuration: fromUpstream ? exchange.upstreamStarted.map { now - $0 } : nil))
+                upstreamDuration: fromUpstream ? exchange.upstreamStarted.map { now - $0 } : nil,
+                responseBytes: bytes, sessionLogoutID: exchange.plan?.sessionLogoutID))
     }
 
     /// The response head for the browser: the upstream's status, the headers the policy lets
@@ -133,7 +134,9 @@ final class APIExchange: UpstreamResponseConsumer {
         switch event {
         case .head(let head):
             wroteHead = true
-            settings.observe(self, api: plan?.api ?? "", status: Int(head.status.code), fromUpstream: true)
+            settings.observe(
+                self, api: plan?.api ?? "", status: Int(head.status.code), fromUpstream: true,
+                bytes: head.headers.first(name: "content-length").flatMap { Int($0) })
             let (browserHead, closes) = settings.browserHead(head, request: request, cookies: plan?.cookies ?? [])
             closesConnection = closes
             handler.write(.head(browserHead))

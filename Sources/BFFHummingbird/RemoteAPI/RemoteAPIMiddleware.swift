@@ -28,6 +28,7 @@ public struct RemoteAPIMiddleware<Context: BFFRequestContext>: RouterMiddleware 
         let api: String
         var upstreamStatus: Int?
         var upstreamDuration: Duration?
+        var sessionLogoutID: String?
         switch decision {
         case .pass:
             return try await next(request, context)
@@ -39,6 +40,7 @@ public struct RemoteAPIMiddleware<Context: BFFRequestContext>: RouterMiddleware 
             api = refusal.api ?? ""
         case .forward(let plan):
             api = plan.api
+            sessionLogoutID = plan.sessionLogoutID
             if plan.route.websocket {
                 // Upgrades are decided before routing: a handshake that gets here was not upgraded.
                 response = BFFResponses.problem(.upgradeRequired)
@@ -53,7 +55,8 @@ public struct RemoteAPIMiddleware<Context: BFFRequestContext>: RouterMiddleware 
             APICallEvent(
                 pipeline: .router, api: api, method: request.method.rawValue, target: request.uri.description,
                 status: response.status.code, upstreamStatus: upstreamStatus, duration: .now - started,
-                upstreamDuration: upstreamDuration))
+                upstreamDuration: upstreamDuration, responseBytes: response.body.contentLength,
+                sessionLogoutID: sessionLogoutID))
         return response
     }
 

@@ -1,0 +1,68 @@
+import Foundation
+import Logging
+import Synchronization
+
+/// `logging.format: json`: one JSON object per line on standard error — `time` (RFC 3339, UTC,
+/// milliseconds), `level`, `logger`, `message`, then every metadata key as a string field.
+struct JSONLogHandler: LogHandler {
+    let label: String
+    var logLevel: Logger.Level = .info
+    var metadata: Logger.Metadata = [:]
+    /// One line at a time, whole, whichever thread logs.
+    static let output = Mutex<FileHandle>(.standardError)
+
+    init(label: String) { self.label = label }
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        var fields: [(String, String)] = [
+            ("time", Self.timestamp(Date())), ("level", event.level.rawValue), ("logger", label),
+            ("message", event.message.description),
+        ]
+        let merged = metadata.merging(event.metadata ?? [:]) { $1 }
+        for key in merged.keys.sorted() where !["time", "level", "logger", "message"].contains(key) {
+            if let value = merged[key] { fields.append((key, "\(value)")) }
+        }
+        let line = Self.line(fields)
+        Self.output.withLock { $0.write(Data(line.utf8)) }
+    }
+
+    /// `{"k":"v",...}` and a newline, every string escaped for JSON.
+    static func line(_ fields: [(String, String)]) -> String {
+        var line = "{"
+        for (index, (key, value)) in fields.enumerated() {
+            if index > 0 { line += "," }
+            line += "\"" + escaped(key) + "\":\"" + escaped(value) + "\""
+        }
+        return line + "}\n"
+    }
+
+    static func escaped(_ text: String) -> String {
+        var output = ""
+        output.reserveCapacity(text.utf8.count)
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": output += "\\\""
+            case "\\": output += "\\\\"
+            case "\n": output += "\\n"
+            case "\r": output += "\\r"
+            case "\t": output += "\\t"
+            case _ where scalar.value < 0x20 || scalar.value == 0x7F || (0x2028...0x2029).contains(scalar.value):
+                let hex = String(scalar.value, radix: 16)
+                output += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: output.unicodeScalars.append(scalar)
+            }
+        }
+        return output
+    }
+
+    static func timestamp(_ date: Date) -> String {
+        date.formatted(
+            .iso8601.year().month().day().dateSeparator(.dash).time(includingFractionalSeconds: true)
+                .timeSeparator(.colon).timeZone(separator: .omitted))
+    }
+}
