@@ -127,6 +127,23 @@ struct MetricsTests {
             // Pool gauges, per configured api.
             #expect(after.samples.keys.contains(Scrape.key(#"bff_upstream_connections{api="/api/echo",state="idle"}"#)))
             #expect(after[#"bff_upstream_connections{api="/api/echo",state="leased"}"#] == 0)
+            // Every metric the operations guide, the alert rules and the dashboard name exists.
+            let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+                .deletingLastPathComponent()
+            for file in [
+                "docs/operations.md", "Examples/observability/alerts.yml", "Examples/observability/dashboard.json",
+            ] {
+                let text = try String(contentsOf: root.appendingPathComponent(file), encoding: .utf8)
+                let names = Set(
+                    text.matches(of: /bff_[a-z_]+/).map { String($0.output) }
+                        .map { $0.replacing(/_(bucket|count|sum)$/, with: "") })
+                #expect(names.count >= 5, "\(file) names metrics")
+                for name in names {
+                    #expect(
+                        after.text.contains("# TYPE \(name) "),
+                        "\(file) names \(name), which the gateway does not export")
+                }
+            }
             // Bounded labels, no secrets.
             for secret in [accessToken, refreshToken, "items/7", "secret-query", DemoSetupSecret.value]
                 + cookie.split(separator: ";").compactMap({
