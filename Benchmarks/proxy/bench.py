@@ -32,7 +32,9 @@ WORK = "/tmp/swift-bff-bench"
 PORTS = {"upstream": 18090, "slow": 18091, "nginx": 18100, "nginx-slow": 18101, "caddy": 18110, "caddy-slow": 18111,
          "idp": 18120, "postgres": 18140}
 # One gateway per session store.
-BFF_PORTS = {"memory": 18130, "sqlite": 18131, "postgres": 18132, "cookie": 18133}
+BFF_PORTS = {"memory": 18130, "sqlite": 18131, "postgres": 18132, "cookie": 18133,
+             # The same store with metrics off (BFF_METRICS=false), to measure what metrics cost.
+             "sqlite-nometrics": 18134, "memory-nometrics": 18135}
 POST_BODY = json.dumps({"order": {"id": "A-1001", "items": [{"sku": f"SKU-{i:04d}", "quantity": i % 5 + 1,
                                                                  "note": "x" * 22} for i in range(8)]}})
 POST_BODY = POST_BODY[:-2] + " " * (600 - len(POST_BODY)) + POST_BODY[-2:]
@@ -137,11 +139,13 @@ clients:
         wait_port(port)
 
 
-def start_gateway(bff_binary, store, postgres_url=None):
-    """Starts `bff serve` with `store` on its own port; returns the process."""
-    port = BFF_PORTS[store]
+def start_gateway(bff_binary, name, postgres_url=None):
+    """Starts `bff serve` for `name` (a store, or `<store>-nometrics`) on its own port; returns the process."""
+    port = BFF_PORTS[name]
+    store = name.removesuffix("-nometrics")
+    metrics_env = {"BFF_METRICS": "false"} if name.endswith("-nometrics") else {}
     origin = f"http://localhost:{port}"
-    directory = os.path.join(WORK, "gateway-" + store)
+    directory = os.path.join(WORK, "gateway-" + name)
     os.makedirs(directory, exist_ok=True)
     session = {"memory": "store: memory", "cookie": "store: cookie",
                "sqlite": f'store: sqlite\n  sqlite: {{path: "{directory}/sessions.sqlite"}}',
@@ -170,8 +174,8 @@ apis:
     upstream: "http://127.0.0.1:{PORTS['slow']}/"
     token: user
 """)
-    process = start("bff-" + store, [bff_binary, "serve", "--config", os.path.join(directory, "bff.yaml")],
-                    env={**os.environ, "BFF_LOG_LEVEL": "warning"})
+    process = start("bff-" + name, [bff_binary, "serve", "--config", os.path.join(directory, "bff.yaml")],
+                    env={**os.environ, "BFF_LOG_LEVEL": "warning", **metrics_env})
     wait_port(port, "/bff/user")
     return process
 
@@ -289,7 +293,8 @@ def main():
     parser.add_argument("--results", default=os.path.join(ROOT, "Benchmarks", "RESULTS.md"))
     parser.add_argument("--build", action="store_true", help="build the release binaries first")
     parser.add_argument("--stores", default="memory,sqlite,postgres",
-                        help="comma-separated gateway session stores to measure (memory, sqlite, postgres, cookie)")
+                        help="comma-separated gateway session stores to measure (memory, sqlite, postgres, cookie; "
+                             "sqlite-nometrics and memory-nometrics: the same with BFF_METRICS=false)")
     parser.add_argument("--slow", action="store_true", help="also measure GET c64 through a 20 ms upstream")
     parser.add_argument("--profile", action="store_true",
                         help="only run the first store's bff under load with `perf record -g` (10 s)")
@@ -416,6 +421,13 @@ def report(summary, stores, arguments):
             f"| {store} | **{row['get'] / caddy['get']:.2f}** | {row['get'] / nginx['get']:.2f} | "
             f"**{row['post'] / caddy['post']:.2f}** | {row['post'] / nginx['post']:.2f} | "
             f"{row['p99']:.2f} vs {caddy['p99']:.2f} ms |")
+    pairs = [(store, store + "-nometrics") for store in stores if store + "-nometrics" in stores]
+    if pairs:
+        lines += ["", "| store | GET metrics on ÷ off | POST metrics on ÷ off |", "|---|---|---|"]
+        for on, off in pairs:
+            lines.append(f"| {on} | {summary['bff-' + on]['get'] / summary['bff-' + off]['get']:.3f} | "
+                         f"{summary['bff-' + on]['post'] / summary['bff-' + off]['post']:.3f} |")
+        lines += ["", "Target (issue 12): throughput with metrics on within 5 % of metrics off."]
     lines += ["", "Targets (issue 11, SQLite store): GET ≥ 1.8× Caddy and ≥ 0.55× nginx; POST ≥ 1.5× Caddy; "
               "PostgreSQL GET ≥ 1.2× Caddy; p99 c16 below Caddy's everywhere; peak RSS ≤ 64 MB.", ""]
     with open(arguments.results, "a") as handle:

@@ -47,7 +47,7 @@ struct Gateway {
         configuration: GatewayConfiguration, keyRing: KeyRing, http: any OIDCHTTPClient,
         upstream: (any UpstreamTransport)? = nil, store: (any SessionStore)? = nil,
         revocationFeed: (any SharedRevocationFeed)? = nil, time: any TimeSource = SystemTimeSource(), logger: Logger,
-        apiFastPath: Bool = true, apiCallObserver: APICallObserver? = nil,
+        apiFastPath: Bool = true, apiCallObserver: APICallObserver? = nil, recordMetrics: Bool = true,
         configureRouter: (Router<BasicBFFRequestContext>, BFF) -> Void = { _, _ in }
     ) throws -> Gateway {
         let settings = configuration.bff
@@ -64,7 +64,7 @@ struct Gateway {
                     fix: "open it with Gateway.openStore")
             ])
         }
-        let metrics = GatewayMetrics()
+        let metrics = GatewayMetrics(recording: recordMetrics)
         var bff = try BFF(
             configuration: settings, keyRing: keyRing, http: http, store: store,
             revocationFeed: settings.session.store == .cookie ? revocationFeed : nil, time: time, logger: logger,

@@ -17,7 +17,9 @@ final class GatewayMetrics: Sendable {
     private let buildInfo: Gauge
     private let revocationQueue: Gauge
 
-    init() {
+    /// With `recording` false (`BFF_METRICS=false`, for benchmarks) nothing is recorded and
+    /// `/metrics` shows the build only.
+    init(recording: Bool = true) {
         let registry = PrometheusCollectorRegistry()
         var factory = PrometheusMetricsFactory(registry: registry)
         // Buckets for a gateway: most answers take milliseconds; refreshes and slow upstreams, seconds.
@@ -27,7 +29,7 @@ final class GatewayMetrics: Sendable {
             .milliseconds(2500), .seconds(5), .seconds(10), .seconds(30),
         ]
         self.registry = registry
-        self.metrics = BFFMetrics(factory: factory)
+        self.metrics = recording ? BFFMetrics(factory: factory) : .disabled
         self.buildInfo = registry.makeGauge(
             name: "bff_build_info", labels: [("version", Self.version)], help: "1, labelled with the gateway's version")
         self.revocationQueue = registry.makeGauge(

@@ -34,7 +34,8 @@ struct ServeCommand: AsyncParsableCommand {
                 configuration: configuration, keyRing: keyRing, http: AsyncHTTPClientTransport(client: client),
                 upstream: forwarder, store: store,
                 revocationFeed: store as? any SharedRevocationFeed, logger: logger,
-                apiFastPath: ProcessInfo.processInfo.environment["BFF_API_FAST_PATH"] != "false")
+                apiFastPath: ProcessInfo.processInfo.environment["BFF_API_FAST_PATH"] != "false",
+                recordMetrics: ProcessInfo.processInfo.environment["BFF_METRICS"] != "false")
             // Cookie mode: every stored revocation applies before the first request is served.
             try await gateway.bff.restoreRevocations()
             var services: [any Service] = [gateway.service, forwarder] + gateway.maintenance

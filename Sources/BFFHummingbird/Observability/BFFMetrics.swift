@@ -69,8 +69,28 @@ public final class BFFMetrics: Sendable {
     }
 
     private let factory: any MetricsFactory
-    private let counters = Mutex<[MetricKey: Counter]>([:])
-    private let timers = Mutex<[MetricKey: Timer]>([:])
+    /// Metric objects by label set, made once: the per-request path takes this lock once and
+    /// hashes three small values (no arrays, no string building once a label set is known).
+    private let cache = Mutex(Cache())
+
+    struct Cache {
+        var requests: [RequestKey: Counter] = [:]
+        var durations: [String: Timer] = [:]
+        var upstreamDurations: [String: Timer] = [:]
+        var others: [MetricKey: Counter] = [:]
+    }
+
+    struct RequestKey: Hashable {
+        let route: String
+        let method: String
+        let status: Int
+    }
+
+    struct MetricKey: Hashable {
+        let label: String
+        let first: String
+        let second: String
+    }
 
     /// Metrics made by `factory`.
     public init(factory: any MetricsFactory) {
@@ -80,28 +100,16 @@ public final class BFFMetrics: Sendable {
     /// Metrics that go nowhere.
     public static let disabled = BFFMetrics(factory: NOOPMetricsHandler.instance)
 
-    struct MetricKey: Hashable {
-        let label: String
-        let dimensions: [String]
-    }
-
-    private func counter(_ label: String, _ dimensions: KeyValuePairs<String, String> = [:]) -> Counter {
-        let key = MetricKey(label: label, dimensions: dimensions.flatMap { [$0.key, $0.value] })
-        return counters.withLock { counters in
-            if let counter = counters[key] { return counter }
-            let counter = Counter(label: label, dimensions: dimensions.map { ($0.key, $0.value) }, factory: factory)
-            counters[key] = counter
+    /// A counter of a rarely used family (outcomes, reasons): up to two labels.
+    private func counter(_ label: String, _ first: (String, String)? = nil, _ second: (String, String)? = nil)
+        -> Counter
+    {
+        let key = MetricKey(label: label, first: first?.1 ?? "", second: second?.1 ?? "")
+        return cache.withLock { cache in
+            if let counter = cache.others[key] { return counter }
+            let counter = Counter(label: label, dimensions: [first, second].compactMap { $0 }, factory: factory)
+            cache.others[key] = counter
             return counter
-        }
-    }
-
-    private func timer(_ label: String, _ dimensions: KeyValuePairs<String, String>) -> Timer {
-        let key = MetricKey(label: label, dimensions: dimensions.flatMap { [$0.key, $0.value] })
-        return timers.withLock { timers in
-            if let timer = timers[key] { return timer }
-            let timer = Timer(label: label, dimensions: dimensions.map { ($0.key, $0.value) }, factory: factory)
-            timers[key] = timer
-            return timer
         }
     }
 
@@ -109,22 +117,52 @@ public final class BFFMetrics: Sendable {
     static let knownMethods: Set<String> = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
     /// One answered request: `bff_http_requests_total{route,method,status}` and
-    /// `bff_http_request_duration_seconds{route}` (until the response head).
-    public func request(route: String, method: String, status: Int, duration: Duration) {
-        let method = Self.knownMethods.contains(method) ? method : "OTHER"
-        counter("bff_http_requests_total", ["route": route, "method": method, "status": String(status)])
-            .increment()
-        timer("bff_http_request_duration_seconds", ["route": route]).recordNanoseconds(duration.nanoseconds)
-    }
-
-    /// An upstream's time to its response head: `bff_upstream_request_duration_seconds{api}`.
-    public func upstreamResponded(api: String, after duration: Duration) {
-        timer("bff_upstream_request_duration_seconds", ["api": api]).recordNanoseconds(duration.nanoseconds)
+    /// `bff_http_request_duration_seconds{route}` (until the response head); with
+    /// `upstreamDuration`, `bff_upstream_request_duration_seconds{api}` too.
+    public func request(
+        route: String, method: String, status: Int, duration: Duration, upstreamDuration: Duration? = nil
+    ) {
+        let key = RequestKey(
+            route: route, method: Self.knownMethods.contains(method) ? method : "OTHER", status: status)
+        let factory = self.factory
+        let (counter, timer, upstreamTimer) = cache.withLock { cache -> (Counter, Timer, Timer?) in
+            let counter =
+                cache.requests[key]
+                ?? {
+                    let made = Counter(
+                        label: "bff_http_requests_total",
+                        dimensions: [("route", key.route), ("method", key.method), ("status", String(key.status))],
+                        factory: factory)
+                    cache.requests[key] = made
+                    return made
+                }()
+            let timer =
+                cache.durations[route]
+                ?? {
+                    let made = Timer(
+                        label: "bff_http_request_duration_seconds", dimensions: [("route", route)], factory: factory)
+                    cache.durations[route] = made
+                    return made
+                }()
+            guard upstreamDuration != nil else { return (counter, timer, nil) }
+            let upstreamTimer =
+                cache.upstreamDurations[route]
+                ?? {
+                    let made = Timer(
+                        label: "bff_upstream_request_duration_seconds", dimensions: [("api", route)], factory: factory)
+                    cache.upstreamDurations[route] = made
+                    return made
+                }()
+            return (counter, timer, upstreamTimer)
+        }
+        counter.increment()
+        timer.recordNanoseconds(duration.nanoseconds)
+        if let upstreamDuration { upstreamTimer?.recordNanoseconds(upstreamDuration.nanoseconds) }
     }
 
     /// `bff_upstream_errors_total{api,kind}`.
     public func upstreamFailed(api: String, kind: UpstreamErrorKind) {
-        counter("bff_upstream_errors_total", ["api": api, "kind": kind.rawValue]).increment()
+        counter("bff_upstream_errors_total", ("api", api), ("kind", kind.rawValue)).increment()
     }
 
     /// `bff_sessions_started_total`.
@@ -135,28 +173,28 @@ public final class BFFMetrics: Sendable {
     /// `bff_sessions_ended_total{reason}`.
     public func sessionsEnded(_ reason: SessionEndReason, count: Int = 1) {
         guard count > 0 else { return }
-        counter("bff_sessions_ended_total", ["reason": reason.rawValue]).increment(by: Int64(count))
+        counter("bff_sessions_ended_total", ("reason", reason.rawValue)).increment(by: Int64(count))
     }
 
     /// `bff_token_refresh_total{outcome}`.
     public func tokenRefresh(_ outcome: RefreshOutcome) {
-        counter("bff_token_refresh_total", ["outcome": outcome.rawValue]).increment()
+        counter("bff_token_refresh_total", ("outcome", outcome.rawValue)).increment()
     }
 
     /// `bff_login_total{outcome}`.
     public func login(_ outcome: LoginOutcome) {
-        counter("bff_login_total", ["outcome": outcome.rawValue]).increment()
+        counter("bff_login_total", ("outcome", outcome.rawValue)).increment()
     }
 
     /// `bff_backchannel_logout_total{outcome}`.
     public func backchannelLogout(_ outcome: BackchannelOutcome) {
-        counter("bff_backchannel_logout_total", ["outcome": outcome.rawValue]).increment()
+        counter("bff_backchannel_logout_total", ("outcome", outcome.rawValue)).increment()
     }
 
     /// `bff_client_token_cache_total{result}`: a client-credentials token served from the cache
     /// (`hit`) or fetched (`miss`).
     public func clientToken(cacheHit: Bool) {
-        counter("bff_client_token_cache_total", ["result": cacheHit ? "hit" : "miss"]).increment()
+        counter("bff_client_token_cache_total", ("result", cacheHit ? "hit" : "miss")).increment()
     }
 }
 

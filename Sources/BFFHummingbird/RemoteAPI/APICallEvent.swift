@@ -39,10 +39,9 @@ public struct APICallEvent: Sendable {
 extension BFF {
     /// The one report of an API call, for every adapter: its metrics, then the observer hook.
     func report(_ event: APICallEvent) {
-        metrics.request(route: event.api, method: event.method, status: event.status, duration: event.duration)
-        if let upstreamDuration = event.upstreamDuration {
-            metrics.upstreamResponded(api: event.api, after: upstreamDuration)
-        }
+        metrics.request(
+            route: event.api, method: event.method, status: event.status, duration: event.duration,
+            upstreamDuration: event.upstreamDuration)
         logAccess(
             method: event.method, route: event.api, status: event.status, duration: event.duration,
             upstreamStatus: event.upstreamStatus, bytes: event.responseBytes, sessionLogoutID: event.sessionLogoutID)
