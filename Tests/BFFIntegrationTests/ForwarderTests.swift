@@ -8,6 +8,7 @@ import HTTPTypes
 import HummingbirdCore
 import NIOCore
 import NIOPosix
+import Synchronization
 import Testing
 
 @Suite("NIO forwarder on real sockets")
@@ -244,6 +245,46 @@ struct ForwarderTests {
             #expect(ContinuousClock.now - started < .seconds(6))
             if warm { #expect(env.forwarder.fastExchangeCount > fastBefore, "the download took the fast path") }
             try await channel.close()
+        }
+    }
+
+    /// The send check's false positive: a client that reads slowly but steadily must not be taken
+    /// for one that stopped. Behind a large (auto-tuned) kernel send buffer the socket turns
+    /// writable again only after a third of it drained — seconds at a mobile client's pace, longer
+    /// than the check's interval — unless the gateway bounds the unsent bytes it leaves there.
+    @Test func aSlowButSteadyReaderIsNotCutOff() async throws {
+        try await harness.withProxy(serverIdleTimeout: .seconds(2)) { env, _, _ in
+            final class Counter: ChannelInboundHandler, Sendable {
+                typealias InboundIn = ByteBuffer
+                let bytes = Mutex(0)
+                func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+                    let count = unwrapInboundIn(data).readableBytes
+                    bytes.withLock { $0 += count }
+                }
+            }
+            let counter = Counter()
+            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .channelOption(.autoRead, value: false)
+                .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 4096))
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(counter) }
+                }
+                .connect(host: "127.0.0.1", port: try gatewayPort(env)).get()
+            try await channel.writeAndFlush(
+                ByteBuffer(string: "GET /api/bulk/download/209715200 HTTP/1.1\r\nHost: localhost\r\nX-CSRF: 1\r\n\r\n"))
+            // 4 KiB every 100 ms (40 KiB/s) for 6 s, three times the 2 s send check.
+            let started = ContinuousClock.now
+            var lastCount = 0
+            while ContinuousClock.now - started < .seconds(6) {
+                channel.read()
+                try await Task.sleep(for: .milliseconds(100))
+                let count = counter.bytes.withLock { $0 }
+                lastCount = count
+                if !channel.isActive { break }
+            }
+            #expect(channel.isActive, "a client reading 40 KiB/s was cut off after \(ContinuousClock.now - started)")
+            #expect(lastCount > 150_000, "it received \(lastCount) bytes")
+            try? await channel.close()
         }
     }
 
