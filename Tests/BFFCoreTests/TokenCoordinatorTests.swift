@@ -109,3 +109,50 @@ extension TokenCoordinator.RequestAction: Equatable where Value: Equatable {
         }
     }
 }
+
+/// The refresh decision inside the session's exclusive (cross-instance) section, alone.
+@Suite("Exclusive refresh decision")
+struct ExclusiveRefreshTests {
+    func tokens(access: String?, expiresAt: UnixTime?, refresh: String?) -> TokenSet {
+        TokenSet(accessToken: access, accessTokenExpiresAt: expiresAt, tokenType: "Bearer", refreshToken: refresh)
+    }
+
+    @Test func unchangedSinceLoadedRefreshesWithTheStoredToken() {
+        let stored = tokens(access: "a1", expiresAt: 1_000, refresh: "r1")
+        #expect(
+            ExclusiveRefresh.decide(stored: stored, planned: "r1", loadedAccessToken: "a1", now: 990)
+                == .refresh(with: "r1"))
+    }
+
+    @Test func rotatedByAnotherInstanceUsesTheStoredResult() {
+        let stored = tokens(access: "a2", expiresAt: 1_300, refresh: "r2")
+        #expect(
+            ExclusiveRefresh.decide(stored: stored, planned: "r1", loadedAccessToken: "a1", now: 1_000) == .useStored)
+        // A new access token without rotation (IdPs that keep the refresh token) counts too.
+        let unrotated = tokens(access: "a2", expiresAt: 1_300, refresh: "r1")
+        #expect(
+            ExclusiveRefresh.decide(stored: unrotated, planned: "r1", loadedAccessToken: "a1", now: 1_000) == .useStored
+        )
+        // No known expiry: trusted while present.
+        let noExpiry = tokens(access: "a2", expiresAt: nil, refresh: "r2")
+        #expect(
+            ExclusiveRefresh.decide(stored: noExpiry, planned: "r1", loadedAccessToken: "a1", now: 1_000) == .useStored)
+    }
+
+    @Test func rotatedButExpiredRefreshesWithTheStoredTokenNeverThePlannedOne() {
+        let stored = tokens(access: "a2", expiresAt: 1_000, refresh: "r2")
+        #expect(
+            ExclusiveRefresh.decide(stored: stored, planned: "r1", loadedAccessToken: "a1", now: 1_000)
+                == .refresh(with: "r2"))
+    }
+
+    @Test func noStoredRefreshTokenIsASessionGone() {
+        let stored = tokens(access: nil, expiresAt: nil, refresh: nil)
+        #expect(
+            ExclusiveRefresh.decide(stored: stored, planned: "r1", loadedAccessToken: "a1", now: 1_000) == .sessionGone)
+        let expired = tokens(access: "a1", expiresAt: 900, refresh: nil)
+        #expect(
+            ExclusiveRefresh.decide(stored: expired, planned: "r1", loadedAccessToken: "a1", now: 1_000) == .sessionGone
+        )
+    }
+}

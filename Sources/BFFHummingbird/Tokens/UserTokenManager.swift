@@ -80,26 +80,28 @@ final class UserTokenManager: Sendable {
             if case .server = loaded.handle {
                 let loadedAccessToken = loaded.session.tokens.accessToken
                 let result = try await sessions.exclusively(loaded) { current -> (Session?, TokenResponse) in
-                    let finished = self.time.now
+                    let now = self.time.now
                     let stored = current.tokens
-                    if stored.refreshToken != refreshToken || stored.accessToken != loadedAccessToken,
-                        let accessToken = stored.accessToken, stored.accessTokenExpiresAt.map({ $0 > finished }) ?? true
+                    switch ExclusiveRefresh.decide(
+                        stored: stored, planned: refreshToken, loadedAccessToken: loadedAccessToken, now: now)
                     {
-                        // Refreshed meanwhile (another instance): use the stored result, never replay.
+                    case .useStored:
+                        // Refreshed meanwhile (another request or instance): its result, never a replay.
                         return (
                             nil,
                             TokenResponse(
-                                accessToken: accessToken, tokenType: stored.tokenType,
-                                expiresIn: stored.accessTokenExpiresAt.map { $0 - finished },
+                                accessToken: stored.accessToken ?? "", tokenType: stored.tokenType,
+                                expiresIn: stored.accessTokenExpiresAt.map { $0 - now },
                                 refreshToken: stored.refreshToken, idToken: stored.idToken)
                         )
+                    case .sessionGone:
+                        throw SessionGone()
+                    case .refresh(let storedRefreshToken):
+                        let response = try await self.sendRefresh(storedRefreshToken)
+                        var updated = current
+                        self.apply(response, to: &updated, now: self.time.now)
+                        return (updated, response)
                     }
-                    // Always the stored refresh token: ours may already have been rotated away.
-                    guard let storedRefreshToken = stored.refreshToken else { throw SessionGone() }
-                    let response = try await self.sendRefresh(storedRefreshToken)
-                    var updated = current
-                    self.apply(response, to: &updated, now: self.time.now)
-                    return (updated, response)
                 }
                 guard let result else { throw SessionGone() }
                 response = result
