@@ -26,6 +26,8 @@ struct Gateway {
     let forwarder: NIOUpstream?
     /// What `/metrics` on the admin listener serves.
     let metrics: GatewayMetrics
+    /// Batches and exports spans (with `telemetry`).
+    let tracingService: (any Service)?
 
     /// The public application with its shutdown bounded by `server.shutdownGrace` (run this one).
     var service: any Service {
@@ -37,6 +39,7 @@ struct Gateway {
     /// server-side stores, expired-session cleanup.
     var maintenance: [any Service] {
         var services: [any Service] = [bff.revoker, SessionCleanupService(bff: bff, store: store)]
+        if let tracingService { services.append(tracingService) }
         if let feed = bff.revocationFeed { services.append(RevocationSyncService(bff: bff, feed: feed)) }
         return services
     }
@@ -65,10 +68,12 @@ struct Gateway {
             ])
         }
         let metrics = GatewayMetrics(recording: recordMetrics)
+        let tracing = try GatewayTracing.make(configuration.telemetry, logger: logger)
         var bff = try BFF(
             configuration: settings, keyRing: keyRing, http: http, store: store,
             revocationFeed: settings.session.store == .cookie ? revocationFeed : nil, time: time, logger: logger,
-            metrics: metrics.metrics, accessLogger: configuration.logging.access ? accessLogger(logger) : nil)
+            metrics: metrics.metrics, accessLogger: configuration.logging.access ? accessLogger(logger) : nil,
+            tracer: tracing?.tracer)
         bff.apiCallObserver = apiCallObserver
         let router = Router(context: BasicBFFRequestContext.self)
         // First: it times every request the router answers (API calls report themselves).
@@ -128,7 +133,7 @@ struct Gateway {
         }
         return Gateway(
             bff: bff, application: application, admin: admin, store: store, clients: clients,
-            forwarder: upstream as? NIOUpstream, metrics: metrics)
+            forwarder: upstream as? NIOUpstream, metrics: metrics, tracingService: tracing?.service)
     }
 
     /// The access log: the gateway's logger, its lines marked `bff.log: access`.

@@ -2,6 +2,7 @@ import BFFCore
 import BFFOIDC
 import HTTPTypes
 import Logging
+import Tracing
 
 /// A configured BFF: the session manager, the OIDC relying party and the policies, built once
 /// and shared by the middleware and routes.
@@ -51,6 +52,9 @@ public struct BFF: Sendable {
     public let metrics: BFFMetrics
     /// Where the access log goes, one line per request (none unless given).
     public let accessLogger: Logger?
+    /// Where spans go (none unless given): a server span per request, client spans for upstream
+    /// and identity-provider calls, which also receive `traceparent`.
+    public let tracer: (any Tracer)?
 
     /// The public origin (`scheme://host[:port]`).
     public let publicOrigin: String
@@ -77,7 +81,7 @@ public struct BFF: Sendable {
         configuration: BFFConfiguration, keyRing: KeyRing, http: any OIDCHTTPClient, store: (any SessionStore)?,
         revocationFeed: (any SharedRevocationFeed)? = nil, time: any TimeSource = SystemTimeSource(),
         random: any SecureRandom = SystemSecureRandom(), logger: Logger = Logger(label: "bff"),
-        metrics: BFFMetrics = .disabled, accessLogger: Logger? = nil
+        metrics: BFFMetrics = .disabled, accessLogger: Logger? = nil, tracer: (any Tracer)? = nil
     ) throws {
         let problems = configuration.validate().filter { !$0.path.hasPrefix("keys") }
         if !problems.isEmpty { throw BFFSetupError(problems: problems) }
@@ -89,6 +93,8 @@ public struct BFF: Sendable {
         self.configuration = configuration
         self.metrics = metrics
         self.accessLogger = accessLogger
+        self.tracer = tracer
+        let http: any OIDCHTTPClient = tracer.map { TracingOIDCHTTPClient(base: http, tracer: $0) } ?? http
         self.time = time
         self.random = random
         self.logger = logger

@@ -18,6 +18,7 @@ struct RemoteAPITests {
         idpResources: [String] = [], fastPath: Bool = true, apiCalls: APICallLog? = nil,
         forwarder: NIOUpstream.Configuration = .init(), logger: Logger? = nil,
         extraServices: [any Service] = [], extraPorts: [Int] = [], accessLog: Bool = false,
+        otlpEndpoint: String? = nil,
         configure: @escaping (inout BFFConfiguration) -> Void = { _ in },
         _ body: @Sendable (TestEnvironment, TestBrowser, Int) async throws -> Void
     ) async throws {
@@ -31,7 +32,7 @@ struct RemoteAPITests {
             ] + extraServices,
             extraPorts: [echoPort] + extraPorts,
             gatewayTime: clock, apiFastPath: fastPath, forwarderConfiguration: forwarder, apiCalls: apiCalls,
-            gatewayLogger: logger, accessLog: accessLog,
+            gatewayLogger: logger, accessLog: accessLog, otlpEndpoint: otlpEndpoint,
             configure: { configuration in
                 defer { configure(&configuration) }
                 configuration.tokens.refreshBeforeExpiry = refreshBefore

@@ -5,9 +5,7 @@ extension APICallPlanner {
     func plan(_ skeleton: Skeleton, bearer: String?, cookies: [SetCookie], session: Session?) -> APICallPlan {
         let request = skeleton.request
         let connectionTokens = skeleton.connection.isEmpty ? [] : HeaderPolicy.connectionTokens(skeleton.connection)
-        let trustedForwarding =
-            trusted.isEmpty
-            ? false : request.remoteAddress.map { address in trusted.contains { $0.contains(address) } } ?? false
+        let trustedForwarding = isTrustedProxy(request.remoteAddress)
         var forwarded: [APICallRequest.Field] = []
         forwarded.reserveCapacity(request.fields.count)
         var forwardedFor: String?

@@ -54,6 +54,13 @@ public final class APICallPlanner: Sendable {
     /// Whether `path` (no query) is under an API route.
     public func isAPIPath(_ path: some StringProtocol) -> Bool { routes.matchIndex(path: String(path)) != nil }
 
+    /// Whether `address` is one of `server.trustedProxies` (whose forwarding and trace headers are
+    /// believed).
+    public func isTrustedProxy(_ address: String?) -> Bool {
+        guard !trusted.isEmpty, let address else { return false }
+        return trusted.contains { $0.contains(address) }
+    }
+
     /// The decision for `request`.
     public func plan(_ request: APICallRequest) -> APICallDecision {
         let target = request.target

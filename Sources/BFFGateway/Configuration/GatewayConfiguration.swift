@@ -15,6 +15,25 @@ struct GatewayConfiguration: Sendable {
     var postgres: PostgresSessionStore.Configuration?
     /// `logging:` — level, line format and the access log.
     var logging = LoggingSettings()
+    /// `telemetry:` — OpenTelemetry traces.
+    var telemetry = TelemetrySettings()
+
+    struct TelemetrySettings: Sendable, Equatable {
+        /// `telemetry.otlp.endpoint`: the collector's OTLP/HTTP base URL (e.g.
+        /// `http://127.0.0.1:4318`; spans go to `/v1/traces` under it).
+        var endpoint: String?
+        /// The standard `OTEL_EXPORTER_OTLP_ENDPOINT` / `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set
+        /// (OpenTelemetry reads it, and every other `OTEL_*` variable, itself).
+        var endpointInEnvironment = false
+        /// Whether traces are exported at all.
+        var enabled: Bool { endpoint != nil || endpointInEnvironment }
+        /// `telemetry.sampleRatio`: the share of new traces recorded (a caller's sampling decision,
+        /// from a trusted proxy, is followed).
+        var sampleRatio = 1.0
+        /// How often finished spans are sent (not a configuration key; `OTEL_BSP_SCHEDULE_DELAY`
+        /// overrides it; tests shorten it).
+        var exportInterval: Duration = .seconds(5)
+    }
 
     struct LoggingSettings: Sendable, Equatable {
         enum Format: String, Sendable { case text, json }
@@ -239,6 +258,28 @@ enum GatewayConfigurationLoader {
             }
         }
         if let value = reader.bool("logging.access") { gateway.logging.access = value }
+        if let value = reader.string("telemetry.otlp.endpoint") {
+            if let url = WebURL(value), url.scheme == "http" || url.scheme == "https" {
+                gateway.telemetry.endpoint = value
+            } else {
+                reader.problem(
+                    "telemetry.otlp.endpoint", "'\(value)' is not an http(s) URL",
+                    "write the collector's OTLP/HTTP base URL, e.g. http://127.0.0.1:4318, or null")
+            }
+        }
+        gateway.telemetry.endpointInEnvironment = ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"]
+            .contains { environment[$0]?.isEmpty == false }
+        if let value = reader.string("telemetry.otlp.protocol"), value != "http/protobuf" {
+            reader.problem(
+                "telemetry.otlp.protocol", "'\(value)' is not supported", "use http/protobuf (OTLP over HTTP)")
+        }
+        if let value = reader.string("telemetry.sampleRatio") {
+            if let ratio = Double(value), (0...1).contains(ratio) {
+                gateway.telemetry.sampleRatio = ratio
+            } else {
+                reader.problem("telemetry.sampleRatio", "must be a number from 0 to 1", "use 1.0 (every trace) or 0.1")
+            }
+        }
         if let value = reader.string("managementPrefix") { configuration.managementPrefix = value }
         if let apis = reader.raw("apis") {
             if let list = apis as? [Any] {

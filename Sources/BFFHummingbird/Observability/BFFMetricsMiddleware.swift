@@ -1,35 +1,54 @@
 import Hummingbird
+import Tracing
 
-/// Counts (and, with an access logger, logs) every request the router answers (`bff_http_requests_total`,
-/// `bff_http_request_duration_seconds`), labelled with the matched route's pattern (never the
-/// request path; `unmatched` when no route matched: static files, 404s). API calls are skipped
-/// here: every API pipeline reports them itself (``BFF/report(_:)``), whichever adapter served them.
-/// Add it first, so it sees every request and every error.
-public struct BFFMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
+/// Observes every request the router answers: counts it (`bff_http_requests_total`,
+/// `bff_http_request_duration_seconds`), writes its access-log line (with an access logger) and,
+/// with a tracer, runs it in a server span (so the identity-provider calls it makes become child
+/// spans). Labelled with the matched route's pattern (never the request path; `unmatched` when no
+/// route matched: static files, 404s). API calls are skipped here: every API pipeline observes
+/// them itself (``BFF/report(_:)``), whichever adapter served them. Add it first.
+public struct BFFMetricsMiddleware<Context: BFFRequestContext>: RouterMiddleware {
     let bff: BFF
 
-    /// Counts `bff`'s requests into `bff.metrics`.
+    /// Observes `bff`'s requests.
     public init(bff: BFF) { self.bff = bff }
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
         async throws -> Response
     {
         if bff.planner.isAPIPath(request.uri.path) { return try await next(request, context) }
+        guard let tracer = bff.tracer else { return try await observe(request, context, span: nil, next: next) }
+        let parent = bff.incomingContext(
+            remoteAddress: context.bff.remoteAddress, carrier: request.headers, using: HTTPFieldsExtractor(),
+            tracer: tracer)
+        return try await tracer.withAnySpan("HTTP " + request.method.rawValue, context: parent, ofKind: .server) {
+            span in
+            span.attributes["http.request.method"] = request.method.rawValue
+            return try await observe(request, context, span: span, next: next)
+        }
+    }
+
+    func observe(
+        _ request: Request, _ context: Context, span: (any Span)?, next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
         let started = ContinuousClock.now
         do {
             let response = try await next(request, context)
-            record(request, context, status: response.status.code, bytes: response.body.contentLength, since: started)
+            record(
+                request, context, status: response.status.code, bytes: response.body.contentLength, since: started,
+                span: span)
             return response
         } catch {
             record(
                 request, context, status: (error as? any HTTPResponseError)?.status.code ?? 500, bytes: nil,
-                since: started)
+                since: started, span: span)
             throw error
         }
     }
 
     func record(
-        _ request: Request, _ context: Context, status: Int, bytes: Int?, since started: ContinuousClock.Instant
+        _ request: Request, _ context: Context, status: Int, bytes: Int?, since started: ContinuousClock.Instant,
+        span: (any Span)?
     ) {
         let route = context.endpointPath ?? "unmatched"
         let duration = ContinuousClock.now - started
@@ -37,5 +56,10 @@ public struct BFFMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
         bff.logAccess(
             method: request.method.rawValue, route: route, status: status, duration: duration, upstreamStatus: nil,
             bytes: bytes, sessionLogoutID: nil)
+        if let span {
+            span.operationName = "HTTP " + request.method.rawValue + " " + route
+            span.attributes["http.route"] = route
+            span.recordStatus(status)
+        }
     }
 }

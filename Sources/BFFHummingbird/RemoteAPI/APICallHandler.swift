@@ -94,6 +94,13 @@ final class APICallHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func decide(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         lastActivity = .now()
         let exchange = APIExchange(handler: self, request: head, settings: settings)
+        if let tracer = settings.bff.tracer, settings.planner.isAPIPath(head.uri.prefix { $0 != "?" }) {
+            let parent = settings.bff.incomingContext(
+                remoteAddress: remoteAddress, carrier: head.headers, using: NIOHeadersExtractor(), tracer: tracer)
+            let span = tracer.startAnySpan("HTTP " + head.method.rawValue, context: parent, ofKind: .server)
+            span.attributes["http.request.method"] = head.method.rawValue
+            exchange.span = span
+        }
         let decision: APICallDecision
         if head.version.major != 1 || (head.version.minor == 0 && head.headers.contains(name: "transfer-encoding")) {
             // A chunked HTTP/1.0 request is faulty (RFC 9112 §6.1): refused, and the connection closed.
@@ -145,6 +152,7 @@ final class APICallHandler: ChannelDuplexHandler, RemovableChannelHandler {
             // the router's: its transport speaks TLS.
             machine.suspend()
             current = nil
+            exchange.span = nil  // the router's adapter traces it (never exported from here)
             fallBackToRouter(exchange.request, context: context)
             return
         }

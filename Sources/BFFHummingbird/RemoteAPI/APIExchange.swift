@@ -3,6 +3,7 @@ import BFFForwarder
 import Logging
 import NIOCore
 import NIOHTTP1
+import Tracing
 
 /// What the gateway's API handler needs, computed once per server.
 final class APICallSettings: Sendable {
@@ -24,9 +25,17 @@ final class APICallSettings: Sendable {
         self.logger = bff.logger
     }
 
-    /// Reports how a call was answered (metrics, access log, the API-call hook).
+    /// Reports how a call was answered (metrics, access log, the API-call hook) and ends its
+    /// server span.
     func observe(_ exchange: APIExchange, api: String, status: Int, fromUpstream: Bool, bytes: Int?) {
         let now = ContinuousClock.now
+        if let span = exchange.span {
+            exchange.span = nil
+            span.operationName = "HTTP " + exchange.request.method.rawValue + " " + api
+            span.attributes["http.route"] = api
+            span.recordStatus(status)
+            span.end()
+        }
         bff.report(
             APICallEvent(
                 pipeline: .eventLoop, api: api, method: exchange.request.method.rawValue, target: exchange.request.uri,
@@ -75,6 +84,10 @@ final class APIExchange: UpstreamResponseConsumer {
     var upstreamStarted: ContinuousClock.Instant?
     var plan: APICallPlan?
     var upstream: UpstreamExchange?
+    /// The call's server span (with a tracer), ended when its answer is decided.
+    var span: (any Span)?
+    /// The upstream call's client span, ended at the upstream's head or failure.
+    private var upstreamSpan: (any Span)?
     private var attempts = 0
     /// The handler was told the exchange started (once, whichever attempt got a connection).
     private var announced = false
@@ -105,6 +118,17 @@ final class APIExchange: UpstreamResponseConsumer {
         case .length(let length): head.headers.add(name: "Content-Length", value: String(length))
         case .chunked: head.headers.add(name: "Transfer-Encoding", value: "chunked")
         }
+        if let tracer = settings.bff.tracer, let span {
+            if upstreamSpan == nil {
+                let client = tracer.startAnySpan("upstream " + plan.method, context: span.context, ofKind: .client)
+                client.attributes["http.request.method"] = plan.method
+                client.attributes["bff.api"] = plan.api
+                upstreamSpan = client
+            }
+            if let upstreamSpan {
+                tracer.inject(upstreamSpan.context, into: &head.headers, using: NIOHeadersInjector())
+            }
+        }
         settings.forwarder.exchange(
             head, host: plan.upstream.host, port: plan.upstream.port, hasBody: plan.body.hasBody,
             timeout: TimeAmount(plan.route.timeout), eventLoop: eventLoop, fresh: fresh, consumer: self
@@ -134,6 +158,11 @@ final class APIExchange: UpstreamResponseConsumer {
         switch event {
         case .head(let head):
             wroteHead = true
+            if let upstreamSpan {
+                self.upstreamSpan = nil
+                upstreamSpan.recordStatus(Int(head.status.code))
+                upstreamSpan.end()
+            }
             settings.observe(
                 self, api: plan?.api ?? "", status: Int(head.status.code), fromUpstream: true,
                 bytes: head.headers.first(name: "content-length").flatMap { Int($0) })
@@ -166,6 +195,12 @@ final class APIExchange: UpstreamResponseConsumer {
     private func fail(_ error: UpstreamError) {
         upstream?.abandon()
         upstream = nil
+        if let upstreamSpan {
+            self.upstreamSpan = nil
+            upstreamSpan.attributes["error.type"] = error.description
+            upstreamSpan.setStatus(SpanStatus(code: .error))
+            upstreamSpan.end()
+        }
         guard !stopped, let handler, handler.isCurrent(self), let plan else { return }
         if wroteHead {
             APICallLog.upstreamFailure(
@@ -208,6 +243,12 @@ final class APIExchange: UpstreamResponseConsumer {
         paused = false
         upstream?.abandon()
         upstream = nil
+        for span in [upstreamSpan, span].compactMap({ $0 }) {
+            span.attributes["bff.client_gone"] = true
+            span.end()
+        }
+        upstreamSpan = nil
+        span = nil
     }
 }
 

@@ -4,6 +4,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
+import Tracing
 
 /// The Hummingbird adapter of the API pipeline, for applications that do not install the
 /// gateway's channel handler: asks the ``APICallPlanner`` and forwards through `transport`.
@@ -21,6 +22,22 @@ public struct RemoteAPIMiddleware<Context: BFFRequestContext>: RouterMiddleware 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
         async throws -> Response
     {
+        guard let tracer = bff.tracer, bff.planner.isAPIPath(request.uri.path) else {
+            return try await handle(request, context: context, span: nil, next: next)
+        }
+        let parent = bff.incomingContext(
+            remoteAddress: context.bff.remoteAddress, carrier: request.headers, using: HTTPFieldsExtractor(),
+            tracer: tracer)
+        return try await tracer.withAnySpan("HTTP " + request.method.rawValue, context: parent, ofKind: .server) {
+            span in
+            span.attributes["http.request.method"] = request.method.rawValue
+            return try await handle(request, context: context, span: span, next: next)
+        }
+    }
+
+    func handle(
+        _ request: Request, context: Context, span: (any Span)?, next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
         let started = ContinuousClock.now
         var decision = bff.planner.plan(APICallRequest(request, remoteAddress: context.bff.remoteAddress))
         if case .suspend(let work) = decision { decision = await work.resume() }
@@ -51,6 +68,11 @@ public struct RemoteAPIMiddleware<Context: BFFRequestContext>: RouterMiddleware 
                 if upstreamStatus != nil { upstreamDuration = .now - upstreamStarted }
             }
         }
+        if let span {
+            span.operationName = "HTTP " + request.method.rawValue + " " + api
+            span.attributes["http.route"] = api
+            span.recordStatus(response.status.code)
+        }
         bff.report(
             APICallEvent(
                 pipeline: .router, api: api, method: request.method.rawValue, target: request.uri.description,
@@ -77,13 +99,25 @@ public struct RemoteAPIMiddleware<Context: BFFRequestContext>: RouterMiddleware 
             case .length(let length): length
             case .none, .chunked: nil
             }
+        // The upstream call: a client span of the request's server span, `traceparent` sent along.
+        let upstreamSpan = bff.tracer.map { tracer in
+            let span = tracer.startAnySpan("upstream " + request.method.rawValue, ofKind: .client)
+            span.attributes["http.request.method"] = request.method.rawValue
+            span.attributes["bff.api"] = plan.api
+            tracer.inject(span.context, into: &headers, using: HTTPFieldsInjector())
+            return span
+        }
+        defer { upstreamSpan?.end() }
         let upstreamRequest = UpstreamRequest(
             method: request.method, url: plan.url, headers: headers, contentLength: contentLength,
             timeout: plan.route.timeout, eventLoop: eventLoop, caFile: plan.route.caFile)
         let upstream: UpstreamResponse
         do {
             upstream = try await transport.send(upstreamRequest, body: plan.body.hasBody ? request.body : nil)
+            upstreamSpan?.recordStatus(upstream.head.status.code)
         } catch let error as UpstreamError {
+            upstreamSpan?.attributes["error.type"] = error.description
+            upstreamSpan?.setStatus(SpanStatus(code: .error))
             if error.isClientFault {
                 logger.debug("request body broke off or was malformed", metadata: ["bff.api": .string(plan.api)])
             } else {

@@ -1,0 +1,86 @@
+import BFFOIDC
+import HTTPTypes
+import NIOHTTP1
+import Tracing
+
+// Traces (issue 12): one server span per request, a client span per upstream call and per call to
+// the identity provider, W3C `traceparent` sent to both. Spans carry methods, configured routes,
+// statuses and error kinds — never a request path, query, token, code, cookie or session id. An
+// incoming `traceparent` is honoured only from `server.trustedProxies`.
+
+/// Reads trace headers from NIO's request headers.
+struct NIOHeadersExtractor: Extractor {
+    func extract(key: String, from carrier: HTTPHeaders) -> String? { carrier.first(name: key) }
+}
+
+/// Writes trace headers into NIO's request headers.
+struct NIOHeadersInjector: Injector {
+    func inject(_ value: String, forKey key: String, into carrier: inout HTTPHeaders) {
+        carrier.replaceOrAdd(name: key, value: value)
+    }
+}
+
+/// Reads trace headers from swift-http-types fields.
+struct HTTPFieldsExtractor: Extractor {
+    func extract(key: String, from carrier: HTTPFields) -> String? {
+        HTTPField.Name(key).flatMap { carrier[$0] }
+    }
+}
+
+/// Writes trace headers into swift-http-types fields.
+struct HTTPFieldsInjector: Injector {
+    func inject(_ value: String, forKey key: String, into carrier: inout HTTPFields) {
+        if let name = HTTPField.Name(key) { carrier[name] = value }
+    }
+}
+
+/// Writes trace headers into an identity-provider request's header list.
+struct OIDCHeadersInjector: Injector {
+    func inject(_ value: String, forKey key: String, into carrier: inout [(String, String)]) {
+        carrier.removeAll { $0.0.lowercased() == key.lowercased() }
+        carrier.append((key, value))
+    }
+}
+
+extension BFF {
+    /// The context a request's server span starts from: the caller's `traceparent` when the peer is
+    /// a trusted proxy, else a new trace.
+    func incomingContext<Carrier, Extract: Extractor>(
+        remoteAddress: String?, carrier: Carrier, using extractor: Extract, tracer: any Tracer
+    ) -> ServiceContext where Extract.Carrier == Carrier {
+        var context = ServiceContext.topLevel
+        if planner.isTrustedProxy(remoteAddress) { tracer.extract(carrier, into: &context, using: extractor) }
+        return context
+    }
+}
+
+extension Span {
+    /// Records the answer's status (an error status from 500 on, as OpenTelemetry's HTTP server
+    /// conventions say).
+    func recordStatus(_ status: Int) {
+        attributes["http.response.status_code"] = status
+        if status >= 500 { setStatus(SpanStatus(code: .error)) }
+    }
+}
+
+/// Calls to the identity provider (discovery, keys, token endpoint, revocation, userinfo) as
+/// client spans of whatever span is current, with `traceparent` sent along.
+struct TracingOIDCHTTPClient: OIDCHTTPClient {
+    let base: any OIDCHTTPClient
+    let tracer: any Tracer
+
+    func send(_ request: OIDCHTTPRequest, timeout: Duration) async throws -> OIDCHTTPResponse {
+        // The URL without its query (no secrets are sent in IdP URLs, but no query is recorded).
+        let url = String(request.url.prefix { $0 != "?" })
+        return try await tracer.withAnySpan("IdP " + request.method, ofKind: .client) { span in
+            span.attributes["http.request.method"] = request.method
+            span.attributes["url.full"] = url
+            var request = request
+            tracer.inject(span.context, into: &request.headers, using: OIDCHeadersInjector())
+            let response = try await base.send(request, timeout: timeout)
+            span.attributes["http.response.status_code"] = response.status
+            if response.status >= 500 { span.setStatus(SpanStatus(code: .error)) }
+            return response
+        }
+    }
+}

@@ -1,0 +1,226 @@
+import BFFCore
+import BFFTesting
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import Synchronization
+import Testing
+
+/// OpenTelemetry traces over OTLP/HTTP, received and decoded here: the span tree of a login
+/// callback and of a proxied call on both API adapters, the trace id the upstream received, and
+/// no secret in any span.
+@Suite("Traces")
+struct TracingTests {
+    let harness = RemoteAPITests()
+
+    /// One decoded span.
+    struct Span: CustomStringConvertible {
+        var traceID: [UInt8] = []
+        var spanID: [UInt8] = []
+        var parentSpanID: [UInt8] = []
+        var name = ""
+        var kind = 0
+        var attributes: [String: String] = [:]
+        var description: String { "\(name) kind \(kind) \(hex(spanID)) ← \(hex(parentSpanID)) \(attributes)" }
+    }
+
+    /// An OTLP/HTTP receiver on 127.0.0.1: `POST /v1/traces` with protobuf bodies.
+    final class Receiver: Sendable {
+        let port: Int
+        private let bodies = Mutex<[[UInt8]]>([])
+        init(port: Int) { self.port = port }
+
+        var spans: [Span] { bodies.withLock { $0 }.flatMap { Self.decodeRequest($0[...]) } }
+
+        func application() -> some ApplicationProtocol {
+            let router = Router()
+            router.post("/v1/traces") { request, _ -> Response in
+                let body = try await request.body.collect(upTo: 8 << 20)
+                self.bodies.withLock { $0.append(Array(body.readableBytesView)) }
+                return Response(status: .ok, headers: [.contentType: "application/x-protobuf"])
+            }
+            return Application(
+                router: router, configuration: .init(address: .hostname("127.0.0.1", port: port)),
+                logger: TestEnvironment.quietLogger)
+        }
+
+        // Protobuf wire format, the few messages of ExportTraceServiceRequest we read.
+        enum Value {
+            case varint(UInt64)
+            case bytes(ArraySlice<UInt8>)
+            case fixed
+        }
+
+        static func fields(_ bytes: ArraySlice<UInt8>) -> [(Int, Value)] {
+            var rest = bytes
+            var result: [(Int, Value)] = []
+            func varint() -> UInt64? {
+                var value: UInt64 = 0
+                var shift: UInt64 = 0
+                while let byte = rest.popFirst() {
+                    value |= UInt64(byte & 0x7F) << shift
+                    if byte & 0x80 == 0 { return value }
+                    shift += 7
+                    if shift > 63 { return nil }
+                }
+                return nil
+            }
+            while !rest.isEmpty, let key = varint() {
+                let field = Int(key >> 3)
+                switch key & 7 {
+                case 0:
+                    guard let value = varint() else { return result }
+                    result.append((field, .varint(value)))
+                case 1:
+                    guard rest.count >= 8 else { return result }
+                    rest = rest.dropFirst(8)
+                    result.append((field, .fixed))
+                case 2:
+                    guard let length = varint(), rest.count >= Int(length) else { return result }
+                    result.append((field, .bytes(rest.prefix(Int(length)))))
+                    rest = rest.dropFirst(Int(length))
+                case 5:
+                    guard rest.count >= 4 else { return result }
+                    rest = rest.dropFirst(4)
+                    result.append((field, .fixed))
+                default: return result
+                }
+            }
+            return result
+        }
+
+        static func messages(_ bytes: ArraySlice<UInt8>, field: Int) -> [ArraySlice<UInt8>] {
+            fields(bytes).compactMap { number, value in
+                if number == field, case .bytes(let body) = value { return body }
+                return nil
+            }
+        }
+
+        static func decodeRequest(_ bytes: ArraySlice<UInt8>) -> [Span] {
+            // ExportTraceServiceRequest.resource_spans(1) → ResourceSpans.scope_spans(2) → ScopeSpans.spans(2)
+            messages(bytes, field: 1).flatMap { messages($0, field: 2) }.flatMap { messages($0, field: 2) }.map(
+                decodeSpan)
+        }
+
+        static func decodeSpan(_ bytes: ArraySlice<UInt8>) -> Span {
+            var span = Span()
+            for (field, value) in fields(bytes) {
+                switch (field, value) {
+                case (1, .bytes(let id)): span.traceID = Array(id)
+                case (2, .bytes(let id)): span.spanID = Array(id)
+                case (4, .bytes(let id)): span.parentSpanID = Array(id)
+                case (5, .bytes(let name)): span.name = String(decoding: name, as: UTF8.self)
+                case (6, .varint(let kind)): span.kind = Int(kind)
+                case (9, .bytes(let keyValue)):
+                    var key = ""
+                    var text = ""
+                    for (number, part) in fields(keyValue) {
+                        if number == 1, case .bytes(let name) = part { key = String(decoding: name, as: UTF8.self) }
+                        if number == 2, case .bytes(let anyValue) = part {
+                            for (kind, inner) in fields(anyValue) {
+                                switch (kind, inner) {
+                                case (1, .bytes(let string)): text = String(decoding: string, as: UTF8.self)
+                                case (2, .varint(let flag)): text = flag == 0 ? "false" : "true"
+                                case (3, .varint(let number)): text = String(Int64(bitPattern: number))
+                                default: break
+                                }
+                            }
+                        }
+                    }
+                    span.attributes[key] = text
+                default: break
+                }
+            }
+            return span
+        }
+    }
+
+    static let server = 2
+    static let client = 3
+
+    @Test(arguments: [true, false])
+    func loginAndProxiedCallsAreTracedWithoutSecrets(eventLoop: Bool) async throws {
+        let receiver = Receiver(port: try await TestServers.freePort())
+        try await harness.withProxy(
+            fastPath: eventLoop, extraServices: [receiver.application()], extraPorts: [receiver.port],
+            otlpEndpoint: "http://127.0.0.1:\(receiver.port)"
+        ) { env, browser, _ in
+            try await env.login(browser)
+            let diagnostics = try await browser.get(env.origin + "/bff/diagnostics", headers: env.csrf)
+            let accessToken = try #require(TestEnvironment.extract(#""accessToken":""#, from: diagnostics.body))
+            let refreshToken = try #require(TestEnvironment.extract(#""refreshToken":""#, from: diagnostics.body))
+            // A proxied call; an untrusted client's traceparent is not followed.
+            let forged = "00-" + String(repeating: "ab", count: 16) + "-" + String(repeating: "cd", count: 8) + "-01"
+            let page = try await browser.get(
+                env.origin + "/api/echo/items/7?q=hidden", headers: env.csrf + [("traceparent", forged)])
+            let seen = try harness.echoed(page)
+            let traceparent = try #require(seen.values("traceparent").first, "the upstream got a traceparent")
+            #expect(seen.values("traceparent").count == 1)
+            #expect(traceparent != forged)
+            let parts = traceparent.split(separator: "-").map(String.init)
+            try #require(parts.count == 4)
+
+            let spans = try await eventually(until: { spans in
+                spans.contains { $0.name == "upstream GET" } && spans.contains { $0.name.hasPrefix("IdP POST") }
+            }) { receiver.spans }
+            // The proxied call: server span → upstream client span, whose ids the upstream received.
+            let call = try #require(spans.first { $0.name == "HTTP GET /api/echo" }, "\(spans)")
+            #expect(call.kind == Self.server)
+            #expect(call.attributes["http.route"] == "/api/echo")
+            #expect(call.attributes["http.response.status_code"] == "200")
+            #expect(call.parentSpanID.isEmpty, "a new trace: the client is not a trusted proxy")
+            let upstream = try #require(spans.first { $0.name == "upstream GET" && $0.parentSpanID == call.spanID })
+            #expect(upstream.kind == Self.client)
+            #expect(upstream.traceID == call.traceID)
+            #expect(parts[1] == hex(call.traceID), "the upstream received the call's trace id")
+            #expect(parts[2] == hex(upstream.spanID), "and the upstream span as its parent")
+            // The login callback: server span with the token endpoint call as a child.
+            let callback = try #require(spans.first { $0.name == "HTTP GET /signin-oidc" }, "\(spans.map(\.name))")
+            #expect(callback.kind == Self.server)
+            let tokenCall = spans.first { $0.name == "IdP POST" && $0.parentSpanID == callback.spanID }
+            #expect(tokenCall?.traceID == callback.traceID, "the code exchange is a child of the callback")
+            #expect(tokenCall?.kind == Self.client)
+            // No secret and no request path anywhere in the spans.
+            let text = spans.map(\.description).joined(separator: "\n")
+            let cookieValues = WebSocketTests.cookieHeader(browser).split(separator: ";").compactMap {
+                $0.split(separator: "=", maxSplits: 1).last.map(String.init)
+            }
+            for secret in [accessToken, refreshToken, "items/7", "q=hidden", "code="] + cookieValues {
+                #expect(!text.contains(secret), "a span contains \(secret.prefix(10))…")
+            }
+        }
+    }
+
+    /// From a trusted proxy, the caller's trace is continued (on both adapters).
+    @Test(arguments: [true, false])
+    func aTrustedProxysTraceparentIsContinued(eventLoop: Bool) async throws {
+        let receiver = Receiver(port: try await TestServers.freePort())
+        try await harness.withProxy(
+            fastPath: eventLoop, extraServices: [receiver.application()], extraPorts: [receiver.port],
+            otlpEndpoint: "http://127.0.0.1:\(receiver.port)",
+            configure: { settings in settings.server.trustedProxies = ["127.0.0.1/32"] }
+        ) { env, browser, _ in
+            let traceID = String(repeating: "ab", count: 16)
+            let parent = String(repeating: "cd", count: 8)
+            let page = try await browser.get(
+                env.origin + "/api/public/x", headers: env.csrf + [("traceparent", "00-\(traceID)-\(parent)-01")])
+            let traceparent = try #require(try harness.echoed(page).values("traceparent").first)
+            #expect(traceparent.hasPrefix("00-\(traceID)-"), "the upstream continues the caller's trace")
+            #expect(!traceparent.contains(parent), "with the gateway's own span as parent")
+            let spans = try await eventually(until: { $0.contains { $0.name == "HTTP GET /api/public" } }) {
+                receiver.spans
+            }
+            let call = try #require(spans.first { $0.name == "HTTP GET /api/public" })
+            #expect(hex(call.traceID) == traceID)
+            #expect(hex(call.parentSpanID) == parent)
+        }
+    }
+}
+
+func hex(_ bytes: [UInt8]) -> String {
+    bytes.map { byte in
+        let digits = String(byte, radix: 16)
+        return digits.count == 1 ? "0" + digits : digits
+    }.joined()
+}
