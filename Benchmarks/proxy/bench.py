@@ -30,11 +30,13 @@ import urllib.parse
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 WORK = "/tmp/swift-bff-bench"
 PORTS = {"upstream": 18090, "slow": 18091, "nginx": 18100, "nginx-slow": 18101, "caddy": 18110, "caddy-slow": 18111,
-         "idp": 18120, "postgres": 18140}
+         "idp": 18120, "postgres": 18140, "otlp": 18150}
 # One gateway per session store.
 BFF_PORTS = {"memory": 18130, "sqlite": 18131, "postgres": 18132, "cookie": 18133,
              # The same store with metrics off (BFF_METRICS=false), to measure what metrics cost.
-             "sqlite-nometrics": 18134, "memory-nometrics": 18135}
+             "sqlite-nometrics": 18134, "memory-nometrics": 18135,
+             # The same store with every request traced (sample ratio 1.0) into a discarding receiver.
+             "sqlite-traced": 18136, "memory-traced": 18137}
 POST_BODY = json.dumps({"order": {"id": "A-1001", "items": [{"sku": f"SKU-{i:04d}", "quantity": i % 5 + 1,
                                                                  "note": "x" * 22} for i in range(8)]}})
 POST_BODY = POST_BODY[:-2] + " " * (600 - len(POST_BODY)) + POST_BODY[-2:]
@@ -92,7 +94,10 @@ def start_servers(bff_binary, upstream_binary):
 worker_processes 1; daemon off; pid {WORK}/nginx-upstream.pid; error_log {WORK}/nginx-upstream.err warn;
 events {{ worker_connections 4096; }}
 http {{ access_log off; keepalive_requests 1000000;
-  server {{ listen 127.0.0.1:{PORTS['upstream']}; location / {{ default_type text/plain; return 200 "{body}"; }} }} }}
+  server {{ listen 127.0.0.1:{PORTS['upstream']}; location / {{ default_type text/plain; return 200 "{body}"; }} }}
+  # A discarding OTLP/HTTP receiver for the traced gateways (an empty protobuf answer is a full success).
+  server {{ listen 127.0.0.1:{PORTS['otlp']}; client_max_body_size 64m;
+    location /v1/traces {{ default_type application/x-protobuf; return 200 ""; }} }} }}
 """)
     write(os.path.join(WORK, "nginx-proxy.conf"), f"""
 worker_processes auto; daemon off; pid {WORK}/nginx-proxy.pid; error_log {WORK}/nginx-proxy.err warn;
@@ -142,8 +147,10 @@ clients:
 def start_gateway(bff_binary, name, postgres_url=None):
     """Starts `bff serve` for `name` (a store, or `<store>-nometrics`) on its own port; returns the process."""
     port = BFF_PORTS[name]
-    store = name.removesuffix("-nometrics")
+    store = name.removesuffix("-nometrics").removesuffix("-traced")
     metrics_env = {"BFF_METRICS": "false"} if name.endswith("-nometrics") else {}
+    telemetry = (f'telemetry:\n  otlp: {{endpoint: "http://127.0.0.1:{PORTS["otlp"]}"}}\n  sampleRatio: 1.0\n'
+                 if name.endswith("-traced") else "")
     origin = f"http://localhost:{port}"
     directory = os.path.join(WORK, "gateway-" + name)
     os.makedirs(directory, exist_ok=True)
@@ -166,7 +173,7 @@ session:
   {session}
 admin:
   listen: null
-apis:
+{telemetry}apis:
   - path: /api/fast
     upstream: "http://127.0.0.1:{PORTS['upstream']}/"
     token: user
@@ -294,7 +301,8 @@ def main():
     parser.add_argument("--build", action="store_true", help="build the release binaries first")
     parser.add_argument("--stores", default="memory,sqlite,postgres",
                         help="comma-separated gateway session stores to measure (memory, sqlite, postgres, cookie; "
-                             "sqlite-nometrics and memory-nometrics: the same with BFF_METRICS=false)")
+                             "<store>-nometrics: the same with BFF_METRICS=false; <store>-traced: every request traced into "
+                             "a discarding OTLP receiver)")
     parser.add_argument("--slow", action="store_true", help="also measure GET c64 through a 20 ms upstream")
     parser.add_argument("--profile", action="store_true",
                         help="only run the first store's bff under load with `perf record -g` (10 s)")
@@ -421,13 +429,15 @@ def report(summary, stores, arguments):
             f"| {store} | **{row['get'] / caddy['get']:.2f}** | {row['get'] / nginx['get']:.2f} | "
             f"**{row['post'] / caddy['post']:.2f}** | {row['post'] / nginx['post']:.2f} | "
             f"{row['p99']:.2f} vs {caddy['p99']:.2f} ms |")
-    pairs = [(store, store + "-nometrics") for store in stores if store + "-nometrics" in stores]
+    pairs = [(on, store + "-nometrics") for store in stores if store + "-nometrics" in stores
+             for on in (store, store + "-traced") if on in stores]
     if pairs:
-        lines += ["", "| store | GET metrics on ÷ off | POST metrics on ÷ off |", "|---|---|---|"]
+        lines += ["", "| gateway | GET ÷ metrics off | POST ÷ metrics off |", "|---|---|---|"]
         for on, off in pairs:
             lines.append(f"| {on} | {summary['bff-' + on]['get'] / summary['bff-' + off]['get']:.3f} | "
                          f"{summary['bff-' + on]['post'] / summary['bff-' + off]['post']:.3f} |")
-        lines += ["", "Target (issue 12): throughput with metrics on within 5 % of metrics off."]
+        lines += ["", "Target (issue 12): throughput with metrics on (and traces sampled at 1.0 into a "
+                  "discarding receiver) within 5 % of metrics off."]
     lines += ["", "Targets (issue 11, SQLite store): GET ≥ 1.8× Caddy and ≥ 0.55× nginx; POST ≥ 1.5× Caddy; "
               "PostgreSQL GET ≥ 1.2× Caddy; p99 c16 below Caddy's everywhere; peak RSS ≤ 64 MB.", ""]
     with open(arguments.results, "a") as handle:
