@@ -108,13 +108,10 @@ struct Gateway {
         let webSockets = BFFWebSocketBridge(bff: bff)
         let server: HTTPServerBuilder
         if !webSockets.isEmpty {
-            if let forwarder = upstream as? NIOUpstream, apiFastPath {
-                // Every API call is decided and forwarded on the event loop; upgrades go to the bridge.
-                server = webSockets.server(configuration: http1, bff: bff, forwarder: forwarder)
-            } else {
-                server = .http1WebSocketUpgrade(
-                    configuration: .init(http1: http1), shouldUpgrade: webSockets.shouldUpgrade)
-            }
+            // Every API call is decided and forwarded on the event loop (unless switched off);
+            // upgrades go to the bridge.
+            server = webSockets.server(
+                configuration: http1, bff: bff, forwarder: apiFastPath ? upstream as? NIOUpstream : nil)
         } else if let forwarder = upstream as? NIOUpstream, !settings.apis.isEmpty, apiFastPath {
             // Every API call is decided and forwarded on the event loop.
             server = bff.http1ServerWithAPIHandler(configuration: http1, forwarder: forwarder)

@@ -4,6 +4,8 @@ import HummingbirdCore
 import HummingbirdWebSocket
 import Logging
 import NIOCore
+import NIOHTTP1
+import NIOHTTPTypesHTTP1
 
 /// Hummingbird's WebSocket-upgrade channel with the API pipeline's event-loop handler: API calls
 /// on a gateway that also has WebSocket routes take the same path as on one without.
@@ -15,7 +17,9 @@ import NIOCore
 /// ``APIHTTP1Channel``.
 public struct WebSocketAPIChannel: ServerChildChannel {
     let inner: HTTP1WebSocketUpgradeChannel
-    let apiCalls: APICallHandlers
+    /// The API pipeline's handlers; nil when API calls go through the router (then only
+    /// ``PreCodecErrorHandler`` sits there).
+    let apiCalls: APICallHandlers?
 
     public typealias Value = HTTP1WebSocketUpgradeChannel.Value
 
@@ -24,7 +28,8 @@ public struct WebSocketAPIChannel: ServerChildChannel {
         return inner.setup(channel: channel, logger: logger).flatMapThrowing { value in
             // Appended now, so it comes before what the not-upgraded path appends later
             // (Hummingbird's codec, the connection handlers).
-            try channel.pipeline.syncOperations.addHandler(apiCalls.make(), name: APICallHandlers.handlerName)
+            try channel.pipeline.syncOperations.addHandler(
+                apiCalls?.make() ?? PreCodecErrorHandler(), name: APICallHandlers.handlerName)
             return value
         }
     }
@@ -37,13 +42,14 @@ public struct WebSocketAPIChannel: ServerChildChannel {
 extension BFFWebSocketBridge {
     /// An HTTP/1.1 server with this bridge's WebSocket routes whose API calls are all decided and
     /// forwarded on the event loop (the API handler keeps the idle timeout of `configuration`).
-    public func server(configuration: HTTP1Channel.Configuration, bff: BFF, forwarder: NIOUpstream)
+    /// With `forwarder` nil, API calls go through the router's middleware.
+    public func server(configuration: HTTP1Channel.Configuration, bff: BFF, forwarder: NIOUpstream?)
         -> HTTPServerBuilder
     {
-        let apiCalls = bff.apiCallHandlers(forwarder: forwarder, idleTimeout: configuration.idleTimeout)
+        let apiCalls = forwarder.map { bff.apiCallHandlers(forwarder: $0, idleTimeout: configuration.idleTimeout) }
         let http1 = {
             var http1 = configuration
-            http1.idleTimeout = nil
+            if apiCalls != nil { http1.idleTimeout = nil }  // the API handler keeps it
             return http1
         }()
         let shouldUpgrade = self.shouldUpgrade
@@ -53,5 +59,29 @@ extension BFFWebSocketBridge {
                     responder: responder, configuration: .init(http1: http1), shouldUpgrade: shouldUpgrade),
                 apiCalls: apiCalls)
         }
+    }
+}
+
+/// For a gateway whose API calls go through the router (`BFF_API_FAST_PATH=false`): what the API
+/// handler does for errors raised before any codec is behind it (a malformed head, an upgrade
+/// request NIO's upgrader rejects, such as one with a body) — answer 400 and close, instead of
+/// leaving the connection open with nobody to drive it. Inert once Hummingbird's codec is there.
+final class PreCodecErrorHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = NIOAny
+    typealias OutboundOut = HTTPServerResponsePart
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if (try? context.pipeline.syncOperations.handler(type: HTTP1ToHTTPServerCodec.self)) != nil {
+            context.fireErrorCaught(error)
+            return
+        }
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Length", value: "0")
+        headers.add(name: "Connection", value: "close")
+        context.write(
+            wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .badRequest, headers: headers))),
+            promise: nil)
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
     }
 }

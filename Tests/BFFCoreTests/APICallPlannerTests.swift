@@ -172,8 +172,22 @@ struct APICallPlannerTests {
             refusal(planner.plan(request("/api/live", [("Origin", "https://evil.example")], upgrade: true)))
                 == "websocket-origin")
         #expect(refusal(planner.plan(request("/api/live", [origin, origin], upgrade: true))) == "websocket-origin")
+        // A handshake must say `Connection: upgrade` and carry no body (the review's crash: the
+        // HTTP parser reads on, and what follows would be taken for WebSocket frames).
+        #expect(refusal(planner.plan(request("/api/live", [origin], upgrade: true))) == "bad-request")
+        let upgrade = ("Connection", "keep-alive, Upgrade")
+        #expect(
+            refusal(planner.plan(request("/api/live", [origin, upgrade, ("Content-Length", "5")], upgrade: true)))
+                == "bad-request")
+        #expect(
+            refusal(
+                planner.plan(request("/api/live", [origin, upgrade, ("Transfer-Encoding", "chunked")], upgrade: true)))
+                == "bad-request")
         // token: user and no session: refused after the (suspended) credentials step.
-        guard case .suspend = planner.plan(request("/api/live", [origin], upgrade: true)) else {
+        guard
+            case .suspend = planner.plan(
+                request("/api/live", [origin, upgrade, ("Content-Length", "0")], upgrade: true))
+        else {
             throw Failure("the handshake's credentials were not looked up")
         }
     }

@@ -2,6 +2,7 @@ import BFFCore
 import BFFTesting
 import Foundation
 import NIOCore
+import NIOPosix
 import Synchronization
 import Testing
 
@@ -14,11 +15,13 @@ struct WebSocketGatewayAPITests {
     let faults = FaultTests()
 
     func withWebSocketGateway(
-        calls: APICallLog, _ body: @Sendable @escaping (TestEnvironment, TestBrowser, Int) async throws -> Void
+        calls: APICallLog, fastPath: Bool = true, serverIdleTimeout: Duration? = nil,
+        _ body: @Sendable @escaping (TestEnvironment, TestBrowser, Int) async throws -> Void
     ) async throws {
         let socketPort = try await TestServers.freePort()
         try await harness.withProxy(
-            apiCalls: calls, extraServices: [WebSocketTests.upstream(port: socketPort)], extraPorts: [socketPort],
+            serverIdleTimeout: serverIdleTimeout, fastPath: fastPath, apiCalls: calls,
+            extraServices: [WebSocketTests.upstream(port: socketPort)], extraPorts: [socketPort],
             configure: { settings in
                 settings.apis.append(
                     APIRouteConfiguration(
@@ -138,6 +141,93 @@ struct WebSocketGatewayAPITests {
                 messages: ["x"])
             #expect(status == 101)
             #expect(received.last == "echo:x")
+        }
+    }
+
+    /// The review's crash: a handshake without `Connection: upgrade` (the HTTP parser reads on)
+    /// or with a body, and a request pipelined behind it. The handshake is refused (400, closed),
+    /// nothing reaches the WebSocket frame decoder, the gateway serves on. Both pipelines.
+    @Test(arguments: [true, false])
+    func malformedHandshakesAreRefusedAndThePipelinedRestNeverBecomesFrames(fastPath: Bool) async throws {
+        let calls = APICallLog()
+        try await withWebSocketGateway(calls: calls, fastPath: fastPath) { env, browser, port in
+            try await env.login(browser)
+            let cookie = WebSocketTests.cookieHeader(browser)
+            let handshake =
+                "Host: localhost\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                + "Sec-WebSocket-Version: 13\r\nOrigin: \(env.origin)\r\nCookie: \(cookie)\r\n"
+            for (name, request) in [
+                ("no Connection: upgrade", "GET /api/live/x HTTP/1.1\r\n" + handshake + "\r\n"),
+                (
+                    "a body",
+                    "GET /api/live/x HTTP/1.1\r\n" + handshake
+                        + "Connection: Upgrade\r\nContent-Length: 5\r\n\r\nhello"
+                ),
+                (
+                    "a chunked body",
+                    "GET /api/live/x HTTP/1.1\r\n" + handshake
+                        + "Connection: Upgrade\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+                ),
+            ] {
+                let received = try await RawHTTP.exchangeUntilClosed(
+                    port: port, request: request + "GET /bff/user HTTP/1.1\r\nHost: x\r\nX-CSRF: 1\r\n\r\n")
+                #expect(!received.hasPrefix("HTTP/1.1 101"), "\(name): not upgraded")
+                #expect(received.hasPrefix("HTTP/1.1 400"), "\(name): \(received.prefix(80))")
+                #expect(!received.contains("(no close within"), "\(name): the connection was closed")
+            }
+            // The gateway is alive and serves the next calls and upgrades.
+            #expect(try await browser.get(env.origin + "/api/echo/after", headers: env.csrf).status == 200)
+            let (status, received) = try await RawWebSocket.session(
+                port: port, path: "/api/live/ok", headers: [("Origin", env.origin), ("Cookie", cookie)],
+                messages: ["x"])
+            #expect(status == 101)
+            #expect(received.last == "echo:x")
+        }
+    }
+
+    /// The review's never-answered connections: errors the HTTP decoder or the upgrade handler
+    /// raise before any codec is behind the API handler (a head over the size limit, an upgrade
+    /// without a key) are answered 400 and closed, not left open for ever.
+    @Test func errorsBeforeTheFirstRequestAreAnsweredAndClosed() async throws {
+        let calls = APICallLog()
+        try await withWebSocketGateway(calls: calls, serverIdleTimeout: .seconds(30)) { env, browser, port in
+            let oversized = "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + String(repeating: "a", count: 100_000) + "\r\n\r\n"
+            let noKey = "GET /bff/user HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+            let badVersion =
+                "GET /bff/user HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n"
+            for (name, request) in [("oversized head", oversized), ("no key", noKey), ("version 8", badVersion)] {
+                let started = ContinuousClock.now
+                let received: String
+                do {
+                    received = try await RawHTTP.exchangeUntilClosed(port: port, request: request)
+                } catch let error as IOError where error.errnoCode == ECONNRESET {
+                    // Closed while the client was still sending (unread bytes make the close a reset).
+                    #expect(name == "oversized head", "\(name): reset")
+                    continue
+                }
+                #expect(!received.contains("(no close within"), "\(name): closed, not left open")
+                #expect(received.hasPrefix("HTTP/1.1 4"), "\(name): answered: \(received.prefix(60))")
+                #expect(ContinuousClock.now - started < .seconds(5), "\(name)")
+            }
+            #expect(try await browser.get(env.origin + "/api/public/after", headers: env.csrf).status == 200)
+        }
+    }
+
+    /// NIO's parser reads nothing after a request that asks to switch protocols: a call with
+    /// `Connection: upgrade` answered over HTTP closes its connection (as the router's 307 does)
+    /// instead of leaving it silently dead.
+    @Test func anUpgradeAskingCallAnsweredOverHTTPClosesItsConnection() async throws {
+        let calls = APICallLog()
+        try await withWebSocketGateway(calls: calls) { env, _, port in
+            let received = try await RawHTTP.exchangeUntilClosed(
+                port: port,
+                request: "GET /api/public/a HTTP/1.1\r\nHost: x\r\nX-CSRF: 1\r\n\r\n"
+                    + "GET /api/public/b HTTP/1.1\r\nHost: x\r\nX-CSRF: 1\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"
+            )
+            let statuses = received.components(separatedBy: "HTTP/1.1 ").dropFirst().map { String($0.prefix(3)) }
+            #expect(statuses == ["200", "200"], "\(received.prefix(300))")
+            #expect(!received.contains("(no close within"), "closed after the second answer")
         }
     }
 }

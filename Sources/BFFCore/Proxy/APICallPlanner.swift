@@ -133,6 +133,16 @@ public final class APICallPlanner: Sendable {
             body = .none
         }
 
+        // A handshake must be exactly one: `Connection: upgrade` (without it HTTP parsers read on
+        // and a pipelined request would reach the WebSocket frame decoder) and no body (whose
+        // bytes would be taken for frames).
+        if entry.route.websocket, request.isUpgrade {
+            guard HeaderPolicy.connectionTokens(connection).contains("upgrade"), !body.hasBody else {
+                logger.info("WebSocket handshake refused: malformed", metadata: ["bff.api": "\(api)"])
+                return refuse(.badRequest, api: api)
+            }
+        }
+
         var pathAndQuery = entry.upstreamPath + remainder
         if pathAndQuery.isEmpty { pathAndQuery = "/" }
         if let query { pathAndQuery += "?" + query }

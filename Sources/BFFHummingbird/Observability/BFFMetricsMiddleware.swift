@@ -50,7 +50,7 @@ public struct BFFMetricsMiddleware<Context: BFFRequestContext>: RouterMiddleware
         _ request: Request, _ context: Context, status: Int, bytes: Int?, since started: ContinuousClock.Instant,
         span: (any Span)?
     ) {
-        let route = context.endpointPath ?? "unmatched"
+        let route = BFF.routeLabel(context.endpointPath)
         let duration = ContinuousClock.now - started
         bff.metrics.request(route: route, method: request.method.rawValue, status: status, duration: duration)
         bff.logAccess(

@@ -37,13 +37,21 @@ public struct APICallEvent: Sendable {
 }
 
 extension BFF {
+    /// The `route` label of a request: its configured route or matched pattern; `unmatched` when
+    /// none matched (Hummingbird's `NotFound`, an API call refused before routing).
+    static func routeLabel(_ route: String?) -> String {
+        guard let route, !route.isEmpty, route != "NotFound" else { return "unmatched" }
+        return route
+    }
+
     /// The one report of an API call, for every adapter: its metrics, then the observer hook.
     func report(_ event: APICallEvent) {
+        let route = Self.routeLabel(event.api)
         metrics.request(
-            route: event.api, method: event.method, status: event.status, duration: event.duration,
+            route: route, method: event.method, status: event.status, duration: event.duration,
             upstreamDuration: event.upstreamDuration)
         logAccess(
-            method: event.method, route: event.api, status: event.status, duration: event.duration,
+            method: event.method, route: route, status: event.status, duration: event.duration,
             upstreamStatus: event.upstreamStatus, bytes: event.responseBytes, sessionLogoutID: event.sessionLogoutID)
         apiCallObserver?(event)
     }

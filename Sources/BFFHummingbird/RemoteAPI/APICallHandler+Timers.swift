@@ -43,7 +43,9 @@ extension APICallHandler {
             handler.idleCheck = nil
             guard let context = handler.context else { return }
             let now = NIODeadline.now()
-            if !handler.machine.isIdle {
+            if handler.machine.state == .closed {
+                context.close(promise: nil)  // given up on, but still open: nothing will close it otherwise
+            } else if !handler.machine.isIdle {
                 handler.scheduleIdleCheck(at: now + timeout)
             } else if now - handler.lastActivity >= timeout {
                 context.close(promise: nil)

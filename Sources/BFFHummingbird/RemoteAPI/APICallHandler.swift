@@ -2,6 +2,7 @@ import BFFCore
 import BFFForwarder
 import NIOCore
 import NIOHTTP1
+import NIOHTTPTypesHTTP1
 
 /// The gateway's adapter of the API pipeline: every request under an API route is decided by the
 /// ``APICallPlanner`` and forwarded on the connection's event loop — bodies streamed both ways
@@ -207,7 +208,7 @@ final class APICallHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let requestOpen = machine.state == .idle || machine.requestOpen
         let closeAfter =
             close || (requestOpen && exchange.request.headers.contains(name: "expect"))
-            || !exchange.request.isKeepAlive
+            || !exchange.request.isKeepAlive || exchange.request.endsHTTPParsing
         if closeAfter { headers.add(name: "Connection", value: "close") }
         context.write(
             wrapOutboundOut(
@@ -296,9 +297,21 @@ final class APICallHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         switch machine.state {
         case .idle, .routed:
-            // Hummingbird answers a malformed request with 400 and closes.
             abandonCurrent()
-            context.fireErrorCaught(error)
+            if (try? context.pipeline.syncOperations.handler(type: HTTP1ToHTTPServerCodec.self)) != nil {
+                // Hummingbird answers a malformed request with 400 and closes.
+                context.fireErrorCaught(error)
+            } else {
+                // Behind the WebSocket upgrade handler, before a first request completed: nobody
+                // else would answer (the connection would stay open for ever): 400, then close.
+                var headers = HTTPHeaders()
+                headers.add(name: "Content-Length", value: "0")
+                headers.add(name: "Connection", value: "close")
+                context.write(
+                    wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .badRequest, headers: headers))),
+                    promise: nil)
+                endResponse(context: context, thenClose: true)
+            }
         case .waiting, .forwarding:
             // Malformed bytes behind an API call in progress: its response is completed, then the
             // connection closes (a 400 now would land in the middle of that response).
@@ -415,6 +428,15 @@ extension APICallHandler {
         guard let context else { return }
         let bound = NIOLoopBound(body, eventLoop: context.eventLoop)
         context.eventLoop.execute { bound.value() }
+    }
+}
+
+extension HTTPRequestHead {
+    /// A request asking to switch protocols (`Connection: upgrade` and `Upgrade`): NIO's parser
+    /// reads nothing after it, so its connection cannot serve another request.
+    var endsHTTPParsing: Bool {
+        headers.contains(name: "upgrade")
+            && headers["connection"].contains { $0.lowercased().contains("upgrade") }
     }
 }
 

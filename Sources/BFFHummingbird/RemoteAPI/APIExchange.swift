@@ -64,7 +64,7 @@ final class APICallSettings: Sendable {
             })
         for cookie in cookies { headers.add(name: "Set-Cookie", value: cookie.headerValue) }
         let closes =
-            !request.isKeepAlive
+            !request.isKeepAlive || request.endsHTTPParsing
             || (request.version.minor == 0 && !hasLength && request.method != .HEAD
                 && upstream.status.code != 204 && upstream.status.code != 304)
         if closes { headers.add(name: "Connection", value: "close") }
