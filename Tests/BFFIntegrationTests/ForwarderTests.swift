@@ -238,11 +238,13 @@ struct ForwarderTests {
             }
             #expect(busy == 1, "the download holds an upstream connection")
             let started = ContinuousClock.now
-            let leased = try await eventually(attempts: 200, every: .milliseconds(50), until: { $0 == 0 }) {
+            let leased = try await eventually(attempts: 400, every: .milliseconds(50), until: { $0 == 0 }) {
                 env.forwarder.statistics.leased
             }
             #expect(leased == 0, "given up after the send timeout, upstream connection released")
-            #expect(ContinuousClock.now - started < .seconds(6))
+            // The check fires once the kernel's buffers stopped taking bytes for 2 s; loopback
+            // auto-tuning keeps growing them for a while, longer on a loaded machine (10 s seen in CI).
+            #expect(ContinuousClock.now - started < .seconds(20))
             if warm { #expect(env.forwarder.fastExchangeCount > fastBefore, "the download took the fast path") }
             try await channel.close()
         }
