@@ -20,16 +20,20 @@ public struct WebSocketAPIChannel: ServerChildChannel {
     /// The API pipeline's handlers; nil when API calls go through the router (then only
     /// ``PreCodecErrorHandler`` sits there).
     let apiCalls: APICallHandlers?
+    /// The connection's idle timeout (kept by the API handler, or before the first request by
+    /// ``PreCodecErrorHandler``).
+    let idleTimeout: TimeAmount?
 
     public typealias Value = HTTP1WebSocketUpgradeChannel.Value
 
     public func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         let apiCalls = self.apiCalls
+        let idleTimeout = self.idleTimeout
         return inner.setup(channel: channel, logger: logger).flatMapThrowing { value in
             // Appended now, so it comes before what the not-upgraded path appends later
             // (Hummingbird's codec, the connection handlers).
             try channel.pipeline.syncOperations.addHandler(
-                apiCalls?.make() ?? PreCodecErrorHandler(), name: APICallHandlers.handlerName)
+                apiCalls?.make() ?? PreCodecErrorHandler(idleTimeout: idleTimeout), name: APICallHandlers.handlerName)
             return value
         }
     }
@@ -57,7 +61,7 @@ extension BFFWebSocketBridge {
             WebSocketAPIChannel(
                 inner: HTTP1WebSocketUpgradeChannel(
                     responder: responder, configuration: .init(http1: http1), shouldUpgrade: shouldUpgrade),
-                apiCalls: apiCalls)
+                apiCalls: apiCalls, idleTimeout: configuration.idleTimeout)
         }
     }
 }
@@ -66,9 +70,35 @@ extension BFFWebSocketBridge {
 /// handler does for errors raised before any codec is behind it (a malformed head, an upgrade
 /// request NIO's upgrader rejects, such as one with a body) — answer 400 and close, instead of
 /// leaving the connection open with nobody to drive it. Inert once Hummingbird's codec is there.
+///
+/// It also keeps the idle timeout until the connection's first bytes arrive (Hummingbird's own
+/// connection handler, which keeps it afterwards, is only installed after the upgrade decision):
+/// a connection that never sends anything is closed.
 final class PreCodecErrorHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = NIOAny
     typealias OutboundOut = HTTPServerResponsePart
+
+    let idleTimeout: TimeAmount?
+    private var idleCheck: Scheduled<Void>?
+
+    init(idleTimeout: TimeAmount?) { self.idleTimeout = idleTimeout }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        guard let idleTimeout else { return }
+        let channel = context.channel
+        idleCheck = context.eventLoop.scheduleTask(in: idleTimeout) { channel.close(promise: nil) }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        idleCheck?.cancel()
+        idleCheck = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        idleCheck?.cancel()  // a request is under way: Hummingbird's handler keeps the timeout from here
+        idleCheck = nil
+        context.fireChannelRead(data)
+    }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if (try? context.pipeline.syncOperations.handler(type: HTTP1ToHTTPServerCodec.self)) != nil {

@@ -230,4 +230,22 @@ struct WebSocketGatewayAPITests {
             #expect(!received.contains("(no close within"), "closed after the second answer")
         }
     }
+
+    /// The review's slowloris before the upgrade decision: a connection that sends nothing, or
+    /// only part of a head, is closed at the idle timeout on both pipelines (Hummingbird's own
+    /// idle handler is only installed after the decision).
+    @Test(arguments: [true, false])
+    func silentAndPartialConnectionsAreClosedAtTheIdleTimeout(fastPath: Bool) async throws {
+        let calls = APICallLog()
+        try await withWebSocketGateway(calls: calls, fastPath: fastPath, serverIdleTimeout: .seconds(2)) {
+            env, browser, port in
+            for partial in ["", "GET /api/live HTTP/1.1\r\nHost: x\r\nUpgrade: web"] {
+                let started = ContinuousClock.now
+                let received = try await RawHTTP.exchangeUntilClosed(port: port, request: partial, limit: .seconds(8))
+                #expect(!received.contains("(no close within"), "'\(partial.prefix(10))' closed at the idle timeout")
+                #expect(ContinuousClock.now - started >= .seconds(1.5), "not before it")
+            }
+            #expect(try await browser.get(env.origin + "/api/public/after", headers: env.csrf).status == 200)
+        }
+    }
 }
