@@ -1,3 +1,4 @@
+import BFFCore
 import Foundation
 import Logging
 import Synchronization
@@ -36,28 +37,9 @@ struct JSONLogHandler: LogHandler {
         var line = "{"
         for (index, (key, value)) in fields.enumerated() {
             if index > 0 { line += "," }
-            line += "\"" + escaped(key) + "\":\"" + escaped(value) + "\""
+            line += JSONText.quote(key) + ":" + JSONText.quote(value)
         }
         return line + "}\n"
-    }
-
-    static func escaped(_ text: String) -> String {
-        var output = ""
-        output.reserveCapacity(text.utf8.count)
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": output += "\\\""
-            case "\\": output += "\\\\"
-            case "\n": output += "\\n"
-            case "\r": output += "\\r"
-            case "\t": output += "\\t"
-            case _ where scalar.value < 0x20 || scalar.value == 0x7F || (0x2028...0x2029).contains(scalar.value):
-                let hex = String(scalar.value, radix: 16)
-                output += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: output.unicodeScalars.append(scalar)
-            }
-        }
-        return output
     }
 
     static func timestamp(_ date: Date) -> String {

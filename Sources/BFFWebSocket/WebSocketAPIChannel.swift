@@ -4,8 +4,6 @@ import HummingbirdCore
 import HummingbirdWebSocket
 import Logging
 import NIOCore
-import NIOHTTP1
-import NIOHTTPTypesHTTP1
 
 /// Hummingbird's WebSocket-upgrade channel with the API pipeline's event-loop handler: API calls
 /// on a gateway that also has WebSocket routes take the same path as on one without.
@@ -76,7 +74,6 @@ extension BFFWebSocketBridge {
 /// a connection that never sends anything is closed.
 final class PreCodecErrorHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = NIOAny
-    typealias OutboundOut = HTTPServerResponsePart
 
     let idleTimeout: TimeAmount?
     private var idleCheck: Scheduled<Void>?
@@ -101,17 +98,6 @@ final class PreCodecErrorHandler: ChannelInboundHandler, RemovableChannelHandler
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if (try? context.pipeline.syncOperations.handler(type: HTTP1ToHTTPServerCodec.self)) != nil {
-            context.fireErrorCaught(error)
-            return
-        }
-        var headers = HTTPHeaders()
-        headers.add(name: "Content-Length", value: "0")
-        headers.add(name: "Connection", value: "close")
-        context.write(
-            wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .badRequest, headers: headers))),
-            promise: nil)
-        let channel = context.channel
-        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+        APICallHandlers.answerEarlyError(error, context: context)
     }
 }

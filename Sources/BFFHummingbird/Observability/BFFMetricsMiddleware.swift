@@ -17,14 +17,8 @@ public struct BFFMetricsMiddleware<Context: BFFRequestContext>: RouterMiddleware
         async throws -> Response
     {
         if bff.planner.isAPIPath(request.uri.path) { return try await next(request, context) }
-        guard let tracer = bff.tracer else { return try await observe(request, context, span: nil, next: next) }
-        let parent = bff.incomingContext(
-            remoteAddress: context.bff.remoteAddress, carrier: request.headers, using: HTTPFieldsExtractor(),
-            tracer: tracer)
-        return try await tracer.withAnySpan("HTTP " + request.method.rawValue, context: parent, ofKind: .server) {
-            span in
-            span.attributes["http.request.method"] = request.method.rawValue
-            return try await observe(request, context, span: span, next: next)
+        return try await bff.withServerSpan(request, remoteAddress: context.bff.remoteAddress) { span in
+            try await observe(request, context, span: span, next: next)
         }
     }
 

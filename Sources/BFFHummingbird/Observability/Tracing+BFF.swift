@@ -1,5 +1,6 @@
 import BFFOIDC
 import HTTPTypes
+import Hummingbird
 import NIOHTTP1
 import Tracing
 
@@ -51,6 +52,23 @@ extension BFF {
         var context = ServiceContext.topLevel
         if planner.isTrustedProxy(remoteAddress) { tracer.extract(carrier, into: &context, using: extractor) }
         return context
+    }
+}
+
+extension BFF {
+    /// Runs `body` in the server span of a request the router handles (or directly, without a
+    /// tracer): the parent from a trusted proxy's `traceparent`, the method recorded.
+    func withServerSpan<Result>(
+        _ request: Request, remoteAddress: String?, _ body: ((any Span)?) async throws -> Result
+    ) async throws -> Result {
+        guard let tracer else { return try await body(nil) }
+        let parent = incomingContext(
+            remoteAddress: remoteAddress, carrier: request.headers, using: HTTPFieldsExtractor(), tracer: tracer)
+        return try await tracer.withAnySpan("HTTP " + request.method.rawValue, context: parent, ofKind: .server) {
+            span in
+            span.attributes["http.request.method"] = request.method.rawValue
+            return try await body(span)
+        }
     }
 }
 

@@ -2,7 +2,6 @@ import BFFCore
 import BFFForwarder
 import NIOCore
 import NIOHTTP1
-import NIOHTTPTypesHTTP1
 
 /// The gateway's adapter of the API pipeline: every request under an API route is decided by the
 /// ``APICallPlanner`` and forwarded on the connection's event loop — bodies streamed both ways
@@ -298,20 +297,7 @@ final class APICallHandler: ChannelDuplexHandler, RemovableChannelHandler {
         switch machine.state {
         case .idle, .routed:
             abandonCurrent()
-            if (try? context.pipeline.syncOperations.handler(type: HTTP1ToHTTPServerCodec.self)) != nil {
-                // Hummingbird answers a malformed request with 400 and closes.
-                context.fireErrorCaught(error)
-            } else {
-                // Behind the WebSocket upgrade handler, before a first request completed: nobody
-                // else would answer (the connection would stay open for ever): 400, then close.
-                var headers = HTTPHeaders()
-                headers.add(name: "Content-Length", value: "0")
-                headers.add(name: "Connection", value: "close")
-                context.write(
-                    wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .badRequest, headers: headers))),
-                    promise: nil)
-                endResponse(context: context, thenClose: true)
-            }
+            APICallHandlers.answerEarlyError(error, context: context)
         case .waiting, .forwarding:
             // Malformed bytes behind an API call in progress: its response is completed, then the
             // connection closes (a 400 now would land in the middle of that response).

@@ -70,6 +70,26 @@ public struct APICallHandlers: Sendable {
     public func make() -> any RemovableChannelHandler {
         APICallHandler(settings: settings)
     }
+
+    /// An error raised before a connection's first request completed: Hummingbird's codec, when
+    /// it is installed behind, answers it (400, close); otherwise (behind the WebSocket upgrade
+    /// handler, before the upgrade decision) nobody would, and the connection would stay open for
+    /// ever — so 400 and close here.
+    public static func answerEarlyError(_ error: any Error, context: ChannelHandlerContext) {
+        if (try? context.pipeline.syncOperations.handler(type: HTTP1ToHTTPServerCodec.self)) != nil {
+            context.fireErrorCaught(error)
+            return
+        }
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Length", value: "0")
+        headers.add(name: "Connection", value: "close")
+        context.write(
+            NIOAny(
+                HTTPServerResponsePart.head(HTTPResponseHead(version: .http1_1, status: .badRequest, headers: headers))),
+            promise: nil)
+        let channel = context.channel
+        context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+    }
 }
 
 extension BFF {

@@ -22,16 +22,11 @@ public struct RemoteAPIMiddleware<Context: BFFRequestContext>: RouterMiddleware 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
         async throws -> Response
     {
-        guard let tracer = bff.tracer, bff.planner.isAPIPath(request.uri.path) else {
+        guard bff.tracer != nil, bff.planner.isAPIPath(request.uri.path) else {
             return try await handle(request, context: context, span: nil, next: next)
         }
-        let parent = bff.incomingContext(
-            remoteAddress: context.bff.remoteAddress, carrier: request.headers, using: HTTPFieldsExtractor(),
-            tracer: tracer)
-        return try await tracer.withAnySpan("HTTP " + request.method.rawValue, context: parent, ofKind: .server) {
-            span in
-            span.attributes["http.request.method"] = request.method.rawValue
-            return try await handle(request, context: context, span: span, next: next)
+        return try await bff.withServerSpan(request, remoteAddress: context.bff.remoteAddress) { span in
+            try await handle(request, context: context, span: span, next: next)
         }
     }
 
