@@ -102,9 +102,11 @@ public struct BFF: Sendable {
         self.revocations = RevocationList(
             retention: configuration.session.absoluteTimeout.components.seconds, shared: revocationFeed != nil)
         self.revocationFeed = revocationFeed
+        // Every store operation measured (and traced inside a traced request).
+        let observedStore = store.map { ObservedSessionStore($0, metrics: metrics, tracer: tracer) }
         self.sessions = SessionManager(
-            configuration: configuration.session, sealer: sealer, store: store, revocations: revocations, time: time,
-            random: random)
+            configuration: configuration.session, sealer: sealer, store: observedStore, revocations: revocations,
+            time: time, random: random)
         self.provider = OIDCProvider(configuration: configuration.oidc, http: http, time: time, logger: logger)
         self.tokens = TokenEndpointClient(provider: provider, http: http, configuration: configuration.oidc)
         self.idTokens = IDTokenValidator(

@@ -1,4 +1,5 @@
 import BFFCore
+import BFFHummingbird
 import BFFTesting
 import Foundation
 import Testing
@@ -122,6 +123,16 @@ struct MetricsTests {
             // The timed-out call took the route's 1 s: above the 0.5 s bucket, in +Inf.
             #expect(delta(#"bff_http_request_duration_seconds_bucket{le="0.5",route="/api/misc"}"#) == 0)
             #expect(delta(#"bff_http_request_duration_seconds_bucket{le="+Inf",route="/api/misc"}"#) == 1)
+            // Store operations (the memory store answers lookups at once, unmeasured): three
+            // sessions written at login, one ended by the back-channel logout, two removed (the
+            // logout, the rejected refresh), none failed. (The refresh's write happens inside the
+            // store's exclusive section, which is not timed: it would include the IdP's answer.)
+            #expect(delta(#"bff_session_store_duration_seconds_count{operation="insert"}"#) == 3)
+            #expect(delta(#"bff_session_store_duration_seconds_count{operation="remove_all"}"#) == 1)
+            #expect(delta(#"bff_session_store_duration_seconds_count{operation="remove"}"#) == 2)
+            for operation in BFFMetrics.StoreOperation.allCases {
+                #expect(delta("bff_session_store_errors_total{operation=\"\(operation.rawValue)\"}") == 0)
+            }
             // Requests the router answers are counted by their route pattern.
             #expect(delta(#"bff_http_requests_total{method="GET",route="/bff/user",status="200"}"#) >= 1)
             // Pool gauges, per configured api.

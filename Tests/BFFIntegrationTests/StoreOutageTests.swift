@@ -238,6 +238,11 @@ struct StoreErrorTests {
             }
             let ready = try await browser.get("http://127.0.0.1:\(env.adminPort)/readyz")
             #expect(ready.status == 503)
+            // The failures are counted by operation: the lookups of /bff/user and the API call, and
+            // the logout's (the readiness ping is the admin listener's own, not the BFF's store).
+            let failing = try await MetricsTests().scrape(env, browser)
+            #expect(failing[#"bff_session_store_errors_total{operation="find"}"#] >= 3, "\(failing.text)")
+            #expect(failing[#"bff_session_store_duration_seconds_count{operation="find"}"#] >= 3)
             store.fail(false)
             #expect(try await env.user(browser).status == 200, "the session survived")
             #expect(try await browser.get(env.origin + "/api/echo/x", headers: env.csrf).status == 200)

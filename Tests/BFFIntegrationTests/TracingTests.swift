@@ -181,6 +181,10 @@ struct TracingTests {
             let tokenCall = spans.first { $0.name == "IdP POST" && $0.parentSpanID == callback.spanID }
             #expect(tokenCall?.traceID == callback.traceID, "the code exchange is a child of the callback")
             #expect(tokenCall?.kind == Self.client)
+            // The new session's write: a store span under the callback, named by its operation only.
+            let insert = spans.first { $0.name == "session_store insert" && $0.parentSpanID == callback.spanID }
+            #expect(insert?.kind == Self.client, "\(spans.map(\.name))")
+            #expect(insert?.attributes["db.operation.name"] == "insert")
             // No secret and no request path anywhere in the spans.
             let text = spans.map(\.description).joined(separator: "\n")
             let cookieValues = WebSocketTests.cookieHeader(browser).split(separator: ";").compactMap {
@@ -189,6 +193,29 @@ struct TracingTests {
             for secret in [accessToken, refreshToken, "items/7", "q=hidden", "code="] + cookieValues {
                 #expect(!text.contains(secret), "a span contains \(secret.prefix(10))…")
             }
+        }
+    }
+
+    /// A call that must first refresh its token: the refresh (work the event-loop handler suspends
+    /// for) is a child of the call's span on both adapters, not a trace of its own.
+    @Test(arguments: [true, false])
+    func aRefreshIsAChildOfTheCallThatNeededIt(eventLoop: Bool) async throws {
+        let receiver = Receiver(port: try await TestServers.freePort())
+        let clock = ManualTimeSource(now: SystemTimeSource().now)
+        try await harness.withProxy(
+            clock: clock, fastPath: eventLoop, extraServices: [receiver.application()], extraPorts: [receiver.port],
+            otlpEndpoint: "http://127.0.0.1:\(receiver.port)"
+        ) { env, browser, _ in
+            try await env.login(browser)
+            clock.advance(by: 241)  // within refreshBeforeExpiry
+            #expect(try await browser.get(env.origin + "/api/echo/r", headers: env.csrf).status == 200)
+            let spans = try await eventually(until: { $0.contains { $0.name == "HTTP GET /api/echo" } }) {
+                receiver.spans
+            }
+            let call = try #require(spans.first { $0.name == "HTTP GET /api/echo" })
+            let refresh = spans.filter { $0.name == "IdP POST" && $0.traceID == call.traceID }
+            #expect(refresh.count == 1, "one token request in the call's trace: \(spans.map(\.name))")
+            #expect(refresh.first?.parentSpanID == call.spanID)
         }
     }
 

@@ -67,6 +67,9 @@ struct WebSocketTests {
                 headers: [("Origin", env.origin), ("Cookie", Self.cookieHeader(browser))], messages: ["hi", "there"])
             #expect(status == 101)
             #expect(received == ["bearer=true cookie=false path=/socket/room/7?x=1", "echo:hi", "echo:there"])
+            // The upgrade is counted by its configured route.
+            let scrape = try await MetricsTests().scrape(env, browser)
+            #expect(scrape[#"bff_http_requests_total{method="GET",route="/api/live",status="101"}"#] == 1)
         }
     }
 

@@ -68,7 +68,18 @@ public final class BFFMetrics: Sendable {
         case busy
     }
 
+    /// A session-store operation, as `bff_session_store_duration_seconds{operation}` labels it.
+    public enum StoreOperation: String, Sendable, CaseIterable {
+        case insert, find, update, replace, remove, ping, list
+        case removeAll = "remove_all"
+        case removeExpired = "remove_expired"
+    }
+
     private let factory: any MetricsFactory
+    /// One timer and one error counter per store operation, made at once (the families show up
+    /// on the first scrape, and recording takes no lock of ours).
+    private let storeTimers: [StoreOperation: Timer]
+    private let storeErrors: [StoreOperation: Counter]
     /// Metric objects by label set, made once: the per-request path takes this lock once and
     /// hashes three small values (no arrays, no string building once a label set is known).
     private let cache = Mutex(Cache())
@@ -95,6 +106,18 @@ public final class BFFMetrics: Sendable {
     /// Metrics made by `factory`.
     public init(factory: any MetricsFactory) {
         self.factory = factory
+        var timers: [StoreOperation: Timer] = [:]
+        var errors: [StoreOperation: Counter] = [:]
+        for operation in StoreOperation.allCases {
+            timers[operation] = Timer(
+                label: "bff_session_store_duration_seconds", dimensions: [("operation", operation.rawValue)],
+                factory: factory)
+            errors[operation] = Counter(
+                label: "bff_session_store_errors_total", dimensions: [("operation", operation.rawValue)],
+                factory: factory)
+        }
+        self.storeTimers = timers
+        self.storeErrors = errors
     }
 
     /// Metrics that go nowhere.
@@ -158,6 +181,13 @@ public final class BFFMetrics: Sendable {
         counter.increment()
         timer.recordNanoseconds(duration.nanoseconds)
         if let upstreamDuration { upstreamTimer?.recordNanoseconds(upstreamDuration.nanoseconds) }
+    }
+
+    /// `bff_session_store_duration_seconds{operation}` (every call to the store, failed ones
+    /// included) and, when it threw or timed out, `bff_session_store_errors_total{operation}`.
+    public func storeOperation(_ operation: StoreOperation, duration: Duration, failed: Bool) {
+        storeTimers[operation]?.recordNanoseconds(duration.nanoseconds)
+        if failed { storeErrors[operation]?.increment() }
     }
 
     /// `bff_upstream_errors_total{api,kind}`.

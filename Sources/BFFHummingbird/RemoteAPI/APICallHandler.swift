@@ -2,6 +2,7 @@ import BFFCore
 import BFFForwarder
 import NIOCore
 import NIOHTTP1
+import Tracing
 
 /// The gateway's adapter of the API pipeline: every request under an API route is decided by the
 /// ``APICallPlanner`` and forwarded on the connection's event loop — bodies streamed both ways
@@ -130,8 +131,11 @@ final class APICallHandler: ChannelDuplexHandler, RemovableChannelHandler {
             // The planner's work (a store read, a refresh, a client token) runs in a task; its
             // decision comes back on this event loop. (NIO's `makeFutureWithTask` owns the task;
             // the store and token calls inside are bounded by their own deadlines.)
+            let span = exchange.span
             context.eventLoop.makeFutureWithTask {  // justified: NIO owns the task; store/token deadlines end it
-                await work.resume()
+                // Inside the call's span: the store and IdP spans of the work are its children.
+                guard let span else { return await work.resume() }
+                return await ServiceContext.withValue(span.context) { await work.resume() }
             }.assumeIsolated().whenSuccess { [self] decision in
                 guard current === exchange, let context = self.context else { return }  // the client left
                 switch decision {

@@ -46,6 +46,7 @@ public struct WebSocketRoutes: Sendable {
 
     /// Decides a WebSocket handshake.
     public func decision(for head: HTTPRequest, remoteAddress: String?, logger: Logger) async -> WebSocketDecision {
+        let started = ContinuousClock.now
         var fields: [APICallRequest.Field] = []
         fields.reserveCapacity(head.headerFields.count)
         for field in head.headerFields { fields.append(.init(name: field.name.rawName, value: field.value)) }
@@ -60,6 +61,13 @@ public struct WebSocketRoutes: Sendable {
             return refusal.api == nil ? .notAWebSocketRoute : .refused(refusal.problem)
         case .forward(let plan):
             guard plan.route.websocket else { return .notAWebSocketRoute }
+            // Counted here, as a 101 (a refused handshake stays HTTP and the router's adapter
+            // counts its problem).
+            bff.report(
+                APICallEvent(
+                    pipeline: .router, api: plan.api, method: request.method, target: request.target, status: 101,
+                    upstreamStatus: nil, duration: .now - started, upstreamDuration: nil, responseBytes: nil,
+                    sessionLogoutID: plan.sessionLogoutID))
             return .upgrade(upstream(plan, cookieHeader: CookieHeader(fields: head.headerFields[values: .cookie])))
         }
     }
