@@ -188,6 +188,7 @@ let package = Package(
                 "BFFWebSocket",
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -251,6 +252,7 @@ let package = Package(
         .testTarget(
             name: "BFFIntegrationTests",
             dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
                 "BFFCore", "BFFOIDC", "BFFHummingbird", "BFFDevIdentityProvider", "BFFTesting", "BFFGateway",
                 "BFFForwarder", "BFFSessionStoreSQLite", "BFFSessionStorePostgres", "BFFWebSocket",
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),

@@ -38,7 +38,8 @@ struct Gateway {
     /// Background services to run beside the application: refresh-token revocation and, for
     /// server-side stores, expired-session cleanup.
     var maintenance: [any Service] {
-        var services: [any Service] = [bff.revoker, SessionCleanupService(bff: bff, store: store)]
+        // The BFF's (measured) store: cleanup's remove_expired calls are counted.
+        var services: [any Service] = [bff.revoker, SessionCleanupService(bff: bff, store: bff.sessionStore)]
         if let tracingService { services.append(tracingService) }
         if let feed = bff.revocationFeed { services.append(RevocationSyncService(bff: bff, feed: feed)) }
         return services
@@ -125,8 +126,8 @@ struct Gateway {
         var admin: Application<RouterResponder<BasicRequestContext>>?
         if let listen = settings.admin.listen, let (host, port) = GatewayConfigurationLoader.parseListen(listen) {
             admin = makeAdmin(
-                bff: bff, store: store, forwarder: upstream as? NIOUpstream, metrics: metrics, host: host, port: port,
-                logger: logger)
+                bff: bff, store: store, forwarder: upstream as? NIOUpstream, metrics: metrics,
+                source: configuration.source, host: host, port: port, logger: logger)
         }
         return Gateway(
             bff: bff, application: application, admin: admin, store: store, clients: clients,
@@ -141,10 +142,21 @@ struct Gateway {
     }
 
     static func makeAdmin(
-        bff: BFF, store: (any SessionStore)?, forwarder: NIOUpstream?, metrics: GatewayMetrics, host: String,
-        port: Int, logger: Logger
+        bff: BFF, store: (any SessionStore)?, forwarder: NIOUpstream?, metrics: GatewayMetrics,
+        source: ConfigurationSource?, host: String, port: Int, logger: Logger
     ) -> Application<RouterResponder<BasicRequestContext>> {
         let router = Router()
+        router.get("/config") { _, _ in
+            // Which configuration runs: its file's hash and load time, never a value from it.
+            guard let source else {
+                return Response(
+                    status: .notFound, headers: [.contentType: "text/plain", .cacheControl: "no-store"],
+                    body: .init(byteBuffer: ByteBuffer(string: "configured in code, not from a file\n")))
+            }
+            return Response(
+                status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],
+                body: .init(byteBuffer: ByteBuffer(string: source.json)))
+        }
         router.get("/metrics") { _, _ in
             Response(
                 status: .ok,
@@ -169,7 +181,7 @@ struct Gateway {
                 }
             }()
             async let sessionStore: String? = {
-                guard let store else { return nil }
+                guard let store = bff.sessionStore ?? store else { return nil }  // measured: ping counts
                 do {
                     try await withStoreDeadline(.seconds(1)) { try await store.ping() }
                     return nil

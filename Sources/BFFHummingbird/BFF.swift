@@ -50,6 +50,9 @@ public struct BFF: Sendable {
     public var apiCallObserver: APICallObserver?
     /// Where the BFF's metrics go (``BFFMetrics/disabled`` unless given).
     public let metrics: BFFMetrics
+    /// The session store as the BFF uses it: measured and traced (when metrics or a tracer are
+    /// set). Readiness probes and cleanup should call this one, so their calls count too.
+    public let sessionStore: (any SessionStore)?
     /// Where the access log goes, one line per request (none unless given).
     public let accessLogger: Logger?
     /// Where spans go (none unless given): a server span per request, client spans for upstream
@@ -103,7 +106,10 @@ public struct BFF: Sendable {
             retention: configuration.session.absoluteTimeout.components.seconds, shared: revocationFeed != nil)
         self.revocationFeed = revocationFeed
         // Every store operation measured (and traced inside a traced request).
-        let observedStore = store.map { ObservedSessionStore($0, metrics: metrics, tracer: tracer) }
+        let observed = metrics !== BFFMetrics.disabled || tracer != nil
+        let observedStore: (any SessionStore)? =
+            observed ? store.map { ObservedSessionStore($0, metrics: metrics, tracer: tracer) } : store
+        self.sessionStore = observedStore
         self.sessions = SessionManager(
             configuration: configuration.session, sealer: sealer, store: observedStore, revocations: revocations,
             time: time, random: random)

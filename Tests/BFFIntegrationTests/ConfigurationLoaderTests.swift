@@ -1,4 +1,6 @@
 import BFFCore
+import BFFTesting
+import Crypto
 import Foundation
 import Testing
 
@@ -35,6 +37,37 @@ struct ConfigurationLoaderTests {
     func problems(_ yaml: String, env: [String: String] = ["TEST_SECRET": "s3cret"]) -> [ConfigurationProblem] {
         if case .failure(let list) = load(yaml, env: env) { return list.problems }
         return []
+    }
+
+    /// `GET /config` on the admin listener: the file's SHA-256, load time and the names of the
+    /// overriding variables; never a value from the file or the environment.
+    @Test func theAdminListenerShowsWhichConfigurationRunsWithoutItsSecrets() async throws {
+        let yaml = Self.validYAML + "# clientSecret: plain-file-secret\n"
+        let source = ConfigurationSource(
+            path: "/etc/bff/bff.yaml", contents: Array(yaml.utf8),
+            environment: ["BFF_OIDC_CLIENT_SECRET": "env-secret-value", "HOME": "/root"],
+            loadedAt: Date(timeIntervalSince1970: 1_800_000_000))
+        let expectedHash = SHA256.hash(data: Array(yaml.utf8)).map { String(format: "%02x", $0) }.joined()
+        #expect(source.sha256 == expectedHash)
+        #expect(
+            ConfigurationSource(path: "x", contents: Array("abc".utf8), environment: [:]).sha256
+                == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        try await TestEnvironment.run(configurationSource: source, configure: { _ in }) { env, browser in
+            let page = try await browser.get("http://127.0.0.1:\(env.adminPort)/config")
+            #expect(page.status == 200)
+            #expect(page.header("content-type") == "application/json")
+            #expect(page.header("cache-control") == "no-store")
+            #expect(
+                page.body
+                    == #"{"file":"/etc/bff/bff.yaml","sha256":"\#(expectedHash)","loadedAt":"2027-01-15T08:00:00.000Z","environmentOverrides":["BFF_OIDC_CLIENT_SECRET"]}"#
+            )
+            for secret in ["plain-file-secret", "env-secret-value", "HOME"] { #expect(!page.body.contains(secret)) }
+        }
+        // A gateway configured in code has no file to show.
+        try await TestEnvironment.run(configure: { _ in }) { env, browser in
+            let page = try await browser.get("http://127.0.0.1:\(env.adminPort)/config")
+            #expect(page.status == 404)
+        }
     }
 
     @Test func validConfiguration() throws {

@@ -179,8 +179,31 @@ final class FailingStore: SessionStore {
         try await base.insert(record)
     }
     func find(key: [UInt8], now: UnixTime) async throws -> SessionRecord? {
+        await waitWhileHanging()
         try check()
         return try await base.find(key: key, now: now)
+    }
+
+    /// Lookups hang, ignoring cancellation (a driver stuck on a dead connection), until released.
+    private let gate = Mutex<(hanging: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+    func hang(_ value: Bool) {
+        let released = gate.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.hanging = value
+            guard !value else { return [] }
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in released { waiter.resume() }
+    }
+    private func waitWhileHanging() async {
+        await withCheckedContinuation { continuation in
+            let now = gate.withLock { state -> Bool in
+                guard state.hanging else { return true }
+                state.waiters.append(continuation)
+                return false
+            }
+            if now { continuation.resume() }
+        }
     }
     func update(_ record: SessionRecord) async throws {
         try check()
@@ -238,13 +261,29 @@ struct StoreErrorTests {
             }
             let ready = try await browser.get("http://127.0.0.1:\(env.adminPort)/readyz")
             #expect(ready.status == 503)
-            // The failures are counted by operation: the lookups of /bff/user and the API call, and
-            // the logout's (the readiness ping is the admin listener's own, not the BFF's store).
+            // The failures are counted by operation: the lookups of /bff/user, the API call and
+            // the logout.
             let failing = try await MetricsTests().scrape(env, browser)
             #expect(failing[#"bff_session_store_errors_total{operation="find"}"#] >= 3, "\(failing.text)")
             #expect(failing[#"bff_session_store_duration_seconds_count{operation="find"}"#] >= 3)
             store.fail(false)
+            // A lookup that hangs past session.storeTimeout (2 s) counts as failed when the caller
+            // gets its 503, not when (if ever) the driver answers; its late answer is not counted.
+            store.hang(true)
+            let hanging = try await env.user(browser)
+            #expect(hanging.status == 503)
+            let timedOut = try await MetricsTests().scrape(env, browser)
+            #expect(
+                timedOut[#"bff_session_store_errors_total{operation="find"}"#]
+                    == failing[#"bff_session_store_errors_total{operation="find"}"#] + 1, "\(timedOut.text)")
+            store.hang(false)
             #expect(try await env.user(browser).status == 200, "the session survived")
+            let recovered = try await MetricsTests().scrape(env, browser)
+            #expect(
+                recovered[#"bff_session_store_errors_total{operation="find"}"#]
+                    == timedOut[#"bff_session_store_errors_total{operation="find"}"#], "the late answer is not counted")
+            // The readiness probe's pings are counted too (the BFF's measured store).
+            #expect(recovered[#"bff_session_store_errors_total{operation="ping"}"#] >= 1)
             #expect(try await browser.get(env.origin + "/api/echo/x", headers: env.csrf).status == 200)
         }
         try await sqlite.close()

@@ -105,6 +105,41 @@ struct TLSUpstreamTests {
         }
     }
 
+    /// An https call the event-loop handler suspended for (a store read) and then handed to the
+    /// router: the store span's parent is exported too (no orphan spans in the trace).
+    @Test func aHandedOverCallLeavesNoOrphanSpans() async throws {
+        let pki = try PKI.make()
+        defer { try? FileManager.default.removeItem(atPath: pki.directory) }
+        let port = try await TestServers.freePort()
+        let receiver = TracingTests.Receiver(port: try await TestServers.freePort())
+        // A store without immediate lookups: every call suspends for its find.
+        let store = FailingStore(base: MemorySessionStore())
+        try await TestEnvironment.run(
+            extraServices: [try Self.httpsUpstream(pki: pki, port: port), receiver.application()],
+            extraPorts: [port, receiver.port], store: store, otlpEndpoint: "http://127.0.0.1:\(receiver.port)",
+            configure: { settings in
+                settings.session.store = .memory
+                settings.apis += [
+                    APIRouteConfiguration(
+                        path: "/api/private", upstream: "https://localhost:\(port)/echo", token: .user,
+                        caFile: pki.caFile)
+                ]
+            }
+        ) { env, browser in
+            try await env.login(browser)
+            #expect(try await browser.get(env.origin + "/api/private/x", headers: env.csrf).status == 200)
+            let spans = try await eventually(until: { spans in
+                spans.contains { $0.name == "HTTP GET /api/private" && $0.attributes["bff.handoff"] == "router" }
+            }) { receiver.spans }
+            let handedOver = try #require(spans.first { $0.attributes["bff.handoff"] == "router" })
+            #expect(spans.contains { $0.name == "session_store find" && $0.parentSpanID == handedOver.spanID })
+            let exported = Set(spans.map(\.spanID))
+            for span in spans where !span.parentSpanID.isEmpty {
+                #expect(exported.contains(span.parentSpanID), "\(span.name) has a parent that was never exported")
+            }
+        }
+    }
+
     @Test func caFileProblemsAreReportedAtLoad() throws {
         let pki = try PKI.make()
         defer { try? FileManager.default.removeItem(atPath: pki.directory) }

@@ -47,7 +47,7 @@ struct TestEnvironment: Sendable {
         peer: (store: (any SessionStore)?, revocationFeed: (any SharedRevocationFeed)?)? = nil,
         apiFastPath: Bool = true, forwarderConfiguration: NIOUpstream.Configuration = .init(),
         apiCalls: APICallLog? = nil, gatewayLogger: Logger? = nil, accessLog: Bool = false,
-        otlpEndpoint: String? = nil,
+        otlpEndpoint: String? = nil, configurationSource: ConfigurationSource? = nil,
         configure: (inout BFFConfiguration) -> Void = { _ in },
         configureIdP: (inout DevIdentityProviderConfiguration) -> Void = { _ in },
         _ body: @Sendable (TestEnvironment, TestBrowser) async throws -> Void
@@ -64,6 +64,7 @@ struct TestEnvironment: Sendable {
         configure(&setup.gateway.bff)
         setup.gateway.logging.access = accessLog
         setup.gateway.telemetry.endpoint = otlpEndpoint
+        setup.gateway.source = configurationSource
         setup.gateway.telemetry.exportInterval = .milliseconds(100)
         let client = AsyncHTTPClientTransport.makeClient()
         let tls = try TLSUpstreams(caFiles: setup.gateway.bff.apis.compactMap(\.caFile))

@@ -102,10 +102,11 @@ enum CommandSupport {
             printError("\(path): cannot be read (fix: check the --config path)")
             throw ExitCode(1)
         }
-        switch GatewayConfigurationLoader.load(
-            yaml: String(decoding: data, as: UTF8.self), environment: ProcessInfo.processInfo.environment)
-        {
-        case .success(let configuration): return configuration
+        let environment = ProcessInfo.processInfo.environment
+        switch GatewayConfigurationLoader.load(yaml: String(decoding: data, as: UTF8.self), environment: environment) {
+        case .success(var configuration):
+            configuration.source = ConfigurationSource(path: path, contents: data, environment: environment)
+            return configuration
         case .failure(let list):
             for problem in list.problems { printError("\(path): \(problem)") }
             throw ExitCode(1)

@@ -17,6 +17,8 @@ struct GatewayConfiguration: Sendable {
     var logging = LoggingSettings()
     /// `telemetry:` — OpenTelemetry traces.
     var telemetry = TelemetrySettings()
+    /// The file this was read from (`GET /config` on the admin listener); nil when built in code.
+    var source: ConfigurationSource?
 
     struct TelemetrySettings: Sendable, Equatable {
         /// `telemetry.otlp.endpoint`: the collector's OTLP/HTTP base URL (e.g.

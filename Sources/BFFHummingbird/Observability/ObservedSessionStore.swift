@@ -1,4 +1,5 @@
 import BFFCore
+import Synchronization
 import Tracing
 
 /// A session store measured and traced: every operation's duration goes to
@@ -23,23 +24,32 @@ struct ObservedSessionStore: SessionStore, ImmediateSessionLookup {
         self.tracer = tracer
     }
 
-    /// Runs one store operation, timed, in a span when a request's trace is current.
+    /// Runs one store operation, timed, in a span when a request's trace is current. An operation
+    /// whose caller gives up (the store deadline cancels it) counts as failed at that moment: a
+    /// driver that ignores cancellation must not keep an outage out of the error count, and its late
+    /// answer is not counted again.
     private func observe<T>(_ operation: BFFMetrics.StoreOperation, _ body: () async throws -> T) async throws -> T {
         let started = ContinuousClock.now
+        let outcome = OnceFlag()
+        let metrics = self.metrics
+        @Sendable func record(failed: Bool) {
+            guard outcome.claim() else { return }
+            metrics.storeOperation(operation, duration: ContinuousClock.now - started, failed: failed)
+        }
         do {
-            let result: T
-            if let tracer, ServiceContext.current != nil {
-                result = try await tracer.withAnySpan("session_store " + operation.rawValue, ofKind: .client) { span in
+            let result = try await withTaskCancellationHandler {
+                guard let tracer, ServiceContext.current != nil else { return try await body() }
+                return try await tracer.withAnySpan("session_store " + operation.rawValue, ofKind: .client) { span in
                     span.attributes["db.operation.name"] = operation.rawValue
                     return try await body()
                 }
-            } else {
-                result = try await body()
+            } onCancel: {
+                record(failed: true)
             }
-            metrics.storeOperation(operation, duration: ContinuousClock.now - started, failed: false)
+            record(failed: false)
             return result
         } catch {
-            metrics.storeOperation(operation, duration: ContinuousClock.now - started, failed: true)
+            record(failed: true)
             throw error
         }
     }
@@ -93,4 +103,10 @@ struct ObservedSessionStore: SessionStore, ImmediateSessionLookup {
             try await base.list(issuer: issuer, idpSessionID: idpSessionID, subject: subject, limit: limit)
         }
     }
+}
+
+/// True for the first caller of ``claim()`` only.
+final class OnceFlag: Sendable {
+    private let done = Atomic<Bool>(false)
+    func claim() -> Bool { !done.exchange(true, ordering: .relaxed) }
 }

@@ -132,6 +132,7 @@ final class APICallHandler: ChannelDuplexHandler, RemovableChannelHandler {
             // decision comes back on this event loop. (NIO's `makeFutureWithTask` owns the task;
             // the store and token calls inside are bounded by their own deadlines.)
             let span = exchange.span
+            exchange.spanHasChildren = span != nil
             context.eventLoop.makeFutureWithTask {  // justified: NIO owns the task; store/token deadlines end it
                 // Inside the call's span: the store and IdP spans of the work are its children.
                 guard let span else { return await work.resume() }
@@ -156,7 +157,14 @@ final class APICallHandler: ChannelDuplexHandler, RemovableChannelHandler {
             // the router's: its transport speaks TLS.
             machine.suspend()
             current = nil
-            exchange.span = nil  // the router's adapter traces it (never exported from here)
+            // The router's adapter traces the call. This span is dropped unless work already ran
+            // in it: then it ends here (the parent of that work's spans), marked as handed over.
+            if let span = exchange.span, exchange.spanHasChildren {
+                span.operationName = "HTTP " + exchange.request.method.rawValue + " " + plan.api
+                span.attributes["bff.handoff"] = "router"
+                span.end()
+            }
+            exchange.span = nil
             fallBackToRouter(exchange.request, context: context)
             return
         }

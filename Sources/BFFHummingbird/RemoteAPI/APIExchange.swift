@@ -86,6 +86,9 @@ final class APIExchange: UpstreamResponseConsumer {
     var upstream: UpstreamExchange?
     /// The call's server span (with a tracer), ended when its answer is decided.
     var span: (any Span)?
+    /// Whether work ran inside ``span`` (a store read, a refresh): its spans have it as parent,
+    /// so it must be exported even when the router's adapter takes the call over.
+    var spanHasChildren = false
     /// The upstream call's client span, ended at the upstream's head or failure.
     private var upstreamSpan: (any Span)?
     private var attempts = 0
