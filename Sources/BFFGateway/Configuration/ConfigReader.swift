@@ -196,3 +196,42 @@ final class ConfigReader {
         return unknown.sorted()
     }
 }
+
+/// One mapping of the configuration file, read by keys relative to it (`issuer` in the `oidc`
+/// section is `oidc.issuer`): each configuration type reads its own section
+/// (`OIDCConfiguration+Reading.swift` and its neighbours), wherever the section sits in the file.
+struct ConfigSection {
+    let reader: ConfigReader
+    /// The section's dotted path; empty for the top level.
+    let prefix: String
+
+    /// The full dotted path of `key`, as problems and environment overrides name it.
+    func path(_ key: String) -> String { prefix.isEmpty ? key : prefix + "." + key }
+    /// A nested mapping.
+    func section(_ key: String) -> ConfigSection { ConfigSection(reader: reader, prefix: path(key)) }
+
+    func problem(_ key: String, _ message: String, _ fix: String) { reader.problem(path(key), message, fix) }
+    func raw(_ key: String) -> Any? { reader.raw(path(key)) }
+    func isExplicitNull(_ key: String) -> Bool { reader.isExplicitNull(path(key)) }
+    func string(_ key: String) -> String? { reader.string(path(key)) }
+    func bool(_ key: String) -> Bool? { reader.bool(path(key)) }
+    func int(_ key: String) -> Int? { reader.int(path(key)) }
+    func duration(_ key: String) -> Duration? { reader.duration(path(key)) }
+    func stringList(_ key: String) -> [String]? { reader.stringList(path(key)) }
+    func stringMap(_ key: String) -> [String: String]? { reader.stringMap(path(key)) }
+    /// `key`'s value with `env:` and `file:` references resolved.
+    func secret(_ key: String) -> String? { reader.secret(path(key), reader.string(path(key))) }
+
+    /// A value of a closed set of names (`parse` returns nil for others), or a problem with `fix`.
+    func choice<Value>(_ key: String, fix: String, _ parse: (String) -> Value?) -> Value? {
+        guard let text = string(key) else { return nil }
+        if let value = parse(text) { return value }
+        problem(key, "'\(text)' is unknown", fix)
+        return nil
+    }
+}
+
+extension ConfigReader {
+    /// The top-level section.
+    var top: ConfigSection { ConfigSection(reader: self, prefix: "") }
+}

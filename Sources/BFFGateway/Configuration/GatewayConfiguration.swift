@@ -83,21 +83,8 @@ enum GatewayConfigurationLoader {
         var configuration = BFFConfiguration()
         var gateway = GatewayConfiguration(bff: configuration)
 
-        // server
-        if let listen = reader.string("server.listen") {
-            if let (host, port) = parseListen(listen) {
-                configuration.server.host = host
-                configuration.server.port = port
-            } else {
-                reader.problem("server.listen", "'\(listen)' is not host:port", "write it as 127.0.0.1:5080")
-            }
-        }
-        configuration.server.publicOrigin = reader.string("server.publicOrigin")
-        if let value = reader.stringList("server.trustedProxies") { configuration.server.trustedProxies = value }
-        if let value = reader.int("server.maxHeaderBytes") { configuration.server.maxHeaderBytes = value }
-        if let value = reader.duration("server.idleTimeout") { configuration.server.idleTimeout = value }
-        if let value = reader.duration("server.shutdownGrace") { configuration.server.shutdownGrace = value }
-        if let value = reader.string("server.environment") { configuration.server.environment = value }
+        let top = reader.top
+        configuration.server.read(top.section("server"))
         if let value = reader.string("server.dataDirectory") { gateway.dataDirectory = value }
 
         // keys
@@ -127,51 +114,9 @@ enum GatewayConfigurationLoader {
             }
         }
 
-        // oidc
-        configuration.oidc.issuer = reader.string("oidc.issuer") ?? ""
-        configuration.oidc.clientID = reader.string("oidc.clientId") ?? ""
-        configuration.oidc.clientSecret = reader.secret("oidc.clientSecret", reader.string("oidc.clientSecret"))
-        if let value = reader.string("oidc.clientAuth") {
-            if let auth = ClientAuthentication(name: value) {
-                configuration.oidc.clientAuth = auth
-            } else {
-                reader.problem(
-                    "oidc.clientAuth", "'\(value)' is unknown", "use client_secret_basic or client_secret_post")
-            }
-        }
-        if let value = reader.stringList("oidc.scopes") { configuration.oidc.scopes = value }
-        if let value = reader.string("oidc.callbackPath") { configuration.oidc.callbackPath = value }
-        if let value = reader.string("oidc.postLogoutCallbackPath") {
-            configuration.oidc.postLogoutCallbackPath = value
-        }
-        if let value = reader.stringMap("oidc.authorizeParameters") { configuration.oidc.authorizeParameters = value }
-        configuration.oidc.endSessionEndpoint = reader.string("oidc.endSessionEndpoint")
-        configuration.oidc.revocationEndpoint = reader.string("oidc.revocationEndpoint")
-        for (path, keyPath) in [
-            ("oidc.usePAR", \OIDCConfiguration.usePAR),
-            ("oidc.requireIssParameter", \OIDCConfiguration.requireIssParameter),
-        ] {
-            if let value = reader.string(path) {
-                if let parsed = AutoSwitch(name: value) {
-                    configuration.oidc[keyPath: keyPath] = parsed
-                } else {
-                    reader.problem(path, "'\(value)' is not auto, true or false", "use auto")
-                }
-            }
-        }
-        if let value = reader.stringList("oidc.signingAlgorithms") { configuration.oidc.signingAlgorithms = value }
-        if let value = reader.duration("oidc.clockSkew") { configuration.oidc.clockSkew = value }
-        if let value = reader.bool("oidc.fetchUserInfo") { configuration.oidc.fetchUserInfo = value }
-        if let value = reader.duration("oidc.requestTimeout") { configuration.oidc.requestTimeout = value }
+        configuration.oidc.read(top.section("oidc"))
 
-        // session
-        if let value = reader.string("session.store") {
-            if let kind = SessionStoreKind(name: value) {
-                configuration.session.store = kind
-            } else {
-                reader.problem("session.store", "'\(value)' is unknown", "use sqlite, postgres, memory or cookie")
-            }
-        }
+        configuration.session.read(top.section("session"))
         if let value = reader.string("session.sqlite.path") { gateway.sqlitePath = value }
         let postgresURL = reader.string("session.postgres.url")
         if configuration.session.store == .postgres || postgresURL != nil {
@@ -187,101 +132,16 @@ enum GatewayConfigurationLoader {
                 }
             }
         }
-        if let value = reader.string("session.cookieName") { configuration.session.cookieName = value }
-        if let value = reader.string("session.sameSite") {
-            if let sameSite = SameSite(name: value) {
-                configuration.session.sameSite = sameSite
-            } else {
-                reader.problem("session.sameSite", "'\(value)' is unknown", "use strict or lax")
-            }
-        }
-        if let value = reader.bool("session.allowCrossSite") { configuration.session.allowCrossSite = value }
-        if let value = reader.duration("session.idleTimeout") { configuration.session.idleTimeout = value }
-        if let value = reader.duration("session.absoluteTimeout") { configuration.session.absoluteTimeout = value }
-        if let value = reader.duration("session.cleanupInterval") { configuration.session.cleanupInterval = value }
-        if let value = reader.duration("session.storeTimeout") { configuration.session.storeTimeout = value }
-        if let value = reader.string("session.cookieDomain") { configuration.session.cookieDomain = value }
-        if let value = reader.string("session.cookiePath") { configuration.session.cookiePath = value }
-        if let value = reader.bool("session.secure") { configuration.session.secureCookies = value }
+        configuration.tokens.read(top.section("tokens"))
+        configuration.logout.read(top.section("logout"))
+        configuration.antiforgery.read(top.section("antiforgery"))
+        configuration.user.read(top.section("user"))
 
-        // tokens, antiforgery, user
-        if let value = reader.duration("tokens.refreshBeforeExpiry") {
-            configuration.tokens.refreshBeforeExpiry = value
-        }
-        if let value = reader.bool("tokens.revokeRefreshTokenOnLogout") {
-            configuration.tokens.revokeRefreshTokenOnLogout = value
-        }
-        if let value = reader.bool("logout.frontChannel") { configuration.logout.frontChannel = value }
-        if let value = reader.string("antiforgery.headerName") { configuration.antiforgery.headerName = value }
-        if let value = reader.string("antiforgery.headerValue") { configuration.antiforgery.headerValue = value }
-        if let value = reader.string("user.anonymousResponse") {
-            switch value {
-            case "401": configuration.user.anonymousAsNull = false
-            case "null": configuration.user.anonymousAsNull = true
-            default: reader.problem("user.anonymousResponse", "'\(value)' is not 401 or null", "use 401 or \"null\"")
-            }
-        } else if reader.isExplicitNull("user.anonymousResponse") {
-            configuration.user.anonymousAsNull = true
-        }
-        if let value = reader.stringList("user.excludeClaims") { configuration.user.excludeClaims = value }
-
-        // static, admin, diagnostics, management prefix
-        configuration.staticFiles.root = reader.string("static.root")
-        if let value = reader.string("static.fallback") { configuration.staticFiles.fallback = value }
-        if reader.string("static.devServer") != nil {
-            reader.problem(
-                "static.devServer", "the dev-server proxy is not available in this version",
-                "serve the built SPA with static.root")
-        }
-        if reader.isExplicitNull("admin.listen") {
-            configuration.admin.listen = nil
-            _ = reader.raw("admin.listen")
-        } else if let value = reader.string("admin.listen") {
-            if parseListen(value) == nil {
-                reader.problem("admin.listen", "'\(value)' is not host:port", "write 127.0.0.1:9090 or null")
-            }
-            configuration.admin.listen = value
-        }
-        if let value = reader.bool("diagnostics.showTokens") { configuration.diagnostics.showTokens = value }
-        if let value = reader.string("logging.level") {
-            if let level = Logger.Level(rawValue: value) {
-                gateway.logging.level = level
-            } else {
-                reader.problem(
-                    "logging.level", "'\(value)' is not a log level",
-                    "use trace, debug, info, notice, warning, error or critical")
-            }
-        }
-        if let value = reader.string("logging.format") {
-            if let format = GatewayConfiguration.LoggingSettings.Format(rawValue: value) {
-                gateway.logging.format = format
-            } else {
-                reader.problem("logging.format", "'\(value)' is not a log format", "use text or json")
-            }
-        }
-        if let value = reader.bool("logging.access") { gateway.logging.access = value }
-        if let value = reader.string("telemetry.otlp.endpoint") {
-            if let url = WebURL(value), url.scheme == "http" || url.scheme == "https" {
-                gateway.telemetry.endpoint = value
-            } else {
-                reader.problem(
-                    "telemetry.otlp.endpoint", "'\(value)' is not an http(s) URL",
-                    "write the collector's OTLP/HTTP base URL, e.g. http://127.0.0.1:4318, or null")
-            }
-        }
-        gateway.telemetry.endpointInEnvironment = ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"]
-            .contains { environment[$0]?.isEmpty == false }
-        if let value = reader.string("telemetry.otlp.protocol"), value != "http/protobuf" {
-            reader.problem(
-                "telemetry.otlp.protocol", "'\(value)' is not supported", "use http/protobuf (OTLP over HTTP)")
-        }
-        if let value = reader.string("telemetry.sampleRatio") {
-            if let ratio = Double(value), (0...1).contains(ratio) {
-                gateway.telemetry.sampleRatio = ratio
-            } else {
-                reader.problem("telemetry.sampleRatio", "must be a number from 0 to 1", "use 1.0 (every trace) or 0.1")
-            }
-        }
+        configuration.staticFiles.read(top.section("static"))
+        configuration.admin.read(top.section("admin"))
+        configuration.diagnostics.read(top.section("diagnostics"))
+        gateway.logging.read(top.section("logging"))
+        gateway.telemetry.read(top.section("telemetry"), environment: environment)
         if let value = reader.string("managementPrefix") { configuration.managementPrefix = value }
         if let apis = reader.raw("apis") {
             if let list = apis as? [Any] {
