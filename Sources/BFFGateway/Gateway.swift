@@ -96,6 +96,18 @@ struct Gateway {
                     excludedPrefixes: [settings.managementPrefix, "/api"]))
             router.add(middleware: FileMiddleware(root, searchForIndexHtml: true, logger: logger))
         }
+        if let devServer = settings.staticFiles.devServer {
+            guard let upstream else {
+                throw ProblemList([
+                    .init(
+                        path: "static.devServer", message: "no upstream transport was given",
+                        fix: "pass one to Gateway.build")
+                ])
+            }
+            router.add(
+                middleware: DevServerMiddleware(
+                    devServer: devServer, transport: upstream, configuration: settings, logger: logger))
+        }
         bff.addManagementRoutes(to: router)
         configureRouter(router, bff)
         let clients = OpenConnections()
@@ -106,7 +118,8 @@ struct Gateway {
                 maxHeaderFieldSize: settings.server.maxHeaderBytes,
                 maxHeaderListSize: settings.server.maxHeaderBytes))
         // WebSocket routes need the upgrade-capable channel; without them, plain HTTP/1.1.
-        let webSockets = BFFWebSocketBridge(bff: bff)
+        var webSockets = BFFWebSocketBridge(bff: bff)
+        webSockets.devServer = settings.staticFiles.devServer  // its HMR socket
         let server: HTTPServerBuilder
         if !webSockets.isEmpty {
             // Every API call is decided and forwarded on the event loop (unless switched off);

@@ -24,11 +24,21 @@ public struct BFFWebSocketBridge: Sendable {
     /// session's bridges close with 1008 within this plus one lookup (SPEC §11.1: within 2 s).
     public var sessionCheckInterval: Duration = .seconds(1)
 
-    /// Bridges `bff`'s `websocket: true` routes.
-    public init(bff: BFF) { self.routes = WebSocketRoutes(bff: bff) }
+    /// `static.devServer` (`http://127.0.0.1:5173`): a handshake on a path that is neither an API
+    /// route nor the BFF's is bridged to it (a dev server's HMR socket), when its `Origin` is the
+    /// gateway's public origin. Nil: such handshakes are declined.
+    public var devServer: String?
+    let bff: BFF
 
-    /// Whether the BFF has WebSocket routes at all (otherwise serve plain HTTP/1.1).
-    public var isEmpty: Bool { routes.isEmpty }
+    /// Bridges `bff`'s `websocket: true` routes.
+    public init(bff: BFF) {
+        self.routes = WebSocketRoutes(bff: bff)
+        self.bff = bff
+    }
+
+    /// Whether there is nothing to upgrade: no WebSocket route and no dev server (then serve
+    /// plain HTTP/1.1).
+    public var isEmpty: Bool { routes.isEmpty && devServer == nil }
 
     /// The `shouldUpgrade` function for `HTTPServerBuilder.http1WebSocketUpgrade`.
     public func shouldUpgrade(_ head: HTTPRequest, channel: any Channel, logger: Logger) async
@@ -36,7 +46,16 @@ public struct BFFWebSocketBridge: Sendable {
     {
         let remote = channel.remoteAddress?.ipAddress
         switch await routes.decision(for: head, remoteAddress: remote, logger: logger) {
-        case .notAWebSocketRoute, .refused:
+        case .notAWebSocketRoute:
+            guard let upstream = devServerUpstream(head) else { return .dontUpgrade }
+            try? await channel.pipeline.removeHandler(name: APICallHandlers.handlerName).get()
+            let maxMessageSize = self.maxMessageSize
+            return .upgrade(upstream.responseHeaders) { inbound, outbound, context in
+                await Self.bridge(
+                    upstream: upstream, inbound: inbound, outbound: outbound, maxMessageSize: maxMessageSize,
+                    sessionCheckInterval: .seconds(1), logger: context.logger)
+            }
+        case .refused:
             // Not upgraded: the request goes on as HTTP and the route answers with its problem.
             return .dontUpgrade
         case .upgrade(let upstream):
@@ -51,6 +70,36 @@ public struct BFFWebSocketBridge: Sendable {
                     sessionCheckInterval: interval, logger: context.logger)
             }
         }
+    }
+
+    /// The dev server's socket for a handshake that is not an API route's: nil when there is no
+    /// dev server, the path is the BFF's, or the page is not the gateway's own (cross-site
+    /// WebSocket hijacking). Sends no cookie or credential; passes the subprotocols (Vite's
+    /// `vite-hmr`) and answers with the first one.
+    func devServerUpstream(_ head: HTTPRequest) -> WebSocketUpstream? {
+        guard let devServer, let target = head.path, target.hasPrefix("/"), !target.hasPrefix("//") else { return nil }
+        let path = target.prefix { $0 != "?" }
+        let configuration = bff.configuration
+        for prefix in [
+            configuration.managementPrefix, configuration.oidc.callbackPath, configuration.oidc.postLogoutCallbackPath,
+        ] where path == prefix || path.hasPrefix(prefix + "/") {
+            return nil
+        }
+        let origins = head.headerFields[values: .origin]
+        guard origins.count == 1, origins.first == bff.publicOrigin else { return nil }
+        var base = devServer.hasSuffix("/") ? String(devServer.dropLast()) : devServer
+        base = (base.hasPrefix("https://") ? "wss://" + base.dropFirst(8) : "ws://" + base.dropFirst(7))
+        var headers = HTTPFields()
+        var responseHeaders = HTTPFields()
+        let protocols = head.headerFields[values: .secWebSocketProtocol]
+            .flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces) }
+        if !protocols.isEmpty {
+            headers[.secWebSocketProtocol] = protocols.joined(separator: ", ")
+            responseHeaders[.secWebSocketProtocol] = protocols[0]
+        }
+        return WebSocketUpstream(
+            url: base + target, headers: headers, responseHeaders: responseHeaders, caFile: nil, route: "devServer",
+            sessionIsCurrent: nil)
     }
 
     static func bridge(

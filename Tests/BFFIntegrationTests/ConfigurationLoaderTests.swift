@@ -59,7 +59,7 @@ struct ConfigurationLoaderTests {
             #expect(page.header("cache-control") == "no-store")
             #expect(
                 page.body
-                    == #"{"file":"/etc/bff/bff.yaml","sha256":"\#(expectedHash)","loadedAt":"2027-01-15T08:00:00.000Z","environmentOverrides":["BFF_OIDC_CLIENT_SECRET"]}"#
+                    == #"{"file":"/etc/bff/bff.yaml","sha256":"\#(expectedHash)","loadedAt":"2027-01-15T08:00:00.000Z","environmentOverrides":["BFF_OIDC_CLIENT_SECRET"],"frontends":[]}"#
             )
             for secret in ["plain-file-secret", "env-secret-value", "HOME"] { #expect(!page.body.contains(secret)) }
         }

@@ -180,6 +180,26 @@ extension BFFConfiguration {
         }
         if antiforgery.headerValue.isEmpty { add("antiforgery.headerValue", "must not be empty", "use 1") }
 
+        // static
+        if let devServer = staticFiles.devServer {
+            if let url = WebURL(devServer), url.scheme == "http" || url.scheme == "https",
+                url.path.isEmpty || url.path == "/", url.query == nil
+            {
+                if !url.isLoopback && server.environment != "development" {
+                    add(
+                        "static.devServer", "'\(devServer)' is not a loopback address",
+                        "run the dev server on 127.0.0.1, or set server.environment: development")
+                }
+            } else {
+                add("static.devServer", "'\(devServer)' is not an http origin", "write it as http://127.0.0.1:5173")
+            }
+            if staticFiles.root != nil {
+                add(
+                    "static.devServer", "is set together with static.root", "use one: the dev server or the built files"
+                )
+            }
+        }
+
         // management prefix
         if !managementPrefix.hasPrefix("/") || managementPrefix.hasSuffix("/") || managementPrefix.count < 2 {
             add("managementPrefix", "'\(managementPrefix)' is not a path like /bff", "use /bff")

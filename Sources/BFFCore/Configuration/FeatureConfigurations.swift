@@ -54,10 +54,14 @@ public struct StaticFilesConfiguration: Sendable {
     public var root: String?
     /// History fallback file for HTML navigations, `index.html` by default.
     public var fallback: String
+    /// A local development server (`http://127.0.0.1:5173`: Vite, webpack) that answers every
+    /// request that is not the BFF's, an API route or a callback — its HMR WebSocket included.
+    public var devServer: String?
     /// Creates static settings with the defaults.
-    public init(root: String? = nil, fallback: String = "index.html") {
+    public init(root: String? = nil, fallback: String = "index.html", devServer: String? = nil) {
         self.root = root
         self.fallback = fallback
+        self.devServer = devServer
     }
 }
 

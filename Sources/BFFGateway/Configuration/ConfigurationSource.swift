@@ -23,12 +23,13 @@ struct ConfigurationSource: Sendable, Equatable {
         self.environmentOverrides = environment.keys.filter { $0.hasPrefix("BFF_") }.sorted()
     }
 
-    /// The JSON `GET /config` answers.
+    /// The JSON `GET /config` answers (SPEC §11: `frontends` lists the named frontends; a
+    /// single-frontend configuration has none).
     var json: String {
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         return "{\"file\":" + JSONText.quote(path) + ",\"sha256\":\"" + sha256 + "\",\"loadedAt\":\""
             + formatter.string(from: loadedAt) + "\",\"environmentOverrides\":["
-            + environmentOverrides.map(JSONText.quote).joined(separator: ",") + "]}"
+            + environmentOverrides.map(JSONText.quote).joined(separator: ",") + "],\"frontends\":[]}"
     }
 }

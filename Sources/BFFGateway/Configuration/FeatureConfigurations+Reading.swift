@@ -44,11 +44,7 @@ extension StaticFilesConfiguration {
     mutating func read(_ section: ConfigSection) {
         root = section.string("root")
         if let value = section.string("fallback") { fallback = value }
-        if section.string("devServer") != nil {
-            section.problem(
-                "devServer", "the dev-server proxy is not available in this version",
-                "serve the built SPA with static.root")
-        }
+        devServer = section.string("devServer")
     }
 }
 

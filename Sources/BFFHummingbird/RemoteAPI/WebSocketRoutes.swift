@@ -20,6 +20,19 @@ public struct WebSocketUpstream: Sendable {
     /// revoked, ended by back-channel logout or `bff sessions revoke`, or expired). A store that
     /// cannot answer counts as "still current": an outage never ends a bridge.
     public let sessionIsCurrent: (@Sendable () async -> Bool)?
+
+    /// A bridge target.
+    public init(
+        url: String, headers: HTTPFields, responseHeaders: HTTPFields, caFile: String?, route: String,
+        sessionIsCurrent: (@Sendable () async -> Bool)?
+    ) {
+        self.url = url
+        self.headers = headers
+        self.responseHeaders = responseHeaders
+        self.caFile = caFile
+        self.route = route
+        self.sessionIsCurrent = sessionIsCurrent
+    }
 }
 
 /// What to do with a request on a WebSocket route.
