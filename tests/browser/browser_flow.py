@@ -2,7 +2,8 @@
 """The SPA flow in a real browser: headless Chromium (Debian) driven by Selenium.
 
 Two peers: `bff demo` (its development IdP, sample API and SPA) and, with --glewlwyd-issuer,
-Glewlwyd's own login pages in front of `bff serve` serving the same SPA. In each: open the SPA,
+Glewlwyd's own login pages in front of `bff serve` serving the same SPA — once from `static.root`,
+once from a dev server (`static.devServer`: a stand-in for Vite with an HMR WebSocket). In each: open the SPA,
 click "Sign in", fill in the IdP's real login page, come back, see the user's name rendered, click
 "Call API" and see the data, check the session cookie through the DevTools protocol (`__Host-`
 name, Secure, HttpOnly, SameSite=Strict, host-only) and that `document.cookie` cannot see it, check
@@ -13,6 +14,8 @@ Chromium only ever reaches loopback: a host-resolver rule fails every other name
   browser_flow.py --bff .build/debug/bff --out DIR [--glewlwyd-issuer URL]
 """
 import argparse
+import base64
+import hashlib
 import http.server
 import json
 import os
@@ -127,7 +130,7 @@ def logout_glewlwyd(driver):
 
 
 # ------------------------------------------------------------------------------- the flow
-def spa_flow(name, origin, login, logout, api_check, out):
+def spa_flow(name, origin, login, logout, api_check, out, signed_in_check=None):
     results = {}
     driver = browser()
     try:
@@ -141,6 +144,8 @@ def spa_flow(name, origin, login, logout, api_check, out):
         name_shown = driver.find_element(By.ID, "user-name").text.strip()
         check(name_shown == "Alice Smith", f"the SPA shows the user's name (got {name_shown!r})")
         results["login"] = "pass"
+        if signed_in_check:
+            signed_in_check(driver, results)
 
         cookies = driver.execute_cdp_cmd("Network.getAllCookies", {})["cookies"]
         session = [c for c in cookies if c["name"] == "__Host-bff-session"]
@@ -187,6 +192,55 @@ def spa_flow(name, origin, login, logout, api_check, out):
         driver.quit()
     print(f"{name}: {json.dumps(results)}")
     return results
+
+
+class DevServer(http.server.BaseHTTPRequestHandler):
+    """A stand-in for `npm run dev`: the SPA's files, index.html with an HMR client, and an HMR
+    WebSocket (`vite-hmr`) that greets each client with what its handshake carried."""
+    protocol_version = "HTTP/1.1"
+    HMR_CLIENT = (
+        "<div id='hmr-status'>hmr: connecting</div><script>"
+        "const hmr = new WebSocket((location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/', 'vite-hmr');"
+        "hmr.onmessage = e => { document.getElementById('hmr-status').textContent = 'hmr: ' + e.data; };"
+        "hmr.onerror = () => { document.getElementById('hmr-status').textContent = 'hmr: error'; };"
+        "</script></body>")
+
+    def do_GET(self):
+        if self.headers.get("Upgrade", "").lower() == "websocket":
+            return self.hmr_socket()
+        path = urllib.parse.urlsplit(self.path).path
+        name = "index.html" if path in ("/", "/index.html") else path.lstrip("/")
+        file = os.path.join(SPA, name)
+        if "/" in name or not os.path.isfile(file):
+            name, file = "index.html", os.path.join(SPA, "index.html")  # history routing, as Vite does
+        with open(file, "rb") as f:
+            body = f.read()
+        if name == "index.html":
+            body = body.replace(b"</body>", self.HMR_CLIENT.encode())
+        kind = {"js": "text/javascript", "css": "text/css", "html": "text/html"}[name.rsplit(".", 1)[-1]]
+        self.send_response(200)
+        self.send_header("Content-Type", kind + "; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def hmr_socket(self):
+        accept = base64.b64encode(hashlib.sha1(
+            (self.headers["Sec-WebSocket-Key"] + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
+        self.send_response(101)
+        self.send_header("Upgrade", "websocket")
+        self.send_header("Connection", "Upgrade")
+        self.send_header("Sec-WebSocket-Accept", accept)
+        self.send_header("Sec-WebSocket-Protocol", "vite-hmr")
+        self.end_headers()
+        text = "connected cookie=%s" % ("yes" if self.headers.get("Cookie") else "no")
+        self.wfile.write(bytes([0x81, len(text)]) + text.encode())  # one unmasked text frame
+        self.wfile.flush()
+        self.rfile.read(2)  # hold the socket until the browser sends (or closes)
+        self.close_connection = True
+
+    def log_message(self, *args):
+        pass
 
 
 class Echo(http.server.BaseHTTPRequestHandler):
@@ -260,6 +314,35 @@ apis:
         finally:
             gateway.terminate()
             gateway.wait(timeout=10)
+
+        # 3. The same, the SPA served by a dev server (static.devServer) with its HMR socket.
+        dev = http.server.ThreadingHTTPServer(("127.0.0.1", 0), DevServer)
+        threading.Thread(target=dev.serve_forever, daemon=True).start()
+        with open(config) as f:
+            text = f.read()
+        with open(config, "w") as f:
+            f.write(text.replace(f'static: {{root: "{os.path.abspath(SPA)}"}}',
+                                 f'static: {{devServer: "http://127.0.0.1:{dev.server_address[1]}"}}'))
+        log = open(os.path.join(args.out, "devserver-gateway.log"), "w")
+        gateway = subprocess.Popen([args.bff, "serve", "--config", config], stdout=log, stderr=log,
+                                   env=dict(os.environ, BFF_BROWSER_CLIENT_SECRET="bff-secret"))
+        try:
+            origin = f"http://localhost:{args.glewlwyd_port}"
+            wait_until_listening(origin + "/")
+
+            def hmr_connected(driver, results):
+                wait_for(driver, lambda d: d.find_element(By.ID, "hmr-status").text.startswith("hmr: connected"),
+                         "the HMR socket through the gateway")
+                status = driver.find_element(By.ID, "hmr-status").text
+                check(status == "hmr: connected cookie=no", f"the dev server never sees the session ({status})")
+                results["hmr"] = "pass"
+
+            report["devserver"] = spa_flow("devserver", origin, login_glewlwyd, logout_glewlwyd, echo_api, args.out,
+                                           signed_in_check=hmr_connected)
+        finally:
+            gateway.terminate()
+            gateway.wait(timeout=10)
+            dev.shutdown()
             echo.shutdown()
 
     with open(os.path.join(args.out, "browser.json"), "w") as f:
