@@ -13,8 +13,6 @@ import Logging
 struct DevServerMiddleware<Context: RequestContext>: RouterMiddleware {
     /// `http://127.0.0.1:5173` (no trailing slash).
     let origin: String
-    /// `127.0.0.1:5173`: the dev server's `Host`.
-    let authority: String
     let transport: any UpstreamTransport
     /// Paths that stay the gateway's: the management prefix and the OIDC callbacks.
     let excludedPrefixes: [String]
@@ -22,7 +20,6 @@ struct DevServerMiddleware<Context: RequestContext>: RouterMiddleware {
 
     init(devServer: String, transport: any UpstreamTransport, configuration: BFFConfiguration, logger: Logger) {
         self.origin = devServer.hasSuffix("/") ? String(devServer.dropLast()) : devServer
-        self.authority = String(origin.drop { $0 != "/" }.dropFirst(2))
         self.transport = transport
         self.excludedPrefixes = [
             configuration.managementPrefix, configuration.oidc.callbackPath,
@@ -52,7 +49,6 @@ struct DevServerMiddleware<Context: RequestContext>: RouterMiddleware {
             if DevServerFields.request.contains(name) || listed.contains(name) { continue }
             headers.append(field)
         }
-        if let host = HTTPField.Name("Host") { headers[host] = authority }
         let contentLength = request.headers[.contentLength].flatMap { Int($0) }
         let hasBody = contentLength.map { $0 > 0 } ?? (request.headers[.transferEncoding] != nil)
         let upstream: UpstreamResponse
@@ -66,9 +62,18 @@ struct DevServerMiddleware<Context: RequestContext>: RouterMiddleware {
             logger.warning("dev server unavailable", metadata: ["bff.error": "\(error)"])
             return BFFResponses.problem(.upstreamUnavailable)
         }
+        guard (100...599).contains(upstream.head.status.code) else {
+            logger.warning(
+                "dev server answered an invalid status", metadata: ["bff.status": "\(upstream.head.status.code)"])
+            return BFFResponses.problem(.upstreamUnavailable)
+        }
+        let listedByUpstream = Set(
+            upstream.head.headerFields[values: .connection].flatMap { $0.split(separator: ",") }
+                .map { $0.trimmingCharacters(in: .whitespaces).lowercased() })
         var responseHeaders = HTTPFields()
-        for field in upstream.head.headerFields
-        where !DevServerFields.response.contains(field.name.canonicalName) {
+        for field in upstream.head.headerFields {
+            let name = field.name.canonicalName
+            if DevServerFields.response.contains(name) || listedByUpstream.contains(name) { continue }
             responseHeaders.append(field)
         }
         return Response(status: upstream.head.status, headers: responseHeaders, body: upstream.body)
@@ -83,9 +88,11 @@ enum DevServerFields {
         "cookie", "authorization", "proxy-authorization", "content-length", "connection", "keep-alive", "te", "trailer",
         "transfer-encoding", "upgrade", "host", "proxy-connection",
     ]
-    /// Response headers never passed to the browser: cookies for the gateway's origin, hop-by-hop.
+    /// Response headers never passed to the browser: cookies for the gateway's origin (and
+    /// `Clear-Site-Data`, which could erase the session cookie), hop-by-hop.
     static let response: Set<String> = [
-        "set-cookie", "connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade", "proxy-connection",
+        "set-cookie", "set-cookie2", "clear-site-data", "connection", "keep-alive", "te", "trailer",
+        "transfer-encoding", "upgrade", "proxy-connection",
     ]
 
 }

@@ -79,6 +79,9 @@ public struct BFFWebSocketBridge: Sendable {
     func devServerUpstream(_ head: HTTPRequest) -> WebSocketUpstream? {
         guard let devServer, let target = head.path, target.hasPrefix("/"), !target.hasPrefix("//") else { return nil }
         let path = target.prefix { $0 != "?" }
+        // API routes stay the gateway's (a handshake on a non-WebSocket route is declined), and
+        // a target the HTTP path would refuse as an escape is not bridged either.
+        guard !bff.planner.isAPIPath(path), Self.isPlainTarget(target) else { return nil }
         let configuration = bff.configuration
         for prefix in [
             configuration.managementPrefix, configuration.oidc.callbackPath, configuration.oidc.postLogoutCallbackPath,
@@ -93,6 +96,9 @@ public struct BFFWebSocketBridge: Sendable {
         var responseHeaders = HTTPFields()
         let protocols = head.headerFields[values: .secWebSocketProtocol]
             .flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces) }
+        // RFC 6455 §4.1: each subprotocol is a token. (The first one is answered: Vite's client
+        // offers exactly one, `vite-hmr`.)
+        guard protocols.allSatisfy(Self.isToken) else { return nil }
         if !protocols.isEmpty {
             headers[.secWebSocketProtocol] = protocols.joined(separator: ", ")
             responseHeaders[.secWebSocketProtocol] = protocols[0]
@@ -100,6 +106,27 @@ public struct BFFWebSocketBridge: Sendable {
         return WebSocketUpstream(
             url: base + target, headers: headers, responseHeaders: responseHeaders, caFile: nil, route: "devServer",
             sessionIsCurrent: nil)
+    }
+
+    /// An RFC 9110 token (`tchar`s only, non-empty).
+    static func isToken(_ text: String) -> Bool {
+        !text.isEmpty
+            && text.utf8.allSatisfy { byte in
+                (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte | 0x20) || (48...57).contains(byte)
+                    || Array("!#$%&'*+-.^_`|~".utf8).contains(byte)
+            }
+    }
+
+    /// A target without dot segments, encoded dots or slashes, backslashes, fragments or control
+    /// characters (the dev server gets it verbatim).
+    static func isPlainTarget(_ target: String) -> Bool {
+        let lowered = target.lowercased()
+        for marker in ["/../", "/./", "%2e", "%2f", "%5c", "\\", "#", "%00"] where lowered.contains(marker) {
+            return false
+        }
+        let path = lowered.prefix { $0 != "?" }
+        if path.hasSuffix("/..") || path.hasSuffix("/.") { return false }
+        return !target.unicodeScalars.contains { $0.value < 0x21 || $0.value == 0x7F }
     }
 
     static func bridge(

@@ -47,11 +47,16 @@ struct ConfigurationLoaderTests {
             path: "/etc/bff/bff.yaml", contents: Array(yaml.utf8),
             environment: ["BFF_OIDC_CLIENT_SECRET": "env-secret-value", "HOME": "/root"],
             loadedAt: Date(timeIntervalSince1970: 1_800_000_000))
-        let expectedHash = SHA256.hash(data: Array(yaml.utf8)).map { String(format: "%02x", $0) }.joined()
-        #expect(source.sha256 == expectedHash)
+        let expectedHash = HMAC<SHA256>.authenticationCode(
+            for: Array(yaml.utf8), using: ConfigurationSource.processKey
+        ).map { String(format: "%02x", $0) }.joined()
+        #expect(source.fingerprint == expectedHash)
+        // Keyed: not the file's plain SHA-256 (a short inline secret could be guessed offline).
+        let plain = SHA256.hash(data: Array(yaml.utf8)).map { String(format: "%02x", $0) }.joined()
+        #expect(source.fingerprint != plain)
         #expect(
-            ConfigurationSource(path: "x", contents: Array("abc".utf8), environment: [:]).sha256
-                == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+            ConfigurationSource(path: "x", contents: Array((yaml + " ").utf8), environment: [:]).fingerprint
+                != source.fingerprint, "any change of the file changes it")
         try await TestEnvironment.run(configurationSource: source, configure: { _ in }) { env, browser in
             let page = try await browser.get("http://127.0.0.1:\(env.adminPort)/config")
             #expect(page.status == 200)
@@ -59,7 +64,7 @@ struct ConfigurationLoaderTests {
             #expect(page.header("cache-control") == "no-store")
             #expect(
                 page.body
-                    == #"{"file":"/etc/bff/bff.yaml","sha256":"\#(expectedHash)","loadedAt":"2027-01-15T08:00:00.000Z","environmentOverrides":["BFF_OIDC_CLIENT_SECRET"],"frontends":[]}"#
+                    == #"{"file":"/etc/bff/bff.yaml","fingerprint":"\#(expectedHash)","loadedAt":"2027-01-15T08:00:00.000Z","environmentOverrides":["BFF_OIDC_CLIENT_SECRET"],"frontends":[]}"#
             )
             for secret in ["plain-file-secret", "env-secret-value", "HOME"] { #expect(!page.body.contains(secret)) }
         }

@@ -22,6 +22,15 @@ struct DevServerTests {
                 body: .init(byteBuffer: ByteBuffer(string: "<html>dev page</html>")))
         }
         router.get("/src/main.js") { _, _ in "console.log('hmr')" }
+        router.get("/danger") { _, _ in
+            var headers = HTTPFields()
+            headers[HTTPField.Name("Clear-Site-Data")!] = "\"cookies\""
+            headers[HTTPField.Name("Set-Cookie2")!] = "a=1"
+            headers[HTTPField.Name("X-Hop")!] = "1"
+            headers[HTTPField.Name("X-Kept")!] = "1"
+            headers[.connection] = "X-Hop"
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: "d")))
+        }
         router.on("/seen/**", method: .post) { request, _ in
             let body = try await request.body.collect(upTo: 1 << 20)
             return seen(request) + " body=\(body.readableBytes)"
@@ -65,6 +74,11 @@ struct DevServerTests {
             #expect(page.body == "<html>dev page</html>")
             #expect(page.headerValues("set-cookie").isEmpty, "the dev server sets no cookie on the gateway's origin")
             #expect(try await browser.get(env.origin + "/src/main.js").body == "console.log('hmr')")
+            // Nothing from the dev server can clear or set the gateway's cookies; hop-by-hop
+            // fields it names are not passed on.
+            let danger = try await browser.get(env.origin + "/danger")
+            #expect(danger.header("x-kept") == "1")
+            for name in ["clear-site-data", "set-cookie2", "x-hop"] { #expect(danger.header(name) == nil, "\(name)") }
             // The dev server never sees the session cookie or a token; bodies and queries pass.
             let seen = try await browser.get(env.origin + "/seen/a?x=1", headers: env.csrf)
             #expect(seen.body == "path=/seen/a?x=1 cookie=false authorization=false csrf=1")
@@ -98,6 +112,16 @@ struct DevServerTests {
             let (bffPath, _) = try await RawWebSocket.session(
                 port: port, path: "/bff/user", headers: [("Origin", env.origin)], messages: [])
             #expect(bffPath == 400)
+            // Nor an API route's path (a route without websocket: true declines the upgrade), an
+            // escaping target or a subprotocol that is not a token.
+            for (path, extra) in [
+                ("/api/weatherforecast", [(String, String)]()), ("/x/../bff/user", []), ("/%2e%2e/bff/user", []),
+                ("/", [("Sec-WebSocket-Protocol", "vite-hmr, a b")]),
+            ] {
+                let (declined, _) = try await RawWebSocket.session(
+                    port: port, path: path, headers: [("Origin", env.origin), ("X-CSRF", "1")] + extra, messages: [])
+                #expect(declined == 400, "\(path) \(extra)")
+            }
         }
     }
 
@@ -128,6 +152,10 @@ struct DevServerTests {
         #expect(!configuration.validate().contains { $0.path == "static.devServer" })
         configuration.staticFiles.devServer = "http://127.0.0.1:5173/app?x=1"
         #expect(configuration.validate().contains { $0.path == "static.devServer" && $0.message.contains("origin") })
+        for bad in ["http://127.0.0.1:5173#x", "http://user@127.0.0.1:5173"] {
+            configuration.staticFiles.devServer = bad
+            #expect(configuration.validate().contains { $0.path == "static.devServer" }, "\(bad)")
+        }
         configuration.staticFiles.devServer = "http://127.0.0.1:5173"
         configuration.staticFiles.root = "/srv/spa"
         #expect(configuration.validate().contains { $0.message == "is set together with static.root" })

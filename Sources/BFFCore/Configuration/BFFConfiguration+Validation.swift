@@ -183,7 +183,8 @@ extension BFFConfiguration {
         // static
         if let devServer = staticFiles.devServer {
             if let url = WebURL(devServer), url.scheme == "http" || url.scheme == "https",
-                url.path.isEmpty || url.path == "/", url.query == nil
+                url.path.isEmpty || url.path == "/", url.query == nil, !devServer.contains("#"),
+                !devServer.contains("@")
             {
                 if !url.isLoopback && server.environment != "development" {
                     add(
