@@ -14,22 +14,15 @@ struct DevServerMiddleware<Context: RequestContext>: RouterMiddleware {
     /// `http://127.0.0.1:5173` (no trailing slash).
     let origin: String
     let transport: any UpstreamTransport
-    /// Paths that stay the gateway's: the management prefix and the OIDC callbacks.
-    let excludedPrefixes: [String]
+    /// Whose paths stay the gateway's (``BFF/isOwnPath(_:)``).
+    let bff: BFF
     let logger: Logger
 
-    init(devServer: String, transport: any UpstreamTransport, configuration: BFFConfiguration, logger: Logger) {
+    init(devServer: String, transport: any UpstreamTransport, bff: BFF, logger: Logger) {
         self.origin = devServer.hasSuffix("/") ? String(devServer.dropLast()) : devServer
         self.transport = transport
-        self.excludedPrefixes = [
-            configuration.managementPrefix, configuration.oidc.callbackPath,
-            configuration.oidc.postLogoutCallbackPath,
-        ]
+        self.bff = bff
         self.logger = logger
-    }
-
-    func isGateways(_ path: Substring) -> Bool {
-        excludedPrefixes.contains { path == $0 || path.hasPrefix($0 + "/") }
     }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
@@ -37,7 +30,7 @@ struct DevServerMiddleware<Context: RequestContext>: RouterMiddleware {
     {
         let target = request.head.path ?? "/"
         let path = target.prefix { $0 != "?" }
-        guard target.hasPrefix("/"), !target.hasPrefix("//"), !isGateways(path) else {
+        guard target.hasPrefix("/"), !target.hasPrefix("//"), !bff.isOwnPath(path) else {
             return try await next(request, context)
         }
         var headers = HTTPFields()

@@ -105,8 +105,7 @@ struct Gateway {
                 ])
             }
             router.add(
-                middleware: DevServerMiddleware(
-                    devServer: devServer, transport: upstream, configuration: settings, logger: logger))
+                middleware: DevServerMiddleware(devServer: devServer, transport: upstream, bff: bff, logger: logger))
         }
         bff.addManagementRoutes(to: router)
         configureRouter(router, bff)

@@ -112,3 +112,16 @@ extension BFF {
         return BFFResponses.json(body)
     }
 }
+
+extension BFF {
+    /// Whether `path` (without query) is the BFF's own: under the management prefix or one of the
+    /// OIDC callbacks. Such paths are never handed to a dev server, over HTTP or WebSocket.
+    public func isOwnPath(_ path: some StringProtocol) -> Bool {
+        for prefix in [
+            configuration.managementPrefix, configuration.oidc.callbackPath, configuration.oidc.postLogoutCallbackPath,
+        ] where path == prefix || path.hasPrefix(prefix + "/") {
+            return true
+        }
+        return false
+    }
+}

@@ -82,12 +82,7 @@ public struct BFFWebSocketBridge: Sendable {
         // API routes stay the gateway's (a handshake on a non-WebSocket route is declined), and
         // a target the HTTP path would refuse as an escape is not bridged either.
         guard !bff.planner.isAPIPath(path), Self.isPlainTarget(target) else { return nil }
-        let configuration = bff.configuration
-        for prefix in [
-            configuration.managementPrefix, configuration.oidc.callbackPath, configuration.oidc.postLogoutCallbackPath,
-        ] where path == prefix || path.hasPrefix(prefix + "/") {
-            return nil
-        }
+        guard !bff.isOwnPath(path) else { return nil }
         let origins = head.headerFields[values: .origin]
         guard origins.count == 1, origins.first == bff.publicOrigin else { return nil }
         var base = devServer.hasSuffix("/") ? String(devServer.dropLast()) : devServer
