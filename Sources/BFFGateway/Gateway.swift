@@ -17,8 +17,14 @@ import ServiceLifecycle
 
 /// The gateway as a set of services: the public application and the admin listener.
 struct Gateway {
-    let bff: BFF
-    let application: Application<RouterResponder<BasicBFFRequestContext>>
+    /// The frontends served (one unless the configuration has `frontends:`).
+    let frontends: ActiveFrontends
+    /// Builds frontends (at start, and again for a reload).
+    let builder: FrontendBuilder
+    /// The configuration the gateway was built from, and its keys.
+    let configuration: GatewayConfiguration
+    let keyRing: KeyRing
+    let application: Application<FrontendResponder>
     let admin: Application<RouterResponder<BasicRequestContext>>?
     let store: (any SessionStore)?
     /// The public listener's open client connections.
@@ -28,6 +34,11 @@ struct Gateway {
     let metrics: GatewayMetrics
     /// Batches and exports spans (with `telemetry`).
     let tracingService: (any Service)?
+
+    /// The first frontend's BFF (the only one without `frontends:`).
+    var bff: BFF { frontends.current.frontends[0].bff }
+    /// Every frontend's BFF.
+    var bffs: [BFF] { frontends.current.frontends.map(\.bff) }
 
     /// The public application with its shutdown bounded by `server.shutdownGrace` (run this one).
     var service: any Service {
@@ -39,20 +50,42 @@ struct Gateway {
     /// server-side stores, expired-session cleanup.
     var maintenance: [any Service] {
         // The BFF's (measured) store: cleanup's remove_expired calls are counted.
-        var services: [any Service] = [bff.revoker, SessionCleanupService(bff: bff, store: bff.sessionStore)]
+        maintenance(reloader: nil)
+    }
+
+    /// A reloader of the file at `path` into this gateway.
+    func reloader(path: String, logger: Logger) -> ConfigurationReloader {
+        ConfigurationReloader(
+            path: path, configuration: configuration, keyRing: keyRing, builder: builder, frontends: frontends,
+            logger: logger)
+    }
+
+    /// ``maintenance``, with reloads (SIGHUP, `config.watch`) when `reloader` is given.
+    func maintenance(reloader: ConfigurationReloader?, watch: Duration? = nil) -> [any Service] {
+        // Each frontend's revoker, started and drained as reloads add and retire frontends.
+        var services: [any Service] = [
+            FrontendServices(frontends: frontends, reloader: reloader, watch: watch, logger: builder.logger)
+        ]
+        // Cleanup asks the frontends in service each pass (each revokes its own expired sessions' tokens).
+        services.append(
+            SessionCleanupService(bff: bff, store: bff.sessionStore) { [frontends] in
+                frontends.current.frontends.map(\.bff)
+            })
         if let tracingService { services.append(tracingService) }
+        // One revocation list for every frontend (BFFSharedState): one sync service.
         if let feed = bff.revocationFeed { services.append(RevocationSyncService(bff: bff, feed: feed)) }
         return services
     }
 
     /// Builds the gateway through the same code path `bff serve`, `bff demo` and the tests use.
-    /// - Parameter configureRouter: adds app-specific routes (the demo's local API) after the BFF's.
+    /// - Parameter configureRouter: adds app-specific routes (the demo's local API) after the BFF's
+    ///   (to every frontend's router).
     static func build(
         configuration: GatewayConfiguration, keyRing: KeyRing, http: any OIDCHTTPClient,
         upstream: (any UpstreamTransport)? = nil, store: (any SessionStore)? = nil,
         revocationFeed: (any SharedRevocationFeed)? = nil, time: any TimeSource = SystemTimeSource(), logger: Logger,
         apiFastPath: Bool = true, apiCallObserver: APICallObserver? = nil, recordMetrics: Bool = true,
-        configureRouter: (Router<BasicBFFRequestContext>, BFF) -> Void = { _, _ in }
+        configureRouter: @escaping @Sendable (Router<BasicBFFRequestContext>, BFF) -> Void = { _, _ in }
     ) throws -> Gateway {
         let settings = configuration.bff
         let store: (any SessionStore)? =
@@ -70,45 +103,15 @@ struct Gateway {
         }
         let metrics = GatewayMetrics(recording: recordMetrics)
         let tracing = try GatewayTracing.make(configuration.telemetry, logger: logger)
-        var bff = try BFF(
-            configuration: settings, keyRing: keyRing, http: http, store: store,
+        let builder = FrontendBuilder(
+            keyRing: keyRing, http: http, upstream: upstream, store: store,
             revocationFeed: settings.session.store == .cookie ? revocationFeed : nil, time: time, logger: logger,
-            metrics: metrics.metrics, accessLogger: configuration.logging.access ? accessLogger(logger) : nil,
-            tracer: tracing?.tracer)
-        bff.apiCallObserver = apiCallObserver
-        let router = Router(context: BasicBFFRequestContext.self)
-        // First: it times every request the router answers (API calls report themselves).
-        router.add(middleware: BFFMetricsMiddleware(bff: bff))
-        if !settings.apis.isEmpty {
-            guard let upstream else {
-                throw ProblemList([
-                    .init(path: "apis", message: "no upstream transport was given", fix: "pass one to Gateway.build")
-                ])
-            }
-            // Outermost: proxied responses pass through unchanged (no headers added by the gateway).
-            router.add(middleware: RemoteAPIMiddleware(bff: bff, transport: upstream))
-        }
-        router.add(middleware: SecurityHeadersMiddleware())
-        if let root = settings.staticFiles.root {
-            router.add(
-                middleware: SPAFallbackMiddleware(
-                    root: root, fallback: settings.staticFiles.fallback,
-                    excludedPrefixes: [settings.managementPrefix, "/api"]))
-            router.add(middleware: FileMiddleware(root, searchForIndexHtml: true, logger: logger))
-        }
-        if let devServer = settings.staticFiles.devServer {
-            guard let upstream else {
-                throw ProblemList([
-                    .init(
-                        path: "static.devServer", message: "no upstream transport was given",
-                        fix: "pass one to Gateway.build")
-                ])
-            }
-            router.add(
-                middleware: DevServerMiddleware(devServer: devServer, transport: upstream, bff: bff, logger: logger))
-        }
-        bff.addManagementRoutes(to: router)
-        configureRouter(router, bff)
+            metrics: metrics, accessLogger: configuration.logging.access ? accessLogger(logger) : nil,
+            tracer: tracing?.tracer, apiCallObserver: apiCallObserver, configureRouter: configureRouter,
+            shared: BFFSharedState(
+                retention: settings.session.absoluteTimeout,
+                published: settings.session.store == .cookie && revocationFeed != nil))
+        let frontends = try builder.frontends(for: configuration)
         let clients = OpenConnections()
         let http1 = HTTP1Channel.Configuration(
             additionalChannelHandlers: [clients.tracker()],
@@ -116,33 +119,36 @@ struct Gateway {
             httpDecoderConfiguration: .init(
                 maxHeaderFieldSize: settings.server.maxHeaderBytes,
                 maxHeaderListSize: settings.server.maxHeaderBytes))
-        // WebSocket routes need the upgrade-capable channel; without them, plain HTTP/1.1.
-        var webSockets = BFFWebSocketBridge(bff: bff)
-        webSockets.devServer = settings.staticFiles.devServer  // its HMR socket
+        // Every API call is decided and forwarded on the event loop (unless switched off).
+        let forwarder = apiFastPath ? upstream as? NIOUpstream : nil
+        let apiCalls = forwarder.map {
+            APICallFrontends(frontends.map { ($0.match, $0.bff) }, forwarder: $0, idleTimeout: http1.idleTimeout)
+        }
+        let active = ActiveFrontends(frontends, source: configuration.source, apiCalls: apiCalls)
         let server: HTTPServerBuilder
-        if !webSockets.isEmpty {
-            // Every API call is decided and forwarded on the event loop (unless switched off);
-            // upgrades go to the bridge.
-            server = webSockets.server(
-                configuration: http1, bff: bff, forwarder: apiFastPath ? upstream as? NIOUpstream : nil)
-        } else if let forwarder = upstream as? NIOUpstream, !settings.apis.isEmpty, apiFastPath {
-            // Every API call is decided and forwarded on the event loop.
-            server = bff.http1ServerWithAPIHandler(configuration: http1, forwarder: forwarder)
+        if frontends.contains(where: { !$0.webSockets.isEmpty }) {
+            // WebSocket routes need the upgrade-capable channel; upgrades go to the frontend's bridge.
+            server = BFFWebSocketBridge.server(
+                configuration: http1, apiCalls: apiCalls.map(APICallHandlers.init(frontends:)),
+                shouldUpgrade: active.shouldUpgrade)
+        } else if let apiCalls, frontends.contains(where: { !$0.bff.configuration.apis.isEmpty }) {
+            server = APICallHandlers.http1Server(configuration: http1, frontends: apiCalls)
         } else {
             server = .http1(configuration: http1)
         }
         let application = Application(
-            router: router, server: server,
+            responder: FrontendResponder(frontends: active), server: server,
             configuration: .init(address: .hostname(settings.server.host, port: settings.server.port), serverName: nil),
             logger: logger)
         var admin: Application<RouterResponder<BasicRequestContext>>?
         if let listen = settings.admin.listen, let (host, port) = GatewayConfigurationLoader.parseListen(listen) {
             admin = makeAdmin(
-                bff: bff, store: store, forwarder: upstream as? NIOUpstream, metrics: metrics,
-                source: configuration.source, host: host, port: port, logger: logger)
+                frontends: active, store: store, forwarder: upstream as? NIOUpstream, metrics: metrics,
+                host: host, port: port, logger: logger)
         }
         return Gateway(
-            bff: bff, application: application, admin: admin, store: store, clients: clients,
+            frontends: active, builder: builder, configuration: configuration, keyRing: keyRing,
+            application: application, admin: admin, store: store, clients: clients,
             forwarder: upstream as? NIOUpstream, metrics: metrics, tracingService: tracing?.service)
     }
 
@@ -154,26 +160,32 @@ struct Gateway {
     }
 
     static func makeAdmin(
-        bff: BFF, store: (any SessionStore)?, forwarder: NIOUpstream?, metrics: GatewayMetrics,
-        source: ConfigurationSource?, host: String, port: Int, logger: Logger
+        frontends: ActiveFrontends, store: (any SessionStore)?, forwarder: NIOUpstream?, metrics: GatewayMetrics,
+        host: String, port: Int, logger: Logger
     ) -> Application<RouterResponder<BasicRequestContext>> {
         let router = Router()
         router.get("/config") { _, _ in
             // Which configuration runs: its file's hash and load time, never a value from it.
-            guard let source else {
+            let running = frontends.current
+            guard let source = running.source else {
                 return Response(
                     status: .notFound, headers: [.contentType: "text/plain", .cacheControl: "no-store"],
                     body: .init(byteBuffer: ByteBuffer(string: "configured in code, not from a file\n")))
             }
             return Response(
                 status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],
-                body: .init(byteBuffer: ByteBuffer(string: source.json)))
+                body: .init(
+                    byteBuffer: ByteBuffer(
+                        string: source.json(frontends: running.frontends.map(\.name).filter { !$0.isEmpty }))
+                ))
         }
         router.get("/metrics") { _, _ in
             Response(
                 status: .ok,
                 headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8", .cacheControl: "no-store"],
-                body: .init(byteBuffer: ByteBuffer(bytes: metrics.scrape(bff: bff, forwarder: forwarder))))
+                body: .init(
+                    byteBuffer: ByteBuffer(
+                        bytes: metrics.scrape(bff: frontends.current.frontends[0].bff, forwarder: forwarder))))
         }
         router.get("/healthz") { _, _ in
             Response(
@@ -184,16 +196,30 @@ struct Gateway {
             // The checks run side by side, each within a second, whatever hangs behind it (a stopped
             // database, an IdP that does not answer). A slow IdP warm-up goes on in the background
             // and is cached for the next probe.
+            let bffs = frontends.current.frontends.map(\.bff)
             async let identityProvider: String? = {
-                do {
-                    try await withStoreDeadline(.seconds(1), cancelsBody: false) { try await bff.provider.warmUp() }
-                    return nil
-                } catch {
-                    return "identity provider: metadata or keys not loaded within 1 s or unavailable"
+                // Every frontend's IdP (each has its own metadata and keys), side by side.
+                await withTaskGroup(of: String?.self) { group in
+                    for bff in bffs {
+                        group.addTask {
+                            do {
+                                try await withStoreDeadline(.seconds(1), cancelsBody: false) {
+                                    try await bff.provider.warmUp()
+                                }
+                                return nil
+                            } catch {
+                                return "identity provider \(bff.configuration.oidc.issuer): metadata or keys not "
+                                    + "loaded within 1 s or unavailable"
+                            }
+                        }
+                    }
+                    var reasons: [String] = []
+                    for await reason in group { if let reason { reasons.append(reason) } }
+                    return reasons.isEmpty ? nil : reasons.sorted().joined(separator: "\n")
                 }
             }()
             async let sessionStore: String? = {
-                guard let store = bff.sessionStore ?? store else { return nil }  // measured: ping counts
+                guard let store = bffs[0].sessionStore ?? store else { return nil }  // measured: ping counts
                 do {
                     try await withStoreDeadline(.seconds(1)) { try await store.ping() }
                     return nil

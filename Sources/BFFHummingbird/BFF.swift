@@ -28,7 +28,7 @@ public struct BFF: Sendable {
     /// Sealing of login/logout transaction cookies.
     public let sealer: Sealer
     /// Login `state`s already used by a callback (single use, until the transaction would expire).
-    let consumedStates = ReplayCache()
+    let consumedStates: ReplayCache
     let userTokens: UserTokenManager
     /// Logout-token validation (back-channel logout).
     public let logoutTokens: LogoutTokenValidator
@@ -84,7 +84,8 @@ public struct BFF: Sendable {
         configuration: BFFConfiguration, keyRing: KeyRing, http: any OIDCHTTPClient, store: (any SessionStore)?,
         revocationFeed: (any SharedRevocationFeed)? = nil, time: any TimeSource = SystemTimeSource(),
         random: any SecureRandom = SystemSecureRandom(), logger: Logger = Logger(label: "bff"),
-        metrics: BFFMetrics = .disabled, accessLogger: Logger? = nil, tracer: (any Tracer)? = nil
+        metrics: BFFMetrics = .disabled, accessLogger: Logger? = nil, tracer: (any Tracer)? = nil,
+        shared: BFFSharedState? = nil
     ) throws {
         let problems = configuration.validate().filter { !$0.path.hasPrefix("keys") }
         if !problems.isEmpty { throw BFFSetupError(problems: problems) }
@@ -101,9 +102,12 @@ public struct BFF: Sendable {
         self.time = time
         self.random = random
         self.logger = logger
-        self.sealer = Sealer(keyRing: keyRing, random: random)
-        self.revocations = RevocationList(
-            retention: configuration.session.absoluteTimeout.components.seconds, shared: revocationFeed != nil)
+        self.sealer = Sealer(keyRing: keyRing, random: random, partition: configuration.frontend ?? "")
+        self.revocations =
+            shared?.revocations
+            ?? RevocationList(
+                retention: configuration.session.absoluteTimeout.components.seconds, shared: revocationFeed != nil)
+        self.consumedStates = shared?.consumedStates ?? ReplayCache()
         self.revocationFeed = revocationFeed
         // Every store operation measured (and traced inside a traced request).
         let observed = metrics !== BFFMetrics.disabled || tracer != nil
@@ -144,9 +148,25 @@ public struct BFF: Sendable {
                 bffCookiePrefixes: [
                     configuration.session.cookieName, Self.loginCookiePrefix(secure: secureCookies),
                     Self.logoutCookieName(secure: secureCookies),
-                ]),
+                ] + configuration.session.siblingCookieNames),
             trustedProxies: configuration.server.trustedProxies.compactMap(IPAddressRange.init), publicOrigin: origin,
             logger: logger)
+    }
+}
+
+/// What outlives one ``BFF``: the BFFs of one process's frontends share it, and so do the BFFs a
+/// configuration reload puts in place of others — so neither a second frontend nor a reload
+/// forgets a cookie-mode revocation record or a login `state` already used.
+public final class BFFSharedState: Sendable {
+    /// Revocation records (cookie mode), keyed by issuer and session: safe to share.
+    public let revocations: RevocationList
+    /// Consumed login `state`s (random, so one cache serves every frontend).
+    let consumedStates = ReplayCache()
+
+    /// Records kept for `retention` (the absolute session lifetime), queued for a shared feed
+    /// when `published`.
+    public init(retention: Duration, published: Bool) {
+        self.revocations = RevocationList(retention: retention.components.seconds, shared: published)
     }
 }
 

@@ -50,6 +50,12 @@ public final class RefreshTokenRevoker: Service {
         }
     }
 
+    /// Takes no more tokens: ``run()`` revokes what is queued and returns (a BFF a configuration
+    /// reload retired, once its last requests are done).
+    public func finish() {
+        continuation.finish()
+    }
+
     /// Revokes what is queued now and returns (one-shot commands such as `bff sessions revoke`,
     /// which do not run the revoker as a service). The revoker takes nothing more afterwards.
     public func revokeQueued() async {
@@ -81,11 +87,22 @@ public final class RefreshTokenRevoker: Service {
 public struct SessionCleanupService: Service {
     let bff: BFF
     let store: (any SessionStore)?
+    /// Every BFF sharing the store, asked at each pass (a reload may change them): each queues
+    /// the refresh tokens of its own expired sessions (only it can open them) for revocation at
+    /// its own IdP.
+    let frontends: @Sendable () -> [BFF]
 
     /// Creates the service for `bff` and its server-side store, if any.
     public init(bff: BFF, store: (any SessionStore)?) {
+        self.init(bff: bff, store: store, frontends: { [bff] })
+    }
+
+    /// Creates the service for the store the BFFs `frontends` returns share (`bff` gives the
+    /// interval, clock and metrics).
+    public init(bff: BFF, store: (any SessionStore)?, frontends: @escaping @Sendable () -> [BFF]) {
         self.bff = bff
         self.store = store
+        self.frontends = frontends
     }
 
     /// Cleans up until graceful shutdown.
@@ -105,7 +122,8 @@ public struct SessionCleanupService: Service {
     @discardableResult
     public func cleanOnce() async -> Int {
         let now = bff.time.now
-        bff.revocations.prune(now: now)
+        let frontends = self.frontends()
+        for frontend in frontends { frontend.revocations.prune(now: now) }
         if let feed = bff.revocationFeed {
             do {
                 try await feed.pruneRevocations(before: now - bff.revocations.retention)
@@ -117,8 +135,8 @@ public struct SessionCleanupService: Service {
         do {
             let removed = try await store.removeExpired(now: now)
             bff.metrics.sessionsEnded(.expired, count: removed.count)
-            if bff.configuration.tokens.revokeRefreshTokenOnLogout {
-                bff.revoker.enqueue(bff.sessions.refreshTokens(of: removed))
+            for frontend in frontends where frontend.configuration.tokens.revokeRefreshTokenOnLogout {
+                frontend.revoker.enqueue(frontend.sessions.refreshTokens(of: removed))
             }
             return removed.count
         } catch {

@@ -1,5 +1,6 @@
 import BFFForwarder
 import BFFHummingbird
+import HTTPTypes
 import HummingbirdCore
 import HummingbirdWebSocket
 import Logging
@@ -48,13 +49,27 @@ extension BFFWebSocketBridge {
     public func server(configuration: HTTP1Channel.Configuration, bff: BFF, forwarder: NIOUpstream?)
         -> HTTPServerBuilder
     {
-        let apiCalls = forwarder.map { bff.apiCallHandlers(forwarder: $0, idleTimeout: configuration.idleTimeout) }
+        Self.server(
+            configuration: configuration,
+            apiCalls: forwarder.map { bff.apiCallHandlers(forwarder: $0, idleTimeout: configuration.idleTimeout) },
+            shouldUpgrade: self.shouldUpgrade)
+    }
+
+    /// An HTTP/1.1 server whose handshakes are decided by `shouldUpgrade` (one bridge's, or one
+    /// that picks a frontend's bridge per request) and whose API calls go to `apiCalls` on the
+    /// event loop (nil: through the router's middleware).
+    public static func server(
+        configuration: HTTP1Channel.Configuration, apiCalls: APICallHandlers?,
+        shouldUpgrade:
+            @escaping @Sendable (HTTPRequest, any Channel, Logger) async -> ShouldUpgradeResult<
+                WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>
+            >
+    ) -> HTTPServerBuilder {
         let http1 = {
             var http1 = configuration
             if apiCalls != nil { http1.idleTimeout = nil }  // the API handler keeps it
             return http1
         }()
-        let shouldUpgrade = self.shouldUpgrade
         return HTTPServerBuilder { responder in
             WebSocketAPIChannel(
                 inner: HTTP1WebSocketUpgradeChannel(

@@ -88,6 +88,20 @@ struct SealerTests {
         #expect(throws: KeyRingError.self) { try KeyRing(keys: [Self.key1, Self.key1]) }
     }
 
+    /// One frontend's sealed values (same keys, same purpose and binding) never open on another,
+    /// nor on an unpartitioned sealer, and the reverse.
+    @Test func aPartitionedValueOpensOnlyInItsPartition() throws {
+        let ring = try KeyRing(keys: [Self.key1])
+        let sealers = ["", "shop", "admin", "shop2"].map { Sealer(keyRing: ring, partition: $0) }
+        for (index, sealer) in sealers.enumerated() {
+            let sealed = try sealer.seal([7, 8, 9], purpose: .sessionTicket, binding: "__Host-bff")
+            for (other, opener) in sealers.enumerated() {
+                let opened = opener.open(sealed, purpose: .sessionTicket, binding: "__Host-bff")
+                #expect((opened == [7, 8, 9]) == (index == other), "sealed in \(index), opened in \(other)")
+            }
+        }
+    }
+
     @Test func base64URLRoundTrip() {
         for length in 0..<70 {
             let bytes = (0..<length).map { UInt8(($0 * 37 + 11) & 0xFF) }

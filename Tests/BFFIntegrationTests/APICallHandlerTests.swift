@@ -52,7 +52,7 @@ struct APICallHandlerTests {
             pool = forwarder.pool(host: "127.0.0.1", port: 9, eventLoop: loop)
             client = EmbeddedChannel(loop: loop)
             try client.pipeline.syncOperations.addHandler(
-                APICallHandler(settings: APICallSettings(bff: bff, forwarder: forwarder, idleTimeout: nil)))
+                APICallHandler(frontends: APICallFrontends(bff: bff, forwarder: forwarder, idleTimeout: nil)))
             try client.pipeline.syncOperations.addHandler(router)
             try client.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 40000)).wait()
             for _ in 0..<connections { try addUpstream() }

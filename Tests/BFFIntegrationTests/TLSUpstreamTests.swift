@@ -128,9 +128,21 @@ struct TLSUpstreamTests {
         ) { env, browser in
             try await env.login(browser)
             #expect(try await browser.get(env.origin + "/api/private/x", headers: env.csrf).status == 200)
-            let spans = try await eventually(until: { spans in
-                spans.contains { $0.name == "HTTP GET /api/private" && $0.attributes["bff.handoff"] == "router" }
-            }) { receiver.spans }
+            // Spans arrive in batches, possibly several: wait until the handed-over root, its store
+            // span and every parent are in (or fail with the last set after the timeout).
+            let spans = try await eventually(
+                attempts: 400,
+                until: { spans in
+                    let exported = Set(spans.map(\.spanID))
+                    guard
+                        let root = spans.first(where: {
+                            $0.name == "HTTP GET /api/private" && $0.attributes["bff.handoff"] == "router"
+                        })
+                    else { return false }
+                    return spans.contains { $0.name == "session_store find" && $0.parentSpanID == root.spanID }
+                        && spans.allSatisfy { $0.parentSpanID.isEmpty || exported.contains($0.parentSpanID) }
+                }
+            ) { receiver.spans }
             let handedOver = try #require(spans.first { $0.attributes["bff.handoff"] == "router" })
             #expect(spans.contains { $0.name == "session_store find" && $0.parentSpanID == handedOver.spanID })
             let exported = Set(spans.map(\.spanID))

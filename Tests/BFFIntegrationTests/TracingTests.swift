@@ -161,9 +161,14 @@ struct TracingTests {
             let parts = traceparent.split(separator: "-").map(String.init)
             try #require(parts.count == 4)
 
-            let spans = try await eventually(until: { spans in
-                spans.contains { $0.name == "upstream GET" } && spans.contains { $0.name.hasPrefix("IdP POST") }
-            }) { receiver.spans }
+            // Spans arrive in batches: wait for every span asserted on below.
+            let spans = try await eventually(
+                attempts: 400,
+                until: { spans in
+                    ["upstream GET", "IdP POST", "HTTP GET /api/echo", "HTTP GET /signin-oidc", "session_store insert"]
+                        .allSatisfy { name in spans.contains { $0.name == name } }
+                }
+            ) { receiver.spans }
             // The proxied call: server span → upstream client span, whose ids the upstream received.
             let call = try #require(spans.first { $0.name == "HTTP GET /api/echo" }, "\(spans)")
             #expect(call.kind == Self.server)

@@ -28,6 +28,10 @@ public struct BFFConfiguration: Sendable {
     public var managementPrefix: String
     /// `apis:` — remote API routes (reverse proxy), none by default.
     public var apis: [APIRouteConfiguration]
+    /// The name of the frontend this BFF serves when one process serves several (`frontends[].name`);
+    /// nil for the only one. It is bound into everything the BFF seals (cookies, sessions at rest),
+    /// so one frontend's session, login or logout cookie is anonymous on every other.
+    public var frontend: String?
 
     /// Creates a configuration; every argument has the documented default.
     public init(
@@ -58,5 +62,6 @@ public struct BFFConfiguration: Sendable {
         self.diagnostics = diagnostics
         self.managementPrefix = managementPrefix
         self.apis = apis
+        self.frontend = nil
     }
 }

@@ -46,6 +46,9 @@ public struct SessionConfiguration: Sendable {
     public var cookiePath: String
     /// Domain attribute; nil (required by `__Host-`).
     public var cookieDomain: String?
+    /// Session cookies of the other frontends served by the same process (set by the gateway):
+    /// like this BFF's own, they are never forwarded to an upstream.
+    public var siblingCookieNames: [String] = []
 
     /// Creates session settings with the defaults.
     public init(

@@ -5,18 +5,23 @@ import Crypto
 /// Layout of a sealed value (before base64url): `0x01` (format version) · key-id length (1 byte) ·
 /// key id · 12-byte nonce · ciphertext · 16-byte tag. The authenticated data is the purpose name,
 /// a zero byte, the binding string (normally the cookie name) and the header bytes, so a value cut
-/// from one cookie cannot be replayed as another.
+/// from one cookie cannot be replayed as another. A sealer of one frontend of several (a non-empty
+/// `partition`) prefixes that with `0xFF`, the frontend's name and a zero byte: nothing one
+/// frontend sealed opens on another.
 public struct Sealer: Sendable {
     /// The key ring used to seal (first key) and open (any key).
     public let keyRing: KeyRing
+    /// The frontend whose values this sealer seals and opens; empty for a single-frontend BFF.
+    public let partition: String
     let random: any SecureRandom
 
     static let version: UInt8 = 1
 
-    /// Creates a sealer over `keyRing`.
-    public init(keyRing: KeyRing, random: any SecureRandom = SystemSecureRandom()) {
+    /// Creates a sealer over `keyRing` for the frontend named `partition` (empty: the only one).
+    public init(keyRing: KeyRing, random: any SecureRandom = SystemSecureRandom(), partition: String = "") {
         self.keyRing = keyRing
         self.random = random
+        self.partition = partition
     }
 
     /// Seals `plaintext` for `purpose`, bound to `binding` (for cookies, the cookie name).
@@ -25,7 +30,7 @@ public struct Sealer: Sendable {
         var header: [UInt8] = [Sealer.version, UInt8(key.id.count)]
         header.append(contentsOf: key.id)
         let nonce = try AES.GCM.Nonce(data: random.bytes(12))
-        let aad = Sealer.authenticatedData(purpose: purpose, binding: binding, header: header)
+        let aad = authenticatedData(purpose: purpose, binding: binding, header: header)
         let box = try AES.GCM.seal(Array(plaintext), using: key.keys[purpose.index], nonce: nonce, authenticating: aad)
         var output = header
         output.reserveCapacity(header.count + 12 + plaintext.count + 16)
@@ -47,7 +52,7 @@ public struct Sealer: Sendable {
         let id = bytes[2..<headerLength]
         guard let key = keyRing.derived.first(where: { $0.id.elementsEqual(id) }) else { return nil }
         let header = bytes[0..<headerLength]
-        let aad = Sealer.authenticatedData(purpose: purpose, binding: binding, header: header)
+        let aad = authenticatedData(purpose: purpose, binding: binding, header: header)
         do {
             let box = try AES.GCM.SealedBox(
                 nonce: AES.GCM.Nonce(data: bytes[headerLength..<(headerLength + 12)]),
@@ -73,8 +78,15 @@ public struct Sealer: Sendable {
         return open(sealed, purpose: purpose, binding: binding)
     }
 
-    static func authenticatedData(purpose: SealingPurpose, binding: String, header: some Collection<UInt8>) -> [UInt8] {
-        var aad = Array(purpose.name.utf8)
+    func authenticatedData(purpose: SealingPurpose, binding: String, header: some Collection<UInt8>) -> [UInt8] {
+        var aad: [UInt8] = []
+        if !partition.isEmpty {
+            // 0xFF never occurs in UTF-8: a partitioned value never reads as an unpartitioned one.
+            aad.append(0xFF)
+            aad.append(contentsOf: partition.utf8)
+            aad.append(0)
+        }
+        aad.append(contentsOf: purpose.name.utf8)
         aad.append(0)
         aad.append(contentsOf: binding.utf8)
         aad.append(0)

@@ -43,6 +43,9 @@ public struct Problem: Sendable, Hashable, Error {
     public static let badRequest = Problem(type: "urn:bff:problem:bad-request", title: "Bad request", status: 400)
     /// Nothing here (404).
     public static let notFound = Problem(type: "urn:bff:problem:not-found", title: "Not found", status: 404)
+    /// A request that matches none of the gateway's frontends (404): it never reaches any
+    /// frontend's sessions.
+    public static let noFrontend = Problem(type: "urn:bff:problem:no-frontend", title: "No such frontend", status: 404)
     /// Wrong method (405).
     public static let methodNotAllowed = Problem(
         type: "urn:bff:problem:method-not-allowed", title: "Method not allowed", status: 405)

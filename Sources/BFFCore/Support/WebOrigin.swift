@@ -23,6 +23,13 @@ public struct WebURL: Sendable, Hashable {
         return "\(scheme)://\(host)"
     }
 
+    /// What a browser sends as `Host` for this URL: the host, with the port when it is not the
+    /// scheme's default.
+    public var hostHeader: String {
+        if let port, port != (scheme == "https" ? 443 : 80) { return "\(host):\(port)" }
+        return host
+    }
+
     /// Whether the host is a loopback name or address (`localhost`, `*.localhost`, 127.0.0.0/8, `[::1]`).
     public var isLoopback: Bool { WebURL.isLoopbackHost(host) }
 

@@ -14,8 +14,8 @@ struct BFFCommand: AsyncParsableCommand {
         commandName: "bff",
         abstract: "A Backend-for-Frontend security gateway for single-page apps.",
         subcommands: [
-            ServeCommand.self, CheckConfigCommand.self, DemoCommand.self, DevIdPCommand.self, KeysCommand.self,
-            SessionsCommand.self,
+            ServeCommand.self, CheckConfigCommand.self, ReloadCommand.self, DemoCommand.self, DevIdPCommand.self,
+            KeysCommand.self, SessionsCommand.self,
         ]
     )
 

@@ -20,7 +20,7 @@ struct ServeCommand: AsyncParsableCommand {
         let logger = Logger(label: "bff")
         let keyRing = try Gateway.keyRing(for: configuration, logger: logger)
         let client = AsyncHTTPClientTransport.makeClient()
-        let tls = try TLSUpstreams(caFiles: configuration.bff.apis.compactMap(\.caFile))
+        let tls = try TLSUpstreams(caFiles: configuration.effectiveFrontends.flatMap(\.apis).compactMap(\.caFile))
         let store = try await Gateway.openStore(for: configuration, logger: logger)
         let forwarder = NIOUpstream(tlsFallback: tls)
         var ownerLock: SQLiteOwnerLock?
@@ -37,16 +37,24 @@ struct ServeCommand: AsyncParsableCommand {
                 apiFastPath: ProcessInfo.processInfo.environment["BFF_API_FAST_PATH"] != "false",
                 recordMetrics: ProcessInfo.processInfo.environment["BFF_METRICS"] != "false")
             // Cookie mode: every stored revocation applies before the first request is served.
-            try await gateway.bff.restoreRevocations()
-            var services: [any Service] = [gateway.service, forwarder] + gateway.maintenance
+            for bff in gateway.bffs { try await bff.restoreRevocations() }
+            let reloader = gateway.reloader(path: config, logger: logger)
+            var services: [any Service] = [gateway.service, forwarder]
+            services += gateway.maintenance(reloader: reloader, watch: configuration.watch ? .seconds(2) : nil)
+            // `bff reload` finds this process here.
+            let pidFile = PIDFile(directory: configuration.dataDirectory)
+            try pidFile.write()
+            defer { pidFile.remove() }
             if let store { services.append(store) }
             if let admin = gateway.admin { services.append(admin) }
             logger.info(
                 "gateway starting",
                 metadata: [
                     "bff.listen": "\(configuration.bff.server.host):\(configuration.bff.server.port)",
-                    "bff.public_origin": .string(gateway.bff.publicOrigin),
-                    "bff.issuer": .string(configuration.bff.oidc.issuer),
+                    "bff.public_origin": .string(gateway.bffs.map(\.publicOrigin).joined(separator: " ")),
+                    "bff.issuer": .string(
+                        Set(gateway.bffs.map(\.configuration.oidc.issuer)).sorted().joined(separator: " ")),
+                    "bff.frontends": .string(configuration.frontends.map(\.name).joined(separator: " ")),
                     "bff.store": .string(configuration.bff.session.store.description),
                 ])
             try await CommandSupport.run(services, grace: configuration.bff.server.shutdownGrace, logger: logger)

@@ -25,6 +25,12 @@ final class ConfigReader {
             output += "_"
             var previousLower = false
             for character in segment {
+                // `frontends[0].oidc` → `BFF_FRONTENDS_0_OIDC`.
+                if character == "[" {
+                    output += "_"
+                    continue
+                }
+                if character == "]" { continue }
                 if character.isUppercase && previousLower { output += "_" }
                 output += character.uppercased()
                 previousLower = character.isLowercase || character.isNumber
@@ -36,23 +42,35 @@ final class ConfigReader {
     /// The raw YAML value at `path` (nil when absent), marking it as known.
     func raw(_ path: String) -> Any? {
         visited.insert(path)
-        var node: Any? = root
-        for segment in path.split(separator: ".") {
-            guard let dictionary = node as? [String: Any] else { return nil }
-            node = dictionary[String(segment)]
-        }
+        let node = Self.node(at: path, in: root)
         if node is NSNull { return nil }
         return node
     }
 
     /// Whether the key is present with an explicit null.
     func isExplicitNull(_ path: String) -> Bool {
+        Self.node(at: path, in: root) is NSNull
+    }
+
+    /// The node at a dotted path whose segments may index lists (`frontends[1].oidc`).
+    static func node(at path: String, in root: [String: Any]) -> Any? {
         var node: Any? = root
         for segment in path.split(separator: ".") {
-            guard let dictionary = node as? [String: Any] else { return false }
-            node = dictionary[String(segment)]
+            var name = segment
+            var index: Int?
+            if segment.hasSuffix("]"), let open = segment.firstIndex(of: "[") {
+                name = segment[..<open]
+                index = Int(segment[segment.index(after: open)..<segment.index(before: segment.endIndex)])
+                guard index != nil else { return nil }
+            }
+            guard let dictionary = node as? [String: Any] else { return nil }
+            node = dictionary[String(name)]
+            if let index {
+                guard let list = node as? [Any], list.indices.contains(index) else { return nil }
+                node = list[index]
+            }
         }
-        return node is NSNull
+        return node
     }
 
     func string(_ path: String) -> String? {
@@ -184,7 +202,13 @@ final class ConfigReader {
             guard let dictionary = node as? [String: Any] else { return }
             for (key, value) in dictionary {
                 let path = prefix.isEmpty ? key : "\(prefix).\(key)"
-                if visited.contains(path) { continue }
+                if visited.contains(path) {
+                    // A list read entry by entry (`frontends[0].name`): each entry's keys are checked.
+                    if let list = value as? [Any], visited.contains(where: { $0.hasPrefix(path + "[") }) {
+                        for (index, element) in list.enumerated() { walk(element, "\(path)[\(index)]") }
+                    }
+                    continue
+                }
                 if value is [String: Any], visited.contains(where: { $0.hasPrefix(path + ".") }) {
                     walk(value, path)
                 } else {

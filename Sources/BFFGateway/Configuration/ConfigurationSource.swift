@@ -29,13 +29,14 @@ struct ConfigurationSource: Sendable, Equatable {
     /// The fingerprints' key: random, made once per process.
     static let processKey = SymmetricKey(size: .bits256)
 
-    /// The JSON `GET /config` answers (SPEC §11: `frontends` lists the named frontends; a
-    /// single-frontend configuration has none).
-    var json: String {
+    /// The JSON `GET /config` answers (SPEC §11: `frontends` lists the named frontends in service;
+    /// a single-frontend configuration has none).
+    func json(frontends: [String]) -> String {
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         return "{\"file\":" + JSONText.quote(path) + ",\"fingerprint\":\"" + fingerprint + "\",\"loadedAt\":\""
             + formatter.string(from: loadedAt) + "\",\"environmentOverrides\":["
-            + environmentOverrides.map(JSONText.quote).joined(separator: ",") + "],\"frontends\":[]}"
+            + environmentOverrides.map(JSONText.quote).joined(separator: ",") + "],\"frontends\":["
+            + frontends.map(JSONText.quote).joined(separator: ",") + "]}"
     }
 }

@@ -40,11 +40,16 @@ extension UserConfiguration {
 }
 
 extension StaticFilesConfiguration {
-    /// Reads `static:`.
+    /// Reads `static:` over the values already set, key by key (an explicit null clears one).
     mutating func read(_ section: ConfigSection) {
-        root = section.string("root")
+        for (key, keyPath) in [("root", \StaticFilesConfiguration.root), ("devServer", \.devServer)] {
+            if let value = section.string(key) {
+                self[keyPath: keyPath] = value
+            } else if section.isExplicitNull(key) {
+                self[keyPath: keyPath] = nil
+            }
+        }
         if let value = section.string("fallback") { fallback = value }
-        devServer = section.string("devServer")
     }
 }
 

@@ -17,6 +17,11 @@ struct GatewayConfiguration: Sendable {
     var logging = LoggingSettings()
     /// `telemetry:` — OpenTelemetry traces.
     var telemetry = TelemetrySettings()
+    /// `frontends:` — when present, the frontends the gateway serves (each with its whole
+    /// configuration); empty when `bff` is the only one.
+    var frontends: [FrontendSettings] = []
+    /// `config.watch`: reload when the file changes (polled every 2 s); SIGHUP always reloads.
+    var watch = false
     /// The file this was read from (`GET /config` on the admin listener); nil when built in code.
     var source: ConfigurationSource?
 
@@ -46,6 +51,9 @@ struct GatewayConfiguration: Sendable {
         /// `logging.access`: one line per request (off by default).
         var access = false
     }
+
+    /// Every frontend's whole BFF configuration (`bff` alone without `frontends:`).
+    var effectiveFrontends: [BFFConfiguration] { frontends.isEmpty ? [bff] : frontends.map(\.bff) }
 
     /// The SQLite path in effect.
     var effectiveSQLitePath: String { sqlitePath ?? dataDirectory + "/sessions.sqlite" }
@@ -155,16 +163,15 @@ enum GatewayConfigurationLoader {
                 reader.problem("apis", "must be a list", "write - {path: /api/x, upstream: http://127.0.0.1:5090}")
             }
         }
-        if let frontends = reader.raw("frontends"), (frontends as? [Any])?.isEmpty == false {
-            reader.problem("frontends", "multi-frontend is not available in this version", "remove frontends")
-        }
+        gateway.frontends = FrontendSettings.readAll(top, defaults: configuration)
+        if let value = reader.bool("config.watch") { gateway.watch = value }
 
         for path in reader.unknownKeys() {
             reader.problem(path, "is not a known configuration key", "check the spelling against docs/configuration.md")
         }
         var problems = reader.problems
         // Validation counts only the routes that parsed; report the positions in the file.
-        problems += configuration.validate().map { problem in
+        func positioned(_ problem: ConfigurationProblem) -> ConfigurationProblem {
             var problem = problem
             for (parsed, original) in routeIndices.enumerated() where parsed != original {
                 if problem.path.hasPrefix("apis[\(parsed)]") {
@@ -173,6 +180,23 @@ enum GatewayConfigurationLoader {
                 }
             }
             return problem
+        }
+        if gateway.frontends.isEmpty {
+            problems += configuration.validate().map(positioned)
+        } else {
+            // Each frontend's effective configuration; a problem of a shared section once.
+            var seen = Set<String>()
+            for (index, frontend) in gateway.frontends.enumerated() {
+                for problem in frontend.bff.validate() {
+                    var problem = problem
+                    if FrontendSettings.keys.contains(where: { problem.path.hasPrefix($0) })
+                        || problem.path.hasPrefix("managementPrefix")
+                    {
+                        problem.path = "frontends[\(index)]." + problem.path
+                    }
+                    if seen.insert(problem.description).inserted { problems.append(problem) }
+                }
+            }
         }
         gateway.bff = configuration
         if !problems.isEmpty { return .failure(ProblemList(problems)) }

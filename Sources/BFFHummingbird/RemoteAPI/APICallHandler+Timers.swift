@@ -12,11 +12,11 @@ extension APICallHandler {
 
     /// A client that stops reading would hold its response — and, through back-pressure, the
     /// upstream connection behind it — for ever (a slow-read attack, on either path). While the
-    /// socket is not writable, every ``APICallSettings/sendTimeout`` the bytes waiting for the
+    /// socket is not writable, every ``APICallFrontends/sendTimeout`` the bytes waiting for the
     /// client must have gone down; if not, the connection is closed (which also ends a router response).
     func scheduleSendCheck(_ context: ChannelHandlerContext) {
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
-        sendCheck = context.eventLoop.scheduleTask(in: settings.sendTimeout) {
+        sendCheck = context.eventLoop.scheduleTask(in: frontends.sendTimeout) {
             let handler = handler.value
             handler.sendCheck = nil
             guard let context = handler.context, !context.channel.isWritable else { return }
@@ -36,7 +36,7 @@ extension APICallHandler {
     }
 
     func scheduleIdleCheck(at deadline: NIODeadline) {
-        guard let context, let timeout = settings.idleTimeout else { return }
+        guard let context, let timeout = frontends.idleTimeout else { return }
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
         idleCheck = context.eventLoop.scheduleTask(deadline: deadline) {
             let handler = handler.value

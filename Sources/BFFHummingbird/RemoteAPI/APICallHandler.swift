@@ -20,7 +20,8 @@ final class APICallHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
 
-    let settings: APICallSettings
+    /// The frontends whose calls this handler decides (each request's own, by Host and path).
+    let frontends: APICallFrontends
     var machine = APIConnectionStateMachine()
     /// The exchange in progress (forwarding) or being set up (waiting).
     private var current: APIExchange?
@@ -41,14 +42,14 @@ final class APICallHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// connection closes once that call's response is complete.
     private var malformedInput = false
 
-    init(settings: APICallSettings) {
-        self.settings = settings
+    init(frontends: APICallFrontends) {
+        self.frontends = frontends
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         remoteAddress = context.channel.remoteAddress?.ipAddress
-        scheduleIdleCheck(at: .now() + (settings.idleTimeout ?? .zero))
+        scheduleIdleCheck(at: .now() + (frontends.idleTimeout ?? .zero))
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -94,6 +95,16 @@ final class APICallHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func decide(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         lastActivity = .now()
+        // The request's frontend; without one it is the router's (which answers no-frontend).
+        guard
+            let settings = frontends.settings(
+                host: head.headers.first(name: "host"), path: head.uri.prefix { $0 != "?" })
+        else {
+            machine.pass()
+            passedOn = true
+            context.fireChannelRead(wrapInboundOut(.head(head)))
+            return
+        }
         let exchange = APIExchange(handler: self, request: head, settings: settings)
         if let tracer = settings.bff.tracer, settings.planner.isAPIPath(head.uri.prefix { $0 != "?" }) {
             let parent = settings.bff.incomingContext(
@@ -229,7 +240,7 @@ final class APICallHandler: ChannelDuplexHandler, RemovableChannelHandler {
             ),
             promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
-        settings.observe(
+        exchange.settings.observe(
             exchange, api: api ?? "", status: problem.status, fromUpstream: false, bytes: body.readableBytes)
         if closeAfter {
             machine.close()

@@ -9,18 +9,12 @@ import Tracing
 final class APICallSettings: Sendable {
     let planner: APICallPlanner
     let forwarder: NIOUpstream
-    /// Keep-alive connections with nothing in flight are closed after this long.
-    let idleTimeout: TimeAmount?
-    /// A client that takes nothing of a response for this long is disconnected (both paths).
-    let sendTimeout: TimeAmount
     let bff: BFF
     let logger: Logger
 
-    init(bff: BFF, forwarder: NIOUpstream, idleTimeout: TimeAmount?) {
+    init(bff: BFF, forwarder: NIOUpstream) {
         self.planner = bff.planner
         self.forwarder = forwarder
-        self.idleTimeout = idleTimeout
-        self.sendTimeout = idleTimeout ?? .seconds(60)
         self.bff = bff
         self.logger = bff.logger
     }

@@ -10,7 +10,7 @@ import NIOHTTPTypesHTTP1
 /// through ``BFF/http1ServerWithAPIHandler(configuration:forwarder:)``.
 public struct APIHTTP1Channel: ServerChildChannel {
     let inner: HTTP1Channel
-    let settings: APICallSettings
+    let frontends: APICallFrontends
 
     public typealias Value = HTTP1Channel.Value
 
@@ -27,7 +27,7 @@ public struct APIHTTP1Channel: ServerChildChannel {
             try pipeline.configureHTTPServerPipeline(
                 withPipeliningAssistance: false, withErrorHandling: false, withOutboundHeaderValidation: false,
                 withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
-            try pipeline.addHandler(APICallHandler(settings: settings), name: APICallHandlers.handlerName)
+            try pipeline.addHandler(APICallHandler(frontends: frontends), name: APICallHandlers.handlerName)
             try pipeline.addHandler(HTTP1ToHTTPServerCodec(secure: false))
             try pipeline.addHandlers(inner.configuration.additionalChannelHandlers())
             try pipeline.addHandler(HTTPConnectionStateHandler(idleTimeout: nil, logger: logger))
@@ -47,11 +47,9 @@ extension BFF {
     public func http1ServerWithAPIHandler(configuration: HTTP1Channel.Configuration, forwarder: NIOUpstream)
         -> HTTPServerBuilder
     {
-        let settings = APICallSettings(bff: self, forwarder: forwarder, idleTimeout: configuration.idleTimeout)
-        return HTTPServerBuilder { responder in
-            APIHTTP1Channel(
-                inner: HTTP1Channel(responder: responder, configuration: configuration), settings: settings)
-        }
+        APICallHandlers.http1Server(
+            configuration: configuration,
+            frontends: APICallFrontends(bff: self, forwarder: forwarder, idleTimeout: configuration.idleTimeout))
     }
 }
 
@@ -64,11 +62,27 @@ extension BFF {
 public struct APICallHandlers: Sendable {
     /// The handler's name in the pipeline (to remove it when the connection stops speaking HTTP).
     public static let handlerName = "bff.api-calls"
-    let settings: APICallSettings
+    let frontends: APICallFrontends
+
+    /// Handlers deciding the calls of `frontends`.
+    public init(frontends: APICallFrontends) {
+        self.frontends = frontends
+    }
 
     /// A new handler for one connection.
     public func make() -> any RemovableChannelHandler {
-        APICallHandler(settings: settings)
+        APICallHandler(frontends: frontends)
+    }
+
+    /// An HTTP/1.1 server whose API calls (of every frontend in `frontends`) are all decided and
+    /// forwarded on the event loop; every other request is served by the responder as usual.
+    public static func http1Server(configuration: HTTP1Channel.Configuration, frontends: APICallFrontends)
+        -> HTTPServerBuilder
+    {
+        HTTPServerBuilder { responder in
+            APIHTTP1Channel(
+                inner: HTTP1Channel(responder: responder, configuration: configuration), frontends: frontends)
+        }
     }
 
     /// An error raised before a connection's first request completed: Hummingbird's codec, when
@@ -96,6 +110,6 @@ extension BFF {
     /// The API pipeline's channel handlers for a custom HTTP/1.1 server pipeline (see
     /// ``APICallHandlers``).
     public func apiCallHandlers(forwarder: NIOUpstream, idleTimeout: TimeAmount?) -> APICallHandlers {
-        APICallHandlers(settings: APICallSettings(bff: self, forwarder: forwarder, idleTimeout: idleTimeout))
+        APICallHandlers(frontends: APICallFrontends(bff: self, forwarder: forwarder, idleTimeout: idleTimeout))
     }
 }

@@ -1,0 +1,197 @@
+import BFFCore
+import BFFForwarder
+import BFFHummingbird
+import BFFOIDC
+import BFFWebSocket
+import Crypto
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdWebSocket
+import Logging
+import NIOCore
+import Synchronization
+import Tracing
+
+/// One frontend the gateway serves (SPEC §11.3): its BFF (own IdP, client, cookies, routes) and
+/// the router built for it.
+struct GatewayFrontend: Sendable {
+    /// `frontends[].name`; empty for a gateway without `frontends:`.
+    let name: String
+    let match: FrontendMatch
+    let bff: BFF
+    let responder: RouterResponder<BasicBFFRequestContext>
+    /// Its WebSocket routes and dev-server HMR socket.
+    let webSockets: BFFWebSocketBridge
+    /// A digest of its effective configuration: a reload keeps a frontend whose digest is the same.
+    let fingerprint: String
+}
+
+/// The frontends in service and which one a request belongs to. One decision for every adapter:
+/// the router's responder, the event-loop API handler (``APICallFrontends``) and WebSocket
+/// handshakes all select through here. Replaced as a whole by a reload: a request keeps the
+/// frontend it was given.
+final class ActiveFrontends: Sendable {
+    struct Snapshot: Sendable {
+        let selector: FrontendSelector
+        let frontends: [GatewayFrontend]
+        /// The file the configuration came from (`GET /config`); nil when built in code.
+        let source: ConfigurationSource?
+
+        init(_ frontends: [GatewayFrontend], source: ConfigurationSource?) {
+            self.selector = FrontendSelector(frontends.map(\.match))
+            self.frontends = frontends
+            self.source = source
+        }
+
+        func select(host: String?, path: some StringProtocol) -> GatewayFrontend? {
+            selector.select(host: host, path: path).map { frontends[$0] }
+        }
+    }
+
+    private let snapshot: Mutex<Snapshot>
+    /// The event-loop handler's view of the same frontends (nil when API calls go through the router).
+    let apiCalls: APICallFrontends?
+
+    init(_ frontends: [GatewayFrontend], source: ConfigurationSource?, apiCalls: APICallFrontends?) {
+        self.snapshot = Mutex(Snapshot(frontends, source: source))
+        self.apiCalls = apiCalls
+    }
+
+    var current: Snapshot { snapshot.withLock { $0 } }
+
+    /// The frontend of a request to `host` (the `Host` header / `:authority`) for `path`.
+    func select(host: String?, path: some StringProtocol) -> GatewayFrontend? {
+        current.select(host: host, path: path)
+    }
+
+    /// Serves new requests with `frontends`, loaded from `source`.
+    func replace(_ frontends: [GatewayFrontend], source: ConfigurationSource?) {
+        let new = Snapshot(frontends, source: source)
+        snapshot.withLock { $0 = new }
+        apiCalls?.replace(frontends.map { ($0.match, $0.bff) })
+    }
+
+    /// The `shouldUpgrade` function of the gateway's server: the handshake's frontend's bridge
+    /// decides; without a frontend it is not upgraded (and the responder answers no-frontend).
+    var shouldUpgrade:
+        @Sendable (HTTPRequest, any Channel, Logger) async -> ShouldUpgradeResult<
+            WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>
+        >
+    {
+        { [self] head, channel, logger in
+            guard let frontend = select(host: head.authority, path: (head.path ?? "").prefix { $0 != "?" }) else {
+                return .dontUpgrade
+            }
+            return await frontend.webSockets.shouldUpgrade(head, channel: channel, logger: logger)
+        }
+    }
+}
+
+/// The public listener's responder: hands each request to its frontend's router; a request of no
+/// frontend gets `urn:bff:problem:no-frontend` (404) and touches no session.
+struct FrontendResponder: HTTPResponder {
+    typealias Context = BasicBFFRequestContext
+    let frontends: ActiveFrontends
+
+    func respond(to request: Request, context: Context) async throws -> Response {
+        guard let frontend = frontends.select(host: request.head.authority, path: request.uri.path) else {
+            var response = BFFResponses.problem(.noFrontend)
+            response.headers[.xContentTypeOptions] = "nosniff"
+            return response
+        }
+        return try await frontend.responder.respond(to: request, context: context)
+    }
+}
+
+/// Builds each frontend's BFF and router from what the frontends share (keys, HTTP clients, the
+/// store, metrics, tracing). A reload uses the same builder for its new frontends.
+struct FrontendBuilder: Sendable {
+    var keyRing: KeyRing
+    let http: any OIDCHTTPClient
+    let upstream: (any UpstreamTransport)?
+    let store: (any SessionStore)?
+    let revocationFeed: (any SharedRevocationFeed)?
+    let time: any TimeSource
+    let logger: Logger
+    let metrics: GatewayMetrics
+    let accessLogger: Logger?
+    let tracer: (any Tracer)?
+    let apiCallObserver: APICallObserver?
+    let configureRouter: @Sendable (Router<BasicBFFRequestContext>, BFF) -> Void
+    /// Revocation records and consumed login states, shared by every frontend and every reload.
+    let shared: BFFSharedState
+
+    /// The configuration's frontends: its `frontends:` or, without them, one serving everything.
+    func frontends(for configuration: GatewayConfiguration) throws -> [GatewayFrontend] {
+        try effectiveFrontends(configuration).map { try frontend(name: $0.name, match: $0.match, settings: $0.bff) }
+    }
+
+    /// Each frontend's settings as its BFF gets them.
+    func effectiveFrontends(_ configuration: GatewayConfiguration) -> [FrontendSettings] {
+        if configuration.frontends.isEmpty {
+            return [FrontendSettings(name: "", match: FrontendMatch(), bff: configuration.bff)]
+        }
+        // Cookies of one frontend are never forwarded to another's upstreams either.
+        let cookieNames = configuration.frontends.map(\.bff.session.cookieName)
+        return configuration.frontends.map { frontend in
+            var frontend = frontend
+            frontend.bff.session.siblingCookieNames = cookieNames.filter { $0 != frontend.bff.session.cookieName }
+            return frontend
+        }
+    }
+
+    /// A digest of everything a frontend's BFF is built from (secrets included, so a changed
+    /// client secret is a change; only the digest is kept).
+    static func fingerprint(_ settings: BFFConfiguration) -> String {
+        SHA256.hash(data: Data(String(reflecting: settings).utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+
+    func frontend(name: String, match: FrontendMatch, settings: BFFConfiguration) throws -> GatewayFrontend {
+        var logger = logger
+        if !name.isEmpty { logger[metadataKey: "bff.frontend"] = .string(name) }
+        var bff = try BFF(
+            configuration: settings, keyRing: keyRing, http: http, store: store, revocationFeed: revocationFeed,
+            time: time, logger: logger, metrics: metrics.metrics, accessLogger: accessLogger, tracer: tracer,
+            shared: shared)
+        bff.apiCallObserver = apiCallObserver
+        let router = Router(context: BasicBFFRequestContext.self)
+        // First: it times every request the router answers (API calls report themselves).
+        router.add(middleware: BFFMetricsMiddleware(bff: bff))
+        if !settings.apis.isEmpty {
+            guard let upstream else {
+                throw ProblemList([
+                    .init(path: "apis", message: "no upstream transport was given", fix: "pass one to Gateway.build")
+                ])
+            }
+            // Outermost: proxied responses pass through unchanged (no headers added by the gateway).
+            router.add(middleware: RemoteAPIMiddleware(bff: bff, transport: upstream))
+        }
+        router.add(middleware: SecurityHeadersMiddleware())
+        if let root = settings.staticFiles.root {
+            router.add(
+                middleware: SPAFallbackMiddleware(
+                    root: root, fallback: settings.staticFiles.fallback,
+                    excludedPrefixes: [settings.managementPrefix, "/api"]))
+            router.add(middleware: FileMiddleware(root, searchForIndexHtml: true, logger: logger))
+        }
+        if let devServer = settings.staticFiles.devServer {
+            guard let upstream else {
+                throw ProblemList([
+                    .init(
+                        path: "static.devServer", message: "no upstream transport was given",
+                        fix: "pass one to Gateway.build")
+                ])
+            }
+            router.add(
+                middleware: DevServerMiddleware(devServer: devServer, transport: upstream, bff: bff, logger: logger))
+        }
+        bff.addManagementRoutes(to: router)
+        configureRouter(router, bff)
+        var webSockets = BFFWebSocketBridge(bff: bff)
+        webSockets.devServer = settings.staticFiles.devServer  // its HMR socket
+        return GatewayFrontend(
+            name: name, match: match, bff: bff, responder: router.buildResponder(), webSockets: webSockets,
+            fingerprint: Self.fingerprint(settings))
+    }
+}
