@@ -353,6 +353,7 @@ struct SPAFallbackMiddleware<Context: RequestContext>: RouterMiddleware {
 enum GatewayHeaderNames {
     static let referrerPolicy = HTTPField.Name("Referrer-Policy")
     static let xFrameOptions = HTTPField.Name("X-Frame-Options")
+    static let host = HTTPField.Name("Host")
 }
 
 /// A store that outlives the process (SQLite, PostgreSQL): a `Service` that closes it at shutdown,

@@ -95,12 +95,21 @@ struct FrontendResponder: HTTPResponder {
     let frontends: ActiveFrontends
 
     func respond(to request: Request, context: Context) async throws -> Response {
+        // RFC 9112 §3.2: a request with more than one Host is refused (the first becomes
+        // `:authority`; a second one stays a field). The API handler passes such requests here.
+        if let host = GatewayHeaderNames.host, request.headers[host] != nil {
+            return Self.problem(.badRequest)
+        }
         guard let frontend = frontends.select(host: request.head.authority, path: request.uri.path) else {
-            var response = BFFResponses.problem(.noFrontend)
-            response.headers[.xContentTypeOptions] = "nosniff"
-            return response
+            return Self.problem(.noFrontend)
         }
         return try await frontend.responder.respond(to: request, context: context)
+    }
+
+    static func problem(_ problem: Problem) -> Response {
+        var response = BFFResponses.problem(problem)
+        response.headers[.xContentTypeOptions] = "nosniff"
+        return response
     }
 }
 
@@ -169,11 +178,19 @@ struct FrontendBuilder: Sendable {
         }
         router.add(middleware: SecurityHeadersMiddleware())
         if let root = settings.staticFiles.root {
+            // A path-prefix frontend's files are served below its prefix (`/docs/app.js` is `root/app.js`).
+            let prefix = match.pathPrefix ?? ""
             router.add(
-                middleware: SPAFallbackMiddleware(
-                    root: root, fallback: settings.staticFiles.fallback,
-                    excludedPrefixes: [settings.managementPrefix, "/api"]))
-            router.add(middleware: FileMiddleware(root, searchForIndexHtml: true, logger: logger))
+                middleware: PathPrefixed(
+                    prefix: prefix,
+                    SPAFallbackMiddleware(
+                        root: root, fallback: settings.staticFiles.fallback,
+                        excludedPrefixes: [String(settings.managementPrefix.dropFirst(prefix.count)), "/api"])))
+            router.add(
+                middleware: PathPrefixed(
+                    prefix: prefix,
+                    FileMiddleware<BasicBFFRequestContext, LocalFileSystem>(
+                        root, searchForIndexHtml: true, logger: logger)))
         }
         if let devServer = settings.staticFiles.devServer {
             guard let upstream else {
@@ -193,5 +210,31 @@ struct FrontendBuilder: Sendable {
         return GatewayFrontend(
             name: name, match: match, bff: bff, responder: router.buildResponder(), webSockets: webSockets,
             fingerprint: Self.fingerprint(settings))
+    }
+}
+
+/// Runs `inner` on requests below `prefix` as if the prefix were not there (a path-prefix
+/// frontend's static files); other requests go on untouched. An empty prefix runs `inner` on all.
+struct PathPrefixed<Inner: RouterMiddleware>: RouterMiddleware where Inner.Context == BasicBFFRequestContext {
+    typealias Context = BasicBFFRequestContext
+    let prefix: String
+    let inner: Inner
+
+    init(prefix: String, _ inner: Inner) {
+        self.prefix = prefix
+        self.inner = inner
+    }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
+        async throws -> Response
+    {
+        guard !prefix.isEmpty else { return try await inner.handle(request, context: context, next: next) }
+        guard let target = request.head.path, target.hasPrefix(prefix) else { return try await next(request, context) }
+        let rest = target.dropFirst(prefix.count)
+        guard rest.isEmpty || rest.first == "/" || rest.first == "?" else { return try await next(request, context) }
+        var head = request.head
+        head.path = rest.first == "/" ? String(rest) : "/" + rest
+        let stripped = Request(head: head, body: request.body)
+        return try await inner.handle(stripped, context: context) { _, context in try await next(request, context) }
     }
 }

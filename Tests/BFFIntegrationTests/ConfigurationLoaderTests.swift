@@ -101,12 +101,19 @@ struct ConfigurationLoaderTests {
         let environment = [
             "BFF_KEY_K1": "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE", "BFF_OIDC_CLIENT_SECRET": "s",
             "BFF_POSTGRES_URL": "postgres://bff:pw@db.internal/bff",
-            "BFF_KEY_2026_11": "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE",
+            "BFF_KEY_2026_11": "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE", "BFF_ADMIN_CLIENT_SECRET": "a",
         ]
         for file in files {
             let yaml = try String(contentsOfFile: directory + "/" + file, encoding: .utf8)
-            if case .failure(let problems) = load(yaml, env: environment) {
-                Issue.record("\(file): \(problems)")
+            switch load(yaml, env: environment) {
+            case .failure(let problems): Issue.record("\(file): \(problems)")
+            case .success(let configuration) where file == "multi-frontend.yaml":
+                // Three frontends, two IdPs; docs moved under its prefix.
+                #expect(configuration.frontends.map(\.name) == ["shop", "admin", "docs"])
+                #expect(Set(configuration.frontends.map(\.bff.oidc.issuer)).count == 2)
+                #expect(configuration.frontends.last?.bff.apis.map(\.path) == ["/docs/api/search"])
+                #expect(configuration.frontends.last?.bff.oidc.clientSecret == "s", "inherited")
+            case .success: break
             }
         }
     }

@@ -249,4 +249,23 @@ struct MultiFrontendTests {
             }
         }
     }
+
+    /// Two Host fields (RFC 9112 §3.2): 400, whichever frontend either names, on API routes (the
+    /// event-loop handler) and endpoints alike; never forwarded.
+    @Test func aRequestWithTwoHostsIsRefused() async throws {
+        try await Self.run { setup in
+            for target in ["/bff/user", "/api/weather", "/docs/api/weather"] {
+                let client = try await RawConnection.open(port: setup.port)
+                try await client.send(
+                    "GET \(target) HTTP/1.1\r\nHost: 127.0.0.1:\(setup.port)\r\nHost: localhost:\(setup.port)\r\n"
+                        + "X-CSRF: 1\r\n\r\n")
+                let head = try await eventually(until: { $0.contains("\r\n\r\n") && $0.contains("}") }) {
+                    client.received.head
+                }
+                await client.reset()
+                #expect(head.hasPrefix("HTTP/1.1 400"), "\(target): \(head)")
+                #expect(head.contains("urn:bff:problem:bad-request"), "\(target): \(head)")
+            }
+        }
+    }
 }

@@ -40,13 +40,13 @@ extension FrontendSettings {
                     "set it at the top level (shared by every frontend) or remove it")
                 _ = section.raw(key)
             }
-            if let frontend = read(section, defaults: defaults) { frontends.append(frontend) }
+            if let frontend = read(section, top: top, defaults: defaults) { frontends.append(frontend) }
         }
         checkTogether(frontends, top: top)
         return frontends
     }
 
-    static func read(_ section: ConfigSection, defaults: BFFConfiguration) -> FrontendSettings? {
+    static func read(_ section: ConfigSection, top: ConfigSection, defaults: BFFConfiguration) -> FrontendSettings? {
         guard let name = section.string("name") else {
             section.problem("name", "is required", "give every frontend a name such as shop")
             return nil
@@ -89,11 +89,10 @@ extension FrontendSettings {
         for key in sharedSessionKeys where session.raw(key) != nil {
             session.problem(key, "is shared by every frontend", "set session.\(key) at the top level")
         }
-        var ownCookieName = false
-        if session.raw("cookieName") != nil { ownCookieName = true }
         bff.session.read(session)
         bff.session.store = defaults.session.store
-        if !ownCookieName {
+        // The cookie name: the frontend's, else one set at the top level, else after the frontend.
+        if session.string("cookieName") == nil && top.section("session").string("cookieName") == nil {
             bff.session.cookieName = (bff.session.secureCookies ? "__Host-bff-" : "bff-") + name
         }
         bff.staticFiles.read(section.section("static"))

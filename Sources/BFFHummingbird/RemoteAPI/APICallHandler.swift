@@ -95,10 +95,11 @@ final class APICallHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func decide(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         lastActivity = .now()
-        // The request's frontend; without one it is the router's (which answers no-frontend).
-        guard
-            let settings = frontends.settings(
-                host: head.headers.first(name: "host"), path: head.uri.prefix { $0 != "?" })
+        // The request's frontend; without one (or with two Host fields) it is the router's, which
+        // answers no-frontend (or 400).
+        let hosts = head.headers["host"]
+        guard hosts.count <= 1,
+            let settings = frontends.settings(host: hosts.first, path: head.uri.prefix { $0 != "?" })
         else {
             machine.pass()
             passedOn = true
