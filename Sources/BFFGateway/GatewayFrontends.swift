@@ -177,15 +177,33 @@ struct FrontendBuilder: Sendable {
             router.add(middleware: RemoteAPIMiddleware(bff: bff, transport: upstream))
         }
         router.add(middleware: SecurityHeadersMiddleware())
+        // A path-prefix frontend's files are served below its prefix (`/docs/app.js` is `root/app.js`).
+        let prefix = match.pathPrefix ?? ""
+        if let indexURL = settings.staticFiles.indexURL {
+            // Navigations get the fetched index.html; other files come from root, else its origin.
+            let document = IndexDocument(url: indexURL, http: http, time: time, logger: logger)
+            router.add(middleware: IndexDocumentMiddleware(document: document, bff: bff))
+            if settings.staticFiles.root == nil, let origin = WebURL(indexURL)?.origin {
+                guard let upstream else {
+                    throw ProblemList([
+                        .init(
+                            path: "static.indexUrl", message: "no upstream transport was given",
+                            fix: "pass one to Gateway.build")
+                    ])
+                }
+                router.add(
+                    middleware: DevServerMiddleware(devServer: origin, transport: upstream, bff: bff, logger: logger))
+            }
+        }
         if let root = settings.staticFiles.root {
-            // A path-prefix frontend's files are served below its prefix (`/docs/app.js` is `root/app.js`).
-            let prefix = match.pathPrefix ?? ""
-            router.add(
-                middleware: PathPrefixed(
-                    prefix: prefix,
-                    SPAFallbackMiddleware(
-                        root: root, fallback: settings.staticFiles.fallback,
-                        excludedPrefixes: [String(settings.managementPrefix.dropFirst(prefix.count)), "/api"])))
+            if settings.staticFiles.indexURL == nil {
+                router.add(
+                    middleware: PathPrefixed(
+                        prefix: prefix,
+                        SPAFallbackMiddleware(
+                            root: root, fallback: settings.staticFiles.fallback,
+                            excludedPrefixes: [String(settings.managementPrefix.dropFirst(prefix.count)), "/api"])))
+            }
             router.add(
                 middleware: PathPrefixed(
                     prefix: prefix,

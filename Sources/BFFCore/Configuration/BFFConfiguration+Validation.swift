@@ -201,6 +201,23 @@ extension BFFConfiguration {
             }
         }
 
+        if let indexURL = staticFiles.indexURL {
+            if let url = WebURL(indexURL), !indexURL.contains("#"), !indexURL.contains("@") {
+                if url.scheme != "https" && !url.isLoopback {
+                    add(
+                        "static.indexUrl", "plain http is only allowed for a loopback origin",
+                        "use the https URL of index.html")
+                }
+            } else {
+                add(
+                    "static.indexUrl", "'\(indexURL)' is not an absolute http(s) URL",
+                    "write it as https://cdn.example.com/app/index.html")
+            }
+            if staticFiles.devServer != nil {
+                add("static.indexUrl", "is set together with static.devServer", "use one of them")
+            }
+        }
+
         // management prefix
         if !managementPrefix.hasPrefix("/") || managementPrefix.hasSuffix("/") || managementPrefix.count < 2 {
             add("managementPrefix", "'\(managementPrefix)' is not a path like /bff", "use /bff")

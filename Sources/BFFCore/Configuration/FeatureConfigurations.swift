@@ -57,11 +57,17 @@ public struct StaticFilesConfiguration: Sendable {
     /// A local development server (`http://127.0.0.1:5173`: Vite, webpack) that answers every
     /// request that is not the BFF's, an API route or a callback — its HMR WebSocket included.
     public var devServer: String?
+    /// `index.html` fetched from a CDN or origin server (`https://cdn.example.com/app/index.html`)
+    /// and cached (its `ETag` and `max-age`, 5 min by default) for SPA navigations; other files
+    /// come from `root` when set, else from the same origin (proxied).
+    public var indexURL: String?
     /// Creates static settings with the defaults.
-    public init(root: String? = nil, fallback: String = "index.html", devServer: String? = nil) {
+    public init(root: String? = nil, fallback: String = "index.html", devServer: String? = nil, indexURL: String? = nil)
+    {
         self.root = root
         self.fallback = fallback
         self.devServer = devServer
+        self.indexURL = indexURL
     }
 }
 

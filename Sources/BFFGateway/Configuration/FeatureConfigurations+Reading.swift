@@ -42,7 +42,9 @@ extension UserConfiguration {
 extension StaticFilesConfiguration {
     /// Reads `static:` over the values already set, key by key (an explicit null clears one).
     mutating func read(_ section: ConfigSection) {
-        for (key, keyPath) in [("root", \StaticFilesConfiguration.root), ("devServer", \.devServer)] {
+        for (key, keyPath) in [
+            ("root", \StaticFilesConfiguration.root), ("devServer", \.devServer), ("indexUrl", \.indexURL),
+        ] {
             if let value = section.string(key) {
                 self[keyPath: keyPath] = value
             } else if section.isExplicitNull(key) {
