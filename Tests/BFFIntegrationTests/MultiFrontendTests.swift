@@ -161,6 +161,13 @@ struct MultiFrontendTests {
                 let page = try await browser.get(url, headers: Self.csrf)
                 #expect(page.status == 200, "\(url): \(page.status) \(page.body)")
             }
+            // Each session's store key carries its frontend's tag (`bff sessions --frontend`).
+            let records = try await #require(setup.gateway.store).list(
+                issuer: nil, idpSessionID: nil, subject: nil, limit: 10)
+            #expect(records.count == 3)
+            for name in ["shop", "admin", "docs"] {
+                #expect(records.filter { $0.key.starts(with: SessionManager.frontendTag(name)) }.count == 1, "\(name)")
+            }
             // A prefix frontend's route exists only under its prefix; admin's (same host) has none there.
             #expect(try await docs.get(setup.admin + "/docs/api/other", headers: Self.csrf).status == 404)
         }

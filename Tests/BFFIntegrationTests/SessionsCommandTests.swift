@@ -59,6 +59,54 @@ struct SessionsCommandTests {
         #expect(remaining == 0)
     }
 
+    /// With `frontends:`, `--frontend` acts on that frontend's sessions only (its store keys carry
+    /// its tag), and without it every frontend's, each with its own issuer.
+    @Test func frontendSelectsOneFrontendsSessions() async throws {
+        let directory = try Self.makeDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let config = directory + "/bff.yaml"
+        try """
+        oidc: {issuer: "https://idp.example.com", clientId: bff, clientSecret: s}
+        session: {store: sqlite, sqlite: {path: "\(directory)/sessions.sqlite"}}
+        keys: [{id: k1, secret: "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE"}]
+        frontends:
+          - {name: shop, match: {pathPrefix: /shop}}
+          - {name: docs, match: {pathPrefix: /docs}}
+          - {name: admin, match: {pathPrefix: /admin}, oidc: {issuer: "https://staff.example.com"}}
+        """.write(toFile: config, atomically: true, encoding: .utf8)
+        let store = try await SQLiteSessionStore.open(path: directory + "/sessions.sqlite")
+        let now = SystemTimeSource().now
+        func record(_ frontend: String, _ tag: UInt8, sub: String, issuer: String = "https://idp.example.com")
+            -> SessionRecord
+        {
+            SessionRecord(
+                key: SessionManager.frontendTag(frontend) + Array(repeating: tag, count: 28), sealed: [tag],
+                subject: sub, idpSessionID: "s\(tag)", issuer: issuer, createdAt: now, renewedAt: now,
+                expiresAt: now + 600)
+        }
+        try await store.insert(record("shop", 1, sub: "alice"))
+        try await store.insert(record("docs", 2, sub: "alice"))
+        try await store.insert(record("docs", 3, sub: "bob"))
+        try await store.insert(record("admin", 4, sub: "alice", issuer: "https://staff.example.com"))
+        try await store.insert(record("shop", 5, sub: "bob"))
+        try await store.close()
+        func remaining() async throws -> [UInt8] {
+            let reopened = try await SQLiteSessionStore.open(path: directory + "/sessions.sqlite")
+            let records = try await reopened.list(issuer: nil, idpSessionID: nil, subject: nil, limit: 100)
+            try await reopened.close()
+            return records.map { $0.sealed[0] }.sorted()
+        }
+        try await SessionsCommand.List.parse(["--config", config, "--frontend", "docs"]).run()
+        try await SessionsCommand.Revoke.parse(["--config", config, "--sub", "alice", "--frontend", "shop"]).run()
+        #expect(try await remaining() == [2, 3, 4, 5], "only shop's alice")
+        try await SessionsCommand.Revoke.parse(["--config", config, "--sub", "alice"]).run()
+        #expect(try await remaining() == [3, 5], "every frontend's alice, each of its own issuer")
+        await #expect(throws: (any Error).self) {
+            try await SessionsCommand.Revoke.parse(["--config", config, "--sub", "bob", "--frontend", "nope"]).run()
+        }
+        #expect(try await remaining() == [3, 5])
+    }
+
     @Test(
         .enabled(
             if: ProcessInfo.processInfo.environment["BFF_TEST_POSTGRES_URL"] != nil,

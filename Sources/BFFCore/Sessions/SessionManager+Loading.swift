@@ -71,7 +71,7 @@ extension SessionManager {
             ticket.count == 48
         else { return nil }
         return OpenedTicket(
-            cookieValue: value, storeKey: Array(SHA256.hash(data: ticket[0..<16])),
+            cookieValue: value, storeKey: storeKey(forID: ticket[0..<16]),
             sessionKey: SymmetricKey(data: ticket[16..<48]), cached: nil)
     }
 

@@ -71,6 +71,21 @@ public struct SessionManager: Sendable {
     var idleSeconds: Int64 { configuration.idleTimeout.components.seconds }
     var absoluteSeconds: Int64 { configuration.absoluteTimeout.components.seconds }
 
+    /// The store key of the session with ticket id `id`: its SHA-256. For one frontend of several
+    /// (a partitioned sealer), the frontend's name is bound in: the first four bytes are
+    /// ``frontendTag(_:)`` (so `bff sessions --frontend` can tell its sessions), the rest the
+    /// hash of the name and the id.
+    func storeKey(forID id: some Collection<UInt8>) -> [UInt8] {
+        guard !sealer.partition.isEmpty else { return Array(SHA256.hash(data: Array(id))) }
+        let hash = SHA256.hash(data: Array(sealer.partition.utf8) + [0] + Array(id))
+        return Self.frontendTag(sealer.partition) + Array(hash).dropFirst(4)
+    }
+
+    /// The first four bytes of every store key of frontend `name`'s sessions.
+    public static func frontendTag(_ name: String) -> [UInt8] {
+        Array(SHA256.hash(data: Array("bff-frontend".utf8) + [0] + Array(name.utf8)).prefix(4))
+    }
+
     /// Stores a new session and returns the cookies that name it (and expire any previous one).
     public func create(_ session: Session, replacing previous: LoadedSession?, cookies: CookieHeader) async throws
         -> [SetCookie]
@@ -79,7 +94,7 @@ public struct SessionManager: Sendable {
         if let store {
             let id = random.bytes(16)
             let key = random.bytes(32)
-            let storeKey = Array(SHA256.hash(data: id))
+            let storeKey = storeKey(forID: id)
             let sessionKey = SymmetricKey(data: key)
             let record = try record(for: session, storeKey: storeKey, sessionKey: sessionKey)
             try await withStoreDeadline(configuration.storeTimeout) { try await store.insert(record) }

@@ -40,27 +40,78 @@ struct SessionsCommand: AsyncParsableCommand {
         }
     }
 
-    /// `bff sessions list [--sub S] [--sid S]`.
+    /// The frontends a command acts on: the one named by `--frontend`, else every one (a
+    /// configuration without `frontends:` has one, unnamed).
+    static func frontends(_ configuration: GatewayConfiguration, named name: String?) throws -> [FrontendSettings] {
+        let all =
+            configuration.frontends.isEmpty
+            ? [FrontendSettings(name: "", match: FrontendMatch(), bff: configuration.bff)] : configuration.frontends
+        guard let name else { return all }
+        guard let chosen = all.first(where: { $0.name == name && !name.isEmpty }) else {
+            let names = configuration.frontends.map(\.name)
+            CommandSupport.printError(
+                "--frontend \(name): no such frontend (fix: use one of: \(names.isEmpty ? "none configured" : names.joined(separator: ", ")))"
+            )
+            throw ExitCode(1)
+        }
+        return [chosen]
+    }
+
+    /// Whether `record` is a session of `frontend` (its store key carries the frontend's tag).
+    static func belongs(_ record: SessionRecord, to frontend: FrontendSettings) -> Bool {
+        frontend.name.isEmpty || record.key.starts(with: SessionManager.frontendTag(frontend.name))
+    }
+
+    /// `bff sessions list [--sub S] [--sid S] [--frontend NAME]`.
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List sessions (never their contents).")
         @Option(name: .long, help: "Path of the YAML configuration.") var config: String
         @Option(name: .long, help: "Only this subject.") var sub: String?
         @Option(name: .long, help: "Only this IdP session id.") var sid: String?
+        @Option(name: .long, help: "Only this frontend's sessions (frontends[].name).") var frontend: String?
         @Option(name: .long, help: "At most this many rows.") var limit: Int = 1000
 
         func run() async throws {
-            let (store, _) = try await SessionsCommand.openStore(config: config)
-            let records = try await store.list(issuer: nil, idpSessionID: sid, subject: sub, limit: limit)
+            let (store, configuration) = try await SessionsCommand.openStore(config: config)
+            let chosen: [FrontendSettings]
+            do {
+                chosen = try SessionsCommand.frontends(configuration, named: frontend)
+            } catch {
+                await store.shutdown()  // an open SQLite connection must be closed before it goes
+                throw error
+            }
+            var records: [SessionRecord]
+            do {
+                // Filtered by frontend after reading: read enough rows that `limit` of its remain.
+                records = try await store.list(
+                    issuer: nil, idpSessionID: sid, subject: sub, limit: frontend == nil ? limit : Int(Int32.max))
+            } catch {
+                await store.shutdown()
+                throw error
+            }
             await store.shutdown()
+            if frontend != nil {
+                records = Array(
+                    records.filter { record in chosen.contains { SessionsCommand.belongs(record, to: $0) } }
+                        .prefix(limit))
+            }
+            let named = configuration.frontends
+            func frontendName(_ record: SessionRecord) -> String {
+                (named.first { SessionsCommand.belongs(record, to: $0) }?.name ?? "-")
+                    .padding(toLength: 12, withPad: " ", startingAt: 0)
+            }
             let now = SystemTimeSource().now
             print(  // justified: the command's result goes to stdout
-                "id        subject                          sid                      created               expires-in")
+                (named.isEmpty ? "" : "frontend     ")
+                    + "id        subject                          sid                      created               expires-in"
+            )
             for record in records {
                 let id = record.key.prefix(4).map { String(format: "%02x", $0) }.joined()
                 let created = ISO8601DateFormatter().string(
                     from: Date(timeIntervalSince1970: TimeInterval(record.createdAt)))
                 print(  // justified: the command's result goes to stdout
-                    "\(id)  \(record.subject.padding(toLength: 32, withPad: " ", startingAt: 0)) \((record.idpSessionID ?? "-").padding(toLength: 24, withPad: " ", startingAt: 0)) \(created)  \(max(0, record.expiresAt - now))s"
+                    (named.isEmpty ? "" : frontendName(record) + " ")
+                        + "\(id)  \(record.subject.padding(toLength: 32, withPad: " ", startingAt: 0)) \((record.idpSessionID ?? "-").padding(toLength: 24, withPad: " ", startingAt: 0)) \(created)  \(max(0, record.expiresAt - now))s"
                 )
             }
             print("\(records.count) session(s)")  // justified: the command's result goes to stdout
@@ -75,29 +126,63 @@ struct SessionsCommand: AsyncParsableCommand {
         @Option(name: .long, help: "End every session of this subject.") var sub: String?
         @Option(name: .long, help: "End every session of this IdP session id.") var sid: String?
         @Flag(name: .long, help: "Remove every expired session.") var allExpired = false
+        @Option(name: .long, help: "Only this frontend's sessions (frontends[].name).") var frontend: String?
 
         func validate() throws {
             let chosen = [sub != nil, sid != nil, allExpired].filter { $0 }.count
             guard chosen == 1 else { throw ValidationError("give exactly one of --sub, --sid or --all-expired") }
+            if allExpired && frontend != nil {
+                throw ValidationError("--all-expired removes every frontend's expired sessions: leave out --frontend")
+            }
         }
 
         func run() async throws {
             let (store, configuration) = try await SessionsCommand.openStore(config: config)
-            let removed: [SessionRecord]
+            let chosen: [FrontendSettings]
+            do {
+                chosen = try SessionsCommand.frontends(configuration, named: frontend)
+            } catch {
+                await store.shutdown()  // an open SQLite connection must be closed before it goes
+                throw error
+            }
+            // Each frontend's sessions of its own issuer; with several, matched by the store key's tag.
+            var removed: [(FrontendSettings, [SessionRecord])] = []
             do {
                 if allExpired {
-                    removed = try await store.removeExpired(now: SystemTimeSource().now)
+                    let expired = try await store.removeExpired(now: SystemTimeSource().now)
+                    removed = chosen.map { frontend in
+                        (frontend, expired.filter { SessionsCommand.belongs($0, to: frontend) })
+                    }
+                } else if chosen.count == 1 && chosen[0].name.isEmpty {
+                    removed = [
+                        (
+                            chosen[0],
+                            try await store.removeAll(
+                                issuer: configuration.bff.oidc.issuer, idpSessionID: sid, subject: sub)
+                        )
+                    ]
                 } else {
-                    removed = try await store.removeAll(
-                        issuer: configuration.bff.oidc.issuer, idpSessionID: sid, subject: sub)
+                    for frontend in chosen {
+                        let listed = try await store.list(
+                            issuer: frontend.bff.oidc.issuer, idpSessionID: sid, subject: sub, limit: Int(Int32.max))
+                        var ended: [SessionRecord] = []
+                        for record in listed where SessionsCommand.belongs(record, to: frontend) {
+                            if let gone = try await store.remove(key: record.key) { ended.append(gone) }
+                        }
+                        removed.append((frontend, ended))
+                    }
                 }
             } catch {
                 await store.shutdown()
                 throw error
             }
             await store.shutdown()
-            print("revoked \(removed.count) session(s)")  // justified: the command's result goes to stdout
-            try await Self.revokeRefreshTokens(of: removed, configuration: configuration)
+            print("revoked \(removed.map(\.1.count).reduce(0, +)) session(s)")  // justified: the command's result
+            for (frontend, records) in removed where !records.isEmpty {
+                var settings = configuration
+                settings.bff = frontend.bff
+                try await Self.revokeRefreshTokens(of: records, configuration: settings)
+            }
         }
 
         /// Revokes the ended sessions' refresh tokens at the IdP, through the same revoker the
