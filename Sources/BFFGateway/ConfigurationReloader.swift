@@ -164,6 +164,12 @@ final class ConfigurationReloader: Sendable {
         } catch {
             problems.append(.init(path: "(reload)", message: "\(error)", fix: "check the configuration"))
         }
+        if !frontends.upgrades, built.contains(where: { !$0.webSockets.isEmpty }) {
+            problems.append(
+                .init(
+                    path: "apis", message: "adds the first WebSocket route or dev server: the listener has no upgrades",
+                    fix: "restart the gateway for this change"))
+        }
         if !problems.isEmpty { return .refused(problems) }
         // Cookie mode: the stored revocation records apply before the new frontends serve anyone.
         // (Frontends share one revocation list; a new BFF restores into it, which is idempotent.)

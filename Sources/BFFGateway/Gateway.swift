@@ -126,7 +126,7 @@ struct Gateway {
         }
         let active = ActiveFrontends(frontends, source: configuration.source, apiCalls: apiCalls)
         let server: HTTPServerBuilder
-        if frontends.contains(where: { !$0.webSockets.isEmpty }) {
+        if active.upgrades {
             // WebSocket routes need the upgrade-capable channel; upgrades go to the frontend's bridge.
             server = BFFWebSocketBridge.server(
                 configuration: http1, apiCalls: apiCalls.map(APICallHandlers.init(frontends:)),

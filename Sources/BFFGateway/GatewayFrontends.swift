@@ -52,10 +52,14 @@ final class ActiveFrontends: Sendable {
     private let snapshot: Mutex<Snapshot>
     /// The event-loop handler's view of the same frontends (nil when API calls go through the router).
     let apiCalls: APICallFrontends?
+    /// Whether the listener was built with WebSocket upgrades (some frontend had a WebSocket route
+    /// or a dev server): a reload cannot add the first one.
+    let upgrades: Bool
 
     init(_ frontends: [GatewayFrontend], source: ConfigurationSource?, apiCalls: APICallFrontends?) {
         self.snapshot = Mutex(Snapshot(frontends, source: source))
         self.apiCalls = apiCalls
+        self.upgrades = frontends.contains { !$0.webSockets.isEmpty }
     }
 
     var current: Snapshot { snapshot.withLock { $0 } }

@@ -254,6 +254,17 @@ struct ReloadTests {
         return problems.map(\.path)
     }
 
+    /// The listener was built without WebSocket upgrades: a reload cannot add the first
+    /// WebSocket route (it would never be upgraded); refused with "restart".
+    @Test func theFirstWebSocketRouteNeedsARestart() async throws {
+        try await Self.run { env in
+            try env.write(
+                Self.yaml(env.ports).replacingOccurrences(of: "token: user}", with: "token: user, websocket: true}"))
+            let outcome = await env.reloader.reload(reason: "test")
+            #expect(Self.refused(outcome) == ["apis"], "\(outcome)")
+        }
+    }
+
     @Test func aWatchedFileIsReloadedWhenItChangesAndConfigShowsIt() async throws {
         try await Self.run(watch: .milliseconds(100)) { env in
             let admin = TestBrowser()
