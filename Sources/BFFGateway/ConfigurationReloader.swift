@@ -54,7 +54,7 @@ final class ConfigurationReloader: Sendable {
     enum Outcome: Sendable, Equatable {
         /// Applied: the names of the frontends added, changed and removed.
         case applied(added: [String], changed: [String], removed: [String])
-        /// The file has not changed since it was loaded: nothing to do.
+        /// Nothing the file (and the secrets it names) configures has changed: nothing to do.
         case unchanged
         /// Refused: the running configuration stays.
         case refused([ConfigurationProblem])
@@ -109,11 +109,7 @@ final class ConfigurationReloader: Sendable {
         let environment = self.environment()
         let source = ConfigurationSource(path: path, contents: data, environment: environment)
         let current = state.withLock { $0 }
-        if let running = current.configuration.source, running.fingerprint == source.fingerprint,
-            running.environmentOverrides == source.environmentOverrides
-        {
-            return .unchanged
-        }
+        // (Not skipped when the file's bytes are the same: a `file:` secret it names may have changed.)
         var next: GatewayConfiguration
         switch GatewayConfigurationLoader.load(yaml: String(decoding: data, as: UTF8.self), environment: environment) {
         case .success(let loaded): next = loaded
@@ -185,6 +181,13 @@ final class ConfigurationReloader: Sendable {
             }
         }
         let removed = old.map(\.name).filter { name in !built.contains { $0.name == name } }
+        if added.isEmpty && changed.isEmpty && removed.isEmpty && !keysChanged {
+            // Every frontend, secrets included, is what it was (a comment may have changed: the
+            // file's fingerprint in `GET /config` follows it).
+            frontends.replace(old, source: source)
+            state.withLock { $0.configuration = next }
+            return .unchanged
+        }
         let retired = old.filter { frontend in !built.contains { $0.bff.revoker === frontend.bff.revoker } }
         frontends.replace(built, source: source)
         state.withLock {
@@ -229,6 +232,20 @@ final class ConfigurationReloader: Sendable {
         check("server.dataDirectory", old.dataDirectory == new.dataDirectory)
         check("telemetry", old.telemetry == new.telemetry)
         check("logging", old.logging == new.logging)
+        check("config.watch", old.watch == new.watch)
+        // The TLS transport loads CA files once, at start (a route may drop one, not add one).
+        let oldCAs = Set(old.effectiveFrontends.flatMap(\.apis).compactMap(\.caFile))
+        for (index, frontend) in new.effectiveFrontends.enumerated() {
+            for (route, api) in frontend.apis.enumerated() {
+                if let file = api.caFile, !oldCAs.contains(file) {
+                    let path = new.frontends.isEmpty ? "apis[\(route)]" : "frontends[\(index)].apis[\(route)]"
+                    problems.append(
+                        .init(
+                            path: path + ".caFile", message: "'\(file)' is new: CA files are loaded at start",
+                            fix: "restart the gateway for this change"))
+                }
+            }
+        }
         return problems
     }
 

@@ -70,7 +70,8 @@ struct FrontendServices: Service {
     }
 
     /// Calls `changed` whenever the file's size, modification time or inode differ from the last
-    /// look (an editor that replaces the file changes the inode), until graceful shutdown.
+    /// reload's (an editor that replaces the file changes the inode) and then stayed the same for
+    /// one more look (a file still being written is not read half-way), until graceful shutdown.
     static func watchFile(_ path: String, every interval: Duration, changed: @Sendable () -> Void) async {
         func stamp() -> String? {
             guard let attributes = try? FileManager.default.attributesOfItem(atPath: path) else { return nil }
@@ -78,6 +79,7 @@ struct FrontendServices: Service {
             return "\(attributes[.size] ?? 0)/\(modified)/\(attributes[.systemFileNumber] ?? 0)"
         }
         var last = stamp()
+        var pending: String?
         while !Task.isShuttingDownGracefully {
             do {
                 try await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
@@ -86,8 +88,15 @@ struct FrontendServices: Service {
             }
             let now = stamp()
             if now != last, now != nil {
-                last = now
-                changed()
+                if now == pending {
+                    last = now
+                    pending = nil
+                    changed()
+                } else {
+                    pending = now
+                }
+            } else {
+                pending = nil
             }
         }
     }

@@ -84,9 +84,10 @@ final class ActiveFrontends: Sendable {
         >
     {
         { [self] head, channel, logger in
-            guard let frontend = select(host: head.authority, path: (head.path ?? "").prefix { $0 != "?" }) else {
-                return .dontUpgrade
-            }
+            // Two Host fields: not upgraded (the request then goes on as HTTP: 400).
+            guard GatewayHeaderNames.host.map({ head.headerFields[$0] == nil }) ?? true,
+                let frontend = select(host: head.authority, path: (head.path ?? "").prefix { $0 != "?" })
+            else { return .dontUpgrade }
             return await frontend.webSockets.shouldUpgrade(head, channel: channel, logger: logger)
         }
     }

@@ -13,7 +13,7 @@ extension BFF {
     /// `GET /bff/login?returnUrl=&prompt=`: starts the authorization code flow.
     func login<Context: BFFRequestContext>(_ request: Request, context: Context) async throws -> Response {
         guard let query = FormEncoding.firstValues(request.rawQuery) else { return BFFResponses.problem(.badRequest) }
-        let returnURL = query["returnUrl"] ?? "/"
+        let returnURL = query["returnUrl"] ?? configuration.homePath
         guard ReturnURLValidator.isValid(returnURL) else { return BFFResponses.problem(.invalidReturnURL) }
         let prompt = query["prompt"]
         if let prompt, !PromptValidator.known.contains(prompt) { return BFFResponses.problem(.invalidPrompt) }

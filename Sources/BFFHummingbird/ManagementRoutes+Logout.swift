@@ -9,7 +9,7 @@ extension BFF {
         // A cross-site request ends nothing (beyond Duende): no forced logout from other sites.
         guard !isCrossSite(request) else { return BFFResponses.problem(.antiforgery) }
         guard let query = FormEncoding.firstValues(request.rawQuery) else { return BFFResponses.problem(.badRequest) }
-        let returnURL = query["returnUrl"] ?? "/"
+        let returnURL = query["returnUrl"] ?? configuration.homePath
         guard ReturnURLValidator.isValid(returnURL) else { return BFFResponses.problem(.invalidReturnURL) }
         let cookieHeader = request.cookieHeader
         // The store cannot say which session this is: clearing the cookie would leave it alive.
@@ -76,7 +76,7 @@ extension BFF {
             ReturnURLValidator.isValid(transaction.returnURL)
         else {
             context.logger.info("post-logout callback without a matching logout transaction")
-            return BFFResponses.redirect(to: "/", cookies: expired)
+            return BFFResponses.redirect(to: configuration.homePath, cookies: expired)
         }
         return BFFResponses.redirect(to: transaction.returnURL, cookies: expired)
     }

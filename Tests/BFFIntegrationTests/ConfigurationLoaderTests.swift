@@ -93,6 +93,20 @@ struct ConfigurationLoaderTests {
         #expect(configuration.session.idleTimeout == .seconds(7200))
     }
 
+    /// A file that does not parse: the problem gives the position, never the offending line (it
+    /// may hold a key or a client secret, and reload problems are logged).
+    @Test func aYAMLErrorDoesNotQuoteTheFile() {
+        let found = problems(
+            """
+            keys:
+              - id: k1
+                secret: AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI: oops
+            """)
+        #expect(found.map(\.path) == ["(file)"])
+        #expect(found.first?.message.contains("3:") == true, "\(found)")
+        #expect(!found.description.contains("AgICAg"), "\(found)")
+    }
+
     @Test func everyExampleConfigurationLoads() throws {
         let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
             .appendingPathComponent("../../Examples/configs").standardized.path

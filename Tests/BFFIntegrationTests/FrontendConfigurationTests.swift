@@ -63,6 +63,8 @@ struct FrontendConfigurationTests {
         #expect(docs.bff.session.idleTimeout == .seconds(1800), "the top-level value")
         #expect(docs.bff.server.publicOrigin == "https://www.example.com")
         #expect(docs.bff.managementPrefix == "/docs/bff")
+        #expect(docs.bff.homePath == "/docs/", "login and logout return under the prefix by default")
+        #expect(shop.bff.homePath == "/")
         #expect(docs.bff.oidc.callbackPath == "/docs/signin-oidc")
         #expect(docs.bff.oidc.postLogoutCallbackPath == "/docs/signout-callback-oidc")
         #expect(docs.bff.apis.map(\.path) == ["/docs/api/pages"], "its own list, under its prefix")
@@ -110,6 +112,17 @@ struct FrontendConfigurationTests {
             #expect(found.contains(problem), "missing: \(problem)\nfound: \(found.joined(separator: "\n"))")
         }
         #expect(found.count == expected.count, "\(found.joined(separator: "\n"))")
+    }
+
+    /// Cookies are not scoped by port: one host on two ports is one cookie jar.
+    @Test func oneCookieNameOnOneHostIsRefusedWhateverThePorts() {
+        let found = problems(
+            """
+              - {name: a, match: {host: "app.example.com:8443"}, publicOrigin: "https://app.example.com:8443", session: {cookieName: __Host-x}}
+              - {name: b, match: {host: "app.example.com:9443"}, publicOrigin: "https://app.example.com:9443", session: {cookieName: __Host-x}}
+              - {name: c, match: {host: "other.example.com"}, publicOrigin: "https://other.example.com", session: {cookieName: __Host-x}}
+            """)
+        #expect(found == ["frontends[1].session.cookieName: '__Host-x' is also frontends[0]'s, on the same host"])
     }
 
     @Test func frontendsMustBeAList() {

@@ -126,6 +126,9 @@ struct MultiFrontendTests {
         try #require(submitted.status == 302, "login form answered \(submitted.status)")
         let callback = try await browser.get(try #require(submitted.location))
         #expect(callback.status == 302, "callback at \(base): \(callback.status) \(callback.body)")
+        // Without returnUrl: the frontend's own home (a prefix frontend's is under its prefix).
+        let home = base + "/"  // (the browser shows it absolute: the origin, then `/` or `/docs/`)
+        #expect(callback.location == home, "\(base) returned to \(callback.location ?? "-")")
     }
 
     static let csrf = [("X-CSRF", "1")]

@@ -254,6 +254,25 @@ struct ReloadTests {
         return problems.map(\.path)
     }
 
+    /// Changes a running process cannot make, each refused by name: a new CA file (loaded at
+    /// start), `config.watch`; and a stale pid file naming another program is not signalled.
+    @Test func caFilesAndWatchingNeedARestart() async throws {
+        let pki = try TLSUpstreamTests.PKI.make()
+        defer { try? FileManager.default.removeItem(atPath: pki.directory) }
+        try await Self.run { env in
+            let https = Self.yaml(env.ports, upstream: "https://localhost:1/echo")
+            try env.write(
+                https.replacingOccurrences(of: "token: user}", with: "token: user, caFile: \"\(pki.caFile)\"}"))
+            #expect(Self.refused(await env.reloader.reload(reason: "test")) == ["frontends[0].apis[0].caFile"])
+            try env.write(Self.yaml(env.ports) + "config: {watch: true}\n")
+            #expect(Self.refused(await env.reloader.reload(reason: "test")) == ["config.watch"])
+            // A pid file with a live pid that is not a `bff serve` (this test process).
+            let pidFile = PIDFile(directory: env.ports.directory)
+            try pidFile.write()
+            #expect(pidFile.read() == nil)
+        }
+    }
+
     /// The listener was built without WebSocket upgrades: a reload cannot add the first
     /// WebSocket route (it would never be upgraded); refused with "restart".
     @Test func theFirstWebSocketRouteNeedsARestart() async throws {

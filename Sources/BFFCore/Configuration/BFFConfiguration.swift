@@ -32,6 +32,9 @@ public struct BFFConfiguration: Sendable {
     /// nil for the only one. It is bound into everything the BFF seals (cookies, sessions at rest),
     /// so one frontend's session, login or logout cookie is anonymous on every other.
     public var frontend: String?
+    /// Where the SPA lives: the default `returnUrl` of login and logout, and where the
+    /// post-logout callback lands. `/`; a path-prefix frontend's is its prefix (`/docs/`).
+    public var homePath = "/"
 
     /// Creates a configuration; every argument has the documented default.
     public init(

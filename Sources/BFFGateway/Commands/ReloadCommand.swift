@@ -59,12 +59,18 @@ struct PIDFile {
         }
     }
 
-    /// The pid, when the file names a live process.
+    /// The pid, when the file names a live `bff serve` (on Linux its command line is checked: a
+    /// stale file whose pid was reused by another program is not signalled).
     func read() -> pid_t? {
         guard let data = FileManager.default.contents(atPath: path),
             let pid = pid_t(String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)),
             pid > 1, kill(pid, 0) == 0 || errno == EPERM
         else { return nil }
+        #if os(Linux)
+            guard let cmdline = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return nil }
+            let arguments = cmdline.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+            guard arguments.count >= 2, arguments.dropFirst().contains("serve") else { return nil }
+        #endif
         return pid
     }
 

@@ -7,6 +7,12 @@ import Foundation
 import Logging
 import ServiceLifecycle
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// `bff serve --config FILE`.
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "serve", abstract: "Run the gateway.")
@@ -41,7 +47,9 @@ struct ServeCommand: AsyncParsableCommand {
             let reloader = gateway.reloader(path: config, logger: logger)
             var services: [any Service] = [gateway.service, forwarder]
             services += gateway.maintenance(reloader: reloader, watch: configuration.watch ? .seconds(2) : nil)
-            // `bff reload` finds this process here.
+            // `bff reload` finds this process here; from now on SIGHUP must not end it (its default
+            // action), also before the reload service installs its handler.
+            signal(SIGHUP, SIG_IGN)
             let pidFile = PIDFile(directory: configuration.dataDirectory)
             try pidFile.write()
             defer { pidFile.remove() }

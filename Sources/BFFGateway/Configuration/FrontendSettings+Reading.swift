@@ -112,6 +112,7 @@ extension FrontendSettings {
         if let prefix, isValidPrefix(prefix), prefix != "/" {
             // Every endpoint of a path-prefix frontend sits under its prefix.
             bff.managementPrefix = prefix + bff.managementPrefix
+            bff.homePath = prefix + "/"
             bff.oidc.callbackPath = prefix + bff.oidc.callbackPath
             bff.oidc.postLogoutCallbackPath = prefix + bff.oidc.postLogoutCallbackPath
             for index in bff.apis.indices { bff.apis[index].path = prefix + bff.apis[index].path }
@@ -135,10 +136,13 @@ extension FrontendSettings {
                 // (A repeated name repeats its default cookie name: reported once, as the name.)
                 // Two frontends a browser may visit on one host must not overwrite each other's cookie
                 // (on different hosts the same name is fine: the sealed value is bound to its frontend).
+                // Cookies are not scoped by port: `host:1` and `host:2` are one host for them.
                 let name = frontend.bff.session.cookieName
                 if let first = cookies[name, default: []].first(where: {
-                    let other = frontends[$0].match.host
-                    return other == nil || frontend.match.host == nil || other == frontend.match.host
+                    guard let other = frontends[$0].match.host.map(cookieHost),
+                        let this = frontend.match.host.map(cookieHost)
+                    else { return true }
+                    return other == this
                 }) {
                     section.problem(
                         "session.cookieName", "'\(name)' is also frontends[\(first)]'s, on the same host",
@@ -152,6 +156,12 @@ extension FrontendSettings {
                 matches[frontend.match] = index
             }
         }
+    }
+
+    /// A `Host` value without its port (`[::1]:80` → `[::1]`): what cookies are scoped to.
+    static func cookieHost(_ host: String) -> String {
+        if host.hasPrefix("["), let end = host.firstIndex(of: "]") { return String(host[...end]) }
+        return String(host.prefix { $0 != ":" })
     }
 
     static func isValidName(_ name: String) -> Bool {

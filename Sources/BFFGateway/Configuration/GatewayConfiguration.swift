@@ -70,7 +70,9 @@ enum GatewayConfigurationLoader {
         } catch {
             return .failure(
                 ProblemList([
-                    .init(path: "(file)", message: "is not valid YAML: \(error)", fix: "check indentation and quoting")
+                    .init(
+                        path: "(file)", message: "is not valid YAML: \(yamlProblem(error))",
+                        fix: "check indentation and quoting")
                 ]))
         }
         let root: [String: Any]
@@ -201,6 +203,13 @@ enum GatewayConfigurationLoader {
         gateway.bff = configuration
         if !problems.isEmpty { return .failure(ProblemList(problems)) }
         return .success(gateway)
+    }
+
+    /// A YAML parser error as problems may show it: its position and kind only. Yams quotes the
+    /// offending source line, which may hold a key or a client secret (and problems are logged).
+    static func yamlProblem(_ error: any Error) -> String {
+        let first = String(describing: error).split(separator: "\n", omittingEmptySubsequences: true).first ?? ""
+        return first.hasSuffix(":") ? String(first.dropLast()) : String(first)
     }
 
     /// `host:port` or `[v6]:port`.
