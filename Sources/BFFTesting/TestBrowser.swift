@@ -55,6 +55,13 @@ public final class TestBrowser: Sendable {
     /// Shuts the HTTP client down.
     public func shutdown() async throws { try await client.shutdown() }
 
+    deinit {
+        // A test that failed before calling shutdown() must fail alone, not end the whole run
+        // (AsyncHTTPClient traps on a client dropped without shutdown): shut it down in the
+        // background (it keeps itself alive until done; a second shutdown is only an error here).
+        client.shutdown { _ in }
+    }
+
     /// Cookies currently held for `host`.
     public func cookies(host: String) -> [String: String] { state.withLock { $0.jar[host] ?? [:] } }
 
