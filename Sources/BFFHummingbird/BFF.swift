@@ -70,10 +70,18 @@ public struct BFF: Sendable {
     /// Client-credentials requests this BFF has sent (tests, metrics).
     public var clientCredentialsRequestCount: Int { clientTokens.requests.withLock { $0 } }
 
-    /// Prefix of login transaction cookie names.
-    public var loginCookiePrefix: String { Self.loginCookiePrefix(secure: configuration.session.secureCookies) }
-    /// Name of the logout transaction cookie.
-    public var logoutCookieName: String { Self.logoutCookieName(secure: configuration.session.secureCookies) }
+    /// Prefix of login transaction cookie names (one of several frontends adds its name: its
+    /// pending logins are its own to count, evict and consume).
+    public var loginCookiePrefix: String {
+        Self.loginCookiePrefix(secure: configuration.session.secureCookies)
+            + (configuration.frontend.map { $0 + "." } ?? "")
+    }
+    /// Name of the logout transaction cookie (with the frontend's name for one of several, so
+    /// logouts on two frontends of one host do not overwrite each other's).
+    public var logoutCookieName: String {
+        Self.logoutCookieName(secure: configuration.session.secureCookies)
+            + (configuration.frontend.map { "." + $0 } ?? "")
+    }
 
     static func loginCookiePrefix(secure: Bool) -> String { secure ? "__Host-bff-login." : "bff-login." }
     static func logoutCookieName(secure: Bool) -> String { secure ? "__Host-bff-logout" : "bff-logout" }

@@ -116,6 +116,9 @@ struct MultiFrontendTests {
     static func login(_ browser: TestBrowser, base: String, issuer: String, user: String = "alice") async throws {
         let start = try await browser.get(base + "/bff/login")
         try #require(start.status == 302, "login at \(base) answered \(start.status): \(start.body)")
+        // The pending login's cookie names its frontend (each frontend counts and consumes its own).
+        let frontend = base.hasSuffix("/docs") ? "docs" : base.contains("localhost") ? "admin" : "shop"
+        #expect(start.headerValues("set-cookie").contains { $0.hasPrefix("__Host-bff-login.\(frontend).") })
         let location = try #require(start.location)
         #expect(location.hasPrefix(issuer + "/"), "\(base) logs in at its own IdP")
         let form = try await browser.get(location)
