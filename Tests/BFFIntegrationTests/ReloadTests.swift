@@ -276,6 +276,31 @@ struct ReloadTests {
         }
     }
 
+    /// `config.watch` reads a file only once it stopped changing: a file still being written (a
+    /// change at every look) triggers nothing; once it is still for one look, one reload.
+    @Test func theWatchWaitsForTheFileToStopChanging() async throws {
+        let file = FileManager.default.temporaryDirectory.path + "/bff-watch-\(UUID().uuidString).yaml"
+        try Data("a".utf8).write(to: URL(fileURLWithPath: file))
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let triggers = Mutex(0)
+        let watcher = Task {
+            await FrontendServices.watchFile(file, every: .milliseconds(300)) { triggers.withLock { $0 += 1 } }
+        }
+        defer { watcher.cancel() }
+        // Written to for 1.5 s, a little more every 20 ms (many writes between two looks).
+        var text = "a"
+        for _ in 0..<75 {
+            text += "b"
+            try Data(text.utf8).write(to: URL(fileURLWithPath: file))
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(triggers.withLock { $0 } == 0, "a file that changes at every look is not read")
+        let settled = try await eventually(attempts: 100, until: { $0 > 0 }) { triggers.withLock { $0 } }
+        #expect(settled == 1)
+        try await Task.sleep(for: .milliseconds(900))
+        #expect(triggers.withLock { $0 } == 1, "one reload for one change")
+    }
+
     /// The listener was built without WebSocket upgrades: a reload cannot add the first
     /// WebSocket route (it would never be upgraded); refused with "restart".
     @Test func theFirstWebSocketRouteNeedsARestart() async throws {
