@@ -140,7 +140,7 @@ final class ConfigurationReloader: Sendable {
                 if !keysChanged,
                     let same = old.first(where: {
                         $0.name == settings.name && $0.match == settings.match
-                            && $0.fingerprint == FrontendBuilder.fingerprint(settings.bff)
+                            && $0.digest == FrontendBuilder.digest(settings.bff)
                     })
                 {
                     built.append(same)  // unchanged: keeps its BFF and everything it holds

@@ -41,12 +41,12 @@ struct FrontendServices: Service {
             func startRevokers() {
                 for frontend in frontends.current.frontends
                 where running.insert(ObjectIdentifier(frontend.bff.revoker)).inserted {
-                    group.addTask { try? await frontend.bff.revoker.run() }
+                    group.addTask { try? await frontend.bff.revoker.run() }  // justified: structured child
                 }
             }
             startRevokers()
             if let reloader, let watch {
-                group.addTask {
+                group.addTask {  // justified: a child of this service's task group (ends at shutdown)
                     await Self.watchFile(reloader.path, every: watch) { trigger.yield("file changed") }
                 }
             }
@@ -57,7 +57,7 @@ struct FrontendServices: Service {
                     startRevokers()
                     for retired in reloader.takeRetired() {
                         let drain = self.drain
-                        group.addTask {
+                        group.addTask {  // justified: a structured child that drains a retired revoker
                             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: drain) }
                             retired.bff.revoker.finish()
                         }

@@ -201,7 +201,7 @@ struct Gateway {
                 // Every frontend's IdP (each has its own metadata and keys), side by side.
                 await withTaskGroup(of: String?.self) { group in
                     for bff in bffs {
-                        group.addTask {
+                        group.addTask {  // justified: a structured child, one per frontend's IdP
                             do {
                                 try await withStoreDeadline(.seconds(1), cancelsBody: false) {
                                     try await bff.provider.warmUp()

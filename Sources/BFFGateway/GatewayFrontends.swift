@@ -24,7 +24,7 @@ struct GatewayFrontend: Sendable {
     /// Its WebSocket routes and dev-server HMR socket.
     let webSockets: BFFWebSocketBridge
     /// A digest of its effective configuration: a reload keeps a frontend whose digest is the same.
-    let fingerprint: String
+    let digest: String
 }
 
 /// The frontends in service and which one a request belongs to. One decision for every adapter:
@@ -155,9 +155,19 @@ struct FrontendBuilder: Sendable {
         }
     }
 
+    /// The upstream transport that `key` (a configured feature) needs.
+    func requireUpstream(for key: String) throws -> any UpstreamTransport {
+        guard let upstream else {
+            throw ProblemList([
+                .init(path: key, message: "no upstream transport was given", fix: "pass one to Gateway.build")
+            ])
+        }
+        return upstream
+    }
+
     /// A digest of everything a frontend's BFF is built from (secrets included, so a changed
     /// client secret is a change; only the digest is kept).
-    static func fingerprint(_ settings: BFFConfiguration) -> String {
+    static func digest(_ settings: BFFConfiguration) -> String {
         SHA256.hash(data: Data(String(reflecting: settings).utf8)).map { String(format: "%02x", $0) }.joined()
     }
 
@@ -173,11 +183,7 @@ struct FrontendBuilder: Sendable {
         // First: it times every request the router answers (API calls report themselves).
         router.add(middleware: BFFMetricsMiddleware(bff: bff))
         if !settings.apis.isEmpty {
-            guard let upstream else {
-                throw ProblemList([
-                    .init(path: "apis", message: "no upstream transport was given", fix: "pass one to Gateway.build")
-                ])
-            }
+            let upstream = try requireUpstream(for: "apis")
             // Outermost: proxied responses pass through unchanged (no headers added by the gateway).
             router.add(middleware: RemoteAPIMiddleware(bff: bff, transport: upstream))
         }
@@ -189,15 +195,10 @@ struct FrontendBuilder: Sendable {
             let document = IndexDocument(url: indexURL, http: http, time: time, logger: logger)
             router.add(middleware: IndexDocumentMiddleware(document: document, bff: bff))
             if settings.staticFiles.root == nil, let origin = WebURL(indexURL)?.origin {
-                guard let upstream else {
-                    throw ProblemList([
-                        .init(
-                            path: "static.indexUrl", message: "no upstream transport was given",
-                            fix: "pass one to Gateway.build")
-                    ])
-                }
                 router.add(
-                    middleware: DevServerMiddleware(devServer: origin, transport: upstream, bff: bff, logger: logger))
+                    middleware: DevServerMiddleware(
+                        devServer: origin, transport: try requireUpstream(for: "static.indexUrl"), bff: bff,
+                        logger: logger))
             }
         }
         if let root = settings.staticFiles.root {
@@ -216,15 +217,10 @@ struct FrontendBuilder: Sendable {
                         root, searchForIndexHtml: true, logger: logger)))
         }
         if let devServer = settings.staticFiles.devServer {
-            guard let upstream else {
-                throw ProblemList([
-                    .init(
-                        path: "static.devServer", message: "no upstream transport was given",
-                        fix: "pass one to Gateway.build")
-                ])
-            }
             router.add(
-                middleware: DevServerMiddleware(devServer: devServer, transport: upstream, bff: bff, logger: logger))
+                middleware: DevServerMiddleware(
+                    devServer: devServer, transport: try requireUpstream(for: "static.devServer"), bff: bff,
+                    logger: logger))
         }
         bff.addManagementRoutes(to: router)
         configureRouter(router, bff)
@@ -232,7 +228,7 @@ struct FrontendBuilder: Sendable {
         webSockets.devServer = settings.staticFiles.devServer  // its HMR socket
         return GatewayFrontend(
             name: name, match: match, bff: bff, responder: router.buildResponder(), webSockets: webSockets,
-            fingerprint: Self.fingerprint(settings))
+            digest: Self.digest(settings))
     }
 }
 

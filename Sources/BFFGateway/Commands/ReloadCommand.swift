@@ -32,8 +32,7 @@ struct ReloadCommand: ParsableCommand {
                     + "(fix: run as the gateway's user, or remove the stale pid file)")
             throw ExitCode(1)
         }
-        // justified: the command's result goes to stdout
-        print("ok: asked gateway \(pid) to reload \(config); its log has the outcome")
+        print("ok: asked gateway \(pid) to reload \(config); its log has the outcome")  // justified: the result
     }
 }
 

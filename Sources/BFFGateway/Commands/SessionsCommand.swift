@@ -12,8 +12,13 @@ struct SessionsCommand: AsyncParsableCommand {
         commandName: "sessions", abstract: "List or revoke sessions in the configured store.",
         subcommands: [List.self, Revoke.self])
 
-    static func openStore(config: String) async throws -> (any PersistentSessionStore, GatewayConfiguration) {
+    /// Opens the configured store; `frontend` (checked before anything is opened) picks the
+    /// frontends the command acts on (``frontends(_:named:)``).
+    static func openStore(config: String, frontend: String? = nil) async throws -> (
+        any PersistentSessionStore, GatewayConfiguration, [FrontendSettings]
+    ) {
         let configuration = try CommandSupport.loadConfiguration(path: config)
+        let chosen = try frontends(configuration, named: frontend)
         var logger = Logger(label: "bff.sessions")
         logger.logLevel = .error
         switch configuration.bff.session.store {
@@ -33,7 +38,7 @@ struct SessionsCommand: AsyncParsableCommand {
         }
         do {
             guard let store = try await Gateway.openStore(for: configuration, logger: logger) else { throw ExitCode(1) }
-            return (store, configuration)
+            return (store, configuration, chosen)
         } catch let error as PostgresStoreError {
             CommandSupport.printError("\(error) (fix: check session.postgres.url)")
             throw ExitCode(1)
@@ -72,14 +77,7 @@ struct SessionsCommand: AsyncParsableCommand {
         @Option(name: .long, help: "At most this many rows.") var limit: Int = 1000
 
         func run() async throws {
-            let (store, configuration) = try await SessionsCommand.openStore(config: config)
-            let chosen: [FrontendSettings]
-            do {
-                chosen = try SessionsCommand.frontends(configuration, named: frontend)
-            } catch {
-                await store.shutdown()  // an open SQLite connection must be closed before it goes
-                throw error
-            }
+            let (store, configuration, chosen) = try await SessionsCommand.openStore(config: config, frontend: frontend)
             var records: [SessionRecord]
             do {
                 // Filtered by frontend after reading: read enough rows that `limit` of its remain.
@@ -137,14 +135,7 @@ struct SessionsCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
-            let (store, configuration) = try await SessionsCommand.openStore(config: config)
-            let chosen: [FrontendSettings]
-            do {
-                chosen = try SessionsCommand.frontends(configuration, named: frontend)
-            } catch {
-                await store.shutdown()  // an open SQLite connection must be closed before it goes
-                throw error
-            }
+            let (store, configuration, chosen) = try await SessionsCommand.openStore(config: config, frontend: frontend)
             // Each frontend's sessions of its own issuer; with several, matched by the store key's tag.
             var removed: [(FrontendSettings, [SessionRecord])] = []
             do {
