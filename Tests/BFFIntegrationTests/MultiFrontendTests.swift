@@ -136,15 +136,19 @@ struct MultiFrontendTests {
 
     static let csrf = [("X-CSRF", "1")]
 
+    /// One browser logged in at each frontend (alice at shop and docs on IdP A, bob at admin on
+    /// IdP B). (A browser shuts its client down when it goes.)
+    static func loggedIn(_ setup: Setup) async throws -> (shop: TestBrowser, admin: TestBrowser, docs: TestBrowser) {
+        let (shop, admin, docs) = (TestBrowser(), TestBrowser(), TestBrowser())
+        try await login(shop, base: setup.shop, issuer: setup.issuerA)
+        try await login(admin, base: setup.admin, issuer: setup.issuerB, user: "bob")
+        try await login(docs, base: setup.docs, issuer: setup.issuerA)
+        return (shop, admin, docs)
+    }
+
     @Test func eachFrontendLogsInAtItsOwnIdPAndCallsItsOwnAPIs() async throws {
         try await Self.run { setup in
-            let (shop, admin, docs) = (TestBrowser(), TestBrowser(), TestBrowser())
-            defer {
-                for browser in [shop, admin, docs] { Task { try? await browser.shutdown() } }
-            }
-            try await Self.login(shop, base: setup.shop, issuer: setup.issuerA)
-            try await Self.login(admin, base: setup.admin, issuer: setup.issuerB, user: "bob")
-            try await Self.login(docs, base: setup.docs, issuer: setup.issuerA)
+            let (shop, admin, docs) = try await Self.loggedIn(setup)
             // Each frontend's cookie, named after it.
             #expect(shop.cookies(host: "127.0.0.1")["__Host-bff-session"] != nil)
             #expect(admin.cookies(host: "localhost")["__Host-bff-session"] != nil)
@@ -181,18 +185,11 @@ struct MultiFrontendTests {
 
     @Test func aCookieOfOneFrontendIsAnonymousOnEveryOther() async throws {
         try await Self.run { setup in
-            let (shop, admin, docs) = (TestBrowser(), TestBrowser(), TestBrowser())
-            defer {
-                for browser in [shop, admin, docs] { Task { try? await browser.shutdown() } }
-            }
-            try await Self.login(shop, base: setup.shop, issuer: setup.issuerA)
-            try await Self.login(admin, base: setup.admin, issuer: setup.issuerB)
-            try await Self.login(docs, base: setup.docs, issuer: setup.issuerA)
+            let (shop, admin, docs) = try await Self.loggedIn(setup)
             let shopCookie = try #require(shop.cookies(host: "127.0.0.1")["__Host-bff-session"])
             let adminCookie = try #require(admin.cookies(host: "localhost")["__Host-bff-session"])
             let docsCookie = try #require(docs.cookies(host: "localhost")["__Host-bff-docs"])
             let thief = TestBrowser()
-            defer { Task { try? await thief.shutdown() } }
             // Copied under the other frontend's cookie name, on its host: anonymous, both ways, for
             // the same IdP (shop ↔ docs) as for another (shop ↔ admin, admin ↔ docs).
             let cases: [(value: String, host: String, name: String, url: String)] = [
@@ -217,7 +214,6 @@ struct MultiFrontendTests {
             #expect(try await shop.get(setup.shop + "/bff/user", headers: Self.csrf).status == 200)
             #expect(try await docs.get(setup.docs + "/bff/user", headers: Self.csrf).status == 200)
             let shared = TestBrowser()
-            defer { Task { try? await shared.shutdown() } }
             shared.setCookie(host: "localhost", name: "__Host-bff-session", value: adminCookie)
             shared.setCookie(host: "localhost", name: "__Host-bff-docs", value: docsCookie)
             #expect(try await shared.get(setup.docs + "/bff/user", headers: Self.csrf).status == 200)
@@ -227,13 +223,7 @@ struct MultiFrontendTests {
 
     @Test func backChannelLogoutOfOneIdPEndsOnlyItsFrontendsSessions() async throws {
         try await Self.run { setup in
-            let (shop, admin, docs) = (TestBrowser(), TestBrowser(), TestBrowser())
-            defer {
-                for browser in [shop, admin, docs] { Task { try? await browser.shutdown() } }
-            }
-            try await Self.login(shop, base: setup.shop, issuer: setup.issuerA)
-            try await Self.login(admin, base: setup.admin, issuer: setup.issuerB)
-            try await Self.login(docs, base: setup.docs, issuer: setup.issuerA)
+            let (shop, admin, docs) = try await Self.loggedIn(setup)
             // Logout at IdP B (its own session cookie): it posts a logout token to admin's back-channel.
             let ended = try await admin.get(setup.issuerB + "/end_session")
             #expect(ended.status < 400)

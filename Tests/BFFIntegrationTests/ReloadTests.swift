@@ -181,7 +181,6 @@ struct ReloadTests {
     @Test func reloadsUnderLoadWithoutAFailedRequest() async throws {
         try await Self.run { env in
             let browser = TestBrowser()
-            defer { Task { try? await browser.shutdown() } }
             try await Self.login(browser, base: env.shop, idp: env.ports.idp)
             let initial = try await Self.upstreamPath(browser, env.shop + "/api/x/a")
             #expect(initial == "/echo/one/a", "\(initial)")
@@ -198,7 +197,6 @@ struct ReloadTests {
                 #expect(
                     try await Self.upstreamPath(browser, env.shop + "/api/x/a") == "/echo/two/a", "the new upstream")
                 let adminBrowser = TestBrowser()
-                defer { Task { try? await adminBrowser.shutdown() } }
                 try await Self.login(adminBrowser, base: env.admin, idp: env.ports.idp)
                 #expect(try await Self.upstreamPath(adminBrowser, env.admin + "/api/x/b") == "/echo/admin/b")
 
@@ -315,7 +313,6 @@ struct ReloadTests {
     @Test func aWatchedFileIsReloadedWhenItChangesAndConfigShowsIt() async throws {
         try await Self.run(watch: .milliseconds(100)) { env in
             let admin = TestBrowser()
-            defer { Task { try? await admin.shutdown() } }
             let before = try await admin.get("http://127.0.0.1:\(env.ports.admin)/config")
             #expect(before.body.contains(#""frontends":["shop"]"#))
             #expect(try await admin.get(env.admin + "/bff/user", headers: Self.csrf).status == 404)
