@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 
@@ -44,21 +45,22 @@ extension RawHTTP {
     /// received until the server closes, or after `limit`.
     static func exchangeUntilClosed(port: Int, request: String, limit: Duration = .seconds(5)) async throws -> String {
         let channel = try await connect(port: port)
+        let received = NIOLockedValueBox("")
         return try await channel.executeThenClose { inbound, outbound in
             try await outbound.write(ByteBuffer(string: request))
-            return try await withThrowingTaskGroup(of: String?.self) { group in
+            return try await withThrowingTaskGroup(of: Bool.self) { group in
                 group.addTask {  // justified: structured child task of the group
-                    var received = ""
-                    for try await buffer in inbound { received += String(buffer: buffer) }
-                    return received
+                    for try await buffer in inbound { received.withLockedValue { $0 += String(buffer: buffer) } }
+                    return true
                 }
                 group.addTask {  // justified: structured child task of the group
                     try await Task.sleep(for: limit)
-                    return nil
+                    return false
                 }
-                let first = try await group.next() ?? nil
+                let closed = try await group.next() ?? false
                 group.cancelAll()
-                return first ?? "(no close within \(limit))"
+                // What arrived before the limit stays visible, so a failure shows how far it got.
+                return received.withLockedValue { $0 } + (closed ? "" : "(no close within \(limit))")
             }
         }
     }

@@ -31,10 +31,14 @@ struct TestEnvironment: Sendable {
     var peer: Gateway? = nil
     /// Where the second instance listens.
     var peerOrigin: String? = nil
+    /// The gateway's clock, when a test gave it one.
+    var gatewayTime: (any TimeSource)? = nil
 
     static var quietLogger: Logger {
         var logger = Logger(label: "bff.test")
-        logger.logLevel = .critical
+        // BFF_TEST_LOG_LEVEL=warning shows why a gateway refused something in a failing run.
+        logger.logLevel =
+            ProcessInfo.processInfo.environment["BFF_TEST_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
         return logger
     }
 
@@ -87,7 +91,7 @@ struct TestEnvironment: Sendable {
         let idp = try DevIdentityProvider(configuration: setup.idp)
         var environment = TestEnvironment(
             origin: "http://localhost:\(gatewayPort)", issuer: setup.idp.issuer, idp: idp, gateway: gateway,
-            adminPort: adminPort, apiPort: apiPort, idpLink: idpLink, forwarder: forwarder)
+            adminPort: adminPort, apiPort: apiPort, idpLink: idpLink, forwarder: forwarder, gatewayTime: gatewayTime)
         var services: [any Service] = [
             gateway.service, SampleAPI.makeApplication(idp: idp, port: apiPort, logger: quietLogger), forwarder,
         ]
@@ -138,10 +142,15 @@ struct TestEnvironment: Sendable {
 
     /// Logs in through the dev IdP's HTML form; returns the callback's response.
     @discardableResult
-    func login(_ browser: TestBrowser, user: String = "alice", password: String? = nil, returnURL: String = "/")
-        async throws
-        -> TestBrowser.Page
-    {
+    /// Logs `browser` in through the dev IdP's form and returns the callback's answer; unless
+    /// `mayFail`, a callback that does not redirect fails the test with its body.
+    func login(
+        _ browser: TestBrowser, user: String = "alice", password: String? = nil, returnURL: String = "/",
+        mayFail: Bool = false
+    ) async throws -> TestBrowser.Page {
+        // The dev IdP signs with the wall clock: a manual gateway clock created before a slow
+        // start-up must not see the ID token as issued in the future (it is never moved back).
+        (gatewayTime as? ManualTimeSource)?.advance(to: SystemTimeSource().now)
         let start = try await browser.get(origin + "/bff/login?returnUrl=" + FormEncoding.escape(returnURL))
         try #require(start.status == 302, "login answered \(start.status): \(start.body)")
         let form = try await browser.get(try #require(start.location))
@@ -150,7 +159,9 @@ struct TestEnvironment: Sendable {
         let submitted = try await browser.postForm(
             issuer + "/authorize", [("request_id", requestID), ("username", user), ("password", password ?? user)])
         try #require(submitted.status == 302, "login form answered \(submitted.status)")
-        return try await browser.get(try #require(submitted.location))
+        let callback = try await browser.get(try #require(submitted.location))
+        if !mayFail { try #require(callback.status == 302, "callback answered \(callback.status): \(callback.body)") }
+        return callback
     }
 
     func user(_ browser: TestBrowser) async throws -> TestBrowser.Page {

@@ -86,7 +86,8 @@ struct WebSocketGatewayAPITests {
                 let received = try await RawHTTP.exchangeUntilClosed(port: port, request: requests)
                 let statuses = received.components(separatedBy: "HTTP/1.1 ").dropFirst().map { String($0.prefix(3)) }
                 if statuses != ["201", "401", "200", "401", "202"] {
-                    wrong.withLock { $0.append("\(index): \(statuses)") }
+                    let closed = !received.hasSuffix("s)")
+                    wrong.withLock { $0.append("\(index): \(statuses)\(closed ? "" : " (not closed)")") }
                 }
             }
             #expect(wrong.withLock { $0 }.isEmpty, "\(wrong.withLock { $0.prefix(5) })")

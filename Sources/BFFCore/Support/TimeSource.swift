@@ -32,6 +32,9 @@ public final class ManualTimeSource: TimeSource {
 
     /// Moves the clock forward by `seconds`.
     public func advance(by seconds: Int64) { current.withLock { $0 += seconds } }
+
+    /// Moves the clock forward to `time` if it stands before it; never moves it back.
+    public func advance(to time: UnixTime) { current.withLock { $0 = max($0, time) } }
 }
 
 #if canImport(Glibc)
