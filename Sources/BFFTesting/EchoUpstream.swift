@@ -73,6 +73,19 @@ public enum EchoUpstream {
             // HTTP/1.1 server reading on does).
             Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "early")))
         }
+        router.get("drip/:ms") { _, context in
+            // The head at once, then four 1000-byte parts spread over `ms` (a streamed body).
+            let milliseconds = context.parameters.get("ms", as: Int.self) ?? 0
+            return Response(
+                status: .ok, headers: [.contentType: "application/octet-stream"],
+                body: ResponseBody { writer in
+                    for _ in 0..<4 {
+                        try await Task.sleep(for: .milliseconds(milliseconds / 4))
+                        try await writer.write(ByteBuffer(repeating: UInt8(ascii: "d"), count: 1000))
+                    }
+                    try await writer.finish(nil)
+                })
+        }
         router.get("stall/:bytes") { _, context in
             let bytes = context.parameters.get("bytes", as: Int.self) ?? 1
             return Response(

@@ -79,6 +79,55 @@ struct AccessLogTests {
         #expect(object["bff.reason"] == "a\r\nb")
     }
 
+    /// A call is counted, logged and traced when its response has ended, not at its head: a
+    /// streamed body's time and bytes are in its duration and byte count, and a response cut short
+    /// (an upstream stalling mid-body, a client leaving) says so — on both pipelines.
+    @Test(arguments: [true, false])
+    func durationsAndBytesEndWithTheBody(eventLoop: Bool) async throws {
+        let log = LogRecorder()
+        let calls = APICallLog()
+        try await harness.withProxy(
+            fastPath: eventLoop, apiCalls: calls, logger: log.logger, accessLog: true,
+            configure: { settings in
+                if let misc = settings.apis.first(where: { $0.path == "/api/misc" }) {
+                    settings.apis.append(
+                        APIRouteConfiguration(
+                            path: "/api/stalling", upstream: misc.upstream, token: .none, timeout: .seconds(2)))
+                }
+            }
+        ) { env, browser, _ in
+            // 1. A body streamed over 800 ms: 4000 bytes, at least 800 ms, complete.
+            let drip = try await browser.get(env.origin + "/api/bulk/drip/800?m=drip", headers: env.csrf)
+            #expect(drip.status == 200 && drip.body.utf8.count == 4000)
+            let dripped = try #require(calls.events(for: "m=drip").first)
+            #expect(dripped.pipeline == (eventLoop ? .eventLoop : .router))
+            #expect(dripped.responseBytes == 4000)
+            #expect(dripped.complete)
+            #expect(dripped.duration >= .milliseconds(790), "\(dripped.duration)")
+            #expect((dripped.upstreamDuration ?? .zero) >= .milliseconds(790))
+            let line = try #require(accessLines(log).last { $0.metadata["bff.route"] == "/api/bulk" })
+            #expect(line.metadata["http.response_bytes"] == "4000")
+            #expect((Double(line.metadata["bff.duration_ms"] ?? "") ?? 0) >= 790)
+            #expect(line.metadata["bff.incomplete"] == nil)
+
+            // 2. An upstream stalling after 1000 bytes: cut off at the route's timeout, reported
+            // with the bytes written and as incomplete.
+            let client = try await RawConnection.open(port: try FaultTests().port(env))
+            try await client.send("GET /api/stalling/stall/1000?m=cut HTTP/1.1\r\nHost: localhost\r\nX-CSRF: 1\r\n\r\n")
+            try await client.channel.closeFuture.get()
+            let cut = try await eventually(until: { !$0.isEmpty }) { calls.events(for: "m=cut") }
+            #expect(cut.count == 1)
+            #expect(cut.first?.status == 200)
+            #expect(cut.first?.complete == false)
+            #expect(cut.first?.responseBytes == 1000)
+            #expect((cut.first?.duration ?? .zero) >= .milliseconds(1900))
+            let cutLine = try await eventually(until: { $0 != nil }) {
+                accessLines(log).last { $0.metadata["bff.route"] == "/api/stalling" }
+            }
+            #expect(cutLine?.metadata["bff.incomplete"] == "true")
+        }
+    }
+
     @Test func loggingKeysAreReadAndChecked() throws {
         let base = "oidc: {issuer: https://idp.example, clientId: c, clientSecret: s}\n"
         let good = GatewayConfigurationLoader.load(

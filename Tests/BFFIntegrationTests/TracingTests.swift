@@ -22,6 +22,10 @@ struct TracingTests {
         var name = ""
         var kind = 0
         var attributes: [String: String] = [:]
+        /// Start and end, in nanoseconds since 1970.
+        var start: UInt64 = 0
+        var end: UInt64 = 0
+        var duration: Duration { .nanoseconds(Int64(end) - Int64(start)) }
         var description: String { "\(name) kind \(kind) \(hex(spanID)) ← \(hex(parentSpanID)) \(attributes)" }
     }
 
@@ -50,6 +54,7 @@ struct TracingTests {
             case varint(UInt64)
             case bytes(ArraySlice<UInt8>)
             case fixed
+            case fixed64(UInt64)
         }
 
         static func fields(_ bytes: ArraySlice<UInt8>) -> [(Int, Value)] {
@@ -74,8 +79,9 @@ struct TracingTests {
                     result.append((field, .varint(value)))
                 case 1:
                     guard rest.count >= 8 else { return result }
+                    let value = rest.prefix(8).reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
                     rest = rest.dropFirst(8)
-                    result.append((field, .fixed))
+                    result.append((field, .fixed64(value)))
                 case 2:
                     guard let length = varint(), rest.count >= Int(length) else { return result }
                     result.append((field, .bytes(rest.prefix(Int(length)))))
@@ -112,6 +118,8 @@ struct TracingTests {
                 case (4, .bytes(let id)): span.parentSpanID = Array(id)
                 case (5, .bytes(let name)): span.name = String(decoding: name, as: UTF8.self)
                 case (6, .varint(let kind)): span.kind = Int(kind)
+                case (7, .fixed64(let time)): span.start = time
+                case (8, .fixed64(let time)): span.end = time
                 case (9, .bytes(let keyValue)):
                     var key = ""
                     var text = ""
@@ -221,6 +229,28 @@ struct TracingTests {
             let refresh = spans.filter { $0.name == "IdP POST" && $0.traceID == call.traceID }
             #expect(refresh.count == 1, "one token request in the call's trace: \(spans.map(\.name))")
             #expect(refresh.first?.parentSpanID == call.spanID)
+        }
+    }
+
+    /// The server span and the upstream call's client span end with the response's body, not at
+    /// its head (on both adapters).
+    @Test(arguments: [true, false])
+    func spansEndWithTheBody(eventLoop: Bool) async throws {
+        let receiver = Receiver(port: try await TestServers.freePort())
+        try await harness.withProxy(
+            fastPath: eventLoop, extraServices: [receiver.application()], extraPorts: [receiver.port],
+            otlpEndpoint: "http://127.0.0.1:\(receiver.port)"
+        ) { env, browser, _ in
+            let page = try await browser.get(env.origin + "/api/bulk/drip/800", headers: env.csrf)
+            #expect(page.status == 200 && page.body.utf8.count == 4000)
+            let spans = try await eventually(until: { spans in
+                spans.contains { $0.name == "HTTP GET /api/bulk" } && spans.contains { $0.name == "upstream GET" }
+            }) { receiver.spans }
+            let server = try #require(spans.first { $0.name == "HTTP GET /api/bulk" })
+            let upstream = try #require(spans.first { $0.name == "upstream GET" && $0.traceID == server.traceID })
+            #expect(server.duration >= .milliseconds(790), "\(server.duration)")
+            #expect(upstream.duration >= .milliseconds(790), "\(upstream.duration)")
+            #expect(upstream.end <= server.end)
         }
     }
 

@@ -4,11 +4,12 @@ import Logging
 extension BFF {
     /// One access-log line (when ``accessLogger`` is set), for every request on every path: the
     /// method, the route (configured path or matched pattern, never the request path or query),
-    /// the status, the time to the response head, the upstream's status, the declared body length
-    /// and a short hash of the session. Never a token, cookie, code or the session's id.
+    /// the status, the time to the response's last byte, the upstream's status, the body bytes
+    /// written, whether the response was cut short, and a short hash of the session. Never a
+    /// token, cookie, code or the session's id.
     func logAccess(
         method: String, route: String, status: Int, duration: Duration, upstreamStatus: Int?, bytes: Int?,
-        sessionLogoutID: String?
+        complete: Bool = true, sessionLogoutID: String?
     ) {
         guard let accessLogger else { return }
         var metadata: Logger.Metadata = [
@@ -19,6 +20,7 @@ extension BFF {
         ]
         if let upstreamStatus { metadata["bff.upstream_status"] = .stringConvertible(upstreamStatus) }
         if let bytes { metadata["http.response_bytes"] = .stringConvertible(bytes) }
+        if !complete { metadata["bff.incomplete"] = "true" }
         if let sessionLogoutID { metadata["bff.session"] = .string(Self.sessionTag(sessionLogoutID)) }
         accessLogger.info("request", metadata: metadata)
     }

@@ -26,34 +26,45 @@ public struct BFFMetricsMiddleware<Context: BFFRequestContext>: RouterMiddleware
         _ request: Request, _ context: Context, span: (any Span)?, next: (Request, Context) async throws -> Response
     ) async throws -> Response {
         let started = ContinuousClock.now
+        let response: Response
         do {
-            let response = try await next(request, context)
-            record(
-                request, context, status: response.status.code, bytes: response.body.contentLength, since: started,
-                span: span)
-            return response
+            response = try await next(request, context)
         } catch {
-            record(
-                request, context, status: (error as? any HTTPResponseError)?.status.code ?? 500, bytes: nil,
-                since: started, span: span)
+            let status = (error as? any HTTPResponseError)?.status.code ?? 500
+            label(span, request, context, status: status)
+            Self.record(
+                bff, method: request.method.rawValue, route: BFF.routeLabel(context.endpointPath), status: status,
+                bytes: nil, complete: true, since: started)
             throw error
+        }
+        label(span, request, context, status: response.status.code)
+        // Counted and logged once the body has ended (a download's time is part of the request's).
+        let method = request.method.rawValue
+        let route = BFF.routeLabel(context.endpointPath)
+        let status = response.status.code
+        let bff = self.bff
+        return response.observingEnd { bytes, complete in
+            Self.record(
+                bff, method: method, route: route, status: status, bytes: bytes, complete: complete, since: started)
         }
     }
 
-    func record(
-        _ request: Request, _ context: Context, status: Int, bytes: Int?, since started: ContinuousClock.Instant,
-        span: (any Span)?
-    ) {
+    func label(_ span: (any Span)?, _ request: Request, _ context: Context, status: Int) {
+        guard let span else { return }
         let route = BFF.routeLabel(context.endpointPath)
+        span.operationName = "HTTP " + request.method.rawValue + " " + route
+        span.attributes["http.route"] = route
+        span.recordStatus(status)
+    }
+
+    static func record(
+        _ bff: BFF, method: String, route: String, status: Int, bytes: Int?, complete: Bool,
+        since started: ContinuousClock.Instant
+    ) {
         let duration = ContinuousClock.now - started
-        bff.metrics.request(route: route, method: request.method.rawValue, status: status, duration: duration)
+        bff.metrics.request(route: route, method: method, status: status, duration: duration)
         bff.logAccess(
-            method: request.method.rawValue, route: route, status: status, duration: duration, upstreamStatus: nil,
-            bytes: bytes, sessionLogoutID: nil)
-        if let span {
-            span.operationName = "HTTP " + request.method.rawValue + " " + route
-            span.attributes["http.route"] = route
-            span.recordStatus(status)
-        }
+            method: method, route: route, status: status, duration: duration, upstreamStatus: nil, bytes: bytes,
+            complete: complete, sessionLogoutID: nil)
     }
 }

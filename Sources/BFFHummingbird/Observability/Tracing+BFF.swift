@@ -57,17 +57,26 @@ extension BFF {
 
 extension BFF {
     /// Runs `body` in the server span of a request the router handles (or directly, without a
-    /// tracer): the parent from a trusted proxy's `traceparent`, the method recorded.
-    func withServerSpan<Result>(
-        _ request: Request, remoteAddress: String?, _ body: ((any Span)?) async throws -> Result
-    ) async throws -> Result {
+    /// tracer): the parent from a trusted proxy's `traceparent`, the method recorded. The span
+    /// ends when the response's body has ended (or when `body` throws), not at its head.
+    func withServerSpan(
+        _ request: Request, remoteAddress: String?, _ body: ((any Span)?) async throws -> Response
+    ) async throws -> Response {
         guard let tracer else { return try await body(nil) }
         let parent = incomingContext(
             remoteAddress: remoteAddress, carrier: request.headers, using: HTTPFieldsExtractor(), tracer: tracer)
-        return try await tracer.withAnySpan("HTTP " + request.method.rawValue, context: parent, ofKind: .server) {
-            span in
-            span.attributes["http.request.method"] = request.method.rawValue
-            return try await body(span)
+        let span = tracer.startAnySpan("HTTP " + request.method.rawValue, context: parent, ofKind: .server)
+        span.attributes["http.request.method"] = request.method.rawValue
+        do {
+            let response = try await ServiceContext.withValue(span.context) { try await body(span) }
+            return response.observingEnd { _, complete in
+                if !complete { span.attributes["bff.incomplete"] = true }
+                span.end()
+            }
+        } catch {
+            span.recordError(error)
+            span.end()
+            throw error
         }
     }
 }

@@ -25,13 +25,16 @@ public struct APICallEvent: Sendable {
     public var status: Int
     /// The upstream's status; nil when the gateway answered itself (a refusal, a failed upstream).
     public var upstreamStatus: Int?
-    /// From the request's arrival to its response head.
+    /// From the request's arrival to the response's last byte (or to the moment it was cut short).
     public var duration: Duration
-    /// From the upstream request's start (a pooled connection's wait included) to the upstream's
-    /// response head; nil when no upstream answered.
+    /// From the upstream request's start (a pooled connection's wait included) to the upstream
+    /// response's end; nil when no upstream answered.
     public var upstreamDuration: Duration?
-    /// The response body's declared length (`Content-Length`); nil when it is streamed.
+    /// The response body bytes written to the client (a gateway's own answer: its body's length).
     public var responseBytes: Int?
+    /// False when the response was cut short: the upstream failed mid-body, or the client went
+    /// away before the whole response was written (status 499 when it left before the head).
+    public var complete: Bool = true
     /// The session's logout id (the access log hashes it; never logged or exposed).
     var sessionLogoutID: String?
 }
@@ -52,10 +55,12 @@ extension BFF {
             upstreamDuration: event.upstreamDuration)
         logAccess(
             method: event.method, route: route, status: event.status, duration: event.duration,
-            upstreamStatus: event.upstreamStatus, bytes: event.responseBytes, sessionLogoutID: event.sessionLogoutID)
+            upstreamStatus: event.upstreamStatus, bytes: event.responseBytes, complete: event.complete,
+            sessionLogoutID: event.sessionLogoutID)
         apiCallObserver?(event)
     }
 }
 
-/// Called once per API call (forwarded or refused) when its response head is decided.
+/// Called once per API call (forwarded or refused) when its response has ended: written in full,
+/// or cut short.
 public typealias APICallObserver = @Sendable (APICallEvent) -> Void

@@ -20,14 +20,17 @@ final class APICallSettings: Sendable {
     }
 
     /// Reports how a call was answered (metrics, access log, the API-call hook) and ends its
-    /// server span.
-    func observe(_ exchange: APIExchange, api: String, status: Int, fromUpstream: Bool, bytes: Int?) {
+    /// server span: once its response has ended, in full or cut short.
+    func observe(
+        _ exchange: APIExchange, api: String, status: Int, fromUpstream: Bool, bytes: Int?, complete: Bool = true
+    ) {
         let now = ContinuousClock.now
         if let span = exchange.span {
             exchange.span = nil
             span.operationName = "HTTP " + exchange.request.method.rawValue + " " + api
             span.attributes["http.route"] = api
             span.recordStatus(status)
+            if !complete { span.attributes["bff.incomplete"] = true }
             span.end()
         }
         bff.report(
@@ -35,7 +38,7 @@ final class APICallSettings: Sendable {
                 pipeline: .eventLoop, api: api, method: exchange.request.method.rawValue, target: exchange.request.uri,
                 status: status, upstreamStatus: fromUpstream ? status : nil, duration: now - exchange.started,
                 upstreamDuration: fromUpstream ? exchange.upstreamStarted.map { now - $0 } : nil,
-                responseBytes: bytes, sessionLogoutID: exchange.plan?.sessionLogoutID))
+                responseBytes: bytes, complete: complete, sessionLogoutID: exchange.plan?.sessionLogoutID))
     }
 
     /// The response head for the browser: the upstream's status, the headers the policy lets
@@ -78,13 +81,21 @@ final class APIExchange: UpstreamResponseConsumer {
     var upstreamStarted: ContinuousClock.Instant?
     var plan: APICallPlan?
     var upstream: UpstreamExchange?
-    /// The call's server span (with a tracer), ended when its answer is decided.
+    /// The call's server span (with a tracer), ended when its response has ended.
     var span: (any Span)?
     /// Whether work ran inside ``span`` (a store read, a refresh): its spans have it as parent,
     /// so it must be exported even when the router's adapter takes the call over.
     var spanHasChildren = false
-    /// The upstream call's client span, ended at the upstream's head or failure.
+    /// The upstream call's client span, ended at the upstream response's end or failure.
     private var upstreamSpan: (any Span)?
+    /// The upstream's status, once its head was passed on.
+    private var headStatus: Int?
+    /// Body bytes passed on to the client.
+    private var bodyBytes = 0
+    /// The call was reported (``APICallSettings/observe(_:api:status:fromUpstream:bytes:complete:)``).
+    private var reported = false
+    /// The upstream failed after its head: the abort that follows is not the client's doing.
+    private var failedMidResponse = false
     private var attempts = 0
     /// The handler was told the exchange started (once, whichever attempt got a connection).
     private var announced = false
@@ -155,18 +166,13 @@ final class APIExchange: UpstreamResponseConsumer {
         switch event {
         case .head(let head):
             wroteHead = true
-            if let upstreamSpan {
-                self.upstreamSpan = nil
-                upstreamSpan.recordStatus(Int(head.status.code))
-                upstreamSpan.end()
-            }
-            settings.observe(
-                self, api: plan?.api ?? "", status: Int(head.status.code), fromUpstream: true,
-                bytes: head.headers.first(name: "content-length").flatMap { Int($0) })
+            headStatus = Int(head.status.code)
+            upstreamSpan?.recordStatus(Int(head.status.code))
             let (browserHead, closes) = settings.browserHead(head, request: request, cookies: plan?.cookies ?? [])
             closesConnection = closes
             handler.write(.head(browserHead))
         case .body(let buffer):
+            bodyBytes += buffer.readableBytes
             handler.write(.body(.byteBuffer(buffer)))
             if !handler.isWritable {
                 // Flushing may drain the socket at once (and report writability synchronously,
@@ -179,6 +185,9 @@ final class APIExchange: UpstreamResponseConsumer {
             }
         case .end:
             upstream?.complete()
+            upstreamSpan?.end()
+            upstreamSpan = nil
+            report(complete: true)
             handler.responseEnded(self)  // writes the end
         case .failed(let error):
             // May arrive while the exchange is being set up (a pooled connection the upstream had
@@ -200,6 +209,7 @@ final class APIExchange: UpstreamResponseConsumer {
         }
         guard !stopped, let handler, handler.isCurrent(self), let plan else { return }
         if wroteHead {
+            failedMidResponse = true
             APICallLog.upstreamFailure(
                 error, api: plan.api, midResponse: true, logger: settings.logger, metrics: settings.bff.metrics)
             handler.abort(self)
@@ -234,18 +244,28 @@ final class APIExchange: UpstreamResponseConsumer {
         upstream?.resume()
     }
 
-    /// The client went away: the upstream connection is closed, not reused.
+    /// Reports the call once: its forwarded status, or 499 when the client left before the head.
+    private func report(complete: Bool) {
+        guard !reported else { return }
+        reported = true
+        settings.observe(
+            self, api: plan?.api ?? "", status: headStatus ?? 499, fromUpstream: headStatus != nil, bytes: bodyBytes,
+            complete: complete)
+    }
+
+    /// The exchange ends unfinished (the client went away, or the upstream failed mid-body): the
+    /// upstream connection is closed, not reused, and the call is reported as cut short.
     func stop() {
         stopped = true
         paused = false
         upstream?.abandon()
         upstream = nil
         for span in [upstreamSpan, span].compactMap({ $0 }) {
-            span.attributes["bff.client_gone"] = true
-            span.end()
+            if !failedMidResponse { span.attributes["bff.client_gone"] = true }
         }
+        upstreamSpan?.end()
         upstreamSpan = nil
-        span = nil
+        report(complete: false)  // ends the server span
     }
 }
 

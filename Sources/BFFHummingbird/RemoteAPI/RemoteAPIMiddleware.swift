@@ -39,7 +39,7 @@ public struct RemoteAPIMiddleware<Context: BFFRequestContext>: RouterMiddleware 
         let response: Response
         let api: String
         var upstreamStatus: Int?
-        var upstreamDuration: Duration?
+        var upstreamStarted: ContinuousClock.Instant?
         var sessionLogoutID: String?
         switch decision {
         case .pass:
@@ -57,10 +57,10 @@ public struct RemoteAPIMiddleware<Context: BFFRequestContext>: RouterMiddleware 
                 // Upgrades are decided before routing: a handshake that gets here was not upgraded.
                 response = BFFResponses.problem(.upgradeRequired)
             } else {
-                let upstreamStarted = ContinuousClock.now
+                let forwardStarted = ContinuousClock.now
                 (response, upstreamStatus) = await forward(
                     request, plan: plan, eventLoop: context.bff.eventLoop, logger: context.logger)
-                if upstreamStatus != nil { upstreamDuration = .now - upstreamStarted }
+                if upstreamStatus != nil { upstreamStarted = forwardStarted }
             }
         }
         if let span {
@@ -68,13 +68,22 @@ public struct RemoteAPIMiddleware<Context: BFFRequestContext>: RouterMiddleware 
             span.attributes["http.route"] = api
             span.recordStatus(response.status.code)
         }
-        bff.report(
-            APICallEvent(
-                pipeline: .router, api: api, method: request.method.rawValue, target: request.uri.description,
-                status: response.status.code, upstreamStatus: upstreamStatus, duration: .now - started,
-                upstreamDuration: upstreamDuration, responseBytes: response.body.contentLength,
-                sessionLogoutID: sessionLogoutID))
-        return response
+        // Reported once the body has ended (or was cut short), like on the event-loop path.
+        let event = APICallEvent(
+            pipeline: .router, api: api, method: request.method.rawValue, target: request.uri.description,
+            status: response.status.code, upstreamStatus: upstreamStatus, duration: .zero, upstreamDuration: nil,
+            responseBytes: nil, sessionLogoutID: sessionLogoutID)
+        let bff = self.bff
+        let forwarded = upstreamStarted
+        return response.observingEnd { bytes, complete in
+            var event = event
+            let now = ContinuousClock.now
+            event.duration = now - started
+            event.upstreamDuration = forwarded.map { now - $0 }
+            event.responseBytes = bytes
+            event.complete = complete
+            bff.report(event)
+        }
     }
 
     /// The response, and the upstream's status if it answered.
@@ -102,7 +111,6 @@ public struct RemoteAPIMiddleware<Context: BFFRequestContext>: RouterMiddleware 
             tracer.inject(span.context, into: &headers, using: HTTPFieldsInjector())
             return span
         }
-        defer { upstreamSpan?.end() }
         let upstreamRequest = UpstreamRequest(
             method: request.method, url: plan.url, headers: headers, contentLength: contentLength,
             timeout: plan.route.timeout, eventLoop: eventLoop, caFile: plan.route.caFile)
@@ -113,6 +121,7 @@ public struct RemoteAPIMiddleware<Context: BFFRequestContext>: RouterMiddleware 
         } catch let error as UpstreamError {
             upstreamSpan?.attributes["error.type"] = error.description
             upstreamSpan?.setStatus(SpanStatus(code: .error))
+            upstreamSpan?.end()
             if error.isClientFault {
                 logger.debug("request body broke off or was malformed", metadata: ["bff.api": .string(plan.api)])
             } else {
@@ -120,6 +129,7 @@ public struct RemoteAPIMiddleware<Context: BFFRequestContext>: RouterMiddleware 
             }
             return (BFFResponses.problem(error.problem, cookies: plan.cookies), nil)
         } catch {
+            upstreamSpan?.end()
             return (BFFResponses.problem(.upstreamUnavailable, cookies: plan.cookies), nil)
         }
 
@@ -146,7 +156,12 @@ public struct RemoteAPIMiddleware<Context: BFFRequestContext>: RouterMiddleware 
                 }
             }
         }
-        return (Response(status: upstream.head.status, headers: responseHeaders, body: body), upstream.head.status.code)
+        // The upstream span ends with the upstream's body.
+        let response = Response(status: upstream.head.status, headers: responseHeaders, body: body)
+        return (
+            upstreamSpan.map { span in response.observingEnd { _, _ in span.end() } } ?? response,
+            upstream.head.status.code
+        )
     }
 }
 
