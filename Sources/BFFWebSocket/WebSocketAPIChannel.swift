@@ -38,7 +38,12 @@ public struct WebSocketAPIChannel: ServerChildChannel {
     }
 
     public func handle(value: Value, logger: Logger) async {
-        await inner.handle(value: value, logger: logger)
+        // A connection that ends before its first request was decided (closed while idle, reset,
+        // half a head, a malformed request the API handler answered 400) fails the upgrade
+        // future: routine, but Hummingbird logs it as an error. Logged at debug instead.
+        var quieter = logger
+        quieter.handler = UpgradeFailureLogHandler(base: logger.handler)
+        await inner.handle(value: value, logger: quieter)
     }
 }
 
@@ -114,5 +119,44 @@ final class PreCodecErrorHandler: ChannelInboundHandler, RemovableChannelHandler
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         APICallHandlers.answerEarlyError(error, context: context)
+    }
+}
+
+/// Passes every log line on, except Hummingbird's "Error handling upgrade result" (a connection
+/// that ended before its first request was decided), which goes on at debug level.
+struct UpgradeFailureLogHandler: LogHandler {
+    var base: any LogHandler
+    static let message: Logger.Message = "Error handling upgrade result"
+
+    var logLevel: Logger.Level {
+        get { base.logLevel }
+        set { base.logLevel = newValue }
+    }
+
+    var metadata: Logger.Metadata {
+        get { base.metadata }
+        set { base.metadata = newValue }
+    }
+
+    var metadataProvider: Logger.MetadataProvider? {
+        get { base.metadataProvider }
+        set { base.metadataProvider = newValue }
+    }
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { base[metadataKey: key] }
+        set { base[metadataKey: key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        guard event.level == .error, event.message == Self.message else {
+            base.log(event: event)
+            return
+        }
+        guard base.logLevel <= .debug else { return }
+        var quiet = event
+        quiet.level = .debug
+        quiet.message = "connection ended before its first request"
+        base.log(event: quiet)
     }
 }

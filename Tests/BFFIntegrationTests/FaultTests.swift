@@ -226,6 +226,53 @@ final class Statuses: Sendable {
 }
 
 /// Log lines a test can read (swift-log handler).
+extension FaultTests {
+    /// Connections that end without a complete request are routine on the internet (health
+    /// checkers, browsers' preconnects, scanners): idle until the timeout, closed or reset by the
+    /// client before or in the middle of a head. Nothing about them is logged above debug, and the
+    /// gateway serves on.
+    /// (On the plain server, on the router-only one, and on the upgrade server a WebSocket route
+    /// needs.) A malformed request gets its 400 and no log above debug either.
+    @Test(arguments: [(true, false), (false, false), (true, true)])
+    func connectionsWithoutARequestLogNothingAboveDebug(fastPath: Bool, websocket: Bool) async throws {
+        let log = LogRecorder()
+        try await harness.withProxy(
+            serverIdleTimeout: .seconds(1), fastPath: fastPath, logger: log.logger,
+            configure: { settings in
+                if websocket {
+                    settings.apis.append(
+                        APIRouteConfiguration(
+                            path: "/api/live", upstream: "http://127.0.0.1:1/socket", token: .user, websocket: true))
+                }
+            }
+        ) { env, browser, _ in
+            let port = try port(env)
+            let before = log.all.count  // the servers' start-up lines
+            let malformed = try await RawHTTP.exchange(port: port, request: "GARBAGE\r\n\r\n")
+            #expect(malformed.hasPrefix("HTTP/1.1 400"), "\(malformed)")
+            // Idle until the gateway's idle timeout closes it.
+            let idle = try await RawConnection.open(port: port)
+            // Half a head, then nothing until the timeout.
+            let halfIdle = try await RawConnection.open(port: port)
+            try await halfIdle.send("GET /api/bulk/status/200 HTTP/1.1\r\nHost: local")
+            // Closed by the client at once; reset at once; half a head, then reset.
+            let closed = try await RawConnection.open(port: port)
+            try await closed.channel.close()
+            let reset = try await RawConnection.open(port: port)
+            await reset.reset()
+            let halfReset = try await RawConnection.open(port: port)
+            try await halfReset.send("POST /bff/user HTTP/1.1\r\nHost: localhost\r\nContent-Le")
+            await halfReset.reset()
+            try await idle.channel.closeFuture.get()
+            try await halfIdle.channel.closeFuture.get()
+            try await Task.sleep(for: .milliseconds(200))
+            let loud = log.all.dropFirst(before).filter { $0.level > .debug }
+            #expect(loud.isEmpty, "\(loud.map { "\($0.level) \($0.message) \($0.metadata)" })")
+            #expect(try await browser.get(env.origin + "/api/bulk/status/200", headers: env.csrf).status == 200)
+        }
+    }
+}
+
 final class LogRecorder: Sendable {
     struct Line: Sendable {
         let level: Logger.Level
