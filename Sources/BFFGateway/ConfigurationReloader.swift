@@ -233,6 +233,9 @@ final class ConfigurationReloader: Sendable {
         check("telemetry", old.telemetry == new.telemetry)
         check("logging", old.logging == new.logging)
         check("config.watch", old.watch == new.watch)
+        // One frontend or several: session keys are partitioned by frontend name and metric
+        // families carry a `frontend` label only with several (a family cannot mix both).
+        check("frontends", old.frontends.isEmpty == new.frontends.isEmpty)
         // The TLS transport loads CA files once, at start (a route may drop one, not add one).
         let oldCAs = Set(old.effectiveFrontends.flatMap(\.apis).compactMap(\.caFile))
         for (index, frontend) in new.effectiveFrontends.enumerated() {

@@ -185,7 +185,8 @@ struct Gateway {
                 headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8", .cacheControl: "no-store"],
                 body: .init(
                     byteBuffer: ByteBuffer(
-                        bytes: metrics.scrape(bff: frontends.current.frontends[0].bff, forwarder: forwarder))))
+                        bytes: metrics.scrape(
+                            frontends: frontends.current.frontends.map { ($0.name, $0.bff) }, forwarder: forwarder))))
         }
         router.get("/healthz") { _, _ in
             Response(

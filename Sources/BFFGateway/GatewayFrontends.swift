@@ -176,7 +176,8 @@ struct FrontendBuilder: Sendable {
         if !name.isEmpty { logger[metadataKey: "bff.frontend"] = .string(name) }
         var bff = try BFF(
             configuration: settings, keyRing: keyRing, http: http, store: store, revocationFeed: revocationFeed,
-            time: time, logger: logger, metrics: metrics.metrics, accessLogger: accessLogger, tracer: tracer,
+            time: time, logger: logger, metrics: name.isEmpty ? metrics.metrics : metrics.metrics.forFrontend(name),
+            accessLogger: accessLogger, tracer: tracer,
             shared: shared)
         bff.apiCallObserver = apiCallObserver
         let router = Router(context: BasicBFFRequestContext.self)

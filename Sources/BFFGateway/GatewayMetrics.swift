@@ -37,19 +37,24 @@ final class GatewayMetrics: Sendable {
         buildInfo.set(1.0)
     }
 
-    /// The Prometheus text for a scrape: the gauges read now, then everything.
-    func scrape(bff: BFF, forwarder: NIOUpstream?) -> [UInt8] {
-        revocationQueue.set(Double(bff.revoker.queueDepth))
+    /// The Prometheus text for a scrape: the gauges read now (the pools of every frontend's
+    /// routes, labelled with the frontend when there are several; the revocation queues of all of
+    /// them together), then everything.
+    func scrape(frontends: [(name: String, bff: BFF)], forwarder: NIOUpstream?) -> [UInt8] {
+        revocationQueue.set(Double(frontends.reduce(0) { $0 + $1.bff.revoker.queueDepth }))
         if let forwarder {
             let byUpstream = forwarder.statisticsByUpstream
-            for route in bff.configuration.apis where !route.websocket {
-                guard let upstream = Self.hostAndPort(route.upstream) else { continue }
-                let counts = byUpstream[upstream]
-                gauge("bff_upstream_connections", ("api", route.path), ("state", "idle"))
-                    .set(Double(counts?.idle ?? 0))
-                gauge("bff_upstream_connections", ("api", route.path), ("state", "leased"))
-                    .set(Double(counts?.leased ?? 0))
-                gauge("bff_upstream_waiters", ("api", route.path)).set(Double(counts?.waiting ?? 0))
+            for (name, bff) in frontends {
+                let frontend: [(String, String)] = name.isEmpty ? [] : [("frontend", name)]
+                for route in bff.configuration.apis where !route.websocket {
+                    guard let upstream = Self.hostAndPort(route.upstream) else { continue }
+                    let counts = byUpstream[upstream]
+                    gauge("bff_upstream_connections", frontend + [("api", route.path), ("state", "idle")])
+                        .set(Double(counts?.idle ?? 0))
+                    gauge("bff_upstream_connections", frontend + [("api", route.path), ("state", "leased")])
+                        .set(Double(counts?.leased ?? 0))
+                    gauge("bff_upstream_waiters", frontend + [("api", route.path)]).set(Double(counts?.waiting ?? 0))
+                }
             }
         }
         var buffer: [UInt8] = []
@@ -58,7 +63,7 @@ final class GatewayMetrics: Sendable {
         return buffer
     }
 
-    private func gauge(_ name: String, _ labels: (String, String)...) -> Gauge {
+    private func gauge(_ name: String, _ labels: [(String, String)]) -> Gauge {
         registry.makeGauge(
             name: name, labels: labels,
             help: name == "bff_upstream_waiters"

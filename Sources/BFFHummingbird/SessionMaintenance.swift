@@ -134,9 +134,12 @@ public struct SessionCleanupService: Service {
         guard let store else { return 0 }
         do {
             let removed = try await store.removeExpired(now: now)
-            bff.metrics.sessionsEnded(.expired, count: removed.count)
-            for frontend in frontends where frontend.configuration.tokens.revokeRefreshTokenOnLogout {
-                frontend.revoker.enqueue(frontend.sessions.refreshTokens(of: removed))
+            for frontend in frontends {
+                // Counted for the frontend each session belonged to (one store serves them all).
+                frontend.metrics.sessionsEnded(.expired, count: removed.count(where: { frontend.sessions.owns($0) }))
+                if frontend.configuration.tokens.revokeRefreshTokenOnLogout {
+                    frontend.revoker.enqueue(frontend.sessions.refreshTokens(of: removed))
+                }
             }
             return removed.count
         } catch {

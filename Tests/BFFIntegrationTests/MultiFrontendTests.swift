@@ -21,6 +21,7 @@ import Testing
 struct MultiFrontendTests {
     struct Setup: Sendable {
         let port: Int
+        let adminPort: Int
         let issuerA: String
         let issuerB: String
         var shop: String { "http://127.0.0.1:\(port)" }
@@ -33,9 +34,10 @@ struct MultiFrontendTests {
 
     static let secret = "multi-frontend-test-secret"
 
-    static func yaml(port: Int, idpA: Int, idpB: Int, apiA: Int, apiB: Int) -> String {
+    static func yaml(port: Int, idpA: Int, idpB: Int, apiA: Int, apiB: Int, admin: Int = 0) -> String {
         """
         server: {listen: "127.0.0.1:\(port)", environment: development, publicOrigin: "http://127.0.0.1:\(port)"}
+        admin: {listen: "127.0.0.1:\(admin)"}
         keys: [{id: k1, secret: "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE"}]
         session: {store: memory}
         oidc: {issuer: "http://127.0.0.1:\(idpA)", clientId: shop, clientSecret: \(secret)}
@@ -71,8 +73,10 @@ struct MultiFrontendTests {
         let port = try await TestServers.freePort()
         let (idpPortA, idpPortB) = (try await TestServers.freePort(), try await TestServers.freePort())
         let (apiA, apiB) = (try await TestServers.freePort(), try await TestServers.freePort())
+        let adminPort = try await TestServers.freePort()
         let loaded = GatewayConfigurationLoader.load(
-            yaml: yaml(port: port, idpA: idpPortA, idpB: idpPortB, apiA: apiA, apiB: apiB), environment: [:])
+            yaml: yaml(port: port, idpA: idpPortA, idpB: idpPortB, apiA: apiA, apiB: apiB, admin: adminPort),
+            environment: [:])
         let configuration = try loaded.get()
         #expect(configuration.frontends.map(\.name) == ["shop", "admin", "docs"])
         let (issuerA, issuerB) = ("http://127.0.0.1:\(idpPortA)", "http://127.0.0.1:\(idpPortB)")
@@ -92,16 +96,18 @@ struct MultiFrontendTests {
             http: AsyncHTTPClientTransport(client: http), upstream: forwarder, logger: TestEnvironment.quietLogger)
         let logger = TestEnvironment.quietLogger
         let services: [any Service] = [
-            gateway.service, forwarder, idpA.makeApplication(host: "127.0.0.1", port: idpPortA, logger: logger),
+            gateway.service, forwarder, try #require(gateway.admin),
+            idpA.makeApplication(host: "127.0.0.1", port: idpPortA, logger: logger),
             idpB.makeApplication(host: "127.0.0.1", port: idpPortB, logger: logger),
             SampleAPI.makeApplication(idp: idpA, port: apiA, logger: logger),
             SampleAPI.makeApplication(idp: idpB, port: apiB, logger: logger),
         ]
         let setup = Setup(
-            port: port, issuerA: issuerA, issuerB: issuerB, gateway: gateway, idpA: idpA, idpB: idpB)
+            port: port, adminPort: adminPort, issuerA: issuerA, issuerB: issuerB, gateway: gateway, idpA: idpA,
+            idpB: idpB)
         do {
             try await TestServers.withRunning(
-                services + gateway.maintenance, ports: [port, idpPortA, idpPortB, apiA, apiB]
+                services + gateway.maintenance, ports: [port, idpPortA, idpPortB, apiA, apiB, adminPort]
             ) {
                 try await body(setup)
             }
@@ -180,6 +186,27 @@ struct MultiFrontendTests {
             }
             // A prefix frontend's route exists only under its prefix; admin's (same host) has none there.
             #expect(try await docs.get(setup.admin + "/docs/api/other", headers: Self.csrf).status == 404)
+
+            // Metrics per frontend: the same route of three frontends is three series, and the
+            // pools of every frontend's routes are reported (not only the first frontend's).
+            let scrape = MetricsTests.Scrape(
+                try await shop.get("http://127.0.0.1:\(setup.adminPort)/metrics").body)
+            for (name, route) in [("shop", "/api/weather"), ("admin", "/api/weather"), ("docs", "/docs/api/weather")] {
+                #expect(scrape[#"bff_login_total{frontend="\#(name)",outcome="success"}"#] == 1, "\(name)")
+                #expect(scrape[#"bff_sessions_started_total{frontend="\#(name)"}"#] == 1, "\(name)")
+                #expect(
+                    scrape[
+                        #"bff_http_requests_total{frontend="\#(name)",method="GET",route="\#(route)",status="200"}"#
+                    ] == 1, "\(name)")
+                #expect(
+                    scrape.text.contains(
+                        #"bff_upstream_connections{frontend="\#(name)",api="\#(route)",state="idle"}"#),
+                    "\(name)")
+            }
+            let unlabelled = scrape.samples.keys.filter {
+                $0.hasPrefix("bff_http_requests_total{") && !$0.contains("frontend=")
+            }
+            #expect(unlabelled.isEmpty, "no series without a frontend: \(unlabelled)")
         }
     }
 

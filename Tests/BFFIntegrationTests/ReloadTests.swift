@@ -277,6 +277,26 @@ struct ReloadTests {
         }
     }
 
+    /// A gateway started with `frontends:` keeps it: one frontend without the list (unpartitioned
+    /// sessions, metrics without a `frontend` label) is a restart away, not a reload.
+    @Test func switchingToOneUnnamedFrontendNeedsARestart() async throws {
+        try await Self.run { env in
+            let single = """
+                server: {listen: "127.0.0.1:\(env.ports.gateway)", environment: development, publicOrigin: "http://127.0.0.1:\(env.ports.gateway)", dataDirectory: "\(env.ports.directory)"}
+                admin: {listen: "127.0.0.1:\(env.ports.admin)"}
+                keys: [\(Self.k1)]
+                session: {store: memory}
+                oidc: {issuer: "http://127.0.0.1:\(env.ports.idp)", clientId: shop, clientSecret: reload-secret}
+                apis:
+                  - {path: /api/x, upstream: "http://127.0.0.1:\(env.ports.echoOne)/echo/one", token: user}
+
+                """
+            try env.write(single)
+            let outcome = await env.reloader.reload(reason: "test")
+            #expect(Self.refused(outcome) == ["frontends"], "\(outcome)")
+        }
+    }
+
     /// `config.watch` reads a file only once it stopped changing: a file still being written (a
     /// change at every look) triggers nothing; once it is still for one look, one reload.
     @Test func theWatchWaitsForTheFileToStopChanging() async throws {

@@ -211,8 +211,12 @@ struct RemoteAPITests {
             let slow = try await browser.get(env.origin + "/api/misc/slow/5000", headers: env.csrf)
             #expect(slow.status == 504)
             #expect(slow.body.contains("urn:bff:problem:upstream-timeout"))
-            #expect(env.forwarder.fastExchangeCount > fastBefore, "the slow call took the fast path")
-            #expect(ContinuousClock.now - started < .milliseconds(1900), "answered at the 1 s route timeout, once")
+            let elapsed = ContinuousClock.now - started
+            // One exchange (a retry would start a second one), answered at the 1 s route timeout:
+            // well before the upstream's 5 s even on a loaded machine.
+            #expect(env.forwarder.fastExchangeCount == fastBefore + 1, "the slow call took the fast path, once")
+            #expect(
+                elapsed >= .seconds(1) && elapsed < .milliseconds(4600), "answered at the route timeout: \(elapsed)")
         }
     }
 

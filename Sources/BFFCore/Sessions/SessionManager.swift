@@ -81,6 +81,11 @@ public struct SessionManager: Sendable {
         return Self.frontendTag(sealer.partition) + Array(hash).dropFirst(4)
     }
 
+    /// Whether `record` is one of this frontend's sessions (always, without several frontends).
+    public func owns(_ record: SessionRecord) -> Bool {
+        sealer.partition.isEmpty || record.key.starts(with: Self.frontendTag(sealer.partition))
+    }
+
     /// The first four bytes of every store key of frontend `name`'s sessions.
     public static func frontendTag(_ name: String) -> [UInt8] {
         Array(SHA256.hash(data: Array("bff-frontend".utf8) + [0] + Array(name.utf8)).prefix(4))

@@ -7,6 +7,11 @@ import Synchronization
 /// Labels are bounded: `route` and `api` are configured route paths (or the router's matched
 /// pattern), never request paths; `status` is the numeric code; every outcome, reason and kind is
 /// one of this type's enumerations. Metric objects are made once per label set and kept.
+///
+/// A gateway with several frontends gives each frontend's BFF ``forFrontend(_:)``: every family
+/// but the session store's then has a first label `frontend` (a configured name). One gateway
+/// labels all its frontends this way or none, so a family never mixes labelled and unlabelled
+/// series.
 public final class BFFMetrics: Sendable {
     /// How a login callback ended.
     public enum LoginOutcome: String, Sendable, CaseIterable {
@@ -76,6 +81,8 @@ public final class BFFMetrics: Sendable {
     }
 
     private let factory: any MetricsFactory
+    /// The frontend whose numbers these are, when the gateway has several.
+    public let frontend: String?
     /// One timer and one error counter per store operation, made at once (the families show up
     /// on the first scrape, and recording takes no lock of ours).
     private let storeTimers: [StoreOperation: Timer]
@@ -103,9 +110,10 @@ public final class BFFMetrics: Sendable {
         let second: String
     }
 
-    /// Metrics made by `factory`.
-    public init(factory: any MetricsFactory) {
+    /// Metrics made by `factory`; with `frontend`, labelled with it.
+    public init(factory: any MetricsFactory, frontend: String? = nil) {
         self.factory = factory
+        self.frontend = frontend
         var timers: [StoreOperation: Timer] = [:]
         var errors: [StoreOperation: Counter] = [:]
         for operation in StoreOperation.allCases {
@@ -123,6 +131,15 @@ public final class BFFMetrics: Sendable {
     /// Metrics that go nowhere.
     public static let disabled = BFFMetrics(factory: NOOPMetricsHandler.instance)
 
+    /// The same metrics for one of several frontends: labelled `frontend="<name>"`.
+    public func forFrontend(_ name: String) -> BFFMetrics { BFFMetrics(factory: factory, frontend: name) }
+
+    /// `labels`, after the `frontend` label when there is one.
+    private func dimensions(_ labels: [(String, String)]) -> [(String, String)] {
+        guard let frontend else { return labels }
+        return [("frontend", frontend)] + labels
+    }
+
     /// A counter of a rarely used family (outcomes, reasons): up to two labels.
     private func counter(_ label: String, _ first: (String, String)? = nil, _ second: (String, String)? = nil)
         -> Counter
@@ -130,7 +147,8 @@ public final class BFFMetrics: Sendable {
         let key = MetricKey(label: label, first: first?.1 ?? "", second: second?.1 ?? "")
         return cache.withLock { cache in
             if let counter = cache.others[key] { return counter }
-            let counter = Counter(label: label, dimensions: [first, second].compactMap { $0 }, factory: factory)
+            let counter = Counter(
+                label: label, dimensions: dimensions([first, second].compactMap { $0 }), factory: factory)
             cache.others[key] = counter
             return counter
         }
@@ -140,7 +158,7 @@ public final class BFFMetrics: Sendable {
     static let knownMethods: Set<String> = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
     /// One answered request: `bff_http_requests_total{route,method,status}` and
-    /// `bff_http_request_duration_seconds{route}` (until the response head); with
+    /// `bff_http_request_duration_seconds{route}` (until the response's end); with
     /// `upstreamDuration`, `bff_upstream_request_duration_seconds{api}` too.
     public func request(
         route: String, method: String, status: Int, duration: Duration, upstreamDuration: Duration? = nil
@@ -148,13 +166,16 @@ public final class BFFMetrics: Sendable {
         let key = RequestKey(
             route: route, method: Self.knownMethods.contains(method) ? method : "OTHER", status: status)
         let factory = self.factory
+        let dimensions = self.dimensions
         let (counter, timer, upstreamTimer) = cache.withLock { cache -> (Counter, Timer, Timer?) in
             let counter =
                 cache.requests[key]
                 ?? {
                     let made = Counter(
                         label: "bff_http_requests_total",
-                        dimensions: [("route", key.route), ("method", key.method), ("status", String(key.status))],
+                        dimensions: dimensions([
+                            ("route", key.route), ("method", key.method), ("status", String(key.status)),
+                        ]),
                         factory: factory)
                     cache.requests[key] = made
                     return made
@@ -163,7 +184,8 @@ public final class BFFMetrics: Sendable {
                 cache.durations[route]
                 ?? {
                     let made = Timer(
-                        label: "bff_http_request_duration_seconds", dimensions: [("route", route)], factory: factory)
+                        label: "bff_http_request_duration_seconds", dimensions: dimensions([("route", route)]),
+                        factory: factory)
                     cache.durations[route] = made
                     return made
                 }()
@@ -172,7 +194,8 @@ public final class BFFMetrics: Sendable {
                 cache.upstreamDurations[route]
                 ?? {
                     let made = Timer(
-                        label: "bff_upstream_request_duration_seconds", dimensions: [("api", route)], factory: factory)
+                        label: "bff_upstream_request_duration_seconds", dimensions: dimensions([("api", route)]),
+                        factory: factory)
                     cache.upstreamDurations[route] = made
                     return made
                 }()
