@@ -1,6 +1,7 @@
 import BFFCore
 import BFFTesting
 import Foundation
+import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
@@ -25,6 +26,11 @@ struct TracingTests {
         /// Start and end, in nanoseconds since 1970.
         var start: UInt64 = 0
         var end: UInt64 = 0
+        /// `Status.code`: 0 unset, 1 ok, 2 error.
+        var statusCode = 0
+        /// The events' names.
+        var events: [String] = []
+        var traceState = ""
         var duration: Duration { .nanoseconds(Int64(end) - Int64(start)) }
         var description: String { "\(name) kind \(kind) \(hex(spanID)) ← \(hex(parentSpanID)) \(attributes)" }
     }
@@ -33,14 +39,44 @@ struct TracingTests {
     final class Receiver: Sendable {
         let port: Int
         private let bodies = Mutex<[[UInt8]]>([])
+        private let heads = Mutex<[HTTPFields]>([])
         init(port: Int) { self.port = port }
 
         var spans: [Span] { bodies.withLock { $0 }.flatMap { Self.decodeRequest($0[...]) } }
+        /// Each export request's spans.
+        var batches: [[Span]] { bodies.withLock { $0 }.map { Self.decodeRequest($0[...]) } }
+        /// Each export request's headers.
+        var headers: [HTTPFields] { heads.withLock { $0 } }
+        /// The resource attributes of every request.
+        var resources: [[String: String]] {
+            bodies.withLock { $0 }.flatMap { body in
+                Self.messages(body[...], field: 1).flatMap { Self.messages($0, field: 1) }.map { resource in
+                    Self.decodeSpan(resource.isEmpty ? [] : Self.reframe(resource, as: 9)).attributes
+                }
+            }
+        }
+
+        /// A `Resource`'s attributes (field 1) re-tagged as a span's (field 9), to decode them alike.
+        static func reframe(_ message: ArraySlice<UInt8>, as field: UInt64) -> ArraySlice<UInt8> {
+            var writer: [UInt8] = []
+            for keyValue in messages(message, field: 1) {
+                writer.append(UInt8(field << 3 | 2))
+                var length = UInt64(keyValue.count)
+                while length >= 0x80 {
+                    writer.append(UInt8(length & 0x7F) | 0x80)
+                    length >>= 7
+                }
+                writer.append(UInt8(length))
+                writer.append(contentsOf: keyValue)
+            }
+            return writer[...]
+        }
 
         func application() -> some ApplicationProtocol {
             let router = Router()
             router.post("/v1/traces") { request, _ -> Response in
                 let body = try await request.body.collect(upTo: 8 << 20)
+                self.heads.withLock { $0.append(request.headers) }
                 self.bodies.withLock { $0.append(Array(body.readableBytesView)) }
                 return Response(status: .ok, headers: [.contentType: "application/x-protobuf"])
             }
@@ -116,7 +152,14 @@ struct TracingTests {
                 case (1, .bytes(let id)): span.traceID = Array(id)
                 case (2, .bytes(let id)): span.spanID = Array(id)
                 case (4, .bytes(let id)): span.parentSpanID = Array(id)
+                case (3, .bytes(let state)): span.traceState = String(decoding: state, as: UTF8.self)
                 case (5, .bytes(let name)): span.name = String(decoding: name, as: UTF8.self)
+                case (11, .bytes(let event)):
+                    for case (2, .bytes(let name)) in fields(event) {
+                        span.events.append(String(decoding: name, as: UTF8.self))
+                    }
+                case (15, .bytes(let status)):
+                    for case (3, .varint(let code)) in fields(status) { span.statusCode = Int(code) }
                 case (6, .varint(let kind)): span.kind = Int(kind)
                 case (7, .fixed64(let time)): span.start = time
                 case (8, .fixed64(let time)): span.end = time
@@ -131,6 +174,7 @@ struct TracingTests {
                                 case (1, .bytes(let string)): text = String(decoding: string, as: UTF8.self)
                                 case (2, .varint(let flag)): text = flag == 0 ? "false" : "true"
                                 case (3, .varint(let number)): text = String(Int64(bitPattern: number))
+                                case (4, .fixed64(let bits)): text = String(Double(bitPattern: bits))
                                 default: break
                                 }
                             }

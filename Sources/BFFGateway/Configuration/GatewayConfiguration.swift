@@ -29,11 +29,18 @@ struct GatewayConfiguration: Sendable {
         /// `telemetry.otlp.endpoint`: the collector's OTLP/HTTP base URL (e.g.
         /// `http://127.0.0.1:4318`; spans go to `/v1/traces` under it).
         var endpoint: String?
-        /// The standard `OTEL_EXPORTER_OTLP_ENDPOINT` / `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set
-        /// (OpenTelemetry reads it, and every other `OTEL_*` variable, itself).
-        var endpointInEnvironment = false
-        /// Whether traces are exported at all.
-        var enabled: Bool { endpoint != nil || endpointInEnvironment }
+        /// The process's `OTEL_*` variables (``GatewayTracing`` reads the standard ones: endpoint,
+        /// headers, timeout, batching, service name, resource, sampler, `OTEL_SDK_DISABLED`).
+        var otelEnvironment: [String: String] = [:]
+        /// Whether traces are exported at all: an endpoint in the file or the environment, and
+        /// not `OTEL_SDK_DISABLED=true`.
+        var enabled: Bool {
+            otelEnvironment["OTEL_SDK_DISABLED"]?.lowercased() != "true"
+                && (endpoint != nil
+                    || ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"].contains {
+                        otelEnvironment[$0]?.isEmpty == false
+                    })
+        }
         /// `telemetry.sampleRatio`: the share of new traces recorded (a caller's sampling decision,
         /// from a trusted proxy, is followed).
         var sampleRatio = 1.0

@@ -36,8 +36,7 @@ extension GatewayConfiguration.TelemetrySettings {
                     "write the collector's OTLP/HTTP base URL, e.g. http://127.0.0.1:4318, or null")
             }
         }
-        endpointInEnvironment = ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"]
-            .contains { environment[$0]?.isEmpty == false }
+        otelEnvironment = environment.filter { $0.key.hasPrefix("OTEL_") }
         if let value = section.string("otlp.protocol"), value != "http/protobuf" {
             section.problem("otlp.protocol", "'\(value)' is not supported", "use http/protobuf (OTLP over HTTP)")
         }

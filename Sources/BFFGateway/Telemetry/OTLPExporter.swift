@@ -1,0 +1,177 @@
+import AsyncHTTPClient
+import Logging
+import NIOCore
+import ServiceLifecycle
+import Synchronization
+import Tracing
+
+/// Where and how finished spans go: OTLP/HTTP with protobuf bodies.
+struct OTLPExportSettings: Sendable {
+    /// The full URL spans are posted to (`…/v1/traces`).
+    var url: String
+    /// Extra request headers (`OTEL_EXPORTER_OTLP_HEADERS`, e.g. a collector's API key).
+    var headers: [(String, String)] = []
+    /// One export's time limit (`OTEL_EXPORTER_OTLP_TIMEOUT`).
+    var timeout: Duration = .seconds(10)
+    /// The longest a finished span waits before it is sent (`OTEL_BSP_SCHEDULE_DELAY`).
+    var scheduleDelay: Duration = .seconds(5)
+    /// Spans kept while waiting; more are dropped, counted and logged (`OTEL_BSP_MAX_QUEUE_SIZE`).
+    var maxQueueSize = 2048
+    /// Spans per request; a full batch is sent at once (`OTEL_BSP_MAX_EXPORT_BATCH_SIZE`).
+    var maxExportBatchSize = 512
+    /// The resource's attributes (`service.name`, `OTEL_RESOURCE_ATTRIBUTES`, …).
+    var resource: [(String, SpanAttribute)] = []
+}
+
+/// Buffers finished spans and posts them in batches: when a batch is full, every
+/// `scheduleDelay`, on ``OTLPTracer/forceFlush()``, and once more at shutdown. A span's end costs
+/// one lock and an append; encoding and sending happen here, one request at a time. A failed
+/// export is logged (never its headers) and its spans dropped, as OpenTelemetry's batch processor
+/// does.
+final class OTLPExporter: Service, Sendable {
+    let settings: OTLPExportSettings
+    private let logger: Logger
+    private let state = Mutex(Buffer())
+    private let stopping = Atomic(false)
+    /// When the last warning was logged (one per 10 s at most; the rest are counted into it).
+    private let lastWarning = Mutex<(at: ContinuousClock.Instant?, suppressed: Int)>((nil, 0))
+    private let version: String
+
+    struct Buffer {
+        var spans: [FinishedSpan] = []
+        var dropped = 0
+        var flushRequested = false
+    }
+
+    init(settings: OTLPExportSettings, version: String, logger: Logger) {
+        self.settings = settings
+        self.version = version
+        self.logger = logger
+    }
+
+    /// Takes a finished span (called where it ended); drops it when the queue is full.
+    func append(_ span: FinishedSpan) {
+        state.withLock { buffer in
+            if buffer.spans.count >= settings.maxQueueSize {
+                buffer.dropped += 1
+            } else {
+                buffer.spans.append(span)
+            }
+        }
+    }
+
+    /// Sends what is buffered at the next look (within 50 ms).
+    func flushSoon() { state.withLock { $0.flushRequested = true } }
+
+    /// Spans waiting to be sent (tests).
+    var queued: Int { state.withLock { $0.spans.count } }
+    /// The spans waiting to be sent (tests).
+    var pending: [FinishedSpan] { state.withLock { $0.spans } }
+
+    func run() async throws {
+        var configuration = HTTPClient.Configuration()
+        configuration.redirectConfiguration = .disallow
+        // A collector that refuses connections fails the export at once (AsyncHTTPClient would
+        // otherwise retry until the export's deadline, holding every later batch and shutdown).
+        configuration.connectionPool.retryConnectionEstablishment = false
+        configuration.timeout = .init(
+            connect: .milliseconds(Int64(settings.timeout / .milliseconds(1))),
+            read: .milliseconds(Int64(settings.timeout / .milliseconds(1))))
+        let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        // A look every 50 ms (or sooner with a shorter delay): a full batch goes at once, the rest
+        // when it is `scheduleDelay` old.
+        let look = min(settings.scheduleDelay, .milliseconds(50))
+        var lastExport = ContinuousClock.now
+        await withGracefulShutdownHandler {
+            while !stopping.load(ordering: .relaxed) && !Task.isCancelled {
+                try? await Task.sleep(for: look)
+                let due = ContinuousClock.now - lastExport >= settings.scheduleDelay
+                let batch = take(all: due)
+                if batch.spans.isEmpty && batch.dropped == 0 { continue }
+                await send(batch, http: http, timeout: settings.timeout)
+                if due || batch.flushed { lastExport = .now }
+            }
+        } onGracefulShutdown: {
+            self.stopping.store(true, ordering: .relaxed)
+        }
+        // At shutdown: whatever is left, once, within 3 s (a stalled collector must not hold the
+        // gateway's exit for a whole export timeout).
+        await send(take(all: true), http: http, timeout: min(settings.timeout, .seconds(3)))
+        try? await http.shutdown()
+    }
+
+    /// Full batches, or everything when `all` (or a flush was asked for); and the drop count.
+    private func take(all: Bool) -> (spans: [FinishedSpan], dropped: Int, flushed: Bool) {
+        state.withLock { buffer in
+            let flushed = buffer.flushRequested
+            let everything = all || flushed
+            let count =
+                everything
+                ? buffer.spans.count
+                : buffer.spans.count - buffer.spans.count % settings.maxExportBatchSize
+            let spans = Array(buffer.spans.prefix(count))
+            buffer.spans.removeFirst(count)
+            let dropped = buffer.dropped
+            buffer.dropped = 0
+            buffer.flushRequested = false
+            return (spans, dropped, flushed)
+        }
+    }
+
+    private func send(
+        _ batch: (spans: [FinishedSpan], dropped: Int, flushed: Bool), http: HTTPClient, timeout: Duration
+    ) async {
+        if batch.dropped > 0 {
+            warn(
+                "Spans dropped: the export queue was full",
+                [
+                    "bff.dropped_spans": "\(batch.dropped)", "bff.queue_size": "\(settings.maxQueueSize)",
+                    "bff.fix": "sample fewer traces (telemetry.sampleRatio) or raise OTEL_BSP_MAX_QUEUE_SIZE",
+                ])
+        }
+        var start = 0
+        while start < batch.spans.count {
+            let end = min(start + settings.maxExportBatchSize, batch.spans.count)
+            await post(Array(batch.spans[start..<end]), http: http, timeout: timeout)
+            start = end
+        }
+    }
+
+    private func post(_ spans: [FinishedSpan], http: HTTPClient, timeout: Duration) async {
+        let body = OTLPEncoding.request(spans, resource: settings.resource, scope: ("swift-bff", version))
+        var request = HTTPClientRequest(url: settings.url)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/x-protobuf")
+        for (name, value) in settings.headers { request.headers.add(name: name, value: value) }
+        request.body = .bytes(ByteBuffer(bytes: body))
+        do {
+            let response = try await http.execute(
+                request, timeout: .milliseconds(Int64(timeout / .milliseconds(1))))
+            _ = try? await response.body.collect(upTo: 1 << 20)
+            if !(200..<300).contains(response.status.code) {
+                warn(
+                    "OTLP export refused",
+                    ["http.response.status_code": "\(response.status.code)", "bff.spans": "\(spans.count)"])
+            }
+        } catch {
+            warn("OTLP export failed", ["error.type": "\(type(of: error))", "bff.spans": "\(spans.count)"])
+        }
+    }
+
+    /// A warning, unless one was logged in the last 10 s (then it is counted into the next one).
+    private func warn(_ message: Logger.Message, _ metadata: Logger.Metadata) {
+        let suppressed: Int? = lastWarning.withLock { last in
+            let now = ContinuousClock.now
+            if let at = last.at, now - at < .seconds(10) {
+                last.suppressed += 1
+                return nil
+            }
+            defer { last = (now, 0) }
+            return last.suppressed
+        }
+        guard let suppressed else { return }
+        var metadata = metadata
+        if suppressed > 0 { metadata["bff.warnings_suppressed"] = "\(suppressed)" }
+        logger.warning(message, metadata: metadata)
+    }
+}

@@ -1,0 +1,194 @@
+import Synchronization
+import Tracing
+
+/// Which traces are recorded: a rule for new traces and whether a caller's decision (a trusted
+/// proxy's `traceparent`) is followed — OpenTelemetry's `OTEL_TRACES_SAMPLER` choices.
+struct TraceSampling: Sendable, Equatable {
+    enum Root: Sendable, Equatable {
+        case always
+        case never
+        /// This share of new traces, decided by the trace id (so every service agrees).
+        case ratio(Double)
+    }
+
+    var root: Root
+    /// Follow the parent's `sampled` flag when there is a parent (`parentbased_*`).
+    var followParent = true
+
+    /// Whether a span of trace `traceLow` (the id's low half) with `parent` is recorded.
+    func sample(traceLow: UInt64, parent: TraceContext?) -> Bool {
+        if followParent, let parent { return parent.sampled }
+        switch root {
+        case .always: return true
+        case .never: return false
+        case .ratio(let ratio):
+            if ratio >= 1 { return true }
+            if ratio <= 0 { return false }
+            return traceLow < UInt64(ratio * 18_446_744_073_709_551_615.0)
+        }
+    }
+}
+
+/// The gateway's OpenTelemetry tracer. A span is a small object with one lock; when it ends it is
+/// appended to the exporter's buffer (one more lock) — no task, actor or stream per span, which
+/// is what made tracing every request cost more than half the gateway's throughput with
+/// swift-otel's tracer. ``OTLPExporter`` sends the buffer in batches.
+final class OTLPTracer: Tracer {
+    typealias Span = OTLPSpan
+
+    let sampling: TraceSampling
+    let exporter: OTLPExporter
+    private let ids = TraceIDGenerator()
+
+    init(sampling: TraceSampling, exporter: OTLPExporter) {
+        self.sampling = sampling
+        self.exporter = exporter
+    }
+
+    func startSpan<Instant: TracerInstant>(
+        _ operationName: String, context: @autoclosure () -> ServiceContext, ofKind kind: SpanKind,
+        at instant: @autoclosure () -> Instant, function: String, file fileID: String, line: UInt
+    ) -> OTLPSpan {
+        var context = context()
+        let parent = context.traceContext
+        let traceHigh = parent?.traceHigh ?? ids.next()
+        let traceLow = parent?.traceLow ?? ids.next()
+        let trace = TraceContext(
+            traceHigh: traceHigh, traceLow: traceLow, spanID: ids.next(),
+            sampled: sampling.sample(traceLow: traceLow, parent: parent), traceState: parent?.traceState ?? "")
+        context.traceContext = trace
+        return OTLPSpan(
+            operationName: operationName, kind: kind, context: context, trace: trace, parentSpanID: parent?.spanID ?? 0,
+            start: trace.sampled ? instant().nanosecondsSinceEpoch : 0, exporter: trace.sampled ? exporter : nil)
+    }
+
+    func forceFlush() { exporter.flushSoon() }
+
+    func inject<Carrier, Inject: Injector>(
+        _ context: ServiceContext, into carrier: inout Carrier, using injector: Inject
+    ) where Inject.Carrier == Carrier {
+        guard let trace = context.traceContext else { return }
+        injector.inject(trace.traceparent, forKey: "traceparent", into: &carrier)
+        if !trace.traceState.isEmpty { injector.inject(trace.traceState, forKey: "tracestate", into: &carrier) }
+    }
+
+    func extract<Carrier, Extract: Extractor>(
+        _ carrier: Carrier, into context: inout ServiceContext, using extractor: Extract
+    ) where Extract.Carrier == Carrier {
+        guard let traceparent = extractor.extract(key: "traceparent", from: carrier),
+            let trace = TraceContext(
+                traceparent: traceparent, traceState: extractor.extract(key: "tracestate", from: carrier))
+        else { return }
+        context.traceContext = trace
+    }
+}
+
+/// One span. Not recording (no exporter) when its trace is not sampled: it still carries a
+/// context, so the `traceparent` sent on says "not sampled".
+final class OTLPSpan: Tracing.Span {
+    let context: ServiceContext
+    let trace: TraceContext
+    let isRecording: Bool
+    private let kind: SpanKind
+    private let parentSpanID: UInt64
+    private let start: UInt64
+    private let exporter: OTLPExporter?
+    private let state: Mutex<State>
+
+    struct State {
+        var name: String
+        var attributes = SpanAttributes()
+        var status: SpanStatus?
+        var events: [SpanEvent] = []
+        var links: [SpanLink] = []
+        var ended = false
+    }
+
+    init(
+        operationName: String, kind: SpanKind, context: ServiceContext, trace: TraceContext, parentSpanID: UInt64,
+        start: UInt64, exporter: OTLPExporter?
+    ) {
+        self.context = context
+        self.trace = trace
+        self.kind = kind
+        self.parentSpanID = parentSpanID
+        self.start = start
+        self.exporter = exporter
+        self.isRecording = exporter != nil
+        self.state = Mutex(State(name: operationName))
+    }
+
+    var operationName: String {
+        get { state.withLock { $0.name } }
+        set { state.withLock { $0.name = newValue } }
+    }
+
+    var attributes: SpanAttributes {
+        get { state.withLock { $0.attributes } }
+        set {
+            guard isRecording else { return }
+            state.withLock { $0.attributes = newValue }
+        }
+    }
+
+    func setStatus(_ status: SpanStatus) {
+        guard isRecording else { return }
+        // OpenTelemetry: `ok` is final; an error may replace unset.
+        state.withLock { state in
+            if state.status?.code != .ok { state.status = status }
+        }
+    }
+
+    func addEvent(_ event: SpanEvent) {
+        guard isRecording else { return }
+        state.withLock { $0.events.append(event) }
+    }
+
+    func recordError<Instant: TracerInstant>(
+        _ error: any Error, attributes: SpanAttributes, at instant: @autoclosure () -> Instant
+    ) {
+        guard isRecording else { return }
+        // The type and the error's own description, cut at 256 characters (the gateway's errors
+        // name what failed, never a token; a store error carries the driver's message, never a
+        // parameter).
+        var eventAttributes = attributes
+        eventAttributes["exception.type"] = String(reflecting: type(of: error))
+        eventAttributes["exception.message"] = String(String(describing: error).prefix(256))
+        addEvent(SpanEvent(name: "exception", at: instant(), attributes: eventAttributes))
+    }
+
+    func addLink(_ link: SpanLink) {
+        guard isRecording else { return }
+        state.withLock { $0.links.append(link) }
+    }
+
+    func end<Instant: TracerInstant>(at instant: @autoclosure () -> Instant) {
+        guard let exporter else { return }
+        let finished: FinishedSpan? = state.withLock { state in
+            guard !state.ended else { return nil }
+            state.ended = true
+            return FinishedSpan(
+                trace: trace, parentSpanID: parentSpanID, name: state.name, kind: kind, start: start,
+                end: instant().nanosecondsSinceEpoch, attributes: state.attributes, status: state.status,
+                events: state.events,
+                links: state.links.compactMap { link in
+                    link.context.traceContext.map { (context: $0, attributes: link.attributes) }
+                })
+        }
+        if let finished { exporter.append(finished) }
+    }
+}
+
+/// What an ended span leaves for the exporter.
+struct FinishedSpan: Sendable {
+    var trace: TraceContext
+    var parentSpanID: UInt64
+    var name: String
+    var kind: SpanKind
+    var start: UInt64
+    var end: UInt64
+    var attributes: SpanAttributes
+    var status: SpanStatus?
+    var events: [SpanEvent]
+    var links: [(context: TraceContext, attributes: SpanAttributes)]
+}

@@ -1,0 +1,111 @@
+import Synchronization
+import Tracing
+
+/// A span's identity as W3C Trace Context carries it: trace id, span id, sampled flag and the
+/// vendor `tracestate`, kept in a request's `ServiceContext`.
+struct TraceContext: Sendable, Hashable {
+    /// The 16-byte trace id as two big-endian halves; never both zero.
+    var traceHigh: UInt64
+    var traceLow: UInt64
+    /// The 8-byte span id; never zero.
+    var spanID: UInt64
+    /// Whether the trace is recorded (the `sampled` flag).
+    var sampled: Bool
+    /// The caller's `tracestate`, passed on unchanged ("" without one).
+    var traceState: String = ""
+
+    /// The `traceparent` value (version 00).
+    var traceparent: String {
+        "00-" + Self.hex(traceHigh) + Self.hex(traceLow) + "-" + Self.hex(spanID) + (sampled ? "-01" : "-00")
+    }
+
+    /// Parses a `traceparent` (and its `tracestate`), or nil when it is not valid W3C Trace
+    /// Context: a version other than `ff` (version 00 exactly 55 characters; later versions may
+    /// append `-` fields), lowercase hex, a trace id and a parent id that are not all zeros.
+    init?(traceparent: String, traceState: String?) {
+        let bytes = Array(traceparent.utf8)
+        guard bytes.count >= 55, bytes[2] == UInt8(ascii: "-"), bytes[35] == UInt8(ascii: "-"),
+            bytes[52] == UInt8(ascii: "-"),
+            let version = Self.parseHex(bytes[0..<2]), version != 0xFF,
+            version != 0 || bytes.count == 55, bytes.count == 55 || bytes[55] == UInt8(ascii: "-"),
+            let high = Self.parseHex(bytes[3..<19]), let low = Self.parseHex(bytes[19..<35]), high != 0 || low != 0,
+            let span = Self.parseHex(bytes[36..<52]), span != 0,
+            let flags = Self.parseHex(bytes[53..<55])
+        else { return nil }
+        self.traceHigh = high
+        self.traceLow = low
+        self.spanID = span
+        self.sampled = flags & 1 == 1
+        // A `tracestate` is passed on only when it is short and printable (else it is dropped, as
+        // W3C Trace Context allows).
+        if let traceState, traceState.utf8.count <= 512, traceState.utf8.allSatisfy({ (0x20...0x7E).contains($0) }) {
+            self.traceState = traceState
+        }
+    }
+
+    init(traceHigh: UInt64, traceLow: UInt64, spanID: UInt64, sampled: Bool, traceState: String = "") {
+        self.traceHigh = traceHigh
+        self.traceLow = traceLow
+        self.spanID = spanID
+        self.sampled = sampled
+        self.traceState = traceState
+    }
+
+    /// Sixteen lowercase hex digits.
+    static func hex(_ value: UInt64) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        return String(unsafeUninitializedCapacity: 16) { buffer in
+            for index in 0..<16 { buffer[index] = digits[Int((value >> (60 - 4 * UInt64(index))) & 0xF)] }
+            return 16
+        }
+    }
+
+    /// Lowercase hex digits (at most 16) as a number; nil for anything else.
+    static func parseHex(_ digits: ArraySlice<UInt8>) -> UInt64? {
+        var value: UInt64 = 0
+        for digit in digits {
+            switch digit {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): value = value << 4 | UInt64(digit - UInt8(ascii: "0"))
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): value = value << 4 | UInt64(digit - UInt8(ascii: "a") + 10)
+            default: return nil
+            }
+        }
+        return value
+    }
+}
+
+/// Where a request's current span context lives in its `ServiceContext`.
+enum TraceContextKey: ServiceContextKey {
+    typealias Value = TraceContext
+    static var nameOverride: String? { "bff-trace-context" }
+}
+
+extension ServiceContext {
+    /// The current span's trace context (or a trusted caller's, before the first span).
+    var traceContext: TraceContext? {
+        get { self[TraceContextKey.self] }
+        set { self[TraceContextKey.self] = newValue }
+    }
+}
+
+/// Trace and span ids: a random seed, then SplitMix64 over an atomic counter: unique, evenly
+/// spread, and no lock or system call per id.
+final class TraceIDGenerator: Sendable {
+    private let counter: Atomic<UInt64>
+
+    init() {
+        var random = SystemRandomNumberGenerator()
+        counter = Atomic(random.next())
+    }
+
+    /// The next non-zero id.
+    func next() -> UInt64 {
+        while true {
+            var z = counter.wrappingAdd(0x9E37_79B9_7F4A_7C15, ordering: .relaxed).newValue
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            z ^= z >> 31
+            if z != 0 { return z }
+        }
+    }
+}

@@ -1,0 +1,267 @@
+import BFFTesting
+import Foundation
+import HTTPTypes
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import Synchronization
+import Testing
+import Tracing
+
+@testable import BFFGateway
+
+/// The gateway's own OpenTelemetry tracer, alone: W3C Trace Context parsing, sampling, the OTLP
+/// protobuf it writes (decoded by the test receiver's independent decoder), and the exporter's
+/// batching, queue bound, `OTEL_*` variables, failures and shutdown.
+@Suite("OTLP tracer")
+struct OTLPTracerTests {
+    typealias Receiver = TracingTests.Receiver
+
+    static let trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    static let parent = "00f067aa0ba902b7"
+
+    @Test func traceparentIsParsedStrictly() throws {
+        let valid = try #require(TraceContext(traceparent: "00-\(Self.trace)-\(Self.parent)-01", traceState: "a=1"))
+        #expect(valid.traceparent == "00-\(Self.trace)-\(Self.parent)-01")
+        #expect(valid.sampled && valid.traceState == "a=1")
+        #expect(TraceContext(traceparent: "00-\(Self.trace)-\(Self.parent)-00", traceState: nil)?.sampled == false)
+        // A later version may append fields; its first four are read.
+        #expect(TraceContext(traceparent: "01-\(Self.trace)-\(Self.parent)-01-extra", traceState: nil) != nil)
+        let refused: [(String, String)] = [
+            ("version ff", "ff-\(Self.trace)-\(Self.parent)-01"),
+            ("version 00 with more", "00-\(Self.trace)-\(Self.parent)-01-x"),
+            ("uppercase hex", "00-\(Self.trace.uppercased())-\(Self.parent)-01"),
+            ("zero trace id", "00-\(String(repeating: "0", count: 32))-\(Self.parent)-01"),
+            ("zero parent id", "00-\(Self.trace)-\(String(repeating: "0", count: 16))-01"),
+            ("short", "00-\(Self.trace.dropLast())-\(Self.parent)-01"),
+            ("not hex", "00-\(Self.trace)-\(Self.parent.dropLast())g-01"),
+            ("bad separator", "00_\(Self.trace)-\(Self.parent)-01"),
+            ("empty", ""),
+        ]
+        for (reason, value) in refused {
+            #expect(TraceContext(traceparent: value, traceState: nil) == nil, "\(reason)")
+        }
+        // A tracestate that is too long or not printable is dropped, the traceparent kept.
+        let long = TraceContext(
+            traceparent: "00-\(Self.trace)-\(Self.parent)-01", traceState: String(repeating: "a", count: 513))
+        #expect(long?.traceState == "")
+        #expect(
+            TraceContext(traceparent: "00-\(Self.trace)-\(Self.parent)-01", traceState: "a=1\r\nx: y")?.traceState == ""
+        )
+    }
+
+    @Test func samplingFollowsTheParentOrTheRatio() {
+        let sampledParent = TraceContext(traceHigh: 1, traceLow: 1, spanID: 1, sampled: true)
+        let unsampledParent = TraceContext(traceHigh: 1, traceLow: 1, spanID: 1, sampled: false)
+        let parentBasedNever = TraceSampling(root: .never, followParent: true)
+        #expect(parentBasedNever.sample(traceLow: 0, parent: sampledParent))
+        #expect(!parentBasedNever.sample(traceLow: 0, parent: nil))
+        #expect(!TraceSampling(root: .always, followParent: true).sample(traceLow: 0, parent: unsampledParent))
+        #expect(TraceSampling(root: .always, followParent: false).sample(traceLow: 0, parent: unsampledParent))
+        // A ratio keeps about that share of trace ids (and the same ids every time).
+        let ids = TraceIDGenerator()
+        let half = TraceSampling(root: .ratio(0.25), followParent: true)
+        let kept = (0..<20_000).map { _ in ids.next() }.filter { half.sample(traceLow: $0, parent: nil) }.count
+        #expect((4_400...5_600).contains(kept), "\(kept) of 20000 at 0.25")
+        #expect(!TraceSampling(root: .ratio(0), followParent: true).sample(traceLow: 0, parent: nil))
+        #expect(TraceSampling(root: .ratio(1), followParent: true).sample(traceLow: .max, parent: nil))
+    }
+
+    /// Spans as the tracer makes them, encoded and decoded again: ids, parent, kind, times,
+    /// attributes of every type, status, events, and the W3C headers a child sends on.
+    @Test func spansEncodeAsOTLP() throws {
+        let exporter = OTLPExporter(settings: .init(url: "http://127.0.0.1:1/v1/traces"), version: "t", logger: quiet)
+        let tracer = OTLPTracer(sampling: .init(root: .always), exporter: exporter)
+        var incoming = ServiceContext.topLevel
+        tracer.extract(
+            ["traceparent": "00-\(Self.trace)-\(Self.parent)-01", "tracestate": "vendor=x"], into: &incoming,
+            using: DictionaryExtractor())
+        let server = tracer.startSpan("HTTP GET", context: incoming, ofKind: .server)
+        server.operationName = "HTTP GET /api/x"
+        server.attributes["http.response.status_code"] = 502
+        server.attributes["bff.incomplete"] = true
+        server.attributes["bff.ratio"] = 0.5
+        server.attributes["http.request.method"] = "GET"
+        server.setStatus(SpanStatus(code: .error))
+        server.recordError(URLError(.timedOut))
+        let client = tracer.startSpan("upstream GET", context: server.context, ofKind: .client)
+        var headers: [String: String] = [:]
+        tracer.inject(client.context, into: &headers, using: DictionaryInjector())
+        client.end()
+        server.end()
+        server.end()  // a second end adds nothing
+
+        let spans = Receiver.decodeRequest(
+            OTLPEncoding.request(exporter.pending, resource: [("service.name", .string("bff"))], scope: ("s", "1"))[...]
+        )
+        try #require(spans.count == 2, "\(spans)")
+        let (upstream, call) = (spans[0], spans[1])
+        #expect(hex(call.traceID) == Self.trace, "the trusted caller's trace is continued")
+        #expect(hex(call.parentSpanID) == Self.parent)
+        #expect(call.name == "HTTP GET /api/x" && call.kind == TracingTests.server)
+        #expect(
+            call.attributes == [
+                "http.response.status_code": "502", "bff.incomplete": "true", "bff.ratio": "0.5",
+                "http.request.method": "GET",
+            ])
+        #expect(call.statusCode == 2)
+        #expect(call.events == ["exception"])
+        #expect(call.traceState == "vendor=x")
+        #expect(call.end >= call.start && call.start > 1_700_000_000_000_000_000)
+        #expect(upstream.parentSpanID == call.spanID && upstream.traceID == call.traceID)
+        #expect(upstream.kind == TracingTests.client)
+        #expect(headers["traceparent"] == "00-\(Self.trace)-\(hex(upstream.spanID))-01")
+        #expect(headers["tracestate"] == "vendor=x")
+    }
+
+    /// An unsampled trace records nothing but still tells the upstream "not sampled".
+    @Test func anUnsampledTraceIsPropagatedButNotRecorded() {
+        let exporter = OTLPExporter(settings: .init(url: "http://127.0.0.1:1/v1/traces"), version: "t", logger: quiet)
+        let tracer = OTLPTracer(sampling: .init(root: .never), exporter: exporter)
+        let span = tracer.startSpan("HTTP GET", context: .topLevel, ofKind: .server)
+        span.attributes["x"] = "y"
+        var headers: [String: String] = [:]
+        tracer.inject(span.context, into: &headers, using: DictionaryInjector())
+        span.end()
+        #expect(!span.isRecording && span.attributes.isEmpty)
+        #expect(headers["traceparent"]?.hasSuffix("-00") == true, "\(headers)")
+        #expect(exporter.queued == 0)
+    }
+
+    /// A full queue drops spans and says how many (once); batches are at most the batch size;
+    /// the `OTEL_*` headers reach the collector and are never logged; `OTEL_SERVICE_NAME` and
+    /// `OTEL_RESOURCE_ATTRIBUTES` make the resource; what is left goes out at shutdown.
+    @Test func theExporterBatchesBoundsItsQueueAndSendsTheRestAtShutdown() async throws {
+        let receiver = Receiver(port: try await TestServers.freePort())
+        let log = LogRecorder()
+        var settings = GatewayConfiguration.TelemetrySettings()
+        settings.exportInterval = .seconds(60)  // nothing is due by time: only full batches and shutdown
+        settings.otelEnvironment = [
+            "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:\(receiver.port)/",
+            "OTEL_EXPORTER_OTLP_HEADERS": "x-api-key=s3cret%20value,x-tenant=t1",
+            "OTEL_SERVICE_NAME": "edge-bff", "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=test",
+            "OTEL_BSP_MAX_QUEUE_SIZE": "10", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "4",
+        ]
+        let made = try #require(try GatewayTracing.make(settings, logger: log.logger))
+        let tracer = try #require(made.tracer as? OTLPTracer)
+        try await TestServers.withRunning([receiver.application()], ports: [receiver.port]) {
+            try await TestServers.withRunning([made.service], ports: []) {
+                for index in 0..<25 { tracer.startSpan("s\(index)", context: .topLevel, ofKind: .internal).end() }
+                #expect(tracer.exporter.queued == 10, "the queue holds 10, the other 15 are dropped")
+                // Two full batches go at once; the last two wait for shutdown.
+                _ = try await eventually(attempts: 200, until: { $0 == 8 }) { receiver.spans.count }
+                #expect(receiver.batches.map(\.count) == [4, 4])
+            }
+            #expect(receiver.batches.map(\.count) == [4, 4, 2], "the rest was sent at shutdown")
+        }
+        #expect(receiver.spans.map(\.name) == (0..<10).map { "s\($0)" })
+        for headers in receiver.headers {
+            #expect(headers[HTTPField.Name("x-api-key")!] == "s3cret value")
+            #expect(headers[HTTPField.Name("x-tenant")!] == "t1")
+            #expect(headers[.contentType] == "application/x-protobuf")
+        }
+        let resource = try #require(receiver.resources.first)
+        #expect(resource["service.name"] == "edge-bff")
+        #expect(resource["deployment.environment"] == "test")
+        let dropped = log.all.filter { $0.message.contains("Spans dropped") }
+        #expect(dropped.count == 1 && dropped.first?.metadata["bff.dropped_spans"] == "15", "\(log.all)")
+        #expect(!log.all.contains { "\($0.message) \($0.metadata)".contains("s3cret") })
+    }
+
+    /// A collector that is not there: the failure is logged once (not per batch, and without the
+    /// headers), the spans are dropped, and the exporter keeps running and stops on time.
+    @Test func aMissingCollectorIsLoggedOnceAndCostsNothingElse() async throws {
+        let port = try await TestServers.freePort()
+        let log = LogRecorder()
+        var settings = GatewayConfiguration.TelemetrySettings()
+        settings.endpoint = "http://127.0.0.1:\(port)"
+        settings.exportInterval = .milliseconds(20)
+        settings.otelEnvironment = ["OTEL_EXPORTER_OTLP_TRACES_HEADERS": "authorization=Bearer%20s3cret"]
+        let made = try #require(try GatewayTracing.make(settings, logger: log.logger))
+        let tracer = try #require(made.tracer as? OTLPTracer)
+        #expect(tracer.exporter.settings.url == "http://127.0.0.1:\(port)/v1/traces")
+        let started = ContinuousClock.now
+        try await TestServers.withRunning([made.service], ports: []) {
+            for round in 0..<5 {
+                tracer.startSpan("r\(round)", context: .topLevel, ofKind: .internal).end()
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
+        #expect(ContinuousClock.now - started < .seconds(10))
+        let failures = log.all.filter { $0.message == "OTLP export failed" }
+        #expect(failures.count == 1, "\(log.all.map(\.message))")
+        #expect(tracer.exporter.queued == 0)
+        #expect(!log.all.contains { "\($0.message) \($0.metadata)".contains("s3cret") })
+    }
+
+    /// A collector that accepts and never answers: exports time out (logged), and shutdown sends
+    /// the rest within 3 s, not a whole export timeout.
+    @Test func aStalledCollectorHoldsNeitherExportsNorShutdown() async throws {
+        let silent = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { _ in MultiThreadedEventLoopGroup.singleton.any().makeSucceededVoidFuture() }
+            .bind(host: "127.0.0.1", port: 0).get()
+        defer { silent.close(promise: nil) }
+        let log = LogRecorder()
+        var settings = GatewayConfiguration.TelemetrySettings()
+        settings.endpoint = "http://127.0.0.1:\(silent.localAddress?.port ?? 0)"
+        settings.exportInterval = .seconds(60)
+        settings.otelEnvironment = ["OTEL_EXPORTER_OTLP_TIMEOUT": "30000"]
+        let made = try #require(try GatewayTracing.make(settings, logger: log.logger))
+        let tracer = try #require(made.tracer as? OTLPTracer)
+        let started = ContinuousClock.now
+        try await TestServers.withRunning([made.service], ports: []) {
+            tracer.startSpan("left", context: .topLevel, ofKind: .internal).end()
+        }
+        let elapsed = ContinuousClock.now - started
+        #expect(elapsed >= .milliseconds(2900) && elapsed < .seconds(8), "shutdown took \(elapsed)")
+        #expect(log.all.contains { $0.message == "OTLP export failed" }, "\(log.all.map(\.message))")
+    }
+
+    /// `OTEL_*` values that make no sense are ignored with a warning naming the variable (never
+    /// its value); `OTEL_SDK_DISABLED` and `OTEL_TRACES_EXPORTER=none` turn tracing off; the
+    /// sampler variables override `telemetry.sampleRatio`.
+    @Test func otelVariables() throws {
+        let log = LogRecorder()
+        var settings = GatewayConfiguration.TelemetrySettings()
+        settings.endpoint = "http://127.0.0.1:4318"
+        settings.sampleRatio = 0.5
+        settings.otelEnvironment = [
+            "OTEL_BSP_MAX_QUEUE_SIZE": "-3", "OTEL_EXPORTER_OTLP_TIMEOUT": "soon",
+            "OTEL_EXPORTER_OTLP_HEADERS": "no-equals-sign-s3cret", "OTEL_TRACES_SAMPLER": "sometimes",
+        ]
+        let made = try #require(try GatewayTracing.make(settings, logger: log.logger))
+        let tracer = try #require(made.tracer as? OTLPTracer)
+        #expect(tracer.exporter.settings.maxQueueSize == 2048 && tracer.exporter.settings.timeout == .seconds(10))
+        #expect(tracer.exporter.settings.headers.isEmpty)
+        #expect(tracer.sampling == TraceSampling(root: .ratio(0.5), followParent: true))
+        let named = Set(log.all.compactMap { $0.metadata["bff.variable"] })
+        #expect(
+            named == [
+                "OTEL_BSP_MAX_QUEUE_SIZE", "OTEL_EXPORTER_OTLP_TIMEOUT", "OTEL_EXPORTER_OTLP_HEADERS",
+                "OTEL_TRACES_SAMPLER",
+            ])
+        #expect(!log.all.contains { "\($0.message) \($0.metadata)".contains("s3cret") })
+
+        settings.otelEnvironment = ["OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"]
+        let ratio = try #require(try GatewayTracing.make(settings, logger: log.logger)?.tracer as? OTLPTracer)
+        #expect(ratio.sampling == TraceSampling(root: .ratio(0.1), followParent: false))
+        settings.otelEnvironment = ["OTEL_SDK_DISABLED": "true"]
+        #expect(try GatewayTracing.make(settings, logger: log.logger) == nil)
+        settings.otelEnvironment = ["OTEL_TRACES_EXPORTER": "none"]
+        #expect(try GatewayTracing.make(settings, logger: log.logger) == nil)
+        settings.endpoint = nil
+        settings.otelEnvironment = ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "ftp://collector"]
+        #expect(throws: ProblemList.self) { try GatewayTracing.make(settings, logger: log.logger) }
+    }
+
+    var quiet: Logger { TestEnvironment.quietLogger }
+}
+
+private struct DictionaryExtractor: Extractor {
+    func extract(key: String, from carrier: [String: String]) -> String? { carrier[key] }
+}
+
+private struct DictionaryInjector: Injector {
+    func inject(_ value: String, forKey key: String, into carrier: inout [String: String]) { carrier[key] = value }
+}
