@@ -83,6 +83,8 @@ struct OTLPTracerTests {
         server.attributes["bff.incomplete"] = true
         server.attributes["bff.ratio"] = 0.5
         server.attributes["http.request.method"] = "GET"
+        // A value of 300 bytes: its KeyValue's length needs a two-byte varint.
+        server.attributes["bff.long"] = String(repeating: "x", count: 300)
         server.setStatus(SpanStatus(code: .error))
         server.recordError(URLError(.timedOut))
         let client = tracer.startSpan("upstream GET", context: server.context, ofKind: .client)
@@ -103,7 +105,7 @@ struct OTLPTracerTests {
         #expect(
             call.attributes == [
                 "http.response.status_code": "502", "bff.incomplete": "true", "bff.ratio": "0.5",
-                "http.request.method": "GET",
+                "http.request.method": "GET", "bff.long": String(repeating: "x", count: 300),
             ])
         #expect(call.statusCode == 2)
         #expect(call.events == ["exception"])
@@ -149,13 +151,18 @@ struct OTLPTracerTests {
             try await TestServers.withRunning([made.service], ports: []) {
                 for index in 0..<25 { tracer.startSpan("s\(index)", context: .topLevel, ofKind: .internal).end() }
                 #expect(tracer.exporter.queued == 10, "the queue holds 10, the other 15 are dropped")
-                // Two full batches go at once; the last two wait for shutdown.
-                _ = try await eventually(attempts: 200, until: { $0 == 8 }) { receiver.spans.count }
-                #expect(receiver.batches.map(\.count) == [4, 4])
+                // A full batch is waiting: the queue goes at once, in requests of at most 4.
+                _ = try await eventually(attempts: 200, until: { $0 == 10 }) { receiver.spans.count }
+                #expect(receiver.batches.map(\.count) == [4, 4, 2])
+                // Less than a batch waits (the delay is a minute)...
+                for index in 10..<12 { tracer.startSpan("s\(index)", context: .topLevel, ofKind: .internal).end() }
+                try await Task.sleep(for: .milliseconds(300))
+                #expect(receiver.spans.count == 10 && tracer.exporter.queued == 2)
             }
-            #expect(receiver.batches.map(\.count) == [4, 4, 2], "the rest was sent at shutdown")
+            // ...until shutdown.
+            #expect(receiver.batches.map(\.count) == [4, 4, 2, 2], "the rest was sent at shutdown")
         }
-        #expect(receiver.spans.map(\.name) == (0..<10).map { "s\($0)" })
+        #expect(receiver.spans.map(\.name) == (0..<12).map { "s\($0)" })
         for headers in receiver.headers {
             #expect(headers[HTTPField.Name("x-api-key")!] == "s3cret value")
             #expect(headers[HTTPField.Name("x-tenant")!] == "t1")

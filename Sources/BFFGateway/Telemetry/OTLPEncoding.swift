@@ -38,18 +38,35 @@ struct ProtobufWriter {
 
     mutating func stringField(_ field: UInt64, _ value: String) { bytesField(field, value.utf8) }
 
-    /// A nested message: written into its own buffer, then appended after its length.
+    mutating func appendBigEndian(_ value: UInt64) {
+        for shift in stride(from: 56, through: 0, by: -8) {
+            bytes.append(UInt8(truncatingIfNeeded: value >> UInt64(shift)))
+        }
+    }
+
+    /// A nested message, written in place: one byte is kept for its length, and only a body of
+    /// 128 bytes or more moves to make room for a longer varint.
     mutating func message(_ field: UInt64, _ body: (inout ProtobufWriter) -> Void) {
-        var nested = ProtobufWriter()
-        body(&nested)
-        bytesField(field, nested.bytes)
+        key(field, 2)
+        let start = bytes.count
+        bytes.append(0)
+        body(&self)
+        var length = UInt64(bytes.count - start - 1)
+        var size = 1
+        while length >> (7 * UInt64(size)) != 0 { size += 1 }
+        if size > 1 { bytes.insert(contentsOf: repeatElement(0, count: size - 1), at: start + 1) }
+        for index in 0..<size {
+            bytes[start + index] = UInt8(truncatingIfNeeded: length) & 0x7F | (index < size - 1 ? 0x80 : 0)
+            length >>= 7
+        }
     }
 }
 
 /// `ExportTraceServiceRequest` (opentelemetry-proto `collector/trace/v1`) for a batch of spans.
 enum OTLPEncoding {
     static func request(
-        _ spans: [FinishedSpan], resource: [(String, SpanAttribute)], scope: (name: String, version: String)
+        _ spans: some Collection<FinishedSpan>, resource: [(String, SpanAttribute)],
+        scope: (name: String, version: String)
     ) -> [UInt8] {
         var writer = ProtobufWriter()
         writer.bytes.reserveCapacity(256 + spans.count * 256)
@@ -68,18 +85,27 @@ enum OTLPEncoding {
         return writer.bytes
     }
 
-    static func traceID(_ trace: TraceContext) -> [UInt8] { bigEndian(trace.traceHigh) + bigEndian(trace.traceLow) }
+    /// A 16-byte trace id field.
+    static func traceID(_ writer: inout ProtobufWriter, field: UInt64, _ trace: TraceContext) {
+        writer.key(field, 2)
+        writer.varint(16)
+        writer.appendBigEndian(trace.traceHigh)
+        writer.appendBigEndian(trace.traceLow)
+    }
 
-    static func bigEndian(_ value: UInt64) -> [UInt8] {
-        (0..<8).map { UInt8(truncatingIfNeeded: value >> (56 - 8 * UInt64($0))) }
+    /// An 8-byte span id field.
+    static func spanID(_ writer: inout ProtobufWriter, field: UInt64, _ id: UInt64) {
+        writer.key(field, 2)
+        writer.varint(8)
+        writer.appendBigEndian(id)
     }
 
     /// One `Span`.
     static func encode(_ span: FinishedSpan, into writer: inout ProtobufWriter) {
-        writer.bytesField(1, traceID(span.trace))
-        writer.bytesField(2, bigEndian(span.trace.spanID))
+        traceID(&writer, field: 1, span.trace)
+        spanID(&writer, field: 2, span.trace.spanID)
         if !span.trace.traceState.isEmpty { writer.stringField(3, span.trace.traceState) }
-        if span.parentSpanID != 0 { writer.bytesField(4, bigEndian(span.parentSpanID)) }
+        if span.parentSpanID != 0 { spanID(&writer, field: 4, span.parentSpanID) }
         writer.stringField(5, span.name)
         writer.varintField(6, kind(span.kind))
         writer.fixed64Field(7, span.start)
@@ -94,8 +120,8 @@ enum OTLPEncoding {
         }
         for link in span.links {
             writer.message(13) { linkMessage in
-                linkMessage.bytesField(1, traceID(link.context))
-                linkMessage.bytesField(2, bigEndian(link.context.spanID))
+                traceID(&linkMessage, field: 1, link.context)
+                spanID(&linkMessage, field: 2, link.context.spanID)
                 if !link.context.traceState.isEmpty { linkMessage.stringField(3, link.context.traceState) }
                 link.attributes.forEach { key, value in keyValue(&linkMessage, field: 4, key: key, value: value) }
             }

@@ -23,7 +23,7 @@ struct OTLPExportSettings: Sendable {
     var resource: [(String, SpanAttribute)] = []
 }
 
-/// Buffers finished spans and posts them in batches: when a batch is full, every
+/// Buffers finished spans and posts them in batches: once a batch is full, every
 /// `scheduleDelay`, on ``OTLPTracer/forceFlush()``, and once more at shutdown. A span's end costs
 /// one lock and an append; encoding and sending happen here, one request at a time. A failed
 /// export is logged (never its headers) and its spans dropped, as OpenTelemetry's batch processor
@@ -82,13 +82,22 @@ final class OTLPExporter: Service, Sendable {
         // when it is `scheduleDelay` old.
         let look = min(settings.scheduleDelay, .milliseconds(50))
         var lastExport = ContinuousClock.now
+        var busy = false
         await withGracefulShutdownHandler {
             while !stopping.load(ordering: .relaxed) && !Task.isCancelled {
-                try? await Task.sleep(for: look)
+                // After a full batch, look again at once: under load the queue refills while a
+                // batch is being sent.
+                if !busy { try? await Task.sleep(for: look) }
                 let due = ContinuousClock.now - lastExport >= settings.scheduleDelay
                 let batch = take(all: due)
-                if batch.spans.isEmpty && batch.dropped == 0 { continue }
-                await send(batch, http: http, timeout: settings.timeout)
+                if batch.spans.isEmpty && batch.dropped == 0 {
+                    busy = false
+                    continue
+                }
+                // (Not after a failure: a collector that is down is not retried in a loop.)
+                busy =
+                    await send(batch, http: http, timeout: settings.timeout)
+                    && batch.spans.count >= settings.maxExportBatchSize
                 if due || batch.flushed { lastExport = .now }
             }
         } onGracefulShutdown: {
@@ -96,21 +105,17 @@ final class OTLPExporter: Service, Sendable {
         }
         // At shutdown: whatever is left, once, within 3 s (a stalled collector must not hold the
         // gateway's exit for a whole export timeout).
-        await send(take(all: true), http: http, timeout: min(settings.timeout, .seconds(3)))
+        _ = await send(take(all: true), http: http, timeout: min(settings.timeout, .seconds(3)))
         try? await http.shutdown()
     }
 
-    /// Full batches, or everything when `all` (or a flush was asked for); and the drop count.
+    /// Everything queued once a batch is full, or when `all` (or a flush was asked for); and the
+    /// drop count.
     private func take(all: Bool) -> (spans: [FinishedSpan], dropped: Int, flushed: Bool) {
         state.withLock { buffer in
             let flushed = buffer.flushRequested
-            let everything = all || flushed
-            let count =
-                everything
-                ? buffer.spans.count
-                : buffer.spans.count - buffer.spans.count % settings.maxExportBatchSize
-            let spans = Array(buffer.spans.prefix(count))
-            buffer.spans.removeFirst(count)
+            var spans: [FinishedSpan] = []
+            if all || flushed || buffer.spans.count >= settings.maxExportBatchSize { swap(&spans, &buffer.spans) }
             let dropped = buffer.dropped
             buffer.dropped = 0
             buffer.flushRequested = false
@@ -120,7 +125,7 @@ final class OTLPExporter: Service, Sendable {
 
     private func send(
         _ batch: (spans: [FinishedSpan], dropped: Int, flushed: Bool), http: HTTPClient, timeout: Duration
-    ) async {
+    ) async -> Bool {
         if batch.dropped > 0 {
             warn(
                 "Spans dropped: the export queue was full",
@@ -130,14 +135,17 @@ final class OTLPExporter: Service, Sendable {
                 ])
         }
         var start = 0
+        var sent = true
         while start < batch.spans.count {
             let end = min(start + settings.maxExportBatchSize, batch.spans.count)
-            await post(Array(batch.spans[start..<end]), http: http, timeout: timeout)
+            sent = await post(batch.spans[start..<end], http: http, timeout: timeout) && sent
             start = end
         }
+        return sent
     }
 
-    private func post(_ spans: [FinishedSpan], http: HTTPClient, timeout: Duration) async {
+    /// Posts one batch; whether the collector took it.
+    private func post(_ spans: ArraySlice<FinishedSpan>, http: HTTPClient, timeout: Duration) async -> Bool {
         let body = OTLPEncoding.request(spans, resource: settings.resource, scope: ("swift-bff", version))
         var request = HTTPClientRequest(url: settings.url)
         request.method = .POST
@@ -152,9 +160,12 @@ final class OTLPExporter: Service, Sendable {
                 warn(
                     "OTLP export refused",
                     ["http.response.status_code": "\(response.status.code)", "bff.spans": "\(spans.count)"])
+                return false
             }
+            return true
         } catch {
             warn("OTLP export failed", ["error.type": "\(type(of: error))", "bff.spans": "\(spans.count)"])
+            return false
         }
     }
 

@@ -1,4 +1,4 @@
-import Synchronization
+import NIOConcurrencyHelpers
 import Tracing
 
 /// Which traces are recorded: a rule for new traces and whether a caller's decision (a trusted
@@ -85,7 +85,11 @@ final class OTLPTracer: Tracer {
 
 /// One span. Not recording (no exporter) when its trace is not sampled: it still carries a
 /// context, so the `traceparent` sent on says "not sampled".
-final class OTLPSpan: Tracing.Span {
+// justified: @unchecked Sendable — every access to `state` holds `lock`. A `Mutex` cannot be
+// used: `attributes` needs a `_modify` accessor (so `span.attributes["k"] = v` edits the stored
+// dictionary in place instead of copying it at every set), and a coroutine cannot yield inside
+// `Mutex.withLock`.
+final class OTLPSpan: Tracing.Span, @unchecked Sendable {
     let context: ServiceContext
     let trace: TraceContext
     let isRecording: Bool
@@ -93,7 +97,8 @@ final class OTLPSpan: Tracing.Span {
     private let parentSpanID: UInt64
     private let start: UInt64
     private let exporter: OTLPExporter?
-    private let state: Mutex<State>
+    private let lock = NIOLock()
+    private var state: State
 
     struct State {
         var name: String
@@ -115,33 +120,43 @@ final class OTLPSpan: Tracing.Span {
         self.start = start
         self.exporter = exporter
         self.isRecording = exporter != nil
-        self.state = Mutex(State(name: operationName))
+        self.state = State(name: operationName)
     }
 
     var operationName: String {
-        get { state.withLock { $0.name } }
-        set { state.withLock { $0.name = newValue } }
+        get { lock.withLock { state.name } }
+        set { lock.withLock { state.name = newValue } }
     }
 
     var attributes: SpanAttributes {
-        get { state.withLock { $0.attributes } }
+        get { lock.withLock { state.attributes } }
         set {
             guard isRecording else { return }
-            state.withLock { $0.attributes = newValue }
+            lock.withLock { state.attributes = newValue }
+        }
+        _modify {
+            if isRecording {
+                lock.lock()
+                defer { lock.unlock() }
+                yield &state.attributes
+            } else {
+                var discarded = SpanAttributes()
+                yield &discarded
+            }
         }
     }
 
     func setStatus(_ status: SpanStatus) {
         guard isRecording else { return }
         // OpenTelemetry: `ok` is final; an error may replace unset.
-        state.withLock { state in
+        lock.withLock {
             if state.status?.code != .ok { state.status = status }
         }
     }
 
     func addEvent(_ event: SpanEvent) {
         guard isRecording else { return }
-        state.withLock { $0.events.append(event) }
+        lock.withLock { state.events.append(event) }
     }
 
     func recordError<Instant: TracerInstant>(
@@ -159,12 +174,12 @@ final class OTLPSpan: Tracing.Span {
 
     func addLink(_ link: SpanLink) {
         guard isRecording else { return }
-        state.withLock { $0.links.append(link) }
+        lock.withLock { state.links.append(link) }
     }
 
     func end<Instant: TracerInstant>(at instant: @autoclosure () -> Instant) {
         guard let exporter else { return }
-        let finished: FinishedSpan? = state.withLock { state in
+        let finished: FinishedSpan? = lock.withLock {
             guard !state.ended else { return nil }
             state.ended = true
             return FinishedSpan(

@@ -14,9 +14,21 @@ struct TraceContext: Sendable, Hashable {
     /// The caller's `tracestate`, passed on unchanged ("" without one).
     var traceState: String = ""
 
-    /// The `traceparent` value (version 00).
+    /// The `traceparent` value (version 00), built in one allocation.
     var traceparent: String {
-        "00-" + Self.hex(traceHigh) + Self.hex(traceLow) + "-" + Self.hex(spanID) + (sampled ? "-01" : "-00")
+        String(unsafeUninitializedCapacity: 55) { buffer in
+            buffer[0] = UInt8(ascii: "0")
+            buffer[1] = UInt8(ascii: "0")
+            buffer[2] = UInt8(ascii: "-")
+            Self.writeHex(traceHigh, into: buffer, at: 3)
+            Self.writeHex(traceLow, into: buffer, at: 19)
+            buffer[35] = UInt8(ascii: "-")
+            Self.writeHex(spanID, into: buffer, at: 36)
+            buffer[52] = UInt8(ascii: "-")
+            buffer[53] = UInt8(ascii: "0")
+            buffer[54] = sampled ? UInt8(ascii: "1") : UInt8(ascii: "0")
+            return 55
+        }
     }
 
     /// Parses a `traceparent` (and its `tracestate`), or nil when it is not valid W3C Trace
@@ -53,10 +65,17 @@ struct TraceContext: Sendable, Hashable {
 
     /// Sixteen lowercase hex digits.
     static func hex(_ value: UInt64) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        return String(unsafeUninitializedCapacity: 16) { buffer in
-            for index in 0..<16 { buffer[index] = digits[Int((value >> (60 - 4 * UInt64(index))) & 0xF)] }
+        String(unsafeUninitializedCapacity: 16) { buffer in
+            writeHex(value, into: buffer, at: 0)
             return 16
+        }
+    }
+
+    /// Writes `value` as sixteen lowercase hex digits at `offset`.
+    static func writeHex(_ value: UInt64, into buffer: UnsafeMutableBufferPointer<UInt8>, at offset: Int) {
+        for index in 0..<16 {
+            let digit = UInt8(truncatingIfNeeded: value >> (60 - 4 * UInt64(index))) & 0xF
+            buffer[offset + index] = digit < 10 ? UInt8(ascii: "0") + digit : UInt8(ascii: "a") + digit - 10
         }
     }
 
