@@ -259,3 +259,25 @@ extension ConfigReader {
     /// The top-level section.
     var top: ConfigSection { ConfigSection(reader: self, prefix: "") }
 }
+
+/// The same reads by declared key (``ConfigurationKey``): a section's reader names each key only
+/// through its case, the one validation names it by too.
+extension ConfigSection {
+    /// The section of `Key`'s type under this one (`server`, `oidc`, …).
+    func section<Key: ConfigurationKey>(of _: Key.Type) -> ConfigSection { section(Key.section) }
+    func problem<Key: ConfigurationKey>(_ key: Key, _ message: String, _ fix: String) {
+        problem(key.rawValue, message, fix)
+    }
+    func raw<Key: ConfigurationKey>(_ key: Key) -> Any? { raw(key.rawValue) }
+    func isExplicitNull<Key: ConfigurationKey>(_ key: Key) -> Bool { isExplicitNull(key.rawValue) }
+    func string<Key: ConfigurationKey>(_ key: Key) -> String? { string(key.rawValue) }
+    func bool<Key: ConfigurationKey>(_ key: Key) -> Bool? { bool(key.rawValue) }
+    func int<Key: ConfigurationKey>(_ key: Key) -> Int? { int(key.rawValue) }
+    func duration<Key: ConfigurationKey>(_ key: Key) -> Duration? { duration(key.rawValue) }
+    func stringList<Key: ConfigurationKey>(_ key: Key) -> [String]? { stringList(key.rawValue) }
+    func stringMap<Key: ConfigurationKey>(_ key: Key) -> [String: String]? { stringMap(key.rawValue) }
+    func secret<Key: ConfigurationKey>(_ key: Key) -> String? { secret(key.rawValue) }
+    func choice<Key: ConfigurationKey, Value>(_ key: Key, fix: String, _ parse: (String) -> Value?) -> Value? {
+        choice(key.rawValue, fix: fix, parse)
+    }
+}

@@ -3,39 +3,39 @@ import BFFCore
 extension TokenConfiguration {
     /// Reads `tokens:`.
     mutating func read(_ section: ConfigSection) {
-        if let value = section.duration("refreshBeforeExpiry") { refreshBeforeExpiry = value }
-        if let value = section.bool("revokeRefreshTokenOnLogout") { revokeRefreshTokenOnLogout = value }
+        if let value = section.duration(Key.refreshBeforeExpiry) { refreshBeforeExpiry = value }
+        if let value = section.bool(Key.revokeRefreshTokenOnLogout) { revokeRefreshTokenOnLogout = value }
     }
 }
 
 extension LogoutConfiguration {
     /// Reads `logout:`.
     mutating func read(_ section: ConfigSection) {
-        if let value = section.bool("frontChannel") { frontChannel = value }
+        if let value = section.bool(Key.frontChannel) { frontChannel = value }
     }
 }
 
 extension AntiForgeryConfiguration {
     /// Reads `antiforgery:`.
     mutating func read(_ section: ConfigSection) {
-        if let value = section.string("headerName") { headerName = value }
-        if let value = section.string("headerValue") { headerValue = value }
+        if let value = section.string(Key.headerName) { headerName = value }
+        if let value = section.string(Key.headerValue) { headerValue = value }
     }
 }
 
 extension UserConfiguration {
     /// Reads `user:`.
     mutating func read(_ section: ConfigSection) {
-        if let value = section.string("anonymousResponse") {
+        if let value = section.string(Key.anonymousResponse) {
             switch value {
             case "401": anonymousAsNull = false
             case "null": anonymousAsNull = true
-            default: section.problem("anonymousResponse", "'\(value)' is not 401 or null", "use 401 or \"null\"")
+            default: section.problem(Key.anonymousResponse, "'\(value)' is not 401 or null", "use 401 or \"null\"")
             }
-        } else if section.isExplicitNull("anonymousResponse") {
+        } else if section.isExplicitNull(Key.anonymousResponse) {
             anonymousAsNull = true
         }
-        if let value = section.stringList("excludeClaims") { excludeClaims = value }
+        if let value = section.stringList(Key.excludeClaims) { excludeClaims = value }
     }
 }
 
@@ -43,7 +43,7 @@ extension StaticFilesConfiguration {
     /// Reads `static:` over the values already set, key by key (an explicit null clears one).
     mutating func read(_ section: ConfigSection) {
         for (key, keyPath) in [
-            ("root", \StaticFilesConfiguration.root), ("devServer", \.devServer), ("indexUrl", \.indexURL),
+            (Key.root, \StaticFilesConfiguration.root), (.devServer, \.devServer), (.indexURL, \.indexURL),
         ] {
             if let value = section.string(key) {
                 self[keyPath: keyPath] = value
@@ -51,19 +51,19 @@ extension StaticFilesConfiguration {
                 self[keyPath: keyPath] = nil
             }
         }
-        if let value = section.string("fallback") { fallback = value }
+        if let value = section.string(Key.fallback) { fallback = value }
     }
 }
 
 extension AdminConfiguration {
     /// Reads `admin:`.
     mutating func read(_ section: ConfigSection) {
-        if section.isExplicitNull("listen") {
+        if section.isExplicitNull(Key.listen) {
             listen = nil
-            _ = section.raw("listen")
-        } else if let value = section.string("listen") {
+            _ = section.raw(Key.listen)
+        } else if let value = section.string(Key.listen) {
             if GatewayConfigurationLoader.parseListen(value) == nil {
-                section.problem("listen", "'\(value)' is not host:port", "write 127.0.0.1:9090 or null")
+                section.problem(Key.listen, "'\(value)' is not host:port", "write 127.0.0.1:9090 or null")
             }
             listen = value
         }
@@ -73,6 +73,6 @@ extension AdminConfiguration {
 extension DiagnosticsConfiguration {
     /// Reads `diagnostics:`.
     mutating func read(_ section: ConfigSection) {
-        if let value = section.bool("showTokens") { showTokens = value }
+        if let value = section.bool(Key.showTokens) { showTokens = value }
     }
 }

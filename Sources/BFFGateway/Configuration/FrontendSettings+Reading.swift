@@ -14,9 +14,15 @@ struct FrontendSettings: Sendable {
 extension FrontendSettings {
     /// The sections a frontend may set; everything else (server, keys, the store, logging) is the
     /// process's and shared.
-    static let keys: Set<String> = ["name", "match", "publicOrigin", "oidc", "session", "apis", "static"]
+    static let keys: Set<String> = [
+        "name", "match", ServerConfiguration.Key.publicOrigin.rawValue, BFFConfiguration.Key.oidc.rawValue,
+        BFFConfiguration.Key.session.rawValue, BFFConfiguration.Key.apis.rawValue,
+        BFFConfiguration.Key.staticFiles.rawValue,
+    ]
     /// Session keys that belong to the process, not to one frontend.
-    static let sharedSessionKeys = ["store", "sqlite", "postgres", "cleanupInterval", "storeTimeout"]
+    static let sharedSessionKeys: [SessionConfiguration.Key] = [
+        .store, .sqlite, .postgres, .cleanupInterval, .storeTimeout,
+    ]
 
     /// Reads `frontends:` over `defaults` (the top-level configuration, already read): each entry
     /// inherits key by key, `apis:` replaces the default list when present, and a path-prefix
@@ -70,7 +76,7 @@ extension FrontendSettings {
         }
         var bff = defaults
         bff.frontend = name
-        let publicOrigin = section.string("publicOrigin")
+        let publicOrigin = section.string(ServerConfiguration.Key.publicOrigin)
         if let publicOrigin { bff.server.publicOrigin = publicOrigin }
         if let host {
             if let publicOrigin {
@@ -84,29 +90,33 @@ extension FrontendSettings {
                 section.problem("publicOrigin", "is required with match.host", "write publicOrigin: https://\(host)")
             }
         }
-        bff.oidc.read(section.section("oidc"))
-        let session = section.section("session")
+        bff.oidc.read(section.section(of: OIDCConfiguration.Key.self))
+        let session = section.section(of: SessionConfiguration.Key.self)
         for key in sharedSessionKeys where session.raw(key) != nil {
-            session.problem(key, "is shared by every frontend", "set session.\(key) at the top level")
+            session.problem(key, "is shared by every frontend", "set \(key.path) at the top level")
         }
         bff.session.read(session)
         bff.session.store = defaults.session.store
         // The cookie name: the frontend's, else one set at the top level, else after the frontend.
-        if session.string("cookieName") == nil && top.section("session").string("cookieName") == nil {
+        if session.string(SessionConfiguration.Key.cookieName) == nil
+            && top.section(of: SessionConfiguration.Key.self).string(SessionConfiguration.Key.cookieName) == nil
+        {
             bff.session.cookieName = (bff.session.secureCookies ? "__Host-bff-" : "bff-") + name
         }
-        bff.staticFiles.read(section.section("static"))
-        if let apis = section.raw("apis") {
+        bff.staticFiles.read(section.section(of: StaticFilesConfiguration.Key.self))
+        if let apis = section.raw(BFFConfiguration.Key.apis) {
             bff.apis = []
             if let list = apis as? [Any] {
                 for (index, item) in list.enumerated() {
-                    let path = section.path("apis[\(index)]")
+                    let path = section.path(APIRouteConfiguration.Key.section + "[\(index)]")
                     if let route = GatewayConfigurationLoader.parseRoute(item, path: path, reader: section.reader) {
                         bff.apis.append(route)
                     }
                 }
             } else {
-                section.problem("apis", "must be a list", "write - {path: /api/x, upstream: http://127.0.0.1:5090}")
+                section.problem(
+                    BFFConfiguration.Key.apis, "must be a list",
+                    "write - {path: /api/x, upstream: http://127.0.0.1:5090}")
             }
         }
         if let prefix, isValidPrefix(prefix), prefix != "/" {

@@ -101,75 +101,84 @@ enum GatewayConfigurationLoader {
         var gateway = GatewayConfiguration(bff: configuration)
 
         let top = reader.top
-        configuration.server.read(top.section("server"))
-        if let value = reader.string("server.dataDirectory") { gateway.dataDirectory = value }
+        configuration.server.read(top.section(of: ServerConfiguration.Key.self))
+        if let value = reader.string(ServerConfiguration.Key.dataDirectory.path) { gateway.dataDirectory = value }
 
         // keys
-        if let list = reader.raw("keys") {
+        typealias KeyEntry = KeyRing.Key.ConfigKey
+        if let list = reader.raw(BFFConfiguration.Key.keys.rawValue) {
             if let entries = list as? [Any] {
                 for (index, entry) in entries.enumerated() {
-                    guard let dictionary = entry as? [String: Any], let id = dictionary["id"] as? String,
-                        let rawSecret = dictionary["secret"] as? String
+                    let path = KeyEntry.section + "[\(index)]"
+                    guard let dictionary = entry as? [String: Any],
+                        let id = dictionary[KeyEntry.id.rawValue] as? String,
+                        let rawSecret = dictionary[KeyEntry.secret.rawValue] as? String
                     else {
                         reader.problem(
-                            "keys[\(index)]", "needs id and secret", "write - {id: k1, secret: \"base64 of 32 bytes\"}")
+                            path, "needs id and secret", "write - {id: k1, secret: \"base64 of 32 bytes\"}")
                         continue
                     }
-                    for key in dictionary.keys where key != "id" && key != "secret" {
-                        reader.problem("keys[\(index)].\(key)", "is not a known key", "remove it")
+                    for key in dictionary.keys where !KeyEntry.names.contains(key) {
+                        reader.problem(path + ".\(key)", "is not a known key", "remove it")
                     }
-                    guard let secret = reader.secret("keys[\(index)].secret", rawSecret) else { continue }
+                    let secretPath = path + "." + KeyEntry.secret.rawValue
+                    guard let secret = reader.secret(secretPath, rawSecret) else { continue }
                     guard let bytes = decodeKey(secret) else {
-                        reader.problem(
-                            "keys[\(index)].secret", "is not base64", "generate one with `bff keys generate`")
+                        reader.problem(secretPath, "is not base64", "generate one with `bff keys generate`")
                         continue
                     }
                     configuration.keys.append(KeyRing.Key(id: id, secret: bytes))
                 }
             } else {
-                reader.problem("keys", "must be a list", "write - {id: k1, secret: ...}")
+                reader.problem(BFFConfiguration.Key.keys.rawValue, "must be a list", "write - {id: k1, secret: ...}")
             }
         }
 
-        configuration.oidc.read(top.section("oidc"))
+        configuration.oidc.read(top.section(of: OIDCConfiguration.Key.self))
 
-        configuration.session.read(top.section("session"))
-        if let value = reader.string("session.sqlite.path") { gateway.sqlitePath = value }
-        let postgresURL = reader.string("session.postgres.url")
+        configuration.session.read(top.section(of: SessionConfiguration.Key.self))
+        let sqlitePath = SessionConfiguration.Key.sqlite.path + ".path"
+        let postgresURLPath = SessionConfiguration.Key.postgres.path + ".url"
+        if let value = reader.string(sqlitePath) { gateway.sqlitePath = value }
+        let postgresURL = reader.string(postgresURLPath)
         if configuration.session.store == .postgres || postgresURL != nil {
             // SPEC default: the URL comes from BFF_POSTGRES_URL (it holds a password: keep it out of files).
             let reference = postgresURL ?? "env:BFF_POSTGRES_URL"
-            if let url = reader.secret("session.postgres.url", reference) {
+            if let url = reader.secret(postgresURLPath, reference) {
                 do {
                     gateway.postgres = try PostgresSessionStore.Configuration(url: url)
                 } catch {
                     reader.problem(
-                        "session.postgres.url", "\(error)",
+                        postgresURLPath, "\(error)",
                         "use postgres://user:password@host:port/database[?sslmode=verify-full&schema=name&pool=20]")
                 }
             }
         }
-        configuration.tokens.read(top.section("tokens"))
-        configuration.logout.read(top.section("logout"))
-        configuration.antiforgery.read(top.section("antiforgery"))
-        configuration.user.read(top.section("user"))
+        configuration.tokens.read(top.section(of: TokenConfiguration.Key.self))
+        configuration.logout.read(top.section(of: LogoutConfiguration.Key.self))
+        configuration.antiforgery.read(top.section(of: AntiForgeryConfiguration.Key.self))
+        configuration.user.read(top.section(of: UserConfiguration.Key.self))
 
-        configuration.staticFiles.read(top.section("static"))
-        configuration.admin.read(top.section("admin"))
-        configuration.diagnostics.read(top.section("diagnostics"))
+        configuration.staticFiles.read(top.section(of: StaticFilesConfiguration.Key.self))
+        configuration.admin.read(top.section(of: AdminConfiguration.Key.self))
+        configuration.diagnostics.read(top.section(of: DiagnosticsConfiguration.Key.self))
         gateway.logging.read(top.section("logging"))
         gateway.telemetry.read(top.section("telemetry"), environment: environment)
-        if let value = reader.string("managementPrefix") { configuration.managementPrefix = value }
-        if let apis = reader.raw("apis") {
+        if let value = top.string(BFFConfiguration.Key.managementPrefix) { configuration.managementPrefix = value }
+        if let apis = top.raw(BFFConfiguration.Key.apis) {
             if let list = apis as? [Any] {
                 for (index, item) in list.enumerated() {
-                    if let route = parseRoute(item, path: "apis[\(index)]", reader: reader) {
+                    if let route = parseRoute(
+                        item, path: APIRouteConfiguration.Key.section + "[\(index)]", reader: reader)
+                    {
                         configuration.apis.append(route)
                         routeIndices.append(index)
                     }
                 }
             } else {
-                reader.problem("apis", "must be a list", "write - {path: /api/x, upstream: http://127.0.0.1:5090}")
+                top.problem(
+                    BFFConfiguration.Key.apis, "must be a list",
+                    "write - {path: /api/x, upstream: http://127.0.0.1:5090}")
             }
         }
         gateway.frontends = FrontendSettings.readAll(top, defaults: configuration)
