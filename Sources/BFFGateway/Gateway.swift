@@ -33,7 +33,8 @@ struct Gateway {
     /// What `/metrics` on the admin listener serves.
     let metrics: GatewayMetrics
     /// Batches and exports spans (with `telemetry`).
-    let tracingService: (any Service)?
+    /// The span exporter (with a tracer): stopped after the public listener has drained.
+    let spanExporter: OTLPExporter?
 
     /// The first frontend's BFF (the only one without `frontends:`).
     var bff: BFF { frontends.current.frontends[0].bff }
@@ -42,9 +43,11 @@ struct Gateway {
 
     /// The public application with its shutdown bounded by `server.shutdownGrace` (run this one).
     var service: any Service {
-        BoundedShutdown(
+        let listener = BoundedShutdown(
             application: application, grace: bff.configuration.server.shutdownGrace, clients: clients,
             forwarder: forwarder)
+        guard let spanExporter else { return listener }
+        return ListenerWithSpanExporter(listener: listener, exporter: spanExporter)
     }
     /// Background services to run beside the application: refresh-token revocation and, for
     /// server-side stores, expired-session cleanup.
@@ -71,7 +74,6 @@ struct Gateway {
             SessionCleanupService(bff: bff, store: bff.sessionStore) { [frontends] in
                 frontends.current.frontends.map(\.bff)
             })
-        if let tracingService { services.append(tracingService) }
         // One revocation list for every frontend (BFFSharedState): one sync service.
         if let feed = bff.revocationFeed { services.append(RevocationSyncService(bff: bff, feed: feed)) }
         return services
@@ -149,7 +151,7 @@ struct Gateway {
         return Gateway(
             frontends: active, builder: builder, configuration: configuration, keyRing: keyRing,
             application: application, admin: admin, store: store, clients: clients,
-            forwarder: upstream as? NIOUpstream, metrics: metrics, tracingService: tracing?.service)
+            forwarder: upstream as? NIOUpstream, metrics: metrics, spanExporter: tracing?.exporter)
     }
 
     /// The access log: the gateway's logger, its lines marked `bff.log: access`.

@@ -3,6 +3,7 @@ import BFFForwarder
 import BFFHummingbird
 import Foundation
 import Prometheus
+import Synchronization
 
 /// The gateway's Prometheus registry: ``BFFMetrics`` records into it as things happen; the
 /// gauges (upstream pools, the revocation queue, the build) are read when `/metrics` is scraped.
@@ -16,6 +17,9 @@ final class GatewayMetrics: Sendable {
     let metrics: BFFMetrics
     private let buildInfo: Gauge
     private let revocationQueue: Gauge
+    /// The pool gauges the last scrape set (by name and labels): a series no longer set (its
+    /// frontend or route was removed by a reload) is unregistered instead of left frozen.
+    private let poolGauges = Mutex<[String: Gauge]>([:])
 
     /// With `recording` false (`BFF_METRICS=false`, for benchmarks) nothing is recorded and
     /// `/metrics` shows the build only.
@@ -42,6 +46,12 @@ final class GatewayMetrics: Sendable {
     /// them together), then everything.
     func scrape(frontends: [(name: String, bff: BFF)], forwarder: NIOUpstream?) -> [UInt8] {
         revocationQueue.set(Double(frontends.reduce(0) { $0 + $1.bff.revoker.queueDepth }))
+        var current: [String: Gauge] = [:]
+        func gauge(_ name: String, _ labels: [(String, String)]) -> Gauge {
+            let made = self.gauge(name, labels)
+            current[name + labels.map { "|" + $0.0 + "=" + $0.1 }.joined()] = made
+            return made
+        }
         if let forwarder {
             let byUpstream = forwarder.statisticsByUpstream
             for (name, bff) in frontends {
@@ -57,6 +67,11 @@ final class GatewayMetrics: Sendable {
                 }
             }
         }
+        let stale = poolGauges.withLock { previous in
+            defer { previous = current }
+            return previous.filter { current[$0.key] == nil }.map(\.value)
+        }
+        for gauge in stale { registry.unregisterGauge(gauge) }
         var buffer: [UInt8] = []
         buffer.reserveCapacity(16 * 1024)
         registry.emit(into: &buffer)

@@ -7,11 +7,11 @@ import Tracing
 /// The gateway's tracer: OpenTelemetry spans exported over OTLP/HTTP (protobuf) to
 /// `telemetry.otlp.endpoint`, with the standard `OTEL_*` variables honoured (they override the
 /// file, as OpenTelemetry SDKs do). One tracer per gateway, given to the BFF explicitly (never the
-/// process-wide instrumentation system), with the exporter service (run it beside the gateway; it
-/// sends what is left at shutdown).
+/// process-wide instrumentation system), with its exporter (run by the gateway's listener service
+/// and stopped after the listener has drained, so the last requests' spans are sent too).
 enum GatewayTracing {
     static func make(_ settings: GatewayConfiguration.TelemetrySettings, logger: Logger) throws -> (
-        tracer: any Tracer, service: any Service
+        tracer: any Tracer, exporter: OTLPExporter
     )? {
         guard settings.enabled else { return nil }
         let environment = settings.otelEnvironment
@@ -62,8 +62,13 @@ enum GatewayTracing {
             }
             break
         }
-        export.timeout =
-            milliseconds(["OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"]) ?? .seconds(10)
+        if let timeout = milliseconds(["OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"]) {
+            if timeout > .zero {
+                export.timeout = timeout
+            } else {
+                warn("OTEL_EXPORTER_OTLP_TIMEOUT", "give a positive number of milliseconds (every export would fail)")
+            }
+        }
         export.scheduleDelay = milliseconds(["OTEL_BSP_SCHEDULE_DELAY"]) ?? export.scheduleDelay
         export.maxQueueSize = count("OTEL_BSP_MAX_QUEUE_SIZE") ?? export.maxQueueSize
         export.maxExportBatchSize = min(
@@ -94,6 +99,7 @@ enum GatewayTracing {
         let sampling = sampling(ratio: settings.sampleRatio, environment: environment, warn: warn)
         let exporter = OTLPExporter(settings: export, version: GatewayMetrics.version, logger: logger)
         return (OTLPTracer(sampling: sampling, exporter: exporter), exporter)
+
     }
 
     /// `base` + `/v1/traces`.
@@ -144,5 +150,26 @@ enum GatewayTracing {
             result.append((key, value))
         }
         return result
+    }
+}
+
+/// The public listener and the span exporter in one service: at shutdown the listener drains
+/// first (its last requests' spans are still exported), then the exporter sends the rest.
+struct ListenerWithSpanExporter: Service {
+    let listener: any Service
+    let exporter: OTLPExporter
+
+    func run() async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await exporter.run() }  // justified: structured child, ended by stop() below
+            do {
+                try await listener.run()
+            } catch {
+                exporter.stop()
+                throw error
+            }
+            exporter.stop()
+            try await group.waitForAll()
+        }
     }
 }

@@ -148,7 +148,7 @@ struct OTLPTracerTests {
         let made = try #require(try GatewayTracing.make(settings, logger: log.logger))
         let tracer = try #require(made.tracer as? OTLPTracer)
         try await TestServers.withRunning([receiver.application()], ports: [receiver.port]) {
-            try await TestServers.withRunning([made.service], ports: []) {
+            try await TestServers.withRunning([OTLPExporterService(exporter: made.exporter)], ports: []) {
                 for index in 0..<25 { tracer.startSpan("s\(index)", context: .topLevel, ofKind: .internal).end() }
                 #expect(tracer.exporter.queued == 10, "the queue holds 10, the other 15 are dropped")
                 // A full batch is waiting: the queue goes at once, in requests of at most 4.
@@ -189,7 +189,7 @@ struct OTLPTracerTests {
         let tracer = try #require(made.tracer as? OTLPTracer)
         #expect(tracer.exporter.settings.url == "http://127.0.0.1:\(port)/v1/traces")
         let started = ContinuousClock.now
-        try await TestServers.withRunning([made.service], ports: []) {
+        try await TestServers.withRunning([OTLPExporterService(exporter: made.exporter)], ports: []) {
             for round in 0..<5 {
                 tracer.startSpan("r\(round)", context: .topLevel, ofKind: .internal).end()
                 try await Task.sleep(for: .milliseconds(100))
@@ -217,12 +217,60 @@ struct OTLPTracerTests {
         let made = try #require(try GatewayTracing.make(settings, logger: log.logger))
         let tracer = try #require(made.tracer as? OTLPTracer)
         let started = ContinuousClock.now
-        try await TestServers.withRunning([made.service], ports: []) {
+        try await TestServers.withRunning([OTLPExporterService(exporter: made.exporter)], ports: []) {
             tracer.startSpan("left", context: .topLevel, ofKind: .internal).end()
         }
         let elapsed = ContinuousClock.now - started
         #expect(elapsed >= .milliseconds(2900) && elapsed < .seconds(8), "shutdown took \(elapsed)")
         #expect(log.all.contains { $0.message == "OTLP export failed" }, "\(log.all.map(\.message))")
+    }
+
+    /// A collector that answers at once but drips its body: the export is cut off at its
+    /// timeout (head and body), logged, and stopping does not wait for the drip.
+    @Test func aCollectorThatDripsItsBodyIsCutOffAtTheTimeout() async throws {
+        let dripping = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(Dripper()) }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        defer { dripping.close(promise: nil) }
+        let log = LogRecorder()
+        var settings = GatewayConfiguration.TelemetrySettings()
+        settings.endpoint = "http://127.0.0.1:\(dripping.localAddress?.port ?? 0)"
+        settings.exportInterval = .milliseconds(20)
+        settings.otelEnvironment = ["OTEL_EXPORTER_OTLP_TIMEOUT": "1000"]
+        let made = try #require(try GatewayTracing.make(settings, logger: log.logger))
+        let tracer = try #require(made.tracer as? OTLPTracer)
+        let stopped = try await TestServers.withRunning([OTLPExporterService(exporter: made.exporter)], ports: []) {
+            tracer.startSpan("first", context: .topLevel, ofKind: .internal).end()
+            let failed = try await eventually(attempts: 250, until: { $0 }) {
+                log.all.contains { $0.message == "OTLP export failed" && $0.metadata["error.type"] == "timeout" }
+            }
+            #expect(failed, "\(log.all.map { "\($0.message) \($0.metadata)" })")
+            // Another export is dripping when the exporter is stopped.
+            tracer.startSpan("second", context: .topLevel, ofKind: .internal).end()
+            try await Task.sleep(for: .milliseconds(300))
+            return ContinuousClock.now
+        }
+        #expect(ContinuousClock.now - stopped < .seconds(2), "stopping waited \(ContinuousClock.now - stopped)")
+    }
+
+    /// The gateway's listener service stops the exporter only after the listener has drained: a
+    /// span that ends while the last requests finish is still sent.
+    @Test func spansOfTheLastRequestsAreSentAtShutdown() async throws {
+        let receiver = Receiver(port: try await TestServers.freePort())
+        var settings = GatewayConfiguration.TelemetrySettings()
+        settings.endpoint = "http://127.0.0.1:\(receiver.port)"
+        settings.exportInterval = .seconds(60)
+        let made = try #require(try GatewayTracing.make(settings, logger: quiet))
+        let tracer = try #require(made.tracer as? OTLPTracer)
+        try await TestServers.withRunning([receiver.application()], ports: [receiver.port]) {
+            try await TestServers.withRunning(
+                [ListenerWithSpanExporter(listener: DrainingListener(tracer: tracer), exporter: made.exporter)],
+                ports: []
+            ) {}
+        }
+        #expect(receiver.spans.map(\.name) == ["drained request"])
     }
 
     /// `OTEL_*` values that make no sense are ignored with a warning naming the variable (never
@@ -271,4 +319,37 @@ private struct DictionaryExtractor: Extractor {
 
 private struct DictionaryInjector: Injector {
     func inject(_ value: String, forKey key: String, into carrier: inout [String: String]) { carrier[key] = value }
+}
+
+/// A listener that, once asked to shut down, takes 300 ms to finish its last request (which ends
+/// a span).
+private struct DrainingListener: Service {
+    let tracer: OTLPTracer
+    func run() async throws {
+        try? await gracefulShutdown()
+        try await Task.sleep(for: .milliseconds(300))
+        tracer.startSpan("drained request", context: .topLevel, ofKind: .server).end()
+    }
+}
+
+/// A collector that answers at once and then sends one body byte every 200 ms, forever.
+private final class Dripper: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    private var dripping: RepeatedTask?
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard dripping == nil else { return }
+        let head = "HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nTransfer-Encoding: chunked\r\n\r\n"
+        context.writeAndFlush(NIOAny(ByteBuffer(string: head)), promise: nil)
+        let channel = context.channel
+        dripping = context.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(200), delay: .milliseconds(200)) {
+            _ in
+            channel.writeAndFlush(ByteBuffer(string: "1\r\nx\r\n"), promise: nil)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        dripping?.cancel()
+        context.fireChannelInactive()
+    }
 }

@@ -297,6 +297,24 @@ struct ReloadTests {
         }
     }
 
+    /// The upstream pool gauges follow reloads: a removed frontend's series go instead of
+    /// staying frozen at their last values.
+    @Test func poolGaugesOfARemovedFrontendGo() async throws {
+        try await Self.run { env in
+            let browser = TestBrowser()
+            let metricsURL = "http://127.0.0.1:\(env.ports.admin)/metrics"
+            try env.write(Self.yaml(env.ports, admin: true))
+            #expect(Self.refused(await env.reloader.reload(reason: "test")) == nil)
+            let before = try await browser.get(metricsURL).body
+            #expect(before.contains(#"bff_upstream_connections{frontend="admin""#), "\(before)")
+            try env.write(Self.yaml(env.ports))
+            #expect(Self.refused(await env.reloader.reload(reason: "test")) == nil)
+            let after = try await browser.get(metricsURL).body
+            #expect(!after.contains(#"frontend="admin""#), "\(after)")
+            #expect(after.contains(#"bff_upstream_connections{frontend="shop""#))
+        }
+    }
+
     /// `config.watch` reads a file only once it stopped changing: a file still being written (a
     /// change at every look) triggers nothing; once it is still for one look, one reload.
     @Test func theWatchWaitsForTheFileToStopChanging() async throws {

@@ -205,8 +205,10 @@ struct TracingTests {
             // A proxied call; an untrusted client's traceparent is not followed.
             let forged = "00-" + String(repeating: "ab", count: 16) + "-" + String(repeating: "cd", count: 8) + "-01"
             let page = try await browser.get(
-                env.origin + "/api/echo/items/7?q=hidden", headers: env.csrf + [("traceparent", forged)])
+                env.origin + "/api/echo/items/7?q=hidden",
+                headers: env.csrf + [("traceparent", forged), ("tracestate", "evil=sampled")])
             let seen = try harness.echoed(page)
+            #expect(seen.values("tracestate").isEmpty, "an untrusted caller's tracestate is not passed on")
             let traceparent = try #require(seen.values("traceparent").first, "the upstream got a traceparent")
             #expect(seen.values("traceparent").count == 1)
             #expect(traceparent != forged)
@@ -310,8 +312,17 @@ struct TracingTests {
             let traceID = String(repeating: "ab", count: 16)
             let parent = String(repeating: "cd", count: 8)
             let page = try await browser.get(
-                env.origin + "/api/public/x", headers: env.csrf + [("traceparent", "00-\(traceID)-\(parent)-01")])
+                env.origin + "/api/public/x",
+                headers: env.csrf + [("traceparent", "00-\(traceID)-\(parent)-01"), ("tracestate", "vendor=x")])
             let traceparent = try #require(try harness.echoed(page).values("traceparent").first)
+            #expect(try harness.echoed(page).values("tracestate") == ["vendor=x"], "a trusted caller's is")
+            // A trusted caller's tracestate that is dropped as malformed is not passed on either.
+            let long = try await browser.get(
+                env.origin + "/api/public/x",
+                headers: env.csrf + [
+                    ("traceparent", "00-\(traceID)-\(parent)-01"), ("tracestate", String(repeating: "v", count: 600)),
+                ])
+            #expect(try harness.echoed(long).values("tracestate").isEmpty)
             #expect(traceparent.hasPrefix("00-\(traceID)-"), "the upstream continues the caller's trace")
             #expect(!traceparent.contains(parent), "with the gateway's own span as parent")
             let spans = try await eventually(until: { $0.contains { $0.name == "HTTP GET /api/public" } }) {

@@ -24,15 +24,14 @@ struct OTLPExportSettings: Sendable {
 }
 
 /// Buffers finished spans and posts them in batches: once a batch is full, every
-/// `scheduleDelay`, on ``OTLPTracer/forceFlush()``, and once more at shutdown. A span's end costs
+/// `scheduleDelay`, on ``OTLPTracer/forceFlush()``, and once more when stopped. A span's end costs
 /// one lock and an append; encoding and sending happen here, one request at a time. A failed
 /// export is logged (never its headers) and its spans dropped, as OpenTelemetry's batch processor
 /// does.
-final class OTLPExporter: Service, Sendable {
+final class OTLPExporter: Sendable {
     let settings: OTLPExportSettings
     private let logger: Logger
     private let state = Mutex(Buffer())
-    private let stopping = Atomic(false)
     /// When the last warning was logged (one per 10 s at most; the rest are counted into it).
     private let lastWarning = Mutex<(at: ContinuousClock.Instant?, suppressed: Int)>((nil, 0))
     private let version: String
@@ -68,45 +67,54 @@ final class OTLPExporter: Service, Sendable {
     /// The spans waiting to be sent (tests).
     var pending: [FinishedSpan] { state.withLock { $0.spans } }
 
-    func run() async throws {
+    /// Exports until ``stop()``, then sends what is left (within 3 s) and returns. The gateway
+    /// stops it after its public listener has drained, so the spans of the last requests go too.
+    func run() async {
         var configuration = HTTPClient.Configuration()
         configuration.redirectConfiguration = .disallow
         // A collector that refuses connections fails the export at once (AsyncHTTPClient would
         // otherwise retry until the export's deadline, holding every later batch and shutdown).
         configuration.connectionPool.retryConnectionEstablishment = false
-        configuration.timeout = .init(
-            connect: .milliseconds(Int64(settings.timeout / .milliseconds(1))),
-            read: .milliseconds(Int64(settings.timeout / .milliseconds(1))))
         let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-        // A look every 50 ms (or sooner with a shorter delay): a full batch goes at once, the rest
-        // when it is `scheduleDelay` old.
-        let look = min(settings.scheduleDelay, .milliseconds(50))
-        var lastExport = ContinuousClock.now
-        var busy = false
-        await withGracefulShutdownHandler {
-            while !stopping.load(ordering: .relaxed) && !Task.isCancelled {
-                // After a full batch, look again at once: under load the queue refills while a
-                // batch is being sent.
-                if !busy { try? await Task.sleep(for: look) }
-                let due = ContinuousClock.now - lastExport >= settings.scheduleDelay
-                let batch = take(all: due)
-                if batch.spans.isEmpty && batch.dropped == 0 {
-                    busy = false
-                    continue
-                }
-                // (Not after a failure: a collector that is down is not retried in a loop.)
-                busy =
-                    await send(batch, http: http, timeout: settings.timeout)
-                    && batch.spans.count >= settings.maxExportBatchSize
-                if due || batch.flushed { lastExport = .now }
-            }
-        } onGracefulShutdown: {
-            self.stopping.store(true, ordering: .relaxed)
+        await withTaskGroup(of: Void.self) { group in
+            // justified: structured child of this group, cancelled by stop() below
+            group.addTask { await self.exportLoop(http: http) }
+            for await _ in stopSignal.stream {}  // until stop()
+            group.cancelAll()  // an export in progress is cut short
         }
-        // At shutdown: whatever is left, once, within 3 s (a stalled collector must not hold the
-        // gateway's exit for a whole export timeout).
+        // Whatever is left, once, within 3 s (a stalled collector must not hold the exit).
         _ = await send(take(all: true), http: http, timeout: min(settings.timeout, .seconds(3)))
         try? await http.shutdown()
+    }
+
+    /// Ends ``run()``: the loop stops (cutting an export short) and the rest is sent.
+    func stop() { stopSignal.continuation.finish() }
+
+    private let stopSignal = AsyncStream<Void>.makeStream()
+
+    private func exportLoop(http: HTTPClient) async {
+        // A look every 50 ms (or sooner with a shorter delay, but at least every 10 ms): a full
+        // batch goes at once, the rest when it is `scheduleDelay` old.
+        let look = max(min(settings.scheduleDelay, .milliseconds(50)), .milliseconds(10))
+        var lastExport = ContinuousClock.now
+        var busy = false
+        while !Task.isCancelled {
+            // After a full batch, look again at once: under load the queue refills while a batch
+            // is being sent.
+            if !busy { try? await Task.sleep(for: look) }
+            if Task.isCancelled { return }
+            let due = ContinuousClock.now - lastExport >= settings.scheduleDelay
+            let batch = take(all: due)
+            if batch.spans.isEmpty && batch.dropped == 0 {
+                busy = false
+                continue
+            }
+            // (Not after a failure: a collector that is down is not retried in a loop.)
+            busy =
+                await send(batch, http: http, timeout: settings.timeout)
+                && batch.spans.count >= settings.maxExportBatchSize
+            if due || batch.flushed { lastExport = .now }
+        }
     }
 
     /// Everything queued once a batch is full, or when `all` (or a flush was asked for); and the
@@ -144,29 +152,48 @@ final class OTLPExporter: Service, Sendable {
         return sent
     }
 
-    /// Posts one batch; whether the collector took it.
+    /// Posts one batch; whether the collector took it within `timeout` (head and body: a
+    /// collector that answers slowly or drips its body is cut off; so is any post when the
+    /// exporter stops).
     private func post(_ spans: ArraySlice<FinishedSpan>, http: HTTPClient, timeout: Duration) async -> Bool {
         let body = OTLPEncoding.request(spans, resource: settings.resource, scope: ("swift-bff", version))
-        var request = HTTPClientRequest(url: settings.url)
-        request.method = .POST
-        request.headers.add(name: "Content-Type", value: "application/x-protobuf")
-        for (name, value) in settings.headers { request.headers.add(name: name, value: value) }
-        request.body = .bytes(ByteBuffer(bytes: body))
-        do {
-            let response = try await http.execute(
-                request, timeout: .milliseconds(Int64(timeout / .milliseconds(1))))
-            _ = try? await response.body.collect(upTo: 1 << 20)
-            if !(200..<300).contains(response.status.code) {
-                warn(
-                    "OTLP export refused",
-                    ["http.response.status_code": "\(response.status.code)", "bff.spans": "\(spans.count)"])
-                return false
+        let settings = self.settings
+        let outcome: Result<UInt, any Error>? = await withTaskGroup(of: Result<UInt, any Error>?.self) { group in
+            // justified: structured children of this group: the post and its deadline
+            group.addTask {
+                var request = HTTPClientRequest(url: settings.url)
+                request.method = .POST
+                request.headers.add(name: "Content-Type", value: "application/x-protobuf")
+                for (name, value) in settings.headers { request.headers.add(name: name, value: value) }
+                request.body = .bytes(ByteBuffer(bytes: body))
+                do {
+                    let response = try await http.execute(
+                        request, timeout: .milliseconds(Int64(timeout / .milliseconds(1))))
+                    _ = try await response.body.collect(upTo: 1 << 20)
+                    return .success(response.status.code)
+                } catch {
+                    return .failure(error)
+                }
             }
-            return true
-        } catch {
-            warn("OTLP export failed", ["error.type": "\(type(of: error))", "bff.spans": "\(spans.count)"])
-            return false
+            group.addTask {  // justified: structured child of this group, the post's deadline
+                try? await Task.sleep(for: timeout)
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first
         }
+        switch outcome {
+        case .success(let status) where (200..<300).contains(status):
+            return true
+        case .success(let status):
+            warn("OTLP export refused", ["http.response.status_code": "\(status)", "bff.spans": "\(spans.count)"])
+        case .failure(let error):
+            warn("OTLP export failed", ["error.type": "\(type(of: error))", "bff.spans": "\(spans.count)"])
+        case nil:
+            warn("OTLP export failed", ["error.type": "timeout", "bff.spans": "\(spans.count)"])
+        }
+        return false
     }
 
     /// A warning, unless one was logged in the last 10 s (then it is counted into the next one).
@@ -184,5 +211,19 @@ final class OTLPExporter: Service, Sendable {
         var metadata = metadata
         if suppressed > 0 { metadata["bff.warnings_suppressed"] = "\(suppressed)" }
         logger.warning(message, metadata: metadata)
+    }
+}
+
+/// The exporter as a service of its own: stopped at graceful shutdown (tests, and any process
+/// that has no listener to drain first).
+struct OTLPExporterService: Service {
+    let exporter: OTLPExporter
+
+    func run() async throws {
+        await withGracefulShutdownHandler {
+            await exporter.run()
+        } onGracefulShutdown: {
+            exporter.stop()
+        }
     }
 }

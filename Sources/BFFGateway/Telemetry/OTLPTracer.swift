@@ -69,7 +69,10 @@ final class OTLPTracer: Tracer {
     ) where Inject.Carrier == Carrier {
         guard let trace = context.traceContext else { return }
         injector.inject(trace.traceparent, forKey: "traceparent", into: &carrier)
-        if !trace.traceState.isEmpty { injector.inject(trace.traceState, forKey: "tracestate", into: &carrier) }
+        // Always: an empty value tells the gateway's injectors to remove a `tracestate` the caller
+        // sent (an untrusted client's, or one that was dropped as malformed) — it does not
+        // belong to the gateway's trace.
+        injector.inject(trace.traceState, forKey: "tracestate", into: &carrier)
     }
 
     func extract<Carrier, Extract: Extractor>(

@@ -4,8 +4,8 @@ import Tracing
 /// Observes every request the router answers: counts it (`bff_http_requests_total`,
 /// `bff_http_request_duration_seconds`), writes its access-log line (with an access logger) and,
 /// with a tracer, runs it in a server span (so the identity-provider calls it makes become child
-/// spans). Labelled with the matched route's pattern (never the request path; `unmatched` when no
-/// route matched: static files, 404s). API calls are skipped here: every API pipeline observes
+/// spans). Labelled with the matched route's pattern (never the request path; `static` for static
+/// files, `unmatched` when no route matched). API calls are skipped here: every API pipeline observes
 /// them itself (``BFF/report(_:)``), whichever adapter served them. Add it first.
 public struct BFFMetricsMiddleware<Context: BFFRequestContext>: RouterMiddleware {
     let bff: BFF

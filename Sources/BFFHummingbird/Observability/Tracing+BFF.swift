@@ -14,10 +14,15 @@ struct NIOHeadersExtractor: Extractor {
     func extract(key: String, from carrier: HTTPHeaders) -> String? { carrier.first(name: key) }
 }
 
-/// Writes trace headers into NIO's request headers.
+/// Writes trace headers into NIO's request headers, replacing the caller's; an empty value
+/// removes the header (a `tracestate` the gateway did not continue is not passed on).
 struct NIOHeadersInjector: Injector {
     func inject(_ value: String, forKey key: String, into carrier: inout HTTPHeaders) {
-        carrier.replaceOrAdd(name: key, value: value)
+        if value.isEmpty {
+            carrier.remove(name: key)
+        } else {
+            carrier.replaceOrAdd(name: key, value: value)
+        }
     }
 }
 
@@ -28,10 +33,10 @@ struct HTTPFieldsExtractor: Extractor {
     }
 }
 
-/// Writes trace headers into swift-http-types fields.
+/// Writes trace headers into swift-http-types fields (an empty value removes the field).
 struct HTTPFieldsInjector: Injector {
     func inject(_ value: String, forKey key: String, into carrier: inout HTTPFields) {
-        if let name = HTTPField.Name(key) { carrier[name] = value }
+        if let name = HTTPField.Name(key) { carrier[name] = value.isEmpty ? nil : value }
     }
 }
 
@@ -39,7 +44,7 @@ struct HTTPFieldsInjector: Injector {
 struct OIDCHeadersInjector: Injector {
     func inject(_ value: String, forKey key: String, into carrier: inout [(String, String)]) {
         carrier.removeAll { $0.0.lowercased() == key.lowercased() }
-        carrier.append((key, value))
+        if !value.isEmpty { carrier.append((key, value)) }
     }
 }
 

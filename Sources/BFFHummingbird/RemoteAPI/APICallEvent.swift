@@ -40,11 +40,12 @@ public struct APICallEvent: Sendable {
 }
 
 extension BFF {
-    /// The `route` label of a request: its configured route or matched pattern; `unmatched` when
-    /// none matched (Hummingbird's `NotFound`, an API call refused before routing).
+    /// The `route` label of a request: its configured route or matched pattern; `static` for
+    /// static files (Hummingbird names them after its file middleware); `unmatched` when none
+    /// matched (Hummingbird's `NotFound`, an API call refused before routing).
     static func routeLabel(_ route: String?) -> String {
         guard let route, !route.isEmpty, route != "NotFound" else { return "unmatched" }
-        return route
+        return route == "FileMiddleware" ? "static" : route
     }
 
     /// The one report of an API call, for every adapter: its metrics, then the observer hook.
