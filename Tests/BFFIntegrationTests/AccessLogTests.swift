@@ -125,6 +125,18 @@ struct AccessLogTests {
                 accessLines(log).last { $0.metadata["bff.route"] == "/api/stalling" }
             }
             #expect(cutLine?.metadata["bff.incomplete"] == "true")
+
+            // 3. A client gone before the head (reset while the upstream takes 600 ms): 499,
+            // nothing written, on either pipeline.
+            let gone = try await RawConnection.open(port: try FaultTests().port(env))
+            try await gone.send("GET /api/bulk/slow/600?m=gone HTTP/1.1\r\nHost: localhost\r\nX-CSRF: 1\r\n\r\n")
+            try await Task.sleep(for: .milliseconds(100))
+            await gone.reset()
+            let left = try await eventually(attempts: 400, until: { !$0.isEmpty }) { calls.events(for: "m=gone") }
+            #expect(left.count == 1)
+            #expect(left.first?.status == 499, "\(String(describing: left.first))")
+            #expect(left.first?.complete == false)
+            #expect(left.first?.responseBytes == 0)
         }
     }
 

@@ -70,6 +70,8 @@ final class OTLPExporter: Sendable {
     /// Exports until ``stop()``, then sends what is left (within 3 s) and returns. The gateway
     /// stops it after its public listener has drained, so the spans of the last requests go too.
     func run() async {
+        // One run per exporter (its stop signal has one reader): a second call returns at once.
+        guard !running.exchange(true, ordering: .relaxed) else { return }
         var configuration = HTTPClient.Configuration()
         configuration.redirectConfiguration = .disallow
         // A collector that refuses connections fails the export at once (AsyncHTTPClient would
@@ -91,6 +93,7 @@ final class OTLPExporter: Sendable {
     func stop() { stopSignal.continuation.finish() }
 
     private let stopSignal = AsyncStream<Void>.makeStream()
+    private let running = Atomic(false)
 
     private func exportLoop(http: HTTPClient) async {
         // A look every 50 ms (or sooner with a shorter delay, but at least every 10 ms): a full

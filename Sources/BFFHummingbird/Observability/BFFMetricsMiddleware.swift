@@ -43,9 +43,10 @@ public struct BFFMetricsMiddleware<Context: BFFRequestContext>: RouterMiddleware
         let route = BFF.routeLabel(context.endpointPath)
         let status = response.status.code
         let bff = self.bff
-        return response.observingEnd { bytes, complete in
+        return response.observingEnd { bytes, complete, headWritten in
             Self.record(
-                bff, method: method, route: route, status: status, bytes: bytes, complete: complete, since: started)
+                bff, method: method, route: route, status: headWritten ? status : 499, bytes: bytes,
+                complete: complete, since: started)
         }
     }
 

@@ -5,23 +5,29 @@ import Synchronization
 
 /// Tells once when a response's body has ended: written in full (`complete`), or cut short (its
 /// write failed: the client left or the upstream broke off; or the server dropped the body
-/// unwritten), with the body bytes handed to the server until then. Durations, spans and access
-/// logs end here, not at the response head.
+/// unwritten), with the body bytes handed to the server until then, and whether the head was
+/// written (Hummingbird runs a body only after writing its head: a body that never ran means the
+/// client was gone before the head). Durations, spans and access logs end here, not at the head.
 final class ResponseEnd: Sendable {
-    private let state = Mutex<(bytes: Int, ended: Bool)>((0, false))
-    private let ended: @Sendable (_ bytes: Int, _ complete: Bool) -> Void
+    private let state = Mutex<(bytes: Int, started: Bool, ended: Bool)>((0, false, false))
+    private let ended: @Sendable (_ bytes: Int, _ complete: Bool, _ headWritten: Bool) -> Void
 
-    init(_ ended: @escaping @Sendable (_ bytes: Int, _ complete: Bool) -> Void) { self.ended = ended }
+    init(_ ended: @escaping @Sendable (_ bytes: Int, _ complete: Bool, _ headWritten: Bool) -> Void) {
+        self.ended = ended
+    }
+
+    /// The body started: its head was written.
+    func start() { state.withLock { $0.started = true } }
 
     func add(_ bytes: Int) { state.withLock { $0.bytes += bytes } }
 
     func finish(complete: Bool) {
-        let bytes: Int? = state.withLock { state in
+        let outcome: (bytes: Int, started: Bool)? = state.withLock { state in
             guard !state.ended else { return nil }
             state.ended = true
-            return state.bytes
+            return (state.bytes, state.started)
         }
-        if let bytes { ended(bytes, complete) }
+        if let outcome { ended(outcome.bytes, complete, outcome.started) }
     }
 
     deinit { finish(complete: false) }  // the body was dropped without being written
@@ -54,11 +60,14 @@ struct CountingBodyWriter: ResponseBodyWriter {
 
 extension Response {
     /// This response, with `ended` called once its body has been written or cut short.
-    func observingEnd(_ ended: @escaping @Sendable (_ bytes: Int, _ complete: Bool) -> Void) -> Response {
+    func observingEnd(
+        _ ended: @escaping @Sendable (_ bytes: Int, _ complete: Bool, _ headWritten: Bool) -> Void
+    ) -> Response {
         var response = self
         let original = body
         let end = ResponseEnd(ended)
         response.body = ResponseBody(contentLength: original.contentLength) { writer in
+            end.start()
             do {
                 try await original.write(
                     CountingBodyWriter(base: writer, end: end, remaining: original.contentLength))

@@ -74,8 +74,9 @@ extension BFF {
         span.attributes["http.request.method"] = request.method.rawValue
         do {
             let response = try await ServiceContext.withValue(span.context) { try await body(span) }
-            return response.observingEnd { _, complete in
+            return response.observingEnd { _, complete, headWritten in
                 if !complete { span.attributes["bff.incomplete"] = true }
+                if !headWritten { span.attributes["bff.client_gone"] = true }
                 span.end()
             }
         } catch {

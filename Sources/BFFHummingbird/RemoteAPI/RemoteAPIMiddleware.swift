@@ -75,8 +75,9 @@ public struct RemoteAPIMiddleware<Context: BFFRequestContext>: RouterMiddleware 
             responseBytes: nil, sessionLogoutID: sessionLogoutID)
         let bff = self.bff
         let forwarded = upstreamStarted
-        return response.observingEnd { bytes, complete in
+        return response.observingEnd { bytes, complete, headWritten in
             var event = event
+            if !headWritten { event.status = 499 }  // the client left before the head, as on the event loop
             let now = ContinuousClock.now
             event.duration = now - started
             event.upstreamDuration = forwarded.map { now - $0 }
@@ -159,7 +160,7 @@ public struct RemoteAPIMiddleware<Context: BFFRequestContext>: RouterMiddleware 
         // The upstream span ends with the upstream's body.
         let response = Response(status: upstream.head.status, headers: responseHeaders, body: body)
         return (
-            upstreamSpan.map { span in response.observingEnd { _, _ in span.end() } } ?? response,
+            upstreamSpan.map { span in response.observingEnd { _, _, _ in span.end() } } ?? response,
             upstream.head.status.code
         )
     }
