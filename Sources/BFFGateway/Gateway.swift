@@ -139,7 +139,12 @@ struct Gateway {
             server = .http1(configuration: http1)
         }
         let application = Application(
-            responder: FrontendResponder(frontends: active), server: server,
+            responder: FrontendResponder(
+                frontends: active,
+                // Requests of no frontend: labelled frontend="" when there are several (every
+                // family then has the label), unlabelled otherwise.
+                unrouted: configuration.frontends.isEmpty ? metrics.metrics : metrics.metrics.forFrontend("")),
+            server: server,
             configuration: .init(address: .hostname(settings.server.host, port: settings.server.port), serverName: nil),
             logger: logger)
         var admin: Application<RouterResponder<BasicRequestContext>>?

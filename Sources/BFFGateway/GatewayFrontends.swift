@@ -98,17 +98,29 @@ final class ActiveFrontends: Sendable {
 struct FrontendResponder: HTTPResponder {
     typealias Context = BasicBFFRequestContext
     let frontends: ActiveFrontends
+    /// Where the gateway's own answers to requests of no frontend are counted (route
+    /// `unmatched`).
+    let unrouted: BFFMetrics
 
     func respond(to request: Request, context: Context) async throws -> Response {
+        let started = ContinuousClock.now
         // RFC 9112 §3.2: a request with more than one Host is refused (the first becomes
         // `:authority`; a second one stays a field). The API handler passes such requests here.
         if let host = GatewayHeaderNames.host, request.headers[host] != nil {
-            return Self.problem(.badRequest)
+            return answer(.badRequest, request, since: started)
         }
         guard let frontend = frontends.select(host: request.head.authority, path: request.uri.path) else {
-            return Self.problem(.noFrontend)
+            return answer(.noFrontend, request, since: started)
         }
         return try await frontend.responder.respond(to: request, context: context)
+    }
+
+    /// A problem of no frontend's, counted as `unmatched`.
+    private func answer(_ problem: Problem, _ request: Request, since started: ContinuousClock.Instant) -> Response {
+        unrouted.request(
+            route: BFF.routeLabel(nil), method: request.method.rawValue, status: problem.status,
+            duration: ContinuousClock.now - started)
+        return Self.problem(problem)
     }
 
     static func problem(_ problem: Problem) -> Response {

@@ -277,6 +277,12 @@ struct MultiFrontendTests {
                 #expect(head.hasPrefix("HTTP/1.1 404"), "\(target): \(head)")
                 #expect(head.contains("urn:bff:problem:no-frontend"), "\(target): \(head)")
             }
+            // Counted, as no frontend's (frontend="", route unmatched).
+            let scrape = MetricsTests.Scrape(
+                try await TestBrowser().get("http://127.0.0.1:\(setup.adminPort)/metrics").body)
+            #expect(
+                scrape[#"bff_http_requests_total{frontend="",method="GET",route="unmatched",status="404"}"#] == 4,
+                "\(scrape.text)")
         }
     }
 

@@ -43,7 +43,7 @@ extension BFF {
     /// The `route` label of a request: its configured route or matched pattern; `static` for
     /// static files (Hummingbird names them after its file middleware); `unmatched` when none
     /// matched (Hummingbird's `NotFound`, an API call refused before routing).
-    static func routeLabel(_ route: String?) -> String {
+    public static func routeLabel(_ route: String?) -> String {
         guard let route, !route.isEmpty, route != "NotFound" else { return "unmatched" }
         return route == "FileMiddleware" ? "static" : route
     }
