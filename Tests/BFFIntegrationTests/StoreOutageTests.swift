@@ -115,8 +115,9 @@ struct StoreOutageTests {
                 let ready = try await browser.get("http://127.0.0.1:\(env.adminPort)/readyz")
                 #expect(ready.status == 503, "\(ready.body)")
                 #expect(ready.body.contains("session store unavailable"))
-                // Its checks have 1 s each, side by side; the rest is a loaded test machine's slack.
-                #expect(ContinuousClock.now - readyStarted < .seconds(2), "readyz answered promptly")
+                // Its checks have 1 s each, side by side; the rest is a loaded test machine's slack
+                // (what this rules out is waiting for the driver's or TCP's own timeouts: tens of s).
+                #expect(ContinuousClock.now - readyStarted < .seconds(3), "readyz answered promptly")
 
                 // A login completing during the outage shows the callback's 503 page.
                 let second = TestBrowser()
@@ -151,7 +152,9 @@ struct StoreOutageTests {
                 #expect(!seen.contains { $0.cleared }, "the session cookie is never cleared")
                 #expect(during.contains { $0.status == 503 })
                 let slowest = seen.map(\.seconds).max() ?? 0
-                #expect(slowest < 3.0, "every call answered within the store deadline (slowest \(slowest) s)")
+                // The store deadline is 2 s; 5 s leaves a loaded machine its slack and still rules
+                // out a call waiting for the driver's or TCP's own timeouts.
+                #expect(slowest < 5.0, "every call answered within the store deadline (slowest \(slowest) s)")
             }
             // The same session works afterwards.
             #expect(try await browser.get(env.origin + "/api/echo/x", headers: env.csrf).status == 200)
