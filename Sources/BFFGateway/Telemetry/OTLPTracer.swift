@@ -1,4 +1,4 @@
-import NIOConcurrencyHelpers
+import Synchronization
 import Tracing
 
 /// Which traces are recorded: a rule for new traces and whether a caller's decision (a trusted
@@ -88,8 +88,8 @@ final class OTLPTracer: Tracer {
 
 /// One span. Not recording (no exporter) when its trace is not sampled: it still carries a
 /// context, so the `traceparent` sent on says "not sampled".
-// justified: @unchecked Sendable — every access to `state` holds `lock`. A `Mutex` cannot be
-// used: `attributes` needs a `_modify` accessor (so `span.attributes["k"] = v` edits the stored
+// justified: @unchecked Sendable — every access to `state` holds the lock (`locked`). A `Mutex`
+// cannot be used: `attributes` needs a `_modify` accessor (so `span.attributes["k"] = v` edits the stored
 // dictionary in place instead of copying it at every set), and a coroutine cannot yield inside
 // `Mutex.withLock`.
 final class OTLPSpan: Tracing.Span, @unchecked Sendable {
@@ -100,7 +100,10 @@ final class OTLPSpan: Tracing.Span, @unchecked Sendable {
     private let parentSpanID: UInt64
     private let start: UInt64
     private let exporter: OTLPExporter?
-    private let lock = NIOLock()
+    /// The span's lock: a flag in the span itself (no allocation, unlike a pthread mutex). A span
+    /// is touched by one request at a time, so it is all but never contended; a second thread
+    /// spins for the few instructions the holder needs.
+    private let locked = Atomic(false)
     private var state: State
 
     struct State {
@@ -126,21 +129,33 @@ final class OTLPSpan: Tracing.Span, @unchecked Sendable {
         self.state = State(name: operationName)
     }
 
+    private func lock() {
+        while !locked.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged {}
+    }
+
+    private func unlock() { locked.store(false, ordering: .releasing) }
+
+    private func withLock<Result>(_ body: () throws -> Result) rethrows -> Result {
+        lock()
+        defer { unlock() }
+        return try body()
+    }
+
     var operationName: String {
-        get { lock.withLock { state.name } }
-        set { lock.withLock { state.name = newValue } }
+        get { withLock { state.name } }
+        set { withLock { state.name = newValue } }
     }
 
     var attributes: SpanAttributes {
-        get { lock.withLock { state.attributes } }
+        get { withLock { state.attributes } }
         set {
             guard isRecording else { return }
-            lock.withLock { state.attributes = newValue }
+            withLock { state.attributes = newValue }
         }
         _modify {
             if isRecording {
-                lock.lock()
-                defer { lock.unlock() }
+                lock()
+                defer { unlock() }
                 yield &state.attributes
             } else {
                 var discarded = SpanAttributes()
@@ -152,14 +167,14 @@ final class OTLPSpan: Tracing.Span, @unchecked Sendable {
     func setStatus(_ status: SpanStatus) {
         guard isRecording else { return }
         // OpenTelemetry: `ok` is final; an error may replace unset.
-        lock.withLock {
+        withLock {
             if state.status?.code != .ok { state.status = status }
         }
     }
 
     func addEvent(_ event: SpanEvent) {
         guard isRecording else { return }
-        lock.withLock { state.events.append(event) }
+        withLock { state.events.append(event) }
     }
 
     func recordError<Instant: TracerInstant>(
@@ -177,12 +192,12 @@ final class OTLPSpan: Tracing.Span, @unchecked Sendable {
 
     func addLink(_ link: SpanLink) {
         guard isRecording else { return }
-        lock.withLock { state.links.append(link) }
+        withLock { state.links.append(link) }
     }
 
     func end<Instant: TracerInstant>(at instant: @autoclosure () -> Instant) {
         guard let exporter else { return }
-        let finished: FinishedSpan? = lock.withLock {
+        let finished: FinishedSpan? = withLock {
             guard !state.ended else { return nil }
             state.ended = true
             return FinishedSpan(
