@@ -79,8 +79,7 @@ final class OTLPExporter: Sendable {
         configuration.connectionPool.retryConnectionEstablishment = false
         let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         await withTaskGroup(of: Void.self) { group in
-            // justified: structured child of this group, cancelled by stop() below
-            group.addTask { await self.exportLoop(http: http) }
+            group.addTask { await self.exportLoop(http: http) }  // justified: structured child, cancelled on stop()
             for await _ in stopSignal.stream {}  // until stop()
             group.cancelAll()  // an export in progress is cut short
         }
@@ -162,8 +161,7 @@ final class OTLPExporter: Sendable {
         let body = OTLPEncoding.request(spans, resource: settings.resource, scope: ("swift-bff", version))
         let settings = self.settings
         let outcome: Result<UInt, any Error>? = await withTaskGroup(of: Result<UInt, any Error>?.self) { group in
-            // justified: structured children of this group: the post and its deadline
-            group.addTask {
+            group.addTask {  // justified: structured child of this group: the post (its deadline is next)
                 var request = HTTPClientRequest(url: settings.url)
                 request.method = .POST
                 request.headers.add(name: "Content-Type", value: "application/x-protobuf")

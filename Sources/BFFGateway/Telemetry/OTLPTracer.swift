@@ -88,11 +88,10 @@ final class OTLPTracer: Tracer {
 
 /// One span. Not recording (no exporter) when its trace is not sampled: it still carries a
 /// context, so the `traceparent` sent on says "not sampled".
-// justified: @unchecked Sendable — every access to `state` holds the lock (`locked`). A `Mutex`
-// cannot be used: `attributes` needs a `_modify` accessor (so `span.attributes["k"] = v` edits the stored
-// dictionary in place instead of copying it at every set), and a coroutine cannot yield inside
-// `Mutex.withLock`.
-final class OTLPSpan: Tracing.Span, @unchecked Sendable {
+/// Every access to `state` holds the lock (`locked`). A `Mutex` cannot be used: `attributes` needs
+/// a `_modify` accessor (so `span.attributes["k"] = v` edits the stored dictionary in place instead
+/// of copying it at every set), and a coroutine cannot yield inside `Mutex.withLock`.
+final class OTLPSpan: Tracing.Span, @unchecked Sendable {  // justified: state only under `locked` (see above)
     let context: ServiceContext
     let trace: TraceContext
     let isRecording: Bool
