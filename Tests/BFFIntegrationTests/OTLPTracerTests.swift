@@ -148,7 +148,7 @@ struct OTLPTracerTests {
         let made = try #require(try GatewayTracing.make(settings, logger: log.logger))
         let tracer = try #require(made.tracer as? OTLPTracer)
         try await TestServers.withRunning([receiver.application()], ports: [receiver.port]) {
-            try await TestServers.withRunning([OTLPExporterService(exporter: made.exporter)], ports: []) {
+            try await TestServers.withRunning([OTLPExporterService(exporter: tracer.exporter)], ports: []) {
                 for index in 0..<25 { tracer.startSpan("s\(index)", context: .topLevel, ofKind: .internal).end() }
                 #expect(tracer.exporter.queued == 10, "the queue holds 10, the other 15 are dropped")
                 // A full batch is waiting: the queue goes at once, in requests of at most 4.
@@ -181,15 +181,12 @@ struct OTLPTracerTests {
     @Test func aMissingCollectorIsLoggedOnceAndCostsNothingElse() async throws {
         let port = try await TestServers.freePort()
         let log = LogRecorder()
-        var settings = GatewayConfiguration.TelemetrySettings()
-        settings.endpoint = "http://127.0.0.1:\(port)"
-        settings.exportInterval = .milliseconds(20)
-        settings.otelEnvironment = ["OTEL_EXPORTER_OTLP_TRACES_HEADERS": "authorization=Bearer%20s3cret"]
-        let made = try #require(try GatewayTracing.make(settings, logger: log.logger))
-        let tracer = try #require(made.tracer as? OTLPTracer)
+        let tracer = try Self.tracer(
+            endpoint: "http://127.0.0.1:\(port)", exportInterval: .milliseconds(20),
+            environment: ["OTEL_EXPORTER_OTLP_TRACES_HEADERS": "authorization=Bearer%20s3cret"], logger: log.logger)
         #expect(tracer.exporter.settings.url == "http://127.0.0.1:\(port)/v1/traces")
         let started = ContinuousClock.now
-        try await TestServers.withRunning([OTLPExporterService(exporter: made.exporter)], ports: []) {
+        try await TestServers.withRunning([OTLPExporterService(exporter: tracer.exporter)], ports: []) {
             for round in 0..<5 {
                 tracer.startSpan("r\(round)", context: .topLevel, ofKind: .internal).end()
                 try await Task.sleep(for: .milliseconds(100))
@@ -210,14 +207,11 @@ struct OTLPTracerTests {
             .bind(host: "127.0.0.1", port: 0).get()
         defer { silent.close(promise: nil) }
         let log = LogRecorder()
-        var settings = GatewayConfiguration.TelemetrySettings()
-        settings.endpoint = "http://127.0.0.1:\(silent.localAddress?.port ?? 0)"
-        settings.exportInterval = .seconds(60)
-        settings.otelEnvironment = ["OTEL_EXPORTER_OTLP_TIMEOUT": "30000"]
-        let made = try #require(try GatewayTracing.make(settings, logger: log.logger))
-        let tracer = try #require(made.tracer as? OTLPTracer)
+        let tracer = try Self.tracer(
+            endpoint: "http://127.0.0.1:\(silent.localAddress?.port ?? 0)", exportInterval: .seconds(60),
+            environment: ["OTEL_EXPORTER_OTLP_TIMEOUT": "30000"], logger: log.logger)
         let started = ContinuousClock.now
-        try await TestServers.withRunning([OTLPExporterService(exporter: made.exporter)], ports: []) {
+        try await TestServers.withRunning([OTLPExporterService(exporter: tracer.exporter)], ports: []) {
             tracer.startSpan("left", context: .topLevel, ofKind: .internal).end()
         }
         let elapsed = ContinuousClock.now - started
@@ -235,13 +229,10 @@ struct OTLPTracerTests {
             .bind(host: "127.0.0.1", port: 0).get()
         defer { dripping.close(promise: nil) }
         let log = LogRecorder()
-        var settings = GatewayConfiguration.TelemetrySettings()
-        settings.endpoint = "http://127.0.0.1:\(dripping.localAddress?.port ?? 0)"
-        settings.exportInterval = .milliseconds(20)
-        settings.otelEnvironment = ["OTEL_EXPORTER_OTLP_TIMEOUT": "1000"]
-        let made = try #require(try GatewayTracing.make(settings, logger: log.logger))
-        let tracer = try #require(made.tracer as? OTLPTracer)
-        let stopped = try await TestServers.withRunning([OTLPExporterService(exporter: made.exporter)], ports: []) {
+        let tracer = try Self.tracer(
+            endpoint: "http://127.0.0.1:\(dripping.localAddress?.port ?? 0)", exportInterval: .milliseconds(20),
+            environment: ["OTEL_EXPORTER_OTLP_TIMEOUT": "1000"], logger: log.logger)
+        let stopped = try await TestServers.withRunning([OTLPExporterService(exporter: tracer.exporter)], ports: []) {
             tracer.startSpan("first", context: .topLevel, ofKind: .internal).end()
             let failed = try await eventually(attempts: 250, until: { $0 }) {
                 log.all.contains { $0.message == "OTLP export failed" && $0.metadata["error.type"] == "timeout" }
@@ -311,6 +302,18 @@ struct OTLPTracerTests {
     }
 
     var quiet: Logger { TestEnvironment.quietLogger }
+
+    /// The gateway's tracer for `endpoint`, made as `bff serve` makes it.
+    static func tracer(
+        endpoint: String, exportInterval: Duration, environment: [String: String], logger: Logger
+    ) throws -> OTLPTracer {
+        var settings = GatewayConfiguration.TelemetrySettings()
+        settings.endpoint = endpoint
+        settings.exportInterval = exportInterval
+        settings.otelEnvironment = environment
+        let made = try #require(try GatewayTracing.make(settings, logger: logger))
+        return try #require(made.tracer as? OTLPTracer)
+    }
 }
 
 private struct DictionaryExtractor: Extractor {
