@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 trap 'scripts/interop/glewlwyd/stop.sh; scripts/postgres/stop.sh' EXIT
 issuer=$(scripts/interop/glewlwyd/start.sh)
 export BFF_TEST_GLEWLWYD_ISSUER="$issuer"
+export BFF_TEST_GLEWLWYD_CLIENT_KEY="${GLWD_DIR:-/tmp/swift-bff-glewlwyd}/client-key.json"
 BFF_TEST_POSTGRES_URL=$(scripts/postgres/start.sh)
 export BFF_TEST_POSTGRES_URL
 # Missing peers fail the run instead of skipping their tests.

@@ -7,7 +7,7 @@ extension DevIdentityProvider {
     func token(_ request: Request, form: [UInt8]) async -> Response {
         guard let fields = FormEncoding.decode(form) else { return Self.oauthError("invalid_request") }
         let values = Dictionary(fields.map { ($0.name, $0.value) }, uniquingKeysWith: { first, _ in first })
-        guard let client = authenticateClient(request, values) else {
+        guard let client = await authenticateClient(request, values) else {
             return Self.oauthError("invalid_client", status: .unauthorized)
         }
         let grantType = values["grant_type"] ?? ""
@@ -113,26 +113,92 @@ extension DevIdentityProvider {
         return try keys.sign(claims: claims, algorithm: configuration.signingAlgorithm, type: "at+jwt")
     }
 
-    /// client_secret_basic or client_secret_post.
-    func authenticateClient(_ request: Request, _ values: [String: String]) -> DevClient? {
-        if let authorization = request.headers[.authorization], authorization.hasPrefix("Basic ") {
-            let encoded = authorization.dropFirst(6).utf8.map {
+    /// client_secret_basic, client_secret_post or private_key_jwt (exactly one of them). Counts
+    /// the method that succeeded, or why it was refused.
+    func authenticateClient(_ request: Request, _ values: [String: String]) async -> DevClient? {
+        let result = await clientAuthentication(request, values)
+        switch result {
+        case .success(let (client, method)):
+            await state.countClientAuthentication(method, refusedBecause: nil)
+            return client
+        case .failure(let refusal):
+            await state.countClientAuthentication("", refusedBecause: refusal.reason)
+            return nil
+        }
+    }
+
+    struct ClientRefusal: Error {
+        let reason: String
+        init(_ reason: String) { self.reason = reason }
+    }
+
+    func clientAuthentication(_ request: Request, _ values: [String: String]) async
+        -> Result<(DevClient, String), ClientRefusal>
+    {
+        let basic = request.headers[.authorization].flatMap { $0.hasPrefix("Basic ") ? $0.dropFirst(6) : nil }
+        let methods = [basic != nil, values["client_secret"] != nil, values["client_assertion"] != nil]
+        guard methods.filter({ $0 }).count == 1 else { return .failure(ClientRefusal("not exactly one method")) }
+        if let assertion = values["client_assertion"] {
+            guard values["client_assertion_type"] == ClientAssertionCheck.type else {
+                return .failure(ClientRefusal("assertion type"))
+            }
+            return await authenticateAssertion(assertion, clientID: values["client_id"], endpointPath: request.uri.path)
+                .map { ($0, "private_key_jwt") }
+        }
+        if let basic {
+            let encoded = basic.utf8.map {
                 $0 == UInt8(ascii: "+") ? UInt8(ascii: "-") : $0 == UInt8(ascii: "/") ? UInt8(ascii: "_") : $0
             }
             guard let decoded = Base64URL.decode(encoded), let text = String(validating: decoded, as: UTF8.self),
                 let colon = text.firstIndex(of: ":"),
                 let id = FormEncoding.decode(Array("a=\(text[..<colon])".utf8))?.first?.value,
                 let secret = FormEncoding.decode(Array("a=\(text[text.index(after: colon)...])".utf8))?.first?.value,
-                let client = client(id), constantTime(client.clientSecret, secret)
-            else { return nil }
-            return client
+                let client = client(id), !client.clientSecret.isEmpty, constantTime(client.clientSecret, secret)
+            else { return .failure(ClientRefusal("client secret")) }
+            return .success((client, "client_secret_basic"))
         }
         guard let client = client(values["client_id"]), let secret = values["client_secret"],
-            constantTime(client.clientSecret, secret)
-        else {
-            return nil
+            !client.clientSecret.isEmpty, constantTime(client.clientSecret, secret)
+        else { return .failure(ClientRefusal("client secret")) }
+        return .success((client, "client_secret_post"))
+    }
+
+    /// RFC 7523 §3 and OpenID Connect Core §9: a signature by one of the client's keys, `iss` =
+    /// `sub` = the client id, the URL of the endpoint called (at `endpointPath`) or the issuer in
+    /// `aud`, unexpired with at most 5 minutes' lifetime, and a `jti` never seen before.
+    func authenticateAssertion(_ assertion: String, clientID formClientID: String?, endpointPath: String) async
+        -> Result<DevClient, ClientRefusal>
+    {
+        guard let jws = CompactJWS(assertion), let claims = try? JSONValueDecoding.object(jws.payloadJSON) else {
+            return .failure(ClientRefusal("assertion malformed"))
         }
-        return client
+        guard let algorithm = ClientAssertionCheck.algorithm(jws) else {
+            return .failure(ClientRefusal("assertion algorithm"))
+        }
+        guard let issuer = claims["iss"]?.stringValue, claims["sub"]?.stringValue == issuer,
+            formClientID == nil || formClientID == issuer, let client = client(issuer)
+        else { return .failure(ClientRefusal("assertion iss/sub")) }
+        guard
+            client.publicKeys.contains(where: {
+                $0.verify(signature: jws.signature, over: jws.signingInput, algorithm: algorithm)
+            })
+        else { return .failure(ClientRefusal("assertion signature")) }
+        let audiences =
+            claims["aud"]?.stringValue.map { [$0] } ?? claims["aud"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        let endpoint = configuration.issuer + endpointPath.dropFirst(basePath.count)
+        guard audiences.contains(where: { $0 == endpoint || $0 == configuration.issuer })
+        else { return .failure(ClientRefusal("assertion audience")) }
+        let now = time.now
+        guard let expires = claims["exp"]?.int64Value, expires > now - 5, expires <= now + 300,
+            claims["iat"].map({ ($0.int64Value ?? .max) <= now + 5 }) ?? true
+        else { return .failure(ClientRefusal("assertion lifetime")) }
+        guard let jti = claims["jti"]?.stringValue, !jti.isEmpty, jti.utf8.count <= 256 else {
+            return .failure(ClientRefusal("assertion jti"))
+        }
+        guard await state.useAssertionID(client.clientID + " " + jti, expiresAt: expires, now: now) else {
+            return .failure(ClientRefusal("assertion jti replayed"))
+        }
+        return .success(client)
     }
 
     /// `GET|POST /userinfo`.
@@ -153,7 +219,7 @@ extension DevIdentityProvider {
     func revoke(_ request: Request, form: [UInt8]) async -> Response {
         guard let fields = FormEncoding.decode(form) else { return Self.oauthError("invalid_request") }
         let values = Dictionary(fields.map { ($0.name, $0.value) }, uniquingKeysWith: { first, _ in first })
-        guard let client = authenticateClient(request, values) else {
+        guard let client = await authenticateClient(request, values) else {
             return Self.oauthError("invalid_client", status: .unauthorized)
         }
         guard let token = values["token"] else { return Self.oauthError("invalid_request") }
@@ -220,5 +286,20 @@ extension DevIdentityProvider {
         return Self.html(
             "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\(refresh)<title>Signed out</title></head><body><h1>You are signed out.</h1>\(next)\(iframes)</body></html>",
             cookies: [expire], frames: frames.compactMap { WebURL($0)?.origin })
+    }
+}
+
+/// The parts of a client assertion check that do not need the IdP's state.
+enum ClientAssertionCheck {
+    static let type = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+    /// The header's algorithm when it is an accepted asymmetric one and nothing else in the header
+    /// asks for special treatment (`crit`, an embedded key).
+    static func algorithm(_ jws: CompactJWS) -> JWSAlgorithm? {
+        guard let header = try? JSONValueDecoding.object(jws.headerJSON), header["crit"] == nil,
+            header["jwk"] == nil, header["jku"] == nil, header["x5u"] == nil,
+            let name = header["alg"]?.stringValue
+        else { return nil }
+        return JWSAlgorithm(rawValue: name)
     }
 }

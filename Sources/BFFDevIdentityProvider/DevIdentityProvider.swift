@@ -62,7 +62,8 @@ public struct DevIdentityProvider: Sendable {
             "response_types_supported":["code"],"grant_types_supported":["authorization_code","refresh_token","client_credentials"],\
             "subject_types_supported":["public"],"id_token_signing_alg_values_supported":["RS256","ES256"],\
             "code_challenge_methods_supported":["S256"],"scopes_supported":["openid","profile","email","offline_access","api"],\
-            "token_endpoint_auth_methods_supported":["client_secret_basic","client_secret_post"],\
+            "token_endpoint_auth_methods_supported":["client_secret_basic","client_secret_post","private_key_jwt"],\
+            "token_endpoint_auth_signing_alg_values_supported":["ES256","RS256","PS256"],\
             "prompt_values_supported":["none","login","consent","select_account"],\
             "authorization_response_iss_parameter_supported":\(configuration.sendIssParameter),\
             "claims_supported":["sub","iss","aud","exp","iat","auth_time","nonce","sid","name","preferred_username","email"]}

@@ -1,3 +1,5 @@
+import BFFCore
+
 /// A user of the development IdP.
 public struct DevUser: Sendable, Hashable {
     /// Login name (also `preferred_username`).
@@ -33,8 +35,11 @@ public struct DevUser: Sendable, Hashable {
 public struct DevClient: Sendable, Hashable {
     /// `client_id`.
     public var clientID: String
-    /// `client_secret` (client_secret_basic and client_secret_post are both accepted).
+    /// `client_secret` (client_secret_basic and client_secret_post are both accepted); empty =
+    /// no secret (the client must use `private_key_jwt`).
     public var clientSecret: String
+    /// Public keys for `private_key_jwt` (RFC 7523); empty = the method is refused for this client.
+    public var publicKeys: [JWSPublicKey]
     /// Exact redirect URIs.
     public var redirectURIs: [String]
     /// Exact post-logout redirect URIs.
@@ -48,8 +53,9 @@ public struct DevClient: Sendable, Hashable {
     /// Creates a client.
     public init(
         clientID: String, clientSecret: String, redirectURIs: [String], postLogoutRedirectURIs: [String],
-        backchannelLogoutURI: String? = nil, frontchannelLogoutURI: String? = nil
+        backchannelLogoutURI: String? = nil, frontchannelLogoutURI: String? = nil, publicKeys: [JWSPublicKey] = []
     ) {
+        self.publicKeys = publicKeys
         self.frontchannelLogoutURI = frontchannelLogoutURI
         self.clientID = clientID
         self.clientSecret = clientSecret

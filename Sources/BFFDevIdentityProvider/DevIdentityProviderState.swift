@@ -3,6 +3,7 @@ import BFFCore
 /// What the development IdP remembers: pending authorization requests, IdP sessions, codes,
 /// tokens — and counters tests read.
 actor DevIdentityProviderState {
+    private var usedAssertionIDs: [String: UnixTime] = [:]
     struct AuthorizationRequest: Sendable {
         var clientID: String
         var redirectURI: String
@@ -139,6 +140,23 @@ actor DevIdentityProviderState {
         }
     }
 
+    /// Records a client-assertion `jti`; false when it was used before (a replay). Expired ones
+    /// are forgotten.
+    func useAssertionID(_ id: String, expiresAt: UnixTime, now: UnixTime) -> Bool {
+        usedAssertionIDs = usedAssertionIDs.filter { $0.value > now - 5 }
+        guard usedAssertionIDs[id] == nil else { return false }
+        usedAssertionIDs[id] = expiresAt
+        return true
+    }
+
+    func countClientAuthentication(_ method: String, refusedBecause reason: String?) {
+        if let reason {
+            statistics.clientAuthenticationsRefused[reason, default: 0] += 1
+        } else {
+            statistics.clientAuthentications[method, default: 0] += 1
+        }
+    }
+
     func countTokenRequest(_ grantType: String) {
         statistics.tokenRequests[grantType, default: 0] += 1
     }
@@ -149,6 +167,11 @@ actor DevIdentityProviderState {
 public struct DevIdentityProviderStatistics: Sendable, Equatable {
     /// Token requests by grant type.
     public var tokenRequests: [String: Int] = [:]
+    /// Successful client authentications at the token and revocation endpoints, by method
+    /// (`client_secret_basic`, `client_secret_post`, `private_key_jwt`).
+    public var clientAuthentications: [String: Int] = [:]
+    /// Refused client authentications, by reason (`assertion signature`, `assertion jti replayed`, …).
+    public var clientAuthenticationsRefused: [String: Int] = [:]
     /// Refresh-token requests (valid or not).
     public var refreshRequests = 0
     /// Refresh tokens presented a second time.

@@ -214,10 +214,31 @@ struct Gateway {
                                 try await withStoreDeadline(.seconds(1), cancelsBody: false) {
                                     try await bff.provider.warmUp()
                                 }
-                                return nil
                             } catch {
                                 return "identity provider \(bff.configuration.oidc.issuer): metadata or keys not "
                                     + "loaded within 1 s or unavailable"
+                            }
+                            // Once per process: does the IdP accept the client's credentials?
+                            // (The deadline wraps errors, so the body answers with the reason.)
+                            let oidc = bff.configuration.oidc
+                            do {
+                                return try await withStoreDeadline(.seconds(1), cancelsBody: false) {
+                                    () async -> String? in
+                                    do {
+                                        try await bff.tokens.verifyClientAuthentication()
+                                        return nil
+                                    } catch let error as OIDCError where error.oauthCode == "invalid_client" {
+                                        return "identity provider \(oidc.issuer) refused the client \(oidc.clientID) "
+                                            + "(\(oidc.clientAuth)): check "
+                                            + (oidc.clientAuth == .privateKeyJWT
+                                                ? "that oidc.clientKey's public JWK is registered for the client"
+                                                : "oidc.clientSecret and the client's token_endpoint_auth_method")
+                                    } catch {
+                                        return "identity provider \(oidc.issuer): token endpoint unavailable"
+                                    }
+                                }
+                            } catch {
+                                return "identity provider \(oidc.issuer): token endpoint did not answer within 1 s"
                             }
                         }
                     }

@@ -1,4 +1,5 @@
 import BFFCore
+import Synchronization
 
 #if canImport(FoundationEssentials)
     import FoundationEssentials
@@ -42,12 +43,18 @@ public struct TokenEndpointClient: Sendable {
     public let provider: OIDCProvider
     let http: any OIDCHTTPClient
     let configuration: OIDCConfiguration
+    let random: any SecureRandom
+    let clientAccepted = ClientAcceptance()
 
     /// Creates a client.
-    public init(provider: OIDCProvider, http: any OIDCHTTPClient, configuration: OIDCConfiguration) {
+    public init(
+        provider: OIDCProvider, http: any OIDCHTTPClient, configuration: OIDCConfiguration,
+        random: any SecureRandom = SystemSecureRandom()
+    ) {
         self.provider = provider
         self.http = http
         self.configuration = configuration
+        self.random = random
     }
 
     /// Exchanges an authorization code (with its PKCE verifier).
@@ -94,6 +101,25 @@ public struct TokenEndpointClient: Sendable {
         return response.status == 200
     }
 
+    /// Checks once that the IdP accepts this client's authentication (a wrong `clientKey` or
+    /// secret, or a key the IdP does not know): a refresh grant with a random refresh token must
+    /// fail for the grant (`invalid_grant`), not for the client. Throws
+    /// ``OIDCError/oauth(_:)`` with `invalid_client` when the IdP refused the client; a success is
+    /// remembered, so the probe goes to the IdP once per process.
+    public func verifyClientAuthentication() async throws {
+        if clientAccepted.value { return }
+        let endpoint = try await provider.metadata().tokenEndpoint
+        let response = try await post(
+            endpoint, form: [("grant_type", "refresh_token"), ("refresh_token", random.token(byteCount: 32))])
+        let code = decodeObject(response.body)?["error"]?.stringValue
+        // 401 and invalid_client are RFC 6749 §5.2's answer; Glewlwyd answers a refused client 403.
+        if code == "invalid_client" || response.status == 401 || (response.status == 403 && code == nil) {
+            throw OIDCError.oauth("invalid_client")
+        }
+        if response.status >= 500 { throw error(from: response) }
+        clientAccepted.set()
+    }
+
     /// Fetches userinfo claims with an access token.
     public func userInfo(accessToken: String) async throws -> [String: JSONValue] {
         guard let endpoint = try await provider.metadata().userinfoEndpoint else {
@@ -135,7 +161,25 @@ public struct TokenEndpointClient: Sendable {
         var form = form
         var headers = [("content-type", "application/x-www-form-urlencoded"), ("accept", "application/json")]
         let secret = configuration.clientSecret ?? ""
-        if configuration.clientAuth == .clientSecretPost {
+        if configuration.clientAuth == .privateKeyJWT {
+            guard let key = configuration.clientKey else {
+                throw OIDCError.unsupported("private_key_jwt without a client key")
+            }
+            // The audience is the endpoint called: the token endpoint as OpenID Connect Core §9
+            // asks; for PAR (RFC 9126 §2 accepts it) and revocation the endpoint itself, which
+            // Glewlwyd requires (it checks aud against the URL of each endpoint).
+            let assertion: String
+            do {
+                assertion = try ClientAssertion.make(
+                    key: key, clientID: configuration.clientID, audience: endpoint, now: provider.time.now,
+                    random: random)
+            } catch {
+                throw OIDCError.unsupported("client assertion could not be signed: \(error.reason)")
+            }
+            form.append(("client_id", configuration.clientID))
+            form.append(("client_assertion_type", ClientAssertion.type))
+            form.append(("client_assertion", assertion))
+        } else if configuration.clientAuth == .clientSecretPost {
             form.append(("client_id", configuration.clientID))
             form.append(("client_secret", secret))
         } else {
@@ -166,6 +210,13 @@ public struct TokenEndpointClient: Sendable {
     func decodeObject(_ body: [UInt8]) -> [String: JSONValue]? {
         try? JSONDecoder().decode([String: JSONValue].self, from: Data(body))
     }
+}
+
+/// Set once the IdP accepted the client's authentication.
+final class ClientAcceptance: Sendable {
+    private let accepted = Atomic<Bool>(false)
+    var value: Bool { accepted.load(ordering: .acquiring) }
+    func set() { accepted.store(true, ordering: .releasing) }
 }
 
 /// Standard base64 with padding.

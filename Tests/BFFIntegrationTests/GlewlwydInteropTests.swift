@@ -52,10 +52,78 @@ struct GlewlwydInteropTests {
         }
     }
 
+    /// private_key_jwt with a key made by Glewlwyd's own tool (rnbyc, a private JWK): the PAR
+    /// request, the code exchange, refreshes and the revocation at logout each carry an assertion
+    /// whose `aud` is the endpoint called, as Glewlwyd requires.
+    @Test(.enabled(if: issuer != nil && clientKeyFile != nil, "scripts/test.sh sets BFF_TEST_GLEWLWYD_CLIENT_KEY"))
+    func privateKeyJWTLoginRefreshAndRevocation() async throws {
+        let text = try String(contentsOfFile: try #require(Self.clientKeyFile), encoding: .utf8)
+        let key = try JWSPrivateKey(text: text)
+        try await Self.withGateway(clientKey: key) { browser, origin, issuer, idpBase, clock in
+            let csrf = [("X-CSRF", "1")]
+            try await Self.login(
+                browser: browser, origin: origin, issuer: issuer, idpBase: idpBase, clientID: "bff-jwt")
+            var tokens: Set<String> = []
+            for round in 0..<3 {
+                let page = try await browser.get(origin + "/api/echo/jwt/\(round)", headers: csrf)
+                #expect(page.status == 200, "round \(round): \(page.status) \(page.body)")
+                tokens.insert(try #require(try EchoedRequest(json: page.body).values("authorization").first))
+                clock.advance(by: 300)
+            }
+            #expect(tokens.count == 3, "two refreshes authenticated with the key")
+            let diagnostics = try await browser.get(origin + "/bff/diagnostics", headers: csrf)
+            let refreshToken = try #require(TestEnvironment.extract(#""refreshToken":""#, from: diagnostics.body))
+            let user = try await browser.get(origin + "/bff/user", headers: csrf)
+            let logoutPath = try #require(TestEnvironment.extract(#""bff:logout_url","value":""#, from: user.body))
+            #expect(try await browser.get(origin + logoutPath).status == 302)
+            // Revoked at logout: our own assertion (fresh jti) for a refresh now gets invalid_grant.
+            let assertion = try ClientAssertion.make(
+                key: key, clientID: "bff-jwt", audience: issuer + "/token", now: SystemTimeSource().now,
+                random: SystemSecureRandom())
+            let refresh = try await browser.request(
+                "POST", issuer + "/token", headers: [("content-type", "application/x-www-form-urlencoded")],
+                body: Array(
+                    FormEncoding.encode([
+                        ("grant_type", "refresh_token"), ("refresh_token", refreshToken),
+                        ("client_assertion_type", ClientAssertion.type), ("client_assertion", assertion),
+                    ]).utf8), sendCookies: false)
+            // Glewlwyd answers a refused client 403 and a dead refresh token 400 (with an empty body).
+            #expect(refresh.status == 400, "the refresh token was revoked at logout (got \(refresh.status))")
+        }
+    }
+
+    /// The readiness probe's verdict on Glewlwyd: its registered key passes, another is refused.
+    @Test(.enabled(if: issuer != nil && clientKeyFile != nil, "scripts/test.sh sets BFF_TEST_GLEWLWYD_CLIENT_KEY"))
+    func clientAuthenticationProbe() async throws {
+        let registered = try JWSPrivateKey(
+            text: try String(contentsOfFile: try #require(Self.clientKeyFile), encoding: .utf8))
+        let client = AsyncHTTPClientTransport.makeClient()
+        defer { _ = client }
+        func probe(_ key: JWSPrivateKey) async throws {
+            var oidc = OIDCConfiguration(issuer: try #require(Self.issuer), clientID: "bff-jwt")
+            oidc.clientAuth = .privateKeyJWT
+            oidc.clientKey = key
+            let http = AsyncHTTPClientTransport(client: client)
+            let provider = OIDCProvider(configuration: oidc, http: http)
+            try await TokenEndpointClient(provider: provider, http: http, configuration: oidc)
+                .verifyClientAuthentication()
+        }
+        do {
+            try await probe(registered)
+            await #expect(throws: OIDCError.oauth("invalid_client")) { try await probe(try JWSPrivateKey.generate()) }
+        } catch {
+            try? await client.shutdown()
+            throw error
+        }
+        try await client.shutdown()
+    }
+
+    static let clientKeyFile = ProcessInfo.processInfo.environment["BFF_TEST_GLEWLWYD_CLIENT_KEY"]
+
     typealias Body = @Sendable (TestBrowser, String, String, String, ManualTimeSource) async throws -> Void
 
     /// Runs the gateway (port 5180, the origin registered at Glewlwyd) with an echo upstream.
-    static func withGateway(_ run: Body) async throws {
+    static func withGateway(clientKey: JWSPrivateKey? = nil, _ run: Body) async throws {
         let issuer = try #require(Self.issuer)
         let idpBase = try #require(WebURL(issuer)).origin
         let origin = "http://localhost:\(Self.port)"
@@ -67,6 +135,13 @@ struct GlewlwydInteropTests {
         bff.oidc.issuer = issuer
         bff.oidc.clientID = "bff"
         bff.oidc.clientSecret = "bff-secret"
+        if let clientKey {
+            // start.sh registers "bff-jwt" with the public half of a key Glewlwyd's rnbyc made.
+            bff.oidc.clientID = "bff-jwt"
+            bff.oidc.clientSecret = nil
+            bff.oidc.clientAuth = .privateKeyJWT
+            bff.oidc.clientKey = clientKey
+        }
         bff.admin.listen = nil
         bff.session.store = .memory
         let echoPort = try await TestServers.freePort()
@@ -98,7 +173,9 @@ struct GlewlwydInteropTests {
     }
 
     /// Logs in through the BFF and Glewlwyd's real login API (as its login page does).
-    static func login(browser: TestBrowser, origin: String, issuer: String, idpBase: String) async throws {
+    static func login(
+        browser: TestBrowser, origin: String, issuer: String, idpBase: String, clientID: String = "bff"
+    ) async throws {
         // BFF → Glewlwyd authorize (PAR, as Glewlwyd advertises it) → its login SPA's API.
         let start = try await browser.get(origin + "/bff/login?returnUrl=%2Fhome")
         #expect(start.status == 302)
@@ -115,7 +192,7 @@ struct GlewlwydInteropTests {
         #expect(auth.status == 200, "Glewlwyd password login: \(auth.body)")
         let scope = loginQuery["scope"] ?? "openid profile email offline_access"
         let grant = try await browser.sendJSON(
-            "PUT", idpBase + "/api/auth/grant/bff", "{\"scope\":\(JSONText.quote(scope))}")
+            "PUT", idpBase + "/api/auth/grant/" + clientID, "{\"scope\":\(JSONText.quote(scope))}")
         #expect(grant.status == 200, "Glewlwyd consent: \(grant.body)")
         var page = try await browser.get(callbackURL + (callbackURL.contains("?") ? "&" : "?") + "g_continue")
         for _ in 0..<5 where page.status == 302 {

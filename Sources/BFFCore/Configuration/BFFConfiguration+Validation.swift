@@ -114,15 +114,17 @@ extension BFFConfiguration {
         if oidc.clientID.isEmpty {
             add(OIDCConfiguration.Key.clientId, "is required", "set the client id registered at the IdP")
         }
-        if oidc.clientSecret?.isEmpty ?? true {
+        if oidc.clientAuth == .privateKeyJWT {
+            if oidc.clientKey == nil {
+                add(
+                    OIDCConfiguration.Key.clientKey, "is required for private_key_jwt",
+                    "run `bff keys client-key --out client-key.pem`, register the printed JWKS at the IdP and set "
+                        + "clientKey: \"file:./client-key.pem\"")
+            }
+        } else if oidc.clientSecret?.isEmpty ?? true {
             add(
                 OIDCConfiguration.Key.clientSecret, "is required for a confidential client",
                 "set it, e.g. clientSecret: \"env:BFF_OIDC_CLIENT_SECRET\"")
-        }
-        if oidc.clientAuth == .privateKeyJWT {
-            add(
-                OIDCConfiguration.Key.clientAuth, "private_key_jwt is not supported yet",
-                "use client_secret_basic or client_secret_post")
         }
         if !oidc.scopes.contains("openid") {
             add(OIDCConfiguration.Key.scopes, "must contain openid", "add openid to the list")

@@ -43,7 +43,8 @@ extension KeyRing.Key {
 extension OIDCConfiguration {
     /// `oidc:`.
     public enum Key: String, ConfigurationKey {
-        case issuer, clientId, clientSecret, clientAuth, scopes, callbackPath, postLogoutCallbackPath
+        case issuer, clientId, clientSecret, clientAuth, clientKey, clientKeyAlgorithm, scopes, callbackPath,
+            postLogoutCallbackPath
         case authorizeParameters, endSessionEndpoint, revocationEndpoint, usePAR, requireIssParameter
         case signingAlgorithms, clockSkew, fetchUserInfo, requestTimeout
         public static let section = "oidc"

@@ -10,7 +10,7 @@ public struct ClientAuthentication: Sendable, Hashable, CustomStringConvertible 
     public static let clientSecretBasic = ClientAuthentication(base: .basic)
     /// `client_id` and `client_secret` in the form body.
     public static let clientSecretPost = ClientAuthentication(base: .post)
-    /// A signed client assertion (not yet supported; rejected by validation).
+    /// A client assertion signed with ``OIDCConfiguration/clientKey`` (RFC 7523).
     public static let privateKeyJWT = ClientAuthentication(base: .privateKeyJWT)
     /// Parses the configuration name.
     public init?(name: String) {
@@ -64,6 +64,8 @@ public struct OIDCConfiguration: Sendable {
     public var clientSecret: String?
     /// Token endpoint authentication, `client_secret_basic` by default.
     public var clientAuth: ClientAuthentication
+    /// The private key that signs client assertions (`private_key_jwt`); never logged.
+    public var clientKey: JWSPrivateKey?
     /// Requested scopes, `openid profile email offline_access` by default.
     public var scopes: [String]
     /// Redirect URI path, `/signin-oidc` by default.
@@ -92,7 +94,7 @@ public struct OIDCConfiguration: Sendable {
     /// Creates OIDC settings with the defaults.
     public init(
         issuer: String = "", clientID: String = "", clientSecret: String? = nil,
-        clientAuth: ClientAuthentication = .clientSecretBasic,
+        clientAuth: ClientAuthentication = .clientSecretBasic, clientKey: JWSPrivateKey? = nil,
         scopes: [String] = ["openid", "profile", "email", "offline_access"],
         callbackPath: String = "/signin-oidc", postLogoutCallbackPath: String = "/signout-callback-oidc",
         authorizeParameters: [String: String] = [:], endSessionEndpoint: String? = nil,
@@ -104,6 +106,7 @@ public struct OIDCConfiguration: Sendable {
         self.clientID = clientID
         self.clientSecret = clientSecret
         self.clientAuth = clientAuth
+        self.clientKey = clientKey
         self.scopes = scopes
         self.callbackPath = callbackPath
         self.postLogoutCallbackPath = postLogoutCallbackPath

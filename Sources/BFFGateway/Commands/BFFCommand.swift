@@ -138,7 +138,8 @@ struct CheckConfigCommand: ParsableCommand {
 /// `bff keys generate`.
 struct KeysCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "keys", abstract: "Manage sealing keys.", subcommands: [Generate.self])
+        commandName: "keys", abstract: "Manage sealing keys and the client key.",
+        subcommands: [Generate.self, ClientKey.self])
 
     struct Generate: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -158,6 +159,51 @@ struct KeysCommand: ParsableCommand {
             let secret = Base64URL.encode(random.bytes(32))
             print(  // justified: the command's result goes to stdout
                 "keys:\n  - id: \"\(keyID)\"\n    secret: \"\(secret)\"")
+        }
+    }
+
+    /// `bff keys client-key --out FILE`: a key for `private_key_jwt`.
+    struct ClientKey: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "client-key",
+            abstract: "Write a new private key for private_key_jwt (mode 0600) and print its public JWKS.")
+
+        @Option(name: .long, help: "File for the private key (PEM); an existing file is never overwritten.")
+        var out: String
+
+        @Option(name: .long, help: "ES256 (default, P-256), RS256 or PS256 (RSA-2048).")
+        var algorithm: String = "ES256"
+
+        func run() throws {
+            guard let algorithm = JWSAlgorithm(rawValue: algorithm) else {
+                CommandSupport.printError("--algorithm: '\(algorithm)' is unknown (fix: use ES256, RS256 or PS256)")
+                throw ExitCode(2)
+            }
+            let key = try JWSPrivateKey.generate(algorithm)
+            // O_EXCL: never replace a key that an IdP may already trust; 0600 from the start.
+            let descriptor = open(out, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+            guard descriptor >= 0 else {
+                let reason = errno == EEXIST ? "exists (remove it first to replace the key)" : "cannot be created"
+                CommandSupport.printError("--out: \(out) \(reason)")
+                throw ExitCode(1)
+            }
+            let pem = Array((key.pemRepresentation + "\n").utf8)
+            let written = pem.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+            close(descriptor)
+            guard written == pem.count else {
+                unlink(out)
+                CommandSupport.printError("--out: \(out) could not be written")
+                throw ExitCode(1)
+            }
+            print(  // justified: the command's result goes to stdout
+                """
+                # Register this public JWKS for the client at the IdP (token_endpoint_auth_method private_key_jwt):
+                {"keys":[\(key.publicJWKJSON)]}
+                # and configure the gateway with:
+                oidc:
+                  clientAuth: private_key_jwt
+                  clientKey: "file:\(out)"
+                """)
         }
     }
 }

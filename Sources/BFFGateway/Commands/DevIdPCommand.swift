@@ -71,13 +71,40 @@ struct DevIdPCommand: AsyncParsableCommand {
         }
         var clients: [DevClient] = []
         for entry in root["clients"] as? [[String: Any]] ?? [] {
-            guard let id = entry["clientId"] as? String, let secret = entry["clientSecret"] as? String else {
-                throw fail("clients: each client needs clientId and clientSecret")
+            // `jwks`: the public keys of a private_key_jwt client, as a JWKS file (what
+            // `bff keys client-key` prints) or inline.
+            var publicKeys: [JWSPublicKey] = []
+            if let jwks = entry["jwks"] {
+                let document: Any?
+                if let path = jwks as? String {
+                    document = FileManager.default.contents(atPath: path).flatMap {
+                        try? JSONSerialization.jsonObject(with: $0)
+                    }
+                } else {
+                    document = jwks
+                }
+                guard let keys = (document as? [String: Any])?["keys"] as? [[String: Any]], !keys.isEmpty else {
+                    throw fail("clients: jwks must be a JWKS ({keys: [...]}) or the path of one")
+                }
+                for key in keys {
+                    let members = key.compactMapValues { $0 as? String }.mapValues { JSONValue.string($0) }
+                    do {
+                        publicKeys.append(try JWSPublicKey(jwk: members))
+                    } catch {
+                        throw fail("clients: a jwks key cannot be used: \(error.reason)")
+                    }
+                }
+            }
+            guard let id = entry["clientId"] as? String,
+                let secret = entry["clientSecret"] as? String ?? (publicKeys.isEmpty ? nil : "")
+            else {
+                throw fail("clients: each client needs clientId and clientSecret (or jwks for private_key_jwt)")
             }
             clients.append(
                 DevClient(
                     clientID: id, clientSecret: secret, redirectURIs: entry["redirectUris"] as? [String] ?? [],
-                    postLogoutRedirectURIs: entry["postLogoutRedirectUris"] as? [String] ?? []))
+                    postLogoutRedirectURIs: entry["postLogoutRedirectUris"] as? [String] ?? [],
+                    publicKeys: publicKeys))
         }
         guard !clients.isEmpty else { throw fail("clients: at least one client is required") }
         var settings = DevIdentityProviderConfiguration(issuer: issuer, users: users, clients: clients)

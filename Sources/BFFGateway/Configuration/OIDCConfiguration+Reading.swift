@@ -1,4 +1,5 @@
 import BFFCore
+import BFFOIDC
 
 extension OIDCConfiguration {
     /// Reads `oidc:` over the values already set, key by key (a frontend's `oidc:` overrides the
@@ -12,9 +13,28 @@ extension OIDCConfiguration {
             clientSecret = nil
         }
         if let auth = section.choice(
-            Key.clientAuth, fix: "use client_secret_basic or client_secret_post", ClientAuthentication.init(name:))
+            Key.clientAuth, fix: "use client_secret_basic, client_secret_post or private_key_jwt",
+            ClientAuthentication.init(name:))
         {
             clientAuth = auth
+        }
+        let keyAlgorithm = section.choice(
+            Key.clientKeyAlgorithm, fix: "use ES256, RS256 or PS256", JWSAlgorithm.init(rawValue:))
+        if let text = section.secret(Key.clientKey) {
+            do {
+                clientKey = try JWSPrivateKey(text: text, algorithm: keyAlgorithm)
+            } catch {
+                section.problem(
+                    Key.clientKey, "cannot be used: \(error.reason)",
+                    "point it at an unencrypted PEM or private JWK (P-256 or RSA ≥ 2048 bits), e.g. one made by "
+                        + "`bff keys client-key --out client-key.pem`")
+            }
+        } else if section.isExplicitNull(Key.clientKey) {
+            clientKey = nil
+        } else if let keyAlgorithm {
+            section.problem(
+                Key.clientKeyAlgorithm, "\(keyAlgorithm.rawValue) is set without clientKey",
+                "set clientKey in the same section, or remove clientKeyAlgorithm")
         }
         if let value = section.stringList(Key.scopes) { scopes = value }
         if let value = section.string(Key.callbackPath) { callbackPath = value }

@@ -3,6 +3,7 @@
 #
 # Everything lives under $GLWD_DIR (default /tmp/swift-bff-glewlwyd): SQLite database, keys, config, logs, pid.
 # The client "bff" / "bff-secret" is registered for the gateway origin $BFF_ORIGIN (default http://localhost:5180).
+# The client "bff-jwt" authenticates with private_key_jwt; its private JWK is $GLWD_DIR/client-key.json.
 # Users: alice / alice-password, bob / bob-password. Prints the issuer URL as the last line.
 set -euo pipefail
 
@@ -39,6 +40,10 @@ rm -rf "$GLWD_DIR" && mkdir -p "$GLWD_DIR/webapp"
 format=$(sqlite3 "$GLWD_DIR/glewlwyd.db" "SELECT gcmi_parameters FROM g_client_module_instance WHERE gcmi_name='database';" \
   | jq -c '.["data-format"].post_logout_redirect_uris = {multiple: true, read: true, write: true}')
 sqlite3 "$GLWD_DIR/glewlwyd.db" "UPDATE g_client_module_instance SET gcmi_parameters='${format}' WHERE gcmi_name='database';"
+
+# The private_key_jwt client's key, made by Glewlwyd's own tool (a private JWK the gateway loads as is).
+rnbyc -j -g EC256 -k bff-client-1 -a ES256 -o "$GLWD_DIR/client-key.json" -p "$GLWD_DIR/client-jwks.json" 2>/dev/null
+chmod 600 "$GLWD_DIR/client-key.json"
 
 # Signing keys: RS256 (default) and ES256.
 rnbyc -j -g RSA2048 -k rsa-1 -a RS256 -g EC256 -k ec-1 -a ES256 -o "$GLWD_DIR/jwks-private.json" -p "$GLWD_DIR/jwks-public.json" 2>/dev/null
@@ -128,6 +133,13 @@ admin POST /client/ "$(jq -nc --arg o "$BFF_ORIGIN" '{
   token_endpoint_auth_method: ["client_secret_basic", "client_secret_post"], scope: ["api"],
   backchannel_logout_uri: ($o + "/bff/backchannel"), backchannel_logout_session_required: "true",
   frontchannel_logout_uri: ($o + "/bff/frontchannel"), frontchannel_logout_session_required: "true"}')"
+
+# The same gateway origin as "bff", authenticating with private_key_jwt instead of a secret.
+admin POST /client/ "$(jq -nc --arg o "$BFF_ORIGIN" --slurpfile jwks "$GLWD_DIR/client-jwks.json" '{
+  client_id: "bff-jwt", name: "swift-bff (private_key_jwt)", enabled: true, confidential: true,
+  redirect_uri: [($o + "/signin-oidc")], post_logout_redirect_uris: [($o + "/signout-callback-oidc")],
+  authorization_type: ["code", "refresh_token", "delete_token"],
+  token_endpoint_auth_method: ["private_key_jwt"], jwks: $jwks[0], scope: ["api"]}')"
 
 plugin_parameters=$(jq -nc --arg iss "$ISSUER" --rawfile jwks "$GLWD_DIR/jwks-private.json" --argjson at "$GLWD_ACCESS_TOKEN_SECONDS" '{
   iss: $iss, "jwks-private": $jwks, "default-kid": "rsa-1", "jwks-show": true,
