@@ -27,7 +27,8 @@ extension DevIdentityProvider {
         let pending = DevIdentityProviderState.AuthorizationRequest(
             clientID: client.clientID, redirectURI: redirectURI, scope: scope, state: clientState,
             nonce: query["nonce"],
-            codeChallenge: challenge, prompt: query["prompt"], expiresAt: time.now + 600)
+            codeChallenge: challenge, prompt: query["prompt"], dpopJKT: query["dpop_jkt"],
+            expiresAt: time.now + 600)
         let cookie = CookieHeader(fields: request.headers[values: .cookie]).value(named: Self.sessionCookie)
         let existing: DevIdentityProviderState.IdPSession?
         if let cookie {

@@ -13,6 +13,30 @@ extension DevIdentityProvider {
         let grantType = values["grant_type"] ?? ""
         await state.countTokenRequest(grantType)
         let now = time.now
+        // RFC 9449: a DPoP proof binds the tokens to its key.
+        var jkt: String?
+        let proofs = request.headers[values: Self.dpopHeader]
+        if !proofs.isEmpty {
+            if configuration.dpopNonce, !proofs.contains(where: { Self.proofNonce($0) == currentNonce }) {
+                await state.countDPoP(refused: "nonce")
+                var response = Self.oauthError("use_dpop_nonce")
+                response.headers[Self.dpopNonceHeader] = currentNonce
+                return response
+            }
+            guard proofs.count == 1 else {
+                await state.countDPoP(refused: "several proofs")
+                return Self.oauthError("invalid_dpop_proof")
+            }
+            switch dpop.verify(
+                proofs[0], method: "POST", url: configuration.issuer + "/token", accessToken: nil,
+                nonce: configuration.dpopNonce ? currentNonce : nil, now: now)
+            {
+            case .success(let thumbprint): jkt = thumbprint
+            case .failure(let refusal):
+                await state.countDPoP(refused: refusal.reason)
+                return Self.oauthError("invalid_dpop_proof")
+            }
+        }
         // RFC 8707: one resource indicator, one of those configured, becomes the access token's audience.
         let resource = values["resource"]
         if let resource,
@@ -28,29 +52,35 @@ extension DevIdentityProvider {
             guard let verifier = values["code_verifier"], (43...128).contains(verifier.utf8.count),
                 Base64URL.encode(Array(SHA256.hash(data: Array(verifier.utf8)))) == redeemed.request.codeChallenge
             else { return Self.oauthError("invalid_grant") }
+            if let bound = redeemed.request.dpopJKT, bound != jkt {
+                await state.countDPoP(refused: "dpop_jkt")
+                return Self.oauthError("invalid_grant")
+            }
             return await tokenResponse(
                 client: client, user: redeemed.user, sid: redeemed.sid, scope: redeemed.request.scope,
-                nonce: redeemed.request.nonce, authTime: redeemed.authTime, family: nil)
+                nonce: redeemed.request.nonce, authTime: redeemed.authTime, family: nil, jkt: jkt)
         case "refresh_token":
             guard let token = values["refresh_token"] else { return Self.oauthError("invalid_request") }
-            switch await state.useRefresh(token, clientID: client.clientID, now: now) {
+            switch await state.useRefresh(token, clientID: client.clientID, jkt: jkt, now: now) {
             case .invalid: return Self.oauthError("invalid_grant")
             case .ok(let grant):
                 return await tokenResponse(
                     client: client, user: grant.user, sid: grant.sid, scope: grant.scope, nonce: nil, authTime: nil,
-                    family: grant.family, resource: resource)
+                    family: grant.family, resource: resource, jkt: grant.dpopJKT ?? jkt)
             }
         case "client_credentials":
             let scope = (values["scope"] ?? "api").split(separator: " ").map(String.init)
             let accessToken =
                 (try? mintAccessToken(
-                    subject: client.clientID, clientID: client.clientID, scope: scope, sid: nil, audience: resource))
+                    subject: client.clientID, clientID: client.clientID, scope: scope, sid: nil, audience: resource,
+                    jkt: jkt))
                 ?? ""
             await state.storeAccess(
                 accessToken, user: nil, clientID: client.clientID, expiresAt: now + configuration.accessTokenLifetime,
-                family: nil)
+                family: nil, jkt: jkt)
+            if jkt != nil { await state.countDPoP(refused: nil) }
             return Self.json(
-                "{\"access_token\":\(JSONText.quote(accessToken)),\"token_type\":\"Bearer\",\"expires_in\":\(configuration.accessTokenLifetime),\"scope\":\(JSONText.quote(scope.joined(separator: " ")))}"
+                "{\"access_token\":\(JSONText.quote(accessToken)),\"token_type\":\"\(jkt == nil ? "Bearer" : "DPoP")\",\"expires_in\":\(configuration.accessTokenLifetime),\"scope\":\(JSONText.quote(scope.joined(separator: " ")))}"
             )
         default:
             return Self.oauthError("unsupported_grant_type")
@@ -59,13 +89,13 @@ extension DevIdentityProvider {
 
     func tokenResponse(
         client: DevClient, user: DevUser, sid: String, scope: [String], nonce: String?, authTime: UnixTime?,
-        family: String?, resource: String? = nil
+        family: String?, resource: String? = nil, jkt: String? = nil
     ) async -> Response {
         let now = time.now
         await state.recordParticipant(sid: sid, clientID: client.clientID)
         do {
             let accessToken = try mintAccessToken(
-                subject: user.subject, clientID: client.clientID, scope: scope, sid: sid, audience: resource)
+                subject: user.subject, clientID: client.clientID, scope: scope, sid: sid, audience: resource, jkt: jkt)
             var claims: [String: JSONValue] = [
                 "iss": .string(configuration.issuer), "sub": .string(user.subject), "aud": .string(client.clientID),
                 "iat": .int(now), "exp": .int(now + configuration.idTokenLifetime),
@@ -82,16 +112,17 @@ extension DevIdentityProvider {
             let familyID = family ?? random.token(byteCount: 12)
             await state.storeAccess(
                 accessToken, user: user, clientID: client.clientID, expiresAt: now + configuration.accessTokenLifetime,
-                family: familyID)
+                family: familyID, jkt: jkt)
+            if jkt != nil { await state.countDPoP(refused: nil) }
             var body =
-                "{\"access_token\":\(JSONText.quote(accessToken)),\"token_type\":\"Bearer\",\"expires_in\":\(configuration.accessTokenLifetime),\"id_token\":\(JSONText.quote(idToken)),\"scope\":\(JSONText.quote(scope.joined(separator: " ")))"
+                "{\"access_token\":\(JSONText.quote(accessToken)),\"token_type\":\"\(jkt == nil ? "Bearer" : "DPoP")\",\"expires_in\":\(configuration.accessTokenLifetime),\"id_token\":\(JSONText.quote(idToken)),\"scope\":\(JSONText.quote(scope.joined(separator: " ")))"
             if scope.contains("offline_access") {
                 let refreshToken = random.token(byteCount: 32)
                 await state.storeRefresh(
                     refreshToken,
                     .init(
                         family: familyID, clientID: client.clientID, user: user, sid: sid, scope: scope,
-                        expiresAt: now + configuration.refreshTokenLifetime, used: false))
+                        expiresAt: now + configuration.refreshTokenLifetime, used: false, dpopJKT: jkt))
                 body += ",\"refresh_token\":\(JSONText.quote(refreshToken))"
             }
             return Self.json(body + "}")
@@ -100,9 +131,9 @@ extension DevIdentityProvider {
         }
     }
 
-    func mintAccessToken(subject: String, clientID: String, scope: [String], sid: String?, audience: String? = nil)
-        throws -> String
-    {
+    func mintAccessToken(
+        subject: String, clientID: String, scope: [String], sid: String?, audience: String? = nil, jkt: String? = nil
+    ) throws -> String {
         let now = time.now
         var claims: [String: JSONValue] = [
             "iss": .string(configuration.issuer), "sub": .string(subject), "aud": .string(audience ?? "api"),
@@ -110,6 +141,7 @@ extension DevIdentityProvider {
             "exp": .int(now + configuration.accessTokenLifetime), "jti": .string(random.token(byteCount: 16)),
         ]
         if let sid { claims["sid"] = .string(sid) }
+        if let jkt { claims["cnf"] = .object(["jkt": .string(jkt)]) }
         return try keys.sign(claims: claims, algorithm: configuration.signingAlgorithm, type: "at+jwt")
     }
 
@@ -190,7 +222,8 @@ extension DevIdentityProvider {
         else { return .failure(ClientRefusal("assertion audience")) }
         let now = time.now
         guard let expires = claims["exp"]?.int64Value, expires > now - 5, expires <= now + 300,
-            claims["iat"].map({ ($0.int64Value ?? .max) <= now + 5 }) ?? true
+            claims["iat"].map({ ($0.int64Value ?? .max) <= now + 5 }) ?? true,
+            claims["nbf"].map({ ($0.int64Value ?? .max) <= now + 5 }) ?? true
         else { return .failure(ClientRefusal("assertion lifetime")) }
         guard let jti = claims["jti"]?.stringValue, !jti.isEmpty, jti.utf8.count <= 256 else {
             return .failure(ClientRefusal("assertion jti"))
@@ -198,6 +231,7 @@ extension DevIdentityProvider {
         guard await state.useAssertionID(client.clientID + " " + jti, expiresAt: expires, now: now) else {
             return .failure(ClientRefusal("assertion jti replayed"))
         }
+        await state.countAssertionAudience(audiences.contains(endpoint) ? "endpoint" : "issuer")
         return .success(client)
     }
 
@@ -286,6 +320,16 @@ extension DevIdentityProvider {
         return Self.html(
             "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\(refresh)<title>Signed out</title></head><body><h1>You are signed out.</h1>\(next)\(iframes)</body></html>",
             cookies: [expire], frames: frames.compactMap { WebURL($0)?.origin })
+    }
+}
+
+extension DevIdentityProvider {
+    /// The `nonce` claim of a proof, before any check (to decide whether to ask for one).
+    static func proofNonce(_ proof: String) -> String? {
+        guard let jws = CompactJWS(proof), let claims = try? JSONValueDecoding.object(jws.payloadJSON) else {
+            return nil
+        }
+        return claims["nonce"]?.stringValue
     }
 }
 

@@ -19,6 +19,13 @@ public struct DevIdentityProvider: Sendable {
     let time: any TimeSource
     let random: any SecureRandom
     let basePath: String
+    /// Proof checks at the token endpoint (its own replay cache).
+    let dpop = DevDPoPVerifier()
+    /// The `DPoP-Nonce` the token endpoint asks for when ``DevIdentityProviderConfiguration/dpopNonce``.
+    let currentNonce: String
+
+    static let dpopHeader = HTTPField.Name("DPoP")!  // justified: a valid constant field name
+    static let dpopNonceHeader = HTTPField.Name("DPoP-Nonce")!  // justified: a valid constant field name
 
     /// Name of the IdP's own session cookie.
     static let sessionCookie = "devidp_session"
@@ -32,6 +39,7 @@ public struct DevIdentityProvider: Sendable {
         self.keys = try keys ?? DevSigningKeys()
         self.time = time
         self.random = random
+        self.currentNonce = random.token(byteCount: 16)
         let path = WebURL(configuration.issuer)?.path ?? ""
         self.basePath = path.hasSuffix("/") ? String(path.dropLast()) : path
     }
@@ -39,6 +47,12 @@ public struct DevIdentityProvider: Sendable {
     /// The user an access token was issued to, if it is current (for in-process sample APIs).
     public func introspect(accessToken: String) async -> DevUser? {
         await state.accessTokenUser(accessToken, now: time.now)
+    }
+
+    /// The DPoP binding of a current access token: `.some(jkt)` for a bound one, `.some(nil)`
+    /// for a bearer token, nil when it is not current (for in-process sample APIs).
+    public func binding(accessToken: String) async -> String?? {
+        await state.accessTokenBinding(accessToken, now: time.now)
     }
 
     /// Whether `accessToken` is a current client-credentials token.
@@ -64,6 +78,7 @@ public struct DevIdentityProvider: Sendable {
             "code_challenge_methods_supported":["S256"],"scopes_supported":["openid","profile","email","offline_access","api"],\
             "token_endpoint_auth_methods_supported":["client_secret_basic","client_secret_post","private_key_jwt"],\
             "token_endpoint_auth_signing_alg_values_supported":["ES256","RS256","PS256"],\
+            "dpop_signing_alg_values_supported":["ES256","RS256","PS256"],\
             "prompt_values_supported":["none","login","consent","select_account"],\
             "authorization_response_iss_parameter_supported":\(configuration.sendIssParameter),\
             "claims_supported":["sub","iss","aud","exp","iat","auth_time","nonce","sid","name","preferred_username","email"]}

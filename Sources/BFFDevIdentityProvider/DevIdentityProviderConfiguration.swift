@@ -90,6 +90,9 @@ public struct DevIdentityProviderConfiguration: Sendable {
     /// Resource indicators (RFC 8707) the token endpoint issues access tokens for, with the
     /// resource as their `aud`; any other `resource` is refused with `invalid_target`.
     public var resources: [String] = []
+    /// Whether the token endpoint demands a `DPoP-Nonce` in proofs (RFC 9449 §8): a proof without
+    /// the current nonce gets 400 `use_dpop_nonce` with the nonce.
+    public var dpopNonce = false
 
     /// Creates settings with the defaults.
     public init(

@@ -12,6 +12,8 @@ actor DevIdentityProviderState {
         var nonce: String?
         var codeChallenge: String
         var prompt: String?
+        /// RFC 9449 §10: the key the code is bound to.
+        var dpopJKT: String?
         var expiresAt: UnixTime
     }
     struct IdPSession: Sendable {
@@ -34,6 +36,8 @@ actor DevIdentityProviderState {
         var scope: [String]
         var expiresAt: UnixTime
         var used: Bool
+        /// The DPoP key the family's tokens are bound to; refreshes must prove it.
+        var dpopJKT: String? = nil
     }
 
     private(set) var pendingRequests: [String: AuthorizationRequest] = [:]
@@ -44,7 +48,8 @@ actor DevIdentityProviderState {
     private var usedCodes: Set<String> = []
     private var refreshTokens: [String: RefreshGrant] = [:]
     private var revokedFamilies: Set<String> = []
-    private var accessTokens: [String: (user: DevUser?, clientID: String, expiresAt: UnixTime, family: String?)] = [:]
+    private var accessTokens:
+        [String: (user: DevUser?, clientID: String, expiresAt: UnixTime, family: String?, jkt: String?)] = [:]
 
     /// Counters for tests.
     private(set) var statistics = DevIdentityProviderStatistics()
@@ -102,9 +107,11 @@ actor DevIdentityProviderState {
     }
 
     /// Rotation with reuse detection: a used token kills its whole family.
-    func useRefresh(_ token: String, clientID: String, now: UnixTime) -> RefreshOutcome {
+    func useRefresh(_ token: String, clientID: String, jkt: String?, now: UnixTime) -> RefreshOutcome {
         statistics.refreshRequests += 1
         guard var grant = refreshTokens[token], grant.clientID == clientID else { return .invalid }
+        // A bound family is refreshed only with a proof of its key (the token is not spent otherwise).
+        if let bound = grant.dpopJKT, bound != jkt { return .invalid }
         if grant.used || revokedFamilies.contains(grant.family) {
             revokedFamilies.insert(grant.family)
             statistics.refreshReuseDetected += grant.used ? 1 : 0
@@ -116,8 +123,16 @@ actor DevIdentityProviderState {
         return .ok(grant)
     }
 
-    func storeAccess(_ token: String, user: DevUser?, clientID: String, expiresAt: UnixTime, family: String?) {
-        accessTokens[token] = (user, clientID, expiresAt, family)
+    func storeAccess(
+        _ token: String, user: DevUser?, clientID: String, expiresAt: UnixTime, family: String?, jkt: String? = nil
+    ) {
+        accessTokens[token] = (user, clientID, expiresAt, family, jkt)
+    }
+    /// The `cnf.jkt` of a current access token: `.some(nil)` for a bearer token, nil when unknown.
+    func accessTokenBinding(_ token: String, now: UnixTime) -> String?? {
+        guard let entry = accessTokens[token], entry.expiresAt > now else { return nil }
+        if let family = entry.family, revokedFamilies.contains(family) { return nil }
+        return .some(entry.jkt)
     }
     func accessTokenUser(_ token: String, now: UnixTime) -> DevUser? {
         guard let entry = accessTokens[token], entry.expiresAt > now else { return nil }
@@ -157,6 +172,12 @@ actor DevIdentityProviderState {
         }
     }
 
+    func countDPoP(refused reason: String?) {
+        if let reason { statistics.dpopProofsRefused[reason, default: 0] += 1 } else { statistics.dpopBoundTokens += 1 }
+    }
+
+    func countAssertionAudience(_ kind: String) { statistics.clientAssertionAudiences[kind, default: 0] += 1 }
+
     func countTokenRequest(_ grantType: String) {
         statistics.tokenRequests[grantType, default: 0] += 1
     }
@@ -170,10 +191,16 @@ public struct DevIdentityProviderStatistics: Sendable, Equatable {
     /// Successful client authentications at the token and revocation endpoints, by method
     /// (`client_secret_basic`, `client_secret_post`, `private_key_jwt`).
     public var clientAuthentications: [String: Int] = [:]
+    /// Accepted client assertions by the `aud` they named: `endpoint` (the URL called) or `issuer`.
+    public var clientAssertionAudiences: [String: Int] = [:]
     /// Refused client authentications, by reason (`assertion signature`, `assertion jti replayed`, …).
     public var clientAuthenticationsRefused: [String: Int] = [:]
     /// Refresh-token requests (valid or not).
     public var refreshRequests = 0
+    /// DPoP proofs refused at the token endpoint, by reason.
+    public var dpopProofsRefused: [String: Int] = [:]
+    /// Token responses with DPoP-bound (`cnf.jkt`) access tokens.
+    public var dpopBoundTokens = 0
     /// Refresh tokens presented a second time.
     public var refreshReuseDetected = 0
     /// Revocation requests.

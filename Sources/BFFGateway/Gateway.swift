@@ -218,23 +218,22 @@ struct Gateway {
                                 return "identity provider \(bff.configuration.oidc.issuer): metadata or keys not "
                                     + "loaded within 1 s or unavailable"
                             }
-                            // Once per process: does the IdP accept the client's credentials?
-                            // (The deadline wraps errors, so the body answers with the reason.)
+                            // Does the IdP accept the client's credentials? (Probed until it does,
+                            // at most every 30 s; the deadline wraps errors, so the body answers.)
                             let oidc = bff.configuration.oidc
                             do {
                                 return try await withStoreDeadline(.seconds(1), cancelsBody: false) {
                                     () async -> String? in
-                                    do {
-                                        try await bff.tokens.verifyClientAuthentication()
-                                        return nil
-                                    } catch let error as OIDCError where error.oauthCode == "invalid_client" {
+                                    switch await bff.tokens.verifyClientAuthentication() {
+                                    case .accepted, .undetermined: return nil
+                                    case .refused:
                                         return "identity provider \(oidc.issuer) refused the client \(oidc.clientID) "
                                             + "(\(oidc.clientAuth)): check "
                                             + (oidc.clientAuth == .privateKeyJWT
                                                 ? "that oidc.clientKey's public JWK is registered for the client"
                                                 : "oidc.clientSecret and the client's token_endpoint_auth_method")
-                                    } catch {
-                                        return "identity provider \(oidc.issuer): token endpoint unavailable"
+                                    case .unavailable(let why):
+                                        return "identity provider \(oidc.issuer): \(why)"
                                     }
                                 }
                             } catch {

@@ -29,7 +29,8 @@ extension BFF {
         }
         let now = time.now
         let transaction = LoginTransaction.start(
-            issuer: configuration.oidc.issuer, returnURL: returnURL, prompt: prompt, now: now, random: random)
+            issuer: configuration.oidc.issuer, returnURL: returnURL, prompt: prompt, now: now, random: random,
+            dpop: configuration.oidc.dpop.isEnabled(advertised: metadata.supportsDPoP))
         let location: String
         do {
             location = try await authorization.url(for: transaction, redirectURI: redirectURI, metadata: metadata)
@@ -146,7 +147,8 @@ extension BFF {
         let tokenResponse: TokenResponse
         do {
             tokenResponse = try await tokens.exchange(
-                code: code, codeVerifier: transaction.codeVerifier, redirectURI: redirectURI)
+                code: code, codeVerifier: transaction.codeVerifier, redirectURI: redirectURI,
+                dpop: transaction.dpopKey)
         } catch let error as OIDCError {
             return fail(
                 "code exchange failed: \(error)", error.isUnavailable ? .idpUnavailable : .tokenEndpoint,
@@ -156,6 +158,13 @@ extension BFF {
         }
         guard let idToken = tokenResponse.idToken else {
             return fail("no id_token in token response", .idToken, cookies: consumed)
+        }
+        // RFC 9449 §5: a Bearer answer to a DPoP request means an IdP that does not bind tokens.
+        let bound = tokenResponse.isDPoPBound
+        if transaction.dpopKey != nil, !bound, configuration.oidc.dpop == .required {
+            return fail(
+                "oidc.dpop is required but the IdP issued an unbound (Bearer) token", .tokenEndpoint,
+                cookies: consumed)
         }
         var claimsJSON: [UInt8]
         var claims: [String: JSONValue]
@@ -172,14 +181,15 @@ extension BFF {
         }
         guard let subject = claims["sub"]?.stringValue else { return fail("no sub", .idToken, cookies: consumed) }
         if configuration.oidc.fetchUserInfo,
-            let userInfo = try? await tokens.userInfo(accessToken: tokenResponse.accessToken),
+            let userInfo = try? await tokens.userInfo(
+                accessToken: tokenResponse.accessToken, dpop: bound ? transaction.dpopKey : nil),
             userInfo["sub"]?.stringValue == subject
         {
             for (key, value) in userInfo where claims[key] == nil { claims[key] = value }
             if let merged = try? JSONEncoder().encode(claims) { claimsJSON = Array(merged) }
         }
         let idpSessionID = claims["sid"]?.stringValue
-        let session = Session(
+        var session = Session(
             issuer: configuration.oidc.issuer, subject: subject, idpSessionID: idpSessionID,
             logoutID: idpSessionID ?? random.token(byteCount: 16), claimsJSON: claimsJSON,
             sessionState: query["session_state"],
@@ -188,6 +198,7 @@ extension BFF {
                 accessTokenExpiresAt: tokenResponse.expiresIn.map { now + $0 }, tokenType: tokenResponse.tokenType,
                 refreshToken: tokenResponse.refreshToken, idToken: idToken),
             createdAt: now, renewedAt: now)
+        session.dpopKey = bound ? transaction.dpopKey : nil
         let sessionCookies: [SetCookie]
         do {
             sessionCookies = try await sessions.create(

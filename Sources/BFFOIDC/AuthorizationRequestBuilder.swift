@@ -20,6 +20,8 @@ public struct AuthorizationRequestBuilder: Sendable {
             ("code_challenge_method", "S256"),
         ]
         if let prompt = transaction.prompt { parameters.append(("prompt", prompt)) }
+        // RFC 9449 §10: the code is bound to the session's DPoP key.
+        if let key = transaction.dpopKey { parameters.append(("dpop_jkt", key.thumbprint)) }
         for (name, value) in configuration.authorizeParameters.sorted(by: { $0.key < $1.key }) {
             parameters.append((name, value))
         }

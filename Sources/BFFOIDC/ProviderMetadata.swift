@@ -30,6 +30,8 @@ public struct ProviderMetadata: Sendable, Decodable, Equatable {
     public var promptValuesSupported: [String]?
     /// PKCE methods, if listed.
     public var codeChallengeMethodsSupported: [String]?
+    /// RFC 9449: the DPoP proof algorithms the IdP accepts (advertising DPoP support).
+    public var dpopSigningAlgValuesSupported: [String]? = nil
 
     enum CodingKeys: String, CodingKey {
         case issuer
@@ -43,6 +45,7 @@ public struct ProviderMetadata: Sendable, Decodable, Equatable {
         case authorizationResponseIssParameterSupported = "authorization_response_iss_parameter_supported"
         case promptValuesSupported = "prompt_values_supported"
         case codeChallengeMethodsSupported = "code_challenge_methods_supported"
+        case dpopSigningAlgValuesSupported = "dpop_signing_alg_values_supported"
     }
 
     /// Creates metadata (tests, static configuration).
@@ -64,6 +67,9 @@ public struct ProviderMetadata: Sendable, Decodable, Equatable {
         self.promptValuesSupported = promptValuesSupported
         self.codeChallengeMethodsSupported = codeChallengeMethodsSupported
     }
+
+    /// Whether the IdP advertises DPoP with ES256 (the algorithm of the gateway's DPoP keys).
+    public var supportsDPoP: Bool { dpopSigningAlgValuesSupported?.contains("ES256") ?? false }
 
     /// Checks the issuer and that every endpoint is https (or loopback http when the issuer is).
     func validate(expectedIssuer: String) throws {

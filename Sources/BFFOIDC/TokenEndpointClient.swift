@@ -22,6 +22,9 @@ public struct TokenResponse: Sendable, Equatable {
     /// `scope`, if returned.
     public var scope: String?
 
+    /// Whether the access token is DPoP-bound (`token_type` `DPoP`, RFC 9449 §5).
+    public var isDPoPBound: Bool { tokenType?.lowercased() == "dpop" }
+
     /// Creates a token response.
     public init(
         accessToken: String, tokenType: String? = nil, expiresIn: Int64? = nil, refreshToken: String? = nil,
@@ -45,6 +48,7 @@ public struct TokenEndpointClient: Sendable {
     let configuration: OIDCConfiguration
     let random: any SecureRandom
     let clientAccepted = ClientAcceptance()
+    let dpopNonce = LatestNonce()
 
     /// Creates a client.
     public init(
@@ -57,22 +61,25 @@ public struct TokenEndpointClient: Sendable {
         self.random = random
     }
 
-    /// Exchanges an authorization code (with its PKCE verifier).
-    public func exchange(code: String, codeVerifier: String, redirectURI: String) async throws -> TokenResponse {
-        try await tokenRequest([
-            ("grant_type", "authorization_code"), ("code", code), ("redirect_uri", redirectURI),
-            ("code_verifier", codeVerifier),
-        ])
-    }
-
-    /// Redeems a refresh token.
-    public func refresh(refreshToken: String, scope: String? = nil, resource: String? = nil) async throws
+    /// Exchanges an authorization code (with its PKCE verifier), with a DPoP proof of `dpop`.
+    public func exchange(code: String, codeVerifier: String, redirectURI: String, dpop: DPoPKey? = nil) async throws
         -> TokenResponse
     {
+        try await tokenRequest(
+            [
+                ("grant_type", "authorization_code"), ("code", code), ("redirect_uri", redirectURI),
+                ("code_verifier", codeVerifier),
+            ], dpop: dpop)
+    }
+
+    /// Redeems a refresh token (with a DPoP proof of `dpop` for a bound session).
+    public func refresh(
+        refreshToken: String, scope: String? = nil, resource: String? = nil, dpop: DPoPKey? = nil
+    ) async throws -> TokenResponse {
         var form = [("grant_type", "refresh_token"), ("refresh_token", refreshToken)]
         if let scope { form.append(("scope", scope)) }
         if let resource { form.append(("resource", resource)) }
-        return try await tokenRequest(form)
+        return try await tokenRequest(form, dpop: dpop)
     }
 
     /// Gets a client-credentials token.
@@ -101,37 +108,63 @@ public struct TokenEndpointClient: Sendable {
         return response.status == 200
     }
 
-    /// Checks once that the IdP accepts this client's authentication (a wrong `clientKey` or
-    /// secret, or a key the IdP does not know): a refresh grant with a random refresh token must
-    /// fail for the grant (`invalid_grant`), not for the client. Throws
-    /// ``OIDCError/oauth(_:)`` with `invalid_client` when the IdP refused the client; a success is
-    /// remembered, so the probe goes to the IdP once per process.
-    public func verifyClientAuthentication() async throws {
-        if clientAccepted.value { return }
-        let endpoint = try await provider.metadata().tokenEndpoint
-        let response = try await post(
-            endpoint, form: [("grant_type", "refresh_token"), ("refresh_token", random.token(byteCount: 32))])
-        let code = decodeObject(response.body)?["error"]?.stringValue
-        // 401 and invalid_client are RFC 6749 §5.2's answer; Glewlwyd answers a refused client 403.
-        if code == "invalid_client" || response.status == 401 || (response.status == 403 && code == nil) {
-            throw OIDCError.oauth("invalid_client")
+    /// Whether the IdP accepts this client's authentication (a wrong `clientKey` or secret, or a
+    /// key the IdP does not know): a refresh grant with a random refresh token must fail for the
+    /// grant, not for the client. An acceptance is remembered for the process; any other verdict
+    /// is re-probed at most every 30 s, one probe at a time (meanwhile the last verdict stands).
+    public func verifyClientAuthentication() async -> ClientAuthenticationVerdict {
+        let now = provider.time.now
+        switch clientAccepted.begin(now: now) {
+        case .known(let verdict): return verdict
+        case .probe: break
         }
-        if response.status >= 500 { throw error(from: response) }
-        clientAccepted.set()
+        let verdict: ClientAuthenticationVerdict
+        do {
+            let endpoint = try await provider.metadata().tokenEndpoint
+            let response = try await post(
+                endpoint, form: [("grant_type", "refresh_token"), ("refresh_token", random.token(byteCount: 32))])
+            verdict = Self.verdict(
+                status: response.status, errorCode: decodeObject(response.body)?["error"]?.stringValue,
+                emptyBody: response.body.allSatisfy { $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 })
+        } catch {
+            verdict = .unavailable("token endpoint unreachable")
+        }
+        clientAccepted.finish(verdict, now: now)
+        return verdict
     }
 
-    /// Fetches userinfo claims with an access token.
-    public func userInfo(accessToken: String) async throws -> [String: JSONValue] {
+    /// Reads the probe's answer. RFC 6749 §5.2: `invalid_client` (any status) or a bare 401 is a
+    /// refused client; Glewlwyd answers a refused client 403 with an empty body, and an unknown
+    /// refresh token 400 with an empty body. Anything else says nothing about the client.
+    static func verdict(status: Int, errorCode: String?, emptyBody: Bool) -> ClientAuthenticationVerdict {
+        if errorCode == "invalid_client" { return .refused }
+        if let errorCode, status == 400, errorCode.utf8.count <= 64 { return .accepted }  // invalid_grant & co.
+        if errorCode == nil, emptyBody, status == 400 { return .accepted }
+        if errorCode == nil, emptyBody || status == 401, status == 401 || status == 403 { return .refused }
+        if status >= 500 || status == 429 { return .unavailable("token endpoint answered \(status)") }
+        return .undetermined("token endpoint answered \(status)\(errorCode.map { " " + $0 } ?? "")")
+    }
+
+    /// Fetches userinfo claims with an access token (DPoP-bound to `dpop`, if given).
+    public func userInfo(accessToken: String, dpop: DPoPKey? = nil) async throws -> [String: JSONValue] {
         guard let endpoint = try await provider.metadata().userinfoEndpoint else {
             throw OIDCError.unsupported("userinfo")
+        }
+        var headers = [("authorization", "Bearer \(accessToken)"), ("accept", "application/json")]
+        if let dpop {
+            headers[0] = ("authorization", "DPoP \(accessToken)")
+            headers.append(
+                (
+                    "dpop",
+                    dpop.proof(
+                        method: "GET", url: endpoint, accessToken: accessToken, nonce: nil, now: provider.time.now,
+                        random: random)
+                ))
         }
         let response: OIDCHTTPResponse
         do {
             response = try await http.send(
-                OIDCHTTPRequest(
-                    url: endpoint,
-                    headers: [("authorization", "Bearer \(accessToken)"), ("accept", "application/json")]),
-                timeout: configuration.requestTimeout)
+                OIDCHTTPRequest(url: endpoint, headers: headers), timeout: configuration.requestTimeout)
         } catch {
             throw OIDCError.unavailable("userinfo request failed")
         }
@@ -139,10 +172,19 @@ public struct TokenEndpointClient: Sendable {
         return object
     }
 
-    func tokenRequest(_ form: [(String, String)]) async throws -> TokenResponse {
+    func tokenRequest(_ form: [(String, String)], dpop: DPoPKey? = nil) async throws -> TokenResponse {
         let endpoint = try await provider.metadata().tokenEndpoint
-        let response = try await post(endpoint, form: form)
+        var response = try await post(endpoint, form: form, dpop: dpop)
+        // RFC 9449 §8: an IdP that wants a nonce answers use_dpop_nonce with one; retried once.
+        if let dpop, response.status == 400 || response.status == 401,
+            decodeObject(response.body)?["error"]?.stringValue == "use_dpop_nonce",
+            let nonce = response.header("dpop-nonce"), Self.isValidNonce(nonce)
+        {
+            dpopNonce.set(nonce)
+            response = try await post(endpoint, form: form, dpop: dpop)
+        }
         guard response.status == 200 else { throw error(from: response) }
+        if dpop != nil, let nonce = response.header("dpop-nonce"), Self.isValidNonce(nonce) { dpopNonce.set(nonce) }
         guard let object = decodeObject(response.body), let accessToken = object["access_token"]?.stringValue,
             !accessToken.isEmpty
         else { throw OIDCError.invalidMetadata("token response without access_token") }
@@ -157,21 +199,42 @@ public struct TokenEndpointClient: Sendable {
             scope: object["scope"]?.stringValue)
     }
 
-    func post(_ endpoint: String, form: [(String, String)]) async throws -> OIDCHTTPResponse {
+    /// RFC 9449 §8.1: a nonce is 1+ characters of `%x21 / %x23-5B / %x5D-7E`; bounded here.
+    static func isValidNonce(_ nonce: String) -> Bool {
+        !nonce.isEmpty && nonce.utf8.count <= 512
+            && nonce.utf8.allSatisfy { $0 == 0x21 || (0x23...0x5B).contains($0) || (0x5D...0x7E).contains($0) }
+    }
+
+    func post(_ endpoint: String, form: [(String, String)], dpop: DPoPKey? = nil) async throws -> OIDCHTTPResponse {
         var form = form
         var headers = [("content-type", "application/x-www-form-urlencoded"), ("accept", "application/json")]
+        if let dpop {
+            headers.append(
+                (
+                    "dpop",
+                    dpop.proof(
+                        method: "POST", url: endpoint, accessToken: nil, nonce: dpopNonce.value,
+                        now: provider.time.now, random: random)
+                ))
+        }
         let secret = configuration.clientSecret ?? ""
         if configuration.clientAuth == .privateKeyJWT {
             guard let key = configuration.clientKey else {
                 throw OIDCError.unsupported("private_key_jwt without a client key")
             }
-            // The audience is the endpoint called: the token endpoint as OpenID Connect Core §9
-            // asks; for PAR (RFC 9126 §2 accepts it) and revocation the endpoint itself, which
-            // Glewlwyd requires (it checks aud against the URL of each endpoint).
+            // By default the audience is the endpoint called: the token endpoint as OpenID Connect
+            // Core §9 asks; for PAR (RFC 9126 §2 accepts it) and revocation the endpoint itself,
+            // which Glewlwyd requires (it checks aud against the URL of each endpoint).
+            let audience: String
+            switch configuration.clientAssertionAudience {
+            case .endpoint: audience = endpoint
+            case .tokenEndpoint: audience = try await provider.metadata().tokenEndpoint
+            case .issuer: audience = try await provider.metadata().issuer
+            }
             let assertion: String
             do {
                 assertion = try ClientAssertion.make(
-                    key: key, clientID: configuration.clientID, audience: endpoint, now: provider.time.now,
+                    key: key, clientID: configuration.clientID, audience: audience, now: provider.time.now,
                     random: random)
             } catch {
                 throw OIDCError.unsupported("client assertion could not be signed: \(error.reason)")
@@ -212,11 +275,57 @@ public struct TokenEndpointClient: Sendable {
     }
 }
 
-/// Set once the IdP accepted the client's authentication.
+/// What the client-authentication probe found.
+public enum ClientAuthenticationVerdict: Sendable, Equatable {
+    /// The IdP authenticated the client (the request failed for the grant).
+    case accepted
+    /// The IdP refused the client's credentials.
+    case refused
+    /// The token endpoint could not be asked (unreachable, 5xx, 429).
+    case unavailable(String)
+    /// The answer says nothing about the client (a redirect, a 404, a gateway page in front).
+    case undetermined(String)
+}
+
+/// The probe's memory: an acceptance for good; another verdict for 30 s; one probe at a time.
 final class ClientAcceptance: Sendable {
-    private let accepted = Atomic<Bool>(false)
-    var value: Bool { accepted.load(ordering: .acquiring) }
-    func set() { accepted.store(true, ordering: .releasing) }
+    enum Start {
+        case known(ClientAuthenticationVerdict)
+        case probe
+    }
+    private struct State {
+        var verdict: ClientAuthenticationVerdict?
+        var probedAt: UnixTime = .min
+        var probing = false
+    }
+    private let state = Mutex(State())
+    static let retryAfter: Int64 = 30
+
+    func begin(now: UnixTime) -> Start {
+        state.withLock { state in
+            if state.verdict == .accepted { return .known(.accepted) }
+            if state.probing || (state.verdict != nil && now - state.probedAt < Self.retryAfter) {
+                return .known(state.verdict ?? .undetermined("probe in progress"))
+            }
+            state.probing = true
+            return .probe
+        }
+    }
+
+    func finish(_ verdict: ClientAuthenticationVerdict, now: UnixTime) {
+        state.withLock {
+            $0.verdict = verdict
+            $0.probedAt = now
+            $0.probing = false
+        }
+    }
+}
+
+/// The last `DPoP-Nonce` the token endpoint gave.
+final class LatestNonce: Sendable {
+    private let latest = Mutex<String?>(nil)
+    var value: String? { latest.withLock { $0 } }
+    func set(_ nonce: String) { latest.withLock { $0 = nonce } }
 }
 
 /// Standard base64 with padding.

@@ -94,3 +94,13 @@ extension PostgresSessionStore {
         }
     }
 }
+
+extension PostgresSessionStore.Configuration: CustomStringConvertible, CustomDebugStringConvertible {
+    /// Never the password.
+    public var description: String {
+        "PostgresSessionStore.Configuration(\(username)@\(host):\(port)/\(database ?? ""), schema: \(schema), "
+            + "tls: \(tls.rawValue), password: \(password == nil ? "nil" : "<redacted>"))"
+    }
+    /// As ``description``.
+    public var debugDescription: String { description }
+}

@@ -1,13 +1,13 @@
 import AsyncHTTPClient
 import BFFCore
 import BFFDevIdentityProvider
-import BFFOIDC
 import BFFTesting
 import Foundation
 import NIOCore
 import Testing
 
 @testable import BFFGateway
+@testable import BFFOIDC
 
 /// `private_key_jwt` (RFC 7523) against the dev IdP: every token-endpoint and revocation call
 /// carries a fresh assertion; the dev IdP's checks refuse each kind of bad assertion for its reason.
@@ -46,7 +46,23 @@ struct ClientAuthenticationTests {
             #expect(statistics.refreshTokensRevoked == 1)
             // code + refresh + revocation, each with its own assertion (a replayed jti would be refused).
             #expect(statistics.clientAuthentications == ["private_key_jwt": 3])
+            #expect(statistics.clientAssertionAudiences == ["endpoint": 3], "aud = the token or revocation endpoint")
             #expect(statistics.clientAuthenticationsRefused.isEmpty)
+        }
+    }
+
+    /// `clientAssertionAudience: issuer` (IdPs following RFC 7523bis, Auth0): the dev IdP accepts
+    /// its issuer as `aud` too.
+    @Test func theIssuerCanBeTheAudience() async throws {
+        let key = try JWSPrivateKey.generate(.es256)
+        try await TestEnvironment.run(
+            configure: {
+                Self.configure(key)(&$0)
+                $0.oidc.clientAssertionAudience = .issuer
+            }, configureIdP: Self.register([key.publicKey])
+        ) { env, browser in
+            try await env.login(browser)
+            #expect(await env.idp.statistics().clientAssertionAudiences == ["issuer": 1])
         }
     }
 
@@ -147,6 +163,30 @@ struct ClientAuthenticationTests {
             let statistics = await env.idp.statistics()
             #expect(statistics.clientAuthentications == ["private_key_jwt": 1], "probed once, then remembered")
             #expect(statistics.tokenRequests == ["refresh_token": 1])
+        }
+    }
+
+    /// What the probe concludes from each kind of answer (a WAF page or a rate limit is no verdict).
+    @Test func probeVerdicts() {
+        typealias Verdict = ClientAuthenticationVerdict
+        let cases: [(Int, String?, Bool, Verdict)] = [
+            (400, "invalid_grant", false, .accepted),
+            (400, "unauthorized_client", false, .accepted),
+            (400, nil, true, .accepted),  // Glewlwyd: an unknown refresh token
+            (401, "invalid_client", false, .refused),
+            (400, "invalid_client", false, .refused),
+            (401, nil, false, .refused),
+            (403, nil, true, .refused),  // Glewlwyd: a refused client
+            (403, nil, false, .undetermined("token endpoint answered 403")),  // an HTML page in front
+            (401, "invalid_grant", false, .undetermined("token endpoint answered 401 invalid_grant")),
+            (403, "access_denied", false, .undetermined("token endpoint answered 403 access_denied")),
+            (302, nil, true, .undetermined("token endpoint answered 302")),
+            (404, nil, false, .undetermined("token endpoint answered 404")),
+            (429, nil, true, .unavailable("token endpoint answered 429")),
+            (503, nil, false, .unavailable("token endpoint answered 503")),
+        ]
+        for (status, code, empty, expected) in cases {
+            #expect(TokenEndpointClient.verdict(status: status, errorCode: code, emptyBody: empty) == expected)
         }
     }
 

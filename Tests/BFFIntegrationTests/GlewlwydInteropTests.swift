@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import BFFCore
+import BFFDevIdentityProvider
 import BFFForwarder
 import BFFOIDC
 import BFFTesting
@@ -99,18 +100,18 @@ struct GlewlwydInteropTests {
             text: try String(contentsOfFile: try #require(Self.clientKeyFile), encoding: .utf8))
         let client = AsyncHTTPClientTransport.makeClient()
         defer { _ = client }
-        func probe(_ key: JWSPrivateKey) async throws {
+        func probe(_ key: JWSPrivateKey) async throws -> ClientAuthenticationVerdict {
             var oidc = OIDCConfiguration(issuer: try #require(Self.issuer), clientID: "bff-jwt")
             oidc.clientAuth = .privateKeyJWT
             oidc.clientKey = key
             let http = AsyncHTTPClientTransport(client: client)
             let provider = OIDCProvider(configuration: oidc, http: http)
-            try await TokenEndpointClient(provider: provider, http: http, configuration: oidc)
+            return await TokenEndpointClient(provider: provider, http: http, configuration: oidc)
                 .verifyClientAuthentication()
         }
         do {
-            try await probe(registered)
-            await #expect(throws: OIDCError.oauth("invalid_client")) { try await probe(try JWSPrivateKey.generate()) }
+            #expect(try await probe(registered) == .accepted)
+            #expect(try await probe(try JWSPrivateKey.generate()) == .refused)
         } catch {
             try? await client.shutdown()
             throw error
@@ -118,12 +119,54 @@ struct GlewlwydInteropTests {
         try await client.shutdown()
     }
 
+    /// DPoP against Glewlwyd: the code is bound (`dpop_jkt`), the tokens carry `cnf.jkt` of the
+    /// session's key, refreshes prove it, userinfo accepts it, and the upstream receives the DPoP
+    /// scheme with a proof that verifies against `cnf.jkt`.
+    @Test(.enabled(if: issuer != nil, "set BFF_TEST_GLEWLWYD_ISSUER (scripts/interop/glewlwyd/start.sh)"))
+    func dpopBindsGlewlwydTokensToTheSessionKey() async throws {
+        try await Self.withGateway(configure: {
+            $0.oidc.dpop = .auto  // Glewlwyd advertises dpop_signing_alg_values_supported
+            $0.oidc.fetchUserInfo = true  // Glewlwyd's userinfo refuses a bound token without a proof
+            $0.tokens.refreshBeforeExpiry = .seconds(400)  // every call refreshes (300 s tokens)
+        }) { browser, origin, issuer, idpBase, _ in
+            let csrf = [("X-CSRF", "1")]
+            try await Self.login(browser: browser, origin: origin, issuer: issuer, idpBase: idpBase)
+            var seen: Set<String> = []
+            for round in 0..<3 {
+                let page = try await browser.get(origin + "/api/echo/dpop/\(round)", headers: csrf)
+                #expect(page.status == 200, "round \(round): \(page.status) \(page.body)")
+                let echoed = try EchoedRequest(json: page.body)
+                let authorization = try #require(echoed.values("authorization").first)
+                #expect(authorization.hasPrefix("DPoP "), "\(authorization.prefix(12))")
+                let token = String(authorization.dropFirst(5))
+                seen.insert(token)
+                let jws = try #require(CompactJWS(token))
+                let claims = try JSONDecoder().decode([String: JSONValue].self, from: Data(jws.payloadJSON))
+                let jkt = try #require(claims["cnf"]?.objectValue?["jkt"]?.stringValue, "Glewlwyd bound the token")
+                let proof = try #require(echoed.values("dpop").first)
+                // The echo upstream's port is the gateway's business: take htu's origin, check the rest.
+                let proofClaims = try JSONDecoder().decode(
+                    [String: JSONValue].self, from: Data(try #require(CompactJWS(proof)).payloadJSON))
+                let htu = try #require(proofClaims["htu"]?.stringValue)
+                #expect(htu.hasPrefix("http://127.0.0.1:") && htu.hasSuffix("/echo/dpop/\(round)"), "\(htu)")
+                let verdict = DevDPoPVerifier().verify(
+                    proof, method: "GET", url: htu + "?unused", accessToken: token, now: SystemTimeSource().now)
+                #expect(verdict == .success(jkt), "\(verdict)")
+            }
+            #expect(seen.count == 3, "two refreshes with proofs, each a new bound token")
+            let user = try await browser.get(origin + "/bff/user", headers: csrf)
+            #expect(user.body.contains(#""type":"email""#), "userinfo merged with a DPoP call: \(user.body)")
+        }
+    }
+
     static let clientKeyFile = ProcessInfo.processInfo.environment["BFF_TEST_GLEWLWYD_CLIENT_KEY"]
 
     typealias Body = @Sendable (TestBrowser, String, String, String, ManualTimeSource) async throws -> Void
 
     /// Runs the gateway (port 5180, the origin registered at Glewlwyd) with an echo upstream.
-    static func withGateway(clientKey: JWSPrivateKey? = nil, _ run: Body) async throws {
+    static func withGateway(
+        clientKey: JWSPrivateKey? = nil, configure: (inout BFFConfiguration) -> Void = { _ in }, _ run: Body
+    ) async throws {
         let issuer = try #require(Self.issuer)
         let idpBase = try #require(WebURL(issuer)).origin
         let origin = "http://localhost:\(Self.port)"
@@ -148,6 +191,7 @@ struct GlewlwydInteropTests {
         bff.apis = [
             APIRouteConfiguration(path: "/api/echo", upstream: "http://127.0.0.1:\(echoPort)/echo", token: .user)
         ]
+        configure(&bff)
         let clock = ManualTimeSource(now: SystemTimeSource().now)
         let keyRing = try KeyRing(keys: [KeyRing.Key(id: "interop", secret: SystemSecureRandom().bytes(32))])
         let client = AsyncHTTPClientTransport.makeClient()

@@ -43,10 +43,11 @@ extension KeyRing.Key {
 extension OIDCConfiguration {
     /// `oidc:`.
     public enum Key: String, ConfigurationKey {
-        case issuer, clientId, clientSecret, clientAuth, clientKey, clientKeyAlgorithm, scopes, callbackPath,
+        case issuer, clientId, clientSecret, clientAuth, clientKey, clientKeyAlgorithm, clientAssertionAudience, scopes,
+            callbackPath,
             postLogoutCallbackPath
         case authorizeParameters, endSessionEndpoint, revocationEndpoint, usePAR, requireIssParameter
-        case signingAlgorithms, clockSkew, fetchUserInfo, requestTimeout
+        case signingAlgorithms, clockSkew, fetchUserInfo, requestTimeout, dpop
         public static let section = "oidc"
     }
 }

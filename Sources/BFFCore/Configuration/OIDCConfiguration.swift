@@ -54,6 +54,36 @@ public struct AutoSwitch: Sendable, Hashable, CustomStringConvertible {
     public var description: String { base.rawValue }
 }
 
+/// `oidc.clientAssertionAudience`: the `aud` of `private_key_jwt` assertions.
+public enum ClientAssertionAudience: String, Sendable, Hashable, CaseIterable {
+    /// The URL of the endpoint called (token, PAR, revocation): what OpenID Connect Core §9 asks
+    /// for at the token endpoint, and what Glewlwyd requires everywhere.
+    case endpoint
+    /// The token endpoint for every call.
+    case tokenEndpoint
+    /// The issuer identifier (RFC 7523bis; Auth0).
+    case issuer
+}
+
+/// `oidc.dpop`: sender-constrained tokens (RFC 9449).
+public enum DPoPMode: String, Sendable, Hashable, CaseIterable {
+    /// Bearer tokens (the default).
+    case off
+    /// DPoP when the IdP advertises `dpop_signing_alg_values_supported` with ES256.
+    case auto
+    /// DPoP always; a login whose tokens come back unbound fails.
+    case required
+
+    /// Whether logins use DPoP with an IdP that does (`advertised`) or does not advertise it.
+    public func isEnabled(advertised: Bool) -> Bool {
+        switch self {
+        case .off: return false
+        case .auto: return advertised
+        case .required: return true
+        }
+    }
+}
+
 /// `oidc:` settings.
 public struct OIDCConfiguration: Sendable {
     /// Issuer URL; discovery is read from `{issuer}/.well-known/openid-configuration`.
@@ -66,6 +96,8 @@ public struct OIDCConfiguration: Sendable {
     public var clientAuth: ClientAuthentication
     /// The private key that signs client assertions (`private_key_jwt`); never logged.
     public var clientKey: JWSPrivateKey?
+    /// The `aud` of client assertions: the endpoint called by default.
+    public var clientAssertionAudience: ClientAssertionAudience = .endpoint
     /// Requested scopes, `openid profile email offline_access` by default.
     public var scopes: [String]
     /// Redirect URI path, `/signin-oidc` by default.
@@ -90,6 +122,8 @@ public struct OIDCConfiguration: Sendable {
     public var fetchUserInfo: Bool
     /// Timeout of each back-channel call to the IdP, 10 s by default.
     public var requestTimeout: Duration
+    /// DPoP-bound tokens (RFC 9449): `off` by default.
+    public var dpop: DPoPMode = .off
 
     /// Creates OIDC settings with the defaults.
     public init(

@@ -53,7 +53,8 @@ public struct JWSPublicKey: Sendable, Hashable {
         case "RSA":
             let n = Array(try member("n").drop(while: { $0 == 0 }))
             let e = Array(try member("e").drop(while: { $0 == 0 }))
-            guard n.count * 8 >= 2048, n.count <= 1024, !e.isEmpty, e.count <= 8 else {
+            let bits = n.isEmpty ? 0 : n.count * 8 - n[0].leadingZeroBitCount
+            guard bits >= 2048, bits <= 8192, !e.isEmpty, e.count <= 8 else {
                 throw JWSKeyError("RSA keys must have 2048 to 8192 bits")
             }
             backing = .rsa(n: n, e: e)
@@ -121,6 +122,15 @@ public struct JWSPrivateKey: Sendable, CustomStringConvertible {
     /// The public half.
     public let publicKey: JWSPublicKey
 
+    /// An ES256 key over `key` (cannot fail: P-256 keys fit ES256).
+    init(p256 key: P256.Signing.PrivateKey, keyID: String? = nil) {
+        backing = .p256(key)
+        let point = Array(key.publicKey.x963Representation)
+        publicKey = JWSPublicKey(backing: .p256(x: Array(point[1..<33]), y: Array(point[33..<65])))
+        algorithm = .es256
+        self.keyID = keyID ?? publicKey.thumbprint
+    }
+
     init(backing: Backing, algorithm: JWSAlgorithm?, keyID: String?) throws(JWSKeyError) {
         self.backing = backing
         switch backing {
@@ -154,7 +164,7 @@ public struct JWSPrivateKey: Sendable, CustomStringConvertible {
     public static func generate(_ algorithm: JWSAlgorithm = .es256) throws(JWSKeyError) -> JWSPrivateKey {
         switch algorithm {
         case .es256:
-            return try JWSPrivateKey(backing: .p256(P256.Signing.PrivateKey()), algorithm: algorithm, keyID: nil)
+            return JWSPrivateKey(p256: P256.Signing.PrivateKey())
         case .rs256, .ps256:
             guard let key = try? _RSA.Signing.PrivateKey(keySize: .bits2048) else {
                 throw JWSKeyError("RSA key generation failed")
@@ -235,6 +245,20 @@ public struct JWSPrivateKey: Sendable, CustomStringConvertible {
         }
     }
 
+    /// A P-256 key from its 32-byte private scalar (how a DPoP key is sealed into sessions).
+    public init(p256Scalar: [UInt8]) throws(JWSKeyError) {
+        guard p256Scalar.count == 32, let key = try? P256.Signing.PrivateKey(rawRepresentation: p256Scalar) else {
+            throw JWSKeyError("not a P-256 private scalar")
+        }
+        self.init(p256: key)
+    }
+
+    /// The 32-byte private scalar of a P-256 key; nil for RSA.
+    public var p256Scalar: [UInt8]? {
+        if case .p256(let key) = backing { return Array(key.rawRepresentation) }
+        return nil
+    }
+
     /// The private key as PEM (PKCS#8 for P-256, PKCS#1 for RSA): for `bff keys client-key` only.
     public var pemRepresentation: String {
         switch backing {
@@ -254,20 +278,22 @@ public struct JWSPrivateKey: Sendable, CustomStringConvertible {
     /// name this key's `alg`).
     public func sign(header: String, payload: String) throws(JWSKeyError) -> String {
         let signingInput = Base64URL.encode(header.utf8) + "." + Base64URL.encode(payload.utf8)
-        let input = Array(signingInput.utf8)
-        let signature: [UInt8]
+        return signingInput + "." + Base64URL.encode(try signature(over: Array(signingInput.utf8)))
+    }
+
+    /// The raw JWS signature (`r‖s` for ES256) over `signingInput`.
+    func signature(over input: [UInt8]) throws(JWSKeyError) -> [UInt8] {
         switch backing {
         case .p256(let key):
             guard let value = try? key.signature(for: input) else { throw JWSKeyError("signing failed") }
-            signature = Array(value.rawRepresentation)
+            return Array(value.rawRepresentation)
         case .rsa(let key):
             let padding: _RSA.Signing.Padding = algorithm == .ps256 ? .PSS : .insecurePKCS1v1_5
             guard let value = try? key.signature(for: SHA256.hash(data: input), padding: padding) else {
                 throw JWSKeyError("signing failed")
             }
-            signature = Array(value.rawRepresentation)
+            return Array(value.rawRepresentation)
         }
-        return signingInput + "." + Base64URL.encode(signature)
     }
 
     /// Never the key: its type, algorithm and id.

@@ -16,6 +16,9 @@ public struct LoginTransaction: Sendable, Equatable {
     public var prompt: String?
     /// When it was created.
     public var createdAt: UnixTime
+    /// The session's DPoP key, made before the authorization request (its thumbprint goes out as
+    /// `dpop_jkt`); nil without DPoP.
+    public var dpopKey: DPoPKey?
 
     /// Lifetime of a login transaction, 10 minutes.
     public static let lifetime: Int64 = 600
@@ -38,12 +41,15 @@ public struct LoginTransaction: Sendable, Equatable {
 
     /// Creates a transaction with fresh random state, nonce and verifier.
     public static func start(
-        issuer: String, returnURL: String, prompt: String?, now: UnixTime, random: any SecureRandom
+        issuer: String, returnURL: String, prompt: String?, now: UnixTime, random: any SecureRandom,
+        dpop: Bool = false
     ) -> LoginTransaction {
-        LoginTransaction(
+        var transaction = LoginTransaction(
             state: random.token(byteCount: 32), nonce: random.token(byteCount: 32),
             codeVerifier: random.token(byteCount: 48), issuer: issuer, returnURL: returnURL, prompt: prompt,
             createdAt: now)
+        if dpop { transaction.dpopKey = DPoPKey.generate() }
+        return transaction
     }
 
     /// The S256 code challenge of ``codeVerifier``.
@@ -61,10 +67,10 @@ public struct LoginTransaction: Sendable, Equatable {
         now >= createdAt + LoginTransaction.lifetime || now < createdAt - 300
     }
 
-    /// Binary form for sealing.
+    /// Binary form for sealing (version 2 adds the DPoP key at the end, only when there is one).
     public func encoded() -> [UInt8] {
         var writer = ByteWriter()
-        writer.write(UInt8(1))
+        writer.write(UInt8(dpopKey == nil ? 1 : 2))
         writer.write(state)
         writer.write(nonce)
         writer.write(codeVerifier)
@@ -72,19 +78,28 @@ public struct LoginTransaction: Sendable, Equatable {
         writer.write(returnURL)
         writer.write(prompt)
         writer.write(createdAt)
+        if let dpopKey { writer.write(bytes: dpopKey.scalar) }
         return writer.bytes
     }
 
     /// Decodes ``encoded()``.
     public init?(encoded bytes: [UInt8]) {
         var reader = ByteReader(bytes)
-        guard reader.readByte() == 1, let state = reader.readString(), let nonce = reader.readString(),
+        let version = reader.readByte()
+        guard version == 1 || version == 2, let state = reader.readString(), let nonce = reader.readString(),
             let verifier = reader.readString(), let issuer = reader.readString(), let returnURL = reader.readString(),
-            let prompt = reader.readOptionalString(), let createdAt = reader.readInt64(), reader.isAtEnd
+            let prompt = reader.readOptionalString(), let createdAt = reader.readInt64()
         else { return nil }
+        var dpopKey: DPoPKey?
+        if version == 2 {
+            guard let scalar = reader.readBytes(), let key = try? DPoPKey(scalar: scalar) else { return nil }
+            dpopKey = key
+        }
+        guard reader.isAtEnd else { return nil }
         self.init(
             state: state, nonce: nonce, codeVerifier: verifier, issuer: issuer, returnURL: returnURL, prompt: prompt,
             createdAt: createdAt)
+        self.dpopKey = dpopKey
     }
 }
 

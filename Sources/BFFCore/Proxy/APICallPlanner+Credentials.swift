@@ -1,3 +1,28 @@
+/// The access token a call carries, and the DPoP key it is bound to (RFC 9449), if any.
+struct APICredential: Sendable {
+    let token: String
+    let dpop: DPoPKey?
+
+    /// The session's token: DPoP-bound when the session holds a key and its tokens are `DPoP`.
+    static func user(_ token: String, session: Session) -> APICredential {
+        APICredential(token: token, dpop: session.dpopBinding)
+    }
+
+    /// A client-credentials token (bearer).
+    static func client(_ token: String) -> APICredential { APICredential(token: token, dpop: nil) }
+}
+
+extension Session {
+    /// The key the session's user tokens are bound to: its DPoP key when the IdP issued `DPoP`
+    /// tokens (RFC 9449 §5), else nil (bearer).
+    public var dpopBinding: DPoPKey? {
+        guard let dpopKey, let type = tokens.tokenType, type.utf8.count == 4, type.lowercased() == "dpop" else {
+            return nil
+        }
+        return dpopKey
+    }
+}
+
 /// Why a call to a route cannot proceed, with cookies to set on the refusal.
 struct RouteRefusal: Error {
     let problem: Problem
@@ -10,14 +35,14 @@ extension APICallPlanner {
     /// clearing cookies when the session ended). The async half of the one credentials rule;
     /// ``immediateBearer(for:session:)`` is the same rule for what needs no I/O.
     func credentials(for route: APIRouteConfiguration, session: LoadedSession?, cookieHeader: CookieHeader) async
-        -> Result<(bearer: String?, cookies: [SetCookie]), RouteRefusal>
+        -> Result<(credential: APICredential?, cookies: [SetCookie]), RouteRefusal>
     {
         var cookies: [SetCookie] = []
-        var bearer: String?
+        var bearer: APICredential?
         if route.token.usesUserToken, var loaded = session {
             switch await tokens.userToken(for: &loaded, cookies: cookieHeader, resource: route.resource) {
             case .token(let token, let issued):
-                bearer = token
+                bearer = .user(token, session: loaded.session)
                 // Every call that uses the session renews its idle timeout (throttled); in cookie
                 // mode a renewal re-issues the whole cookie, superseding `issued`.
                 let renewed = await sessions.slide(&loaded, cookies: cookieHeader)
@@ -38,7 +63,7 @@ extension APICallPlanner {
         }
         if bearer == nil, route.token.usesClientToken {
             do {
-                bearer = try await tokens.clientToken(scopes: route.scopes, resource: route.resource)
+                bearer = .client(try await tokens.clientToken(scopes: route.scopes, resource: route.resource))
             } catch {
                 logger.warning("client credentials token unavailable", metadata: ["bff.error": "\(error)"])
                 return .failure(RouteRefusal(problem: .idpUnavailable, cookies: cookies))

@@ -2,7 +2,9 @@ extension APICallPlanner {
     /// The plan: the client's fields the header policy lets through, then the gateway's own —
     /// `X-Forwarded-For` (a trusted proxy's chain plus the peer), `-Proto`, `-Host` from the
     /// public origin, and the bearer token.
-    func plan(_ skeleton: Skeleton, bearer: String?, cookies: [SetCookie], session: Session?) -> APICallPlan {
+    func plan(_ skeleton: Skeleton, credential: APICredential?, cookies: [SetCookie], session: Session?)
+        -> APICallPlan
+    {
         let request = skeleton.request
         let connectionTokens = skeleton.connection.isEmpty ? [] : HeaderPolicy.connectionTokens(skeleton.connection)
         let trustedForwarding = isTrustedProxy(request.remoteAddress)
@@ -31,7 +33,23 @@ extension APICallPlanner {
         if let forwardedFor { gateway.append(("X-Forwarded-For", forwardedFor)) }
         gateway.append(("X-Forwarded-Proto", forwardedProto))
         gateway.append(("X-Forwarded-Host", forwardedHost))
-        if let bearer { gateway.append(("Authorization", "Bearer " + bearer)) }
+        if let credential {
+            if let key = credential.dpop {
+                // RFC 9449 §7: the DPoP scheme and a fresh proof for this request, `htu` being
+                // the upstream URL without its query.
+                gateway.append(("Authorization", "DPoP " + credential.token))
+                let target = skeleton.entry.upstream.origin + skeleton.pathAndQuery
+                gateway.append(
+                    (
+                        "DPoP",
+                        key.proof(
+                            method: request.method, url: target, accessToken: credential.token, nonce: nil,
+                            now: sessions.now, random: random)
+                    ))
+            } else {
+                gateway.append(("Authorization", "Bearer " + credential.token))
+            }
+        }
         return APICallPlan(
             api: skeleton.entry.prefix, route: skeleton.entry.route, upstream: skeleton.entry.upstream,
             pathAndQuery: skeleton.pathAndQuery, method: request.method, forwardedFields: forwarded,

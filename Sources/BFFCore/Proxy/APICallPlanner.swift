@@ -21,13 +21,16 @@ public final class APICallPlanner: Sendable {
     let forwardedProto: String
     let forwardedHost: String
     let logger: Logger
+    /// `jti`s of DPoP proofs.
+    let random: any SecureRandom
 
     /// A planner for `routes`.
     public init(
         routes: [APIRouteConfiguration], sessions: SessionManager, tokens: any APITokenSource,
         antiForgery: AntiForgeryPolicy, headerPolicy: HeaderPolicy, trustedProxies: [IPAddressRange],
-        publicOrigin: String, logger: Logger
+        publicOrigin: String, logger: Logger, random: any SecureRandom = SystemSecureRandom()
     ) {
+        self.random = random
         self.routes = RouteTable(routes: routes)
         self.planned = self.routes.entries.map(PlannedRoute.init)
         self.sessions = sessions
@@ -166,8 +169,8 @@ public final class APICallPlanner: Sendable {
             case .session(let session): loaded = session
             }
         }
-        if let bearer = immediateBearer(for: route, session: loaded) {
-            return decision(skeleton, bearer: bearer, cookies: [], session: loaded?.session)
+        if let credential = immediateCredential(for: route, session: loaded) {
+            return decision(skeleton, credential: credential, cookies: [], session: loaded?.session)
         }
         return .suspend(
             APICallSuspension(api: api) { [loaded] in
@@ -206,8 +209,8 @@ public final class APICallPlanner: Sendable {
     /// The bearer to send, when it is known without I/O: `.some(nil)` for no token; nil when the
     /// call must be suspended (a refresh or renewal is due, a client token must be fetched, or the
     /// route refuses — the async path decides and words every refusal).
-    func immediateBearer(for route: APIRouteConfiguration, session: LoadedSession?) -> String?? {
-        var bearer: String?
+    func immediateCredential(for route: APIRouteConfiguration, session: LoadedSession?) -> APICredential?? {
+        var bearer: APICredential?
         if route.token.usesUserToken, let loaded = session {
             // Due for its idle-timeout renewal (a write): the async path slides it.
             if sessions.isDueForSlide(loaded.session) { return nil }
@@ -219,7 +222,7 @@ public final class APICallPlanner: Sendable {
                     (tokens.accessToken, tokens.accessTokenExpiresAt)
                 }
             guard let token, self.tokens.freshness.isFresh(expiresAt: expiresAt, now: sessions.now) else { return nil }
-            bearer = token
+            bearer = .user(token, session: loaded.session)
         } else if route.token.requiresUser {
             return nil
         }
@@ -227,7 +230,7 @@ public final class APICallPlanner: Sendable {
             guard let token = tokens.cachedClientToken(scopes: route.scopes, resource: route.resource) else {
                 return nil
             }
-            bearer = token
+            bearer = .client(token)
         }
         return .some(bearer)
     }
@@ -249,7 +252,7 @@ public final class APICallPlanner: Sendable {
         switch await credentials(for: skeleton.entry.route, session: session, cookieHeader: cookies) {
         case .success(let resolved):
             return .forward(
-                plan(skeleton, bearer: resolved.bearer, cookies: resolved.cookies, session: session?.session))
+                plan(skeleton, credential: resolved.credential, cookies: resolved.cookies, session: session?.session))
         case .failure(let refusal):
             return .refuse(
                 APICallRefusal(problem: refusal.problem, cookies: refusal.cookies, api: skeleton.entry.prefix))
@@ -257,11 +260,13 @@ public final class APICallPlanner: Sendable {
     }
 
     /// The call may proceed: forwarded, or 426 for a WebSocket route asked without the upgrade.
-    func decision(_ skeleton: Skeleton, bearer: String?, cookies: [SetCookie], session: Session?) -> APICallDecision {
+    func decision(_ skeleton: Skeleton, credential: APICredential?, cookies: [SetCookie], session: Session?)
+        -> APICallDecision
+    {
         if skeleton.upgradeMissing {
             return .refuse(APICallRefusal(problem: .upgradeRequired, cookies: cookies, api: skeleton.entry.prefix))
         }
-        return .forward(plan(skeleton, bearer: bearer, cookies: cookies, session: session))
+        return .forward(plan(skeleton, credential: credential, cookies: cookies, session: session))
     }
 
     /// Without leading and trailing spaces and tabs (not part of a field value, RFC 9110 §5.5);

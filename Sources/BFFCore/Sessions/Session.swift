@@ -18,6 +18,8 @@ public struct Session: Sendable, Equatable {
     public var createdAt: UnixTime
     /// When it was last used in a sliding way.
     public var renewedAt: UnixTime
+    /// The session's DPoP key (RFC 9449), when its tokens are sender-constrained.
+    public var dpopKey: DPoPKey?
 
     /// Creates a session.
     public init(
@@ -44,11 +46,18 @@ public struct Session: Sendable, Equatable {
     /// sessions without them stay readable by earlier releases).
     static let formatVersion: UInt8 = 1
     static let formatVersionWithResourceTokens: UInt8 = 2
+    /// Version 3: version 2 (resource-token count always written) plus the DPoP key; written only
+    /// for sessions that have one.
+    static let formatVersionWithDPoP: UInt8 = 3
 
     /// The compact binary form that gets sealed.
     public func encoded() -> [UInt8] {
         var writer = ByteWriter(capacity: 512 + claimsJSON.count)
-        writer.write(tokens.resourceTokens.isEmpty ? Session.formatVersion : Session.formatVersionWithResourceTokens)
+        let version =
+            dpopKey != nil
+            ? Session.formatVersionWithDPoP
+            : tokens.resourceTokens.isEmpty ? Session.formatVersion : Session.formatVersionWithResourceTokens
+        writer.write(version)
         writer.write(issuer)
         writer.write(subject)
         writer.write(idpSessionID)
@@ -62,7 +71,7 @@ public struct Session: Sendable, Equatable {
         writer.write(tokens.idToken)
         writer.write(createdAt)
         writer.write(renewedAt)
-        if !tokens.resourceTokens.isEmpty {
+        if version != Session.formatVersion {
             writer.write(Int64(tokens.resourceTokens.count))
             for token in tokens.resourceTokens {
                 writer.write(token.resource)
@@ -70,6 +79,7 @@ public struct Session: Sendable, Equatable {
                 writer.write(token.expiresAt)
             }
         }
+        if let dpopKey { writer.write(bytes: dpopKey.scalar) }
         return writer.bytes
     }
 
@@ -77,7 +87,9 @@ public struct Session: Sendable, Equatable {
     public init?(encoded bytes: [UInt8]) {
         var reader = ByteReader(bytes)
         let version = reader.readByte()
-        guard version == Session.formatVersion || version == Session.formatVersionWithResourceTokens,
+        guard
+            version == Session.formatVersion || version == Session.formatVersionWithResourceTokens
+                || version == Session.formatVersionWithDPoP,
             let issuer = reader.readString(),
             let subject = reader.readString(),
             let idpSessionID = reader.readOptionalString(),
@@ -95,8 +107,11 @@ public struct Session: Sendable, Equatable {
         var tokens = TokenSet(
             accessToken: accessToken, accessTokenExpiresAt: accessTokenExpiresAt, tokenType: tokenType,
             refreshToken: refreshToken, idToken: idToken)
-        if version == Session.formatVersionWithResourceTokens {
-            guard let count = reader.readInt64(), count > 0, count <= 64 else { return nil }
+        if version != Session.formatVersion {
+            // Version 2 writes the list only when it has entries; version 3 always.
+            guard let count = reader.readInt64(), count > (version == Session.formatVersionWithDPoP ? -1 : 0),
+                count <= 64
+            else { return nil }
             for _ in 0..<count {
                 guard let resource = reader.readString(), let token = reader.readString(),
                     let expiresAt = reader.readOptionalInt64()
@@ -105,9 +120,15 @@ public struct Session: Sendable, Equatable {
                     ResourceToken(resource: resource, accessToken: token, expiresAt: expiresAt))
             }
         }
+        var dpopKey: DPoPKey?
+        if version == Session.formatVersionWithDPoP {
+            guard let scalar = reader.readBytes(), let key = try? DPoPKey(scalar: scalar) else { return nil }
+            dpopKey = key
+        }
         guard reader.isAtEnd else { return nil }
         self.init(
             issuer: issuer, subject: subject, idpSessionID: idpSessionID, logoutID: logoutID, claimsJSON: claims,
             sessionState: sessionState, tokens: tokens, createdAt: createdAt, renewedAt: renewedAt)
+        self.dpopKey = dpopKey
     }
 }

@@ -175,7 +175,7 @@ struct KeysCommand: ParsableCommand {
         var algorithm: String = "ES256"
 
         func run() throws {
-            guard let algorithm = JWSAlgorithm(rawValue: algorithm) else {
+            guard let algorithm = JWSAlgorithm(rawValue: algorithm.uppercased()) else {
                 CommandSupport.printError("--algorithm: '\(algorithm)' is unknown (fix: use ES256, RS256 or PS256)")
                 throw ExitCode(2)
             }
@@ -183,7 +183,11 @@ struct KeysCommand: ParsableCommand {
             // O_EXCL: never replace a key that an IdP may already trust; 0600 from the start.
             let descriptor = open(out, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
             guard descriptor >= 0 else {
-                let reason = errno == EEXIST ? "exists (remove it first to replace the key)" : "cannot be created"
+                let code = errno
+                let reason =
+                    code == EEXIST
+                    ? "exists, or is a symbolic link (remove it first to replace the key)"
+                    : "cannot be created (\(String(cString: strerror(code))))"
                 CommandSupport.printError("--out: \(out) \(reason)")
                 throw ExitCode(1)
             }
@@ -202,7 +206,7 @@ struct KeysCommand: ParsableCommand {
                 # and configure the gateway with:
                 oidc:
                   clientAuth: private_key_jwt
-                  clientKey: "file:\(out)"
+                  clientKey: \(JSONText.quote("file:" + out))
                 """)
         }
     }

@@ -6,6 +6,7 @@ import BFFForwarder
 import BFFHummingbird
 import BFFOIDC
 import Foundation
+import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
@@ -153,17 +154,44 @@ enum DemoAPI {
 
 /// The demo's sample API: a separate upstream (its own listener) that only answers requests
 /// carrying a current access token from the development IdP — what a real API behind the BFF does.
+/// A DPoP-bound token (RFC 9449) must come as `Authorization: DPoP` with a proof of its key for
+/// this request; presented as a bare bearer token it is refused, so a stolen token alone is useless.
 enum SampleAPI {
+    static let dpopField = HTTPField.Name("DPoP")!  // justified: a valid constant name
     static func makeApplication(idp: DevIdentityProvider, port: Int, logger: Logger) -> some ApplicationProtocol {
         let router = Router()
+        let proofs = DevDPoPVerifier()
         router.get("weatherforecast") { request, _ -> Response in
-            guard let authorization = request.headers[.authorization], authorization.hasPrefix("Bearer "),
-                let user = await idp.introspect(accessToken: String(authorization.dropFirst(7)))
-            else {
-                return Response(
+            func refuse(_ scheme: String, _ error: String) -> Response {
+                Response(
                     status: .unauthorized,
-                    headers: [.wwwAuthenticate: "Bearer error=\"invalid_token\"", .contentType: "application/json"],
-                    body: .init(byteBuffer: ByteBuffer(string: "{\"error\":\"invalid_token\"}")))
+                    headers: [.wwwAuthenticate: "\(scheme) error=\"\(error)\"", .contentType: "application/json"],
+                    body: .init(byteBuffer: ByteBuffer(string: "{\"error\":\"\(error)\"}")))
+            }
+            guard let authorization = request.headers[.authorization],
+                let space = authorization.firstIndex(of: " ")
+            else { return refuse("Bearer", "invalid_token") }
+            let scheme = authorization[..<space].lowercased()
+            let token = String(authorization[authorization.index(after: space)...])
+            guard scheme == "bearer" || scheme == "dpop", let binding = await idp.binding(accessToken: token),
+                let user = await idp.introspect(accessToken: token)
+            else { return refuse("Bearer", "invalid_token") }
+            if let jkt = binding {
+                let proofField = request.headers[values: SampleAPI.dpopField]
+                guard scheme == "dpop", proofField.count == 1 else { return refuse("DPoP", "invalid_token") }
+                let url = "http://127.0.0.1:\(port)" + request.uri.path
+                switch proofs.verify(
+                    proofField[0], method: request.method.rawValue, url: url, accessToken: token,
+                    now: SystemTimeSource().now)
+                {
+                case .success(let thumbprint) where thumbprint == jkt: break
+                case .success: return refuse("DPoP", "invalid_dpop_proof")
+                case .failure(let refusal):
+                    logger.debug("DPoP proof refused", metadata: ["reason": .string(refusal.reason)])
+                    return refuse("DPoP", "invalid_dpop_proof")
+                }
+            } else if scheme != "bearer" {
+                return refuse("Bearer", "invalid_token")
             }
             return Response(
                 status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],

@@ -216,6 +216,11 @@ enum GatewayConfigurationLoader {
                 }
             }
         }
+        // A value the reader already refused (an unusable key, say) is not also "required".
+        let refusedPaths = Set(reader.problems.map(\.path))
+        problems = problems.enumerated().filter { index, problem in
+            index < reader.problems.count || !refusedPaths.contains(problem.path)
+        }.map(\.element)
         gateway.bff = configuration
         if !problems.isEmpty { return .failure(ProblemList(problems)) }
         return .success(gateway)

@@ -62,5 +62,14 @@ extension OIDCConfiguration {
         if let value = section.duration(Key.clockSkew) { clockSkew = value }
         if let value = section.bool(Key.fetchUserInfo) { fetchUserInfo = value }
         if let value = section.duration(Key.requestTimeout) { requestTimeout = value }
+        if let audience = section.choice(
+            Key.clientAssertionAudience, fix: "use endpoint, tokenEndpoint or issuer",
+            ClientAssertionAudience.init(rawValue:))
+        {
+            clientAssertionAudience = audience
+        }
+        if let mode = section.choice(Key.dpop, fix: "use off, auto or required", DPoPMode.init(rawValue:)) {
+            dpop = mode
+        }
     }
 }

@@ -97,7 +97,7 @@ final class UserTokenManager: Sendable {
                     case .sessionGone:
                         throw SessionGone()
                     case .refresh(let storedRefreshToken):
-                        let response = try await self.sendRefresh(storedRefreshToken)
+                        let response = try await self.sendRefresh(storedRefreshToken, dpop: current.dpopKey)
                         var updated = current
                         self.apply(response, to: &updated, now: self.time.now)
                         return (updated, response)
@@ -106,7 +106,7 @@ final class UserTokenManager: Sendable {
                 guard let result else { throw SessionGone() }
                 response = result
             } else {
-                response = try await self.sendRefresh(refreshToken)
+                response = try await self.sendRefresh(refreshToken, dpop: loaded.session.dpopKey)
             }
             return response
         }
@@ -139,7 +139,7 @@ final class UserTokenManager: Sendable {
                     return (nil, stored)  // obtained meanwhile by another request or instance
                 }
                 guard let refreshToken = current.tokens.refreshToken else { throw NoRefreshToken() }
-                let response = try await self.sendRefresh(refreshToken, resource: resource)
+                let response = try await self.sendRefresh(refreshToken, resource: resource, dpop: current.dpopKey)
                 let token = ResourceToken(
                     resource: resource, accessToken: response.accessToken,
                     expiresAt: response.expiresIn.map { self.time.now + $0 })
@@ -200,15 +200,10 @@ final class UserTokenManager: Sendable {
     }
 
     /// Sends one refresh-token request (for `resource`, if any); counts it and its outcome.
-    func sendRefresh(_ refreshToken: String, resource: String? = nil) async throws -> TokenResponse {
+    func sendRefresh(_ refreshToken: String, resource: String? = nil, dpop: DPoPKey?) async throws -> TokenResponse {
         refreshRequests.withLock { $0 += 1 }
         do {
-            let response =
-                if let resource {
-                    try await tokens.refresh(refreshToken: refreshToken, resource: resource)
-                } else {
-                    try await tokens.refresh(refreshToken: refreshToken)
-                }
+            let response = try await tokens.refresh(refreshToken: refreshToken, resource: resource, dpop: dpop)
             metrics.tokenRefresh(.success)
             return response
         } catch let error as OIDCError where error.oauthCode == "invalid_grant" {

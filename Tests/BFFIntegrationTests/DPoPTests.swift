@@ -1,0 +1,182 @@
+import AsyncHTTPClient
+import BFFCore
+import BFFDevIdentityProvider
+import BFFTesting
+import Foundation
+import NIOCore
+import Testing
+
+@testable import BFFGateway
+
+/// DPoP (RFC 9449) end to end against the dev IdP and its sample API: the session's key binds the
+/// code (`dpop_jkt`), the tokens (`cnf.jkt`) and every upstream call (a fresh proof each).
+@Suite("DPoP-bound sessions")
+struct DPoPTests {
+    static func withDPoP(
+        nonce: Bool = false, pipeline fastPath: Bool = true,
+        _ body: @Sendable (TestEnvironment, TestBrowser, String) async throws -> Void
+    ) async throws {
+        let echoPort = try await TestServers.freePort()
+        let echo = "http://127.0.0.1:\(echoPort)"
+        try await TestEnvironment.run(
+            extraServices: [EchoUpstream.makeApplication(port: echoPort, logger: TestEnvironment.quietLogger)],
+            extraPorts: [echoPort], apiFastPath: fastPath,
+            configure: { configuration in
+                configuration.oidc.dpop = .required
+                configuration.server.environment = "development"
+                configuration.diagnostics.showTokens = true
+                configuration.apis.append(
+                    APIRouteConfiguration(path: "/api/echo", upstream: echo + "/echo", token: .user))
+            },
+            configureIdP: { $0.dpopNonce = nonce }
+        ) { env, browser in try await body(env, browser, echo) }
+    }
+
+    static func claims(ofJWT token: String) throws -> [String: JSONValue] {
+        let jws = try #require(CompactJWS(token))
+        return try JSONDecoder().decode([String: JSONValue].self, from: Data(jws.payloadJSON))
+    }
+
+    @Test(arguments: [true, false])
+    func tokensAreBoundAndEveryUpstreamCallCarriesAFreshProof(fastPath: Bool) async throws {
+        try await Self.withDPoP(pipeline: fastPath) { env, browser, echo in
+            let start = try await browser.get(env.origin + "/bff/login")
+            let location = try #require(start.location)
+            let jkt = try #require(TestEnvironment.query(location)["dpop_jkt"])
+            #expect(jkt.utf8.count == 43, "the authorization request names the session key's thumbprint")
+            try await env.login(browser)
+            #expect(await env.idp.statistics().dpopBoundTokens == 1)
+
+            // The sample API refuses a bound token without a proof of its key: it answers 200 here.
+            let sample = try await browser.get(env.origin + "/api/weatherforecast", headers: env.csrf)
+            #expect(sample.status == 200, "\(sample.body)")
+
+            var proofs: [String] = []
+            for round in 0..<2 {
+                let page = try await browser.get(env.origin + "/api/echo/r\(round)?q=1", headers: env.csrf)
+                #expect(page.status == 200)
+                let seen = try EchoedRequest(json: page.body)
+                let authorization = try #require(seen.values("authorization").first)
+                #expect(authorization.hasPrefix("DPoP "), "the DPoP scheme, not Bearer")
+                let token = String(authorization.dropFirst(5))
+                let cnf = try Self.claims(ofJWT: token)["cnf"]?.objectValue?["jkt"]?.stringValue
+                let proof = try #require(seen.values("dpop").first)
+                proofs.append(proof)
+                // The proof verifies for this request (htm, htu without the query, ath) with the bound key.
+                let verdict = DevDPoPVerifier().verify(
+                    proof, method: "GET", url: echo + "/echo/r\(round)", accessToken: token, now: SystemTimeSource().now
+                )
+                let bound = try #require(cnf)
+                #expect(verdict == .success(bound), "\(verdict)")
+            }
+            #expect(Set(proofs).count == 2, "a fresh proof (jti) per call")
+
+            // A stolen access token alone is useless at the API.
+            let diagnostics = try await browser.get(env.origin + "/bff/diagnostics", headers: env.csrf)
+            let token = try #require(TestEnvironment.extract(#""accessToken":""#, from: diagnostics.body))
+            let api = "http://127.0.0.1:\(env.apiPort)/weatherforecast"
+            let bare = try await browser.get(api, headers: [("Authorization", "Bearer " + token)])
+            #expect(bare.status == 401)
+            #expect(bare.header("www-authenticate") == "DPoP error=\"invalid_token\"")
+            let noProof = try await browser.get(api, headers: [("Authorization", "DPoP " + token)])
+            #expect(noProof.status == 401)
+            // A proof captured on its way to another URL does not open this one.
+            let replayed = try await browser.get(
+                api, headers: [("Authorization", "DPoP " + token), ("DPoP", proofs[0])])
+            #expect(replayed.status == 401)
+            #expect(replayed.header("www-authenticate") == "DPoP error=\"invalid_dpop_proof\"")
+        }
+    }
+
+    @Test func refreshesProveTheSessionKey() async throws {
+        let echoPort = try await TestServers.freePort()
+        try await TestEnvironment.run(
+            extraServices: [EchoUpstream.makeApplication(port: echoPort, logger: TestEnvironment.quietLogger)],
+            extraPorts: [echoPort],
+            configure: { configuration in
+                configuration.oidc.dpop = .required
+                configuration.tokens.refreshBeforeExpiry = .seconds(400)  // every call refreshes
+                configuration.apis.append(
+                    APIRouteConfiguration(
+                        path: "/api/echo", upstream: "http://127.0.0.1:\(echoPort)/echo", token: .user))
+            }
+        ) { env, browser in
+            try await env.login(browser)
+            var tokens: Set<String> = []
+            for round in 0..<3 {
+                let page = try await browser.get(env.origin + "/api/echo/\(round)", headers: env.csrf)
+                #expect(page.status == 200)
+                tokens.insert(try #require(try EchoedRequest(json: page.body).values("authorization").first))
+            }
+            let statistics = await env.idp.statistics()
+            #expect(statistics.refreshRequests == 3)
+            #expect(statistics.dpopBoundTokens == 4, "the login and each refresh: bound tokens, proofs accepted")
+            #expect(statistics.dpopProofsRefused.isEmpty)
+            #expect(tokens.count == 3 && tokens.allSatisfy { $0.hasPrefix("DPoP ") })
+        }
+    }
+
+    /// RFC 9449 §8: the IdP asks for a nonce once; the gateway retries with it and keeps it.
+    @Test func theTokenEndpointsNonceIsRetriedOnceAndKept() async throws {
+        try await Self.withDPoP(nonce: true) { env, browser, _ in
+            try await env.login(browser)
+            #expect(try await env.user(browser).status == 200)
+            let statistics = await env.idp.statistics()
+            #expect(statistics.dpopProofsRefused == ["nonce": 1], "one use_dpop_nonce, then the nonce was sent")
+            #expect(statistics.dpopBoundTokens == 1)
+            let second = TestBrowser()
+            try await env.login(second)
+            #expect(await env.idp.statistics().dpopProofsRefused == ["nonce": 1], "the nonce was kept")
+            try await second.shutdown()
+        }
+    }
+
+    /// Hostile proofs straight at the dev IdP's token endpoint, each refused for its reason.
+    @Test func theDevIdPRefusesEachBadProof() async throws {
+        try await Self.withDPoP { env, _, _ in
+            let key = DPoPKey.generate()
+            let now = SystemTimeSource().now
+            let random = SystemSecureRandom()
+            let url = env.issuer + "/token"
+            func post(_ proof: String?) async throws -> Int {
+                var request = HTTPClientRequest(url: url)
+                request.method = .POST
+                request.headers.add(name: "content-type", value: "application/x-www-form-urlencoded")
+                request.headers.add(
+                    name: "authorization",
+                    value: "Basic " + Data("bff-demo:\(DemoSetup.clientSecret)".utf8).base64EncodedString())
+                if let proof { request.headers.add(name: "DPoP", value: proof) }
+                request.body = .bytes(ByteBuffer(string: "grant_type=client_credentials&scope=api"))
+                return Int(try await HTTPClient.shared.execute(request, timeout: .seconds(5)).status.code)
+            }
+            let good = key.proof(method: "POST", url: url, accessToken: nil, nonce: nil, now: now, random: random)
+            #expect(try await post(good) == 200)
+            #expect(try await post(good) == 400, "the same jti twice")
+            #expect(
+                try await post(
+                    key.proof(method: "GET", url: url, accessToken: nil, nonce: nil, now: now, random: random)) == 400)
+            #expect(
+                try await post(
+                    key.proof(method: "POST", url: url + "x", accessToken: nil, nonce: nil, now: now, random: random))
+                    == 400)
+            #expect(
+                try await post(
+                    key.proof(method: "POST", url: url, accessToken: nil, nonce: nil, now: now - 600, random: random))
+                    == 400)
+            let forged = try key.key.sign(
+                header:
+                    "{\"typ\":\"dpop+jwt\",\"alg\":\"ES256\",\"jwk\":\(DPoPKey.generate().key.publicKey.canonicalJSON)}",
+                payload: "{\"jti\":\"x1\",\"htm\":\"POST\",\"htu\":\"\(url)\",\"iat\":\(now)}")
+            #expect(try await post(forged) == 400, "signed by another key than the one in the header")
+            let untyped = try key.key.sign(
+                header: "{\"alg\":\"ES256\",\"jwk\":\(key.key.publicKey.canonicalJSON)}",
+                payload: "{\"jti\":\"x2\",\"htm\":\"POST\",\"htu\":\"\(url)\",\"iat\":\(now)}")
+            #expect(try await post(untyped) == 400)
+            #expect(try await post("eyJhbGciOiJub25lIn0.eyJ9.") == 400)
+            #expect(
+                await env.idp.statistics().dpopProofsRefused == [
+                    "jti replayed": 1, "htm": 1, "htu": 1, "iat": 1, "signature": 1, "typ": 1, "malformed": 1,
+                ])
+        }
+    }
+}
