@@ -36,7 +36,9 @@ BFF_PORTS = {"memory": 18130, "sqlite": 18131, "postgres": 18132, "cookie": 1813
              # The same store with metrics off (BFF_METRICS=false), to measure what metrics cost.
              "sqlite-nometrics": 18134, "memory-nometrics": 18135,
              # The same store with every request traced (sample ratio 1.0) into a discarding receiver.
-             "sqlite-traced": 18136, "memory-traced": 18137}
+             "sqlite-traced": 18136, "memory-traced": 18137,
+             # The same store with DPoP-bound sessions (a fresh ES256 proof on every upstream call).
+             "sqlite-dpop": 18138, "memory-dpop": 18139}
 POST_BODY = json.dumps({"order": {"id": "A-1001", "items": [{"sku": f"SKU-{i:04d}", "quantity": i % 5 + 1,
                                                                  "note": "x" * 22} for i in range(8)]}})
 POST_BODY = POST_BODY[:-2] + " " * (600 - len(POST_BODY)) + POST_BODY[-2:]
@@ -147,7 +149,8 @@ clients:
 def start_gateway(bff_binary, name, postgres_url=None):
     """Starts `bff serve` for `name` (a store, or `<store>-nometrics`) on its own port; returns the process."""
     port = BFF_PORTS[name]
-    store = name.removesuffix("-nometrics").removesuffix("-traced")
+    store = name.removesuffix("-nometrics").removesuffix("-traced").removesuffix("-dpop")
+    dpop = "\n  dpop: required" if name.endswith("-dpop") else ""
     metrics_env = {"BFF_METRICS": "false"} if name.endswith("-nometrics") else {}
     telemetry = (f'telemetry:\n  otlp: {{endpoint: "http://127.0.0.1:{PORTS["otlp"]}"}}\n  sampleRatio: 1.0\n'
                  if name.endswith("-traced") else "")
@@ -168,7 +171,7 @@ keys:
 oidc:
   issuer: "http://127.0.0.1:{PORTS['idp']}"
   clientId: bench
-  clientSecret: bench-secret
+  clientSecret: bench-secret{dpop}
 session:
   {session}
 admin:
@@ -302,7 +305,7 @@ def main():
     parser.add_argument("--stores", default="memory,sqlite,postgres",
                         help="comma-separated gateway session stores to measure (memory, sqlite, postgres, cookie; "
                              "<store>-nometrics: the same with BFF_METRICS=false; <store>-traced: every request traced into "
-                             "a discarding OTLP receiver)")
+                             "a discarding OTLP receiver; <store>-dpop: DPoP-bound sessions, a proof per call)")
     parser.add_argument("--slow", action="store_true", help="also measure GET c64 through a 20 ms upstream")
     parser.add_argument("--profile", action="store_true",
                         help="only run the first store's bff under load with `perf record -g` (10 s)")
@@ -438,6 +441,13 @@ def report(summary, stores, arguments):
                          f"{summary['bff-' + on]['post'] / summary['bff-' + off]['post']:.3f} |")
         lines += ["", "Target (issue 12): throughput with metrics on (and traces sampled at 1.0 into a "
                   "discarding receiver) within 5 % of metrics off."]
+    dpop_pairs = [(store + "-dpop", store) for store in stores if store + "-dpop" in stores]
+    if dpop_pairs:
+        lines += ["", "| gateway | GET ÷ bearer | POST ÷ bearer |", "|---|---|---|"]
+        for on, off in dpop_pairs:
+            lines.append(f"| {on} | {summary['bff-' + on]['get'] / summary['bff-' + off]['get']:.3f} | "
+                         f"{summary['bff-' + on]['post'] / summary['bff-' + off]['post']:.3f} |")
+        lines += ["", "DPoP (issue 14): every upstream call signs a fresh ES256 proof; the ratio is its cost."]
     lines += ["", "Targets (issue 11, SQLite store): GET ≥ 1.8× Caddy and ≥ 0.55× nginx; POST ≥ 1.5× Caddy; "
               "PostgreSQL GET ≥ 1.2× Caddy; p99 c16 below Caddy's everywhere; peak RSS ≤ 64 MB.", ""]
     with open(arguments.results, "a") as handle:

@@ -112,6 +112,7 @@ struct DevIdPCommand: AsyncParsableCommand {
         if let value = root["idTokenLifetime"] as? Int { settings.idTokenLifetime = Int64(value) }
         if let value = root["refreshTokenLifetime"] as? Int { settings.refreshTokenLifetime = Int64(value) }
         if let value = root["signingAlgorithm"] as? String { settings.signingAlgorithm = value }
+        if let value = root["dpopNonce"] as? Bool { settings.dpopNonce = value }
         return (host, port, settings)
     }
 }
