@@ -1,5 +1,6 @@
 import BFFCore
 import BFFOIDC
+import HTTPTypes
 import Hummingbird
 import Logging
 
@@ -10,12 +11,15 @@ import Logging
 #endif
 
 extension BFF {
-    /// `GET /bff/login?returnUrl=&prompt=`: starts the authorization code flow.
-    func login<Context: BFFRequestContext>(_ request: Request, context: Context) async throws -> Response {
+    /// `GET /bff/login?returnUrl=&prompt=`: starts the authorization code flow. `iframeOnly`:
+    /// Duende v3's `/bff/silent-login` (prompt=none, answered by the iframe page).
+    func login<Context: BFFRequestContext>(_ request: Request, context: Context, iframeOnly: Bool = false)
+        async throws -> Response
+    {
         guard let query = FormEncoding.firstValues(request.rawQuery) else { return BFFResponses.problem(.badRequest) }
-        let returnURL = query["returnUrl"] ?? configuration.homePath
+        let returnURL = iframeOnly ? "/" : query["returnUrl"] ?? configuration.homePath
         guard ReturnURLValidator.isValid(returnURL) else { return BFFResponses.problem(.invalidReturnURL) }
-        let prompt = query["prompt"]
+        let prompt = iframeOnly ? "none" : query["prompt"]
         if let prompt, !PromptValidator.known.contains(prompt) { return BFFResponses.problem(.invalidPrompt) }
         let metadata: ProviderMetadata
         do {
@@ -28,9 +32,13 @@ extension BFF {
             return BFFResponses.problem(.invalidPrompt)
         }
         let now = time.now
-        let transaction = LoginTransaction.start(
+        var transaction = LoginTransaction.start(
             issuer: configuration.oidc.issuer, returnURL: returnURL, prompt: prompt, now: now, random: random,
             dpop: configuration.oidc.dpop.isEnabled(advertised: metadata.supportsDPoP))
+        // SPEC §11.4: a silent login as a top-level navigation (works without third-party cookies)
+        // comes back to returnUrl; in an iframe, or when the browser does not say, §3's page.
+        transaction.topLevelSilent =
+            prompt == "none" && !iframeOnly && request.headers[Self.secFetchDest] == "document"
         let location: String
         do {
             location = try await authorization.url(for: transaction, redirectURI: redirectURI, metadata: metadata)
@@ -75,12 +83,18 @@ extension BFF {
         let correlationID = random.token(byteCount: 9)
         var logger = context.logger
         logger[metadataKey: "bff.correlation_id"] = .string(correlationID)
+        // Once the transaction is proven ours: a top-level silent login never ends on an error page.
+        var silentReturnURL: String?
         func fail(
             _ reason: String, _ outcome: BFFMetrics.LoginOutcome, status: HTTPResponse.Status = .badRequest,
             cookies: [SetCookie] = []
         ) -> Response {
             metrics.login(outcome)
             logger.warning("login callback refused", metadata: ["bff.reason": .string(reason)])
+            if let silentReturnURL {
+                return BFFResponses.redirect(
+                    to: Self.appending("bff-login=none", to: silentReturnURL), cookies: cookies)
+            }
             return BFFResponses.loginError(status: status, correlationID: correlationID, cookies: cookies)
         }
         guard let query = FormEncoding.firstValues(request.rawQuery) else {
@@ -109,6 +123,7 @@ extension BFF {
         else {
             return fail("login transaction replayed", .state, cookies: consumed)
         }
+        if transaction.topLevelSilent { silentReturnURL = transaction.returnURL }
         let metadata: ProviderMetadata
         do {
             metadata = try await provider.metadata()
@@ -132,6 +147,10 @@ extension BFF {
             ]
             if transaction.prompt == "none" && silentFailures.contains(error) {
                 metrics.login(.silentNone)
+                if let silentReturnURL {
+                    return BFFResponses.redirect(
+                        to: Self.appending("bff-login=none", to: silentReturnURL), cookies: consumed)
+                }
                 return silentLoginPage(isLoggedIn: false, cookies: consumed)
             }
             let safeCode =
@@ -211,8 +230,28 @@ extension BFF {
         logger.info("login succeeded")
         metrics.login(.success)
         metrics.sessionStarted()
+        if transaction.topLevelSilent {
+            return BFFResponses.redirect(
+                to: Self.appending("bff-login=success", to: transaction.returnURL), cookies: consumed + sessionCookies)
+        }
         if transaction.prompt == "none" { return silentLoginPage(isLoggedIn: true, cookies: consumed + sessionCookies) }
         return BFFResponses.redirect(to: transaction.returnURL, cookies: consumed + sessionCookies)
+    }
+
+    /// `Sec-Fetch-Dest`: what the browser fetches the request for (`document`, `iframe`, …).
+    static let secFetchDest = HTTPField.Name("Sec-Fetch-Dest")!  // justified: a valid constant name
+
+    /// `returnURL` (a validated local path) with `parameter` added to its query, before any fragment.
+    static func appending(_ parameter: String, to returnURL: String) -> String {
+        let fragmentStart = returnURL.firstIndex(of: "#") ?? returnURL.endIndex
+        let base = returnURL[..<fragmentStart]
+        let separator = base.contains("?") ? (base.hasSuffix("?") || base.hasSuffix("&") ? "" : "&") : "?"
+        return base + separator + parameter + returnURL[fragmentStart...]
+    }
+
+    /// `GET /bff/silent-login-callback` (Duende v3): the iframe page for the current session.
+    func silentLoginCallback<Context: BFFRequestContext>(_ request: Request, context: Context) -> Response {
+        silentLoginPage(isLoggedIn: context.bff.session != nil, cookies: [])
     }
 
     /// The page answering a `prompt=none` login inside an iframe.

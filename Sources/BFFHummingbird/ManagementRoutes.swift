@@ -14,6 +14,11 @@ extension BFF {
         let prefix = RouterPath(configuration.managementPrefix)
         let group = router.group(prefix).add(middleware: BFFSessionMiddleware<Context>(bff: self))
         group.get("login") { request, context in try await self.login(request, context: context) }
+        // Duende v3's silent-login endpoints, for SPAs written against them (the iframe mode).
+        group.get("silent-login") { request, context in
+            try await self.login(request, context: context, iframeOnly: true)
+        }
+        group.get("silent-login-callback") { request, context in self.silentLoginCallback(request, context: context) }
         group.get("user") { request, context in await self.user(request, context: context) }
         group.get("logout") { request, context in await self.logout(request, context: context) }
         group.post("logout") { request, context in

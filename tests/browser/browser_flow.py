@@ -47,8 +47,13 @@ def check(condition, message):
         raise Failure(message)
 
 
-def browser():
+def browser(block_third_party_cookies=False):
     options = webdriver.ChromeOptions()
+    if block_third_party_cookies:
+        # What Safari does by default and Chrome users can choose: the IdP's cookies stay out of
+        # frames embedded in another site.
+        options.add_experimental_option("prefs", {"profile.block_third_party_cookies": True,
+                                                  "profile.cookie_controls_mode": 1})
     options.binary_location = CHROMIUM
     for argument in (
         "--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1200,900",
@@ -194,6 +199,61 @@ def spa_flow(name, origin, login, logout, api_check, out, signed_in_check=None):
     return results
 
 
+def silent_login_flow(origin, idp_origin, out):
+    """Third-party cookies blocked, the gateway on `localhost` and the dev IdP on `127.0.0.1` (two
+    sites): silent login in an iframe cannot see the IdP's session; as a top-level navigation it can
+    (SPEC §11.4), and without an IdP session it comes back with bff-login=none, not an error page."""
+    results = {}
+    driver = browser(block_third_party_cookies=True)
+    try:
+        driver.get(origin + "/")
+        wait_for(driver, lambda d: visible(d, "login"), "the SPA's Sign in button")
+        driver.find_element(By.ID, "login").click()
+        login_dev_idp(driver)
+        wait_for(driver, lambda d: d.current_url.startswith(origin) and visible(d, "user-name"), "the signed-in SPA")
+        # The gateway session ends; the IdP's lives on.
+        driver.execute_cdp_cmd("Network.deleteCookies", {"name": "__Host-bff-session", "url": origin + "/"})
+        driver.get(origin + "/")
+        wait_for(driver, lambda d: visible(d, "login"), "the signed-out SPA")
+
+        # The frame answers (its message is seen, not a timeout) and says: not logged in.
+        in_frame, message = driver.execute_async_script(
+            "const done = arguments[0]; let seen = null;"
+            "window.addEventListener('message', e => { if (e.data && e.data.source === 'bff-silent-login') seen = e.data; });"
+            "window.bff.silentLogin(4000).then(r => done([r, seen]));")
+        check(message is not None and message.get("isLoggedIn") is False,
+              f"the silent-login frame answered not logged in (message {message!r})")
+        check(in_frame is False, f"the iframe mode cannot see the IdP session across sites (got {in_frame!r})")
+        results["iframe_not_logged_in"] = "pass"
+
+        driver.execute_script("window.bff.ensureSession({iframe: false});")
+        wait_for(driver, lambda d: "bff-login=" in d.current_url and visible(d, "user-name"),
+                 "the SPA back from a top-level silent login")
+        check("bff-login=success" in driver.current_url, f"came back signed in ({driver.current_url})")
+        results["top_level_logged_in"] = "pass"
+
+        # Neither session: the top-level attempt comes back with none (no error page, no loop).
+        driver.execute_cdp_cmd("Network.deleteCookies", {"name": "__Host-bff-session", "url": origin + "/"})
+        driver.execute_cdp_cmd("Network.deleteCookies", {"name": "devidp_session", "url": idp_origin + "/"})
+        driver.get(origin + "/")
+        wait_for(driver, lambda d: visible(d, "login"), "the signed-out SPA")
+        driver.execute_script("window.bff.ensureSession({iframe: false});")
+        wait_for(driver, lambda d: "bff-login=" in d.current_url and visible(d, "login"),
+                 "the SPA back from a top-level silent login without a session")
+        check("bff-login=none" in driver.current_url, f"came back with none ({driver.current_url})")
+        outcome = driver.execute_async_script("window.bff.ensureSession().then(c => arguments[0](c));")
+        check(outcome is None, f"ensureSession reads the outcome instead of trying again (got {outcome!r})")
+        check("bff-login" not in driver.current_url, "the outcome parameter is removed from the address")
+        results["top_level_none"] = "pass"
+    except Exception as error:
+        results["failure"] = str(error)
+        driver.save_screenshot(os.path.join(out, "silent-login-failure.png"))
+    finally:
+        driver.quit()
+    print(f"silent-login: {json.dumps(results)}")
+    return results
+
+
 class DevServer(http.server.BaseHTTPRequestHandler):
     """A stand-in for `npm run dev`: the SPA's files, index.html with an HMR client, and an HMR
     WebSocket (`vite-hmr`) that greets each client with what its handshake carried."""
@@ -279,6 +339,7 @@ def main():
             check("summary" in text.lower() or "temperature" in text.lower(), f"weather data shown: {text[:80]}")
 
         report["demo"] = spa_flow("demo", origin, login_dev_idp, lambda d: None, demo_api, args.out)
+        report["silent-login"] = silent_login_flow(origin, "http://127.0.0.1:5291", args.out)
     finally:
         demo.terminate()
         demo.wait(timeout=10)

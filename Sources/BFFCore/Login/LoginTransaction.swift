@@ -19,6 +19,9 @@ public struct LoginTransaction: Sendable, Equatable {
     /// The session's DPoP key, made before the authorization request (its thumbprint goes out as
     /// `dpop_jkt`); nil without DPoP.
     public var dpopKey: DPoPKey?
+    /// A `prompt=none` login started by a top-level navigation (`Sec-Fetch-Dest: document`): the
+    /// callback answers with a redirect to ``returnURL`` and `bff-login=success|none`, never a page.
+    public var topLevelSilent = false
 
     /// Lifetime of a login transaction, 10 minutes.
     public static let lifetime: Int64 = 600
@@ -67,10 +70,13 @@ public struct LoginTransaction: Sendable, Equatable {
         now >= createdAt + LoginTransaction.lifetime || now < createdAt - 300
     }
 
-    /// Binary form for sealing (version 2 adds the DPoP key at the end, only when there is one).
+    /// Binary form for sealing. Version 2 adds the DPoP key at the end; version 3 a flags byte
+    /// (top-level silent login, has a key) and then the key. The oldest version that holds the
+    /// transaction is written, so transactions without the new parts stay readable by earlier releases.
     public func encoded() -> [UInt8] {
         var writer = ByteWriter()
-        writer.write(UInt8(dpopKey == nil ? 1 : 2))
+        let version: UInt8 = topLevelSilent ? 3 : dpopKey == nil ? 1 : 2
+        writer.write(version)
         writer.write(state)
         writer.write(nonce)
         writer.write(codeVerifier)
@@ -78,6 +84,7 @@ public struct LoginTransaction: Sendable, Equatable {
         writer.write(returnURL)
         writer.write(prompt)
         writer.write(createdAt)
+        if version == 3 { writer.write(UInt8((topLevelSilent ? 1 : 0) | (dpopKey == nil ? 0 : 2))) }
         if let dpopKey { writer.write(bytes: dpopKey.scalar) }
         return writer.bytes
     }
@@ -85,13 +92,18 @@ public struct LoginTransaction: Sendable, Equatable {
     /// Decodes ``encoded()``.
     public init?(encoded bytes: [UInt8]) {
         var reader = ByteReader(bytes)
-        let version = reader.readByte()
-        guard version == 1 || version == 2, let state = reader.readString(), let nonce = reader.readString(),
-            let verifier = reader.readString(), let issuer = reader.readString(), let returnURL = reader.readString(),
-            let prompt = reader.readOptionalString(), let createdAt = reader.readInt64()
+        guard let version = reader.readByte(), (1...3).contains(version), let state = reader.readString(),
+            let nonce = reader.readString(), let verifier = reader.readString(), let issuer = reader.readString(),
+            let returnURL = reader.readString(), let prompt = reader.readOptionalString(),
+            let createdAt = reader.readInt64()
         else { return nil }
+        var flags: UInt8 = version == 2 ? 2 : 0
+        if version == 3 {
+            guard let value = reader.readByte(), value & ~3 == 0 else { return nil }
+            flags = value
+        }
         var dpopKey: DPoPKey?
-        if version == 2 {
+        if flags & 2 != 0 {
             guard let scalar = reader.readBytes(), let key = try? DPoPKey(scalar: scalar) else { return nil }
             dpopKey = key
         }
@@ -100,6 +112,7 @@ public struct LoginTransaction: Sendable, Equatable {
             state: state, nonce: nonce, codeVerifier: verifier, issuer: issuer, returnURL: returnURL, prompt: prompt,
             createdAt: createdAt)
         self.dpopKey = dpopKey
+        self.topLevelSilent = flags & 1 != 0
     }
 }
 

@@ -2,6 +2,7 @@
 (function () {
   "use strict";
   const headers = { "X-CSRF": "1" };
+  const loginParameter = "bff-login";
 
   async function user() {
     const response = await fetch("/bff/user", { headers, credentials: "same-origin" });
@@ -15,9 +16,14 @@
     return found ? found.value : undefined;
   }
 
+  function here() {
+    const url = new URL(window.location.href);
+    url.searchParams.delete(loginParameter);
+    return url.pathname + url.search + url.hash;
+  }
+
   function login(returnUrl) {
-    const target = returnUrl || window.location.pathname + window.location.search;
-    window.location.assign("/bff/login?returnUrl=" + encodeURIComponent(target));
+    window.location.assign("/bff/login?returnUrl=" + encodeURIComponent(returnUrl || here()));
   }
 
   function logout(claims) {
@@ -25,11 +31,69 @@
     window.location.assign(url || "/bff/logout");
   }
 
-  function api(path, options) {
-    const merged = Object.assign({ credentials: "same-origin" }, options || {});
-    merged.headers = Object.assign({}, headers, (options && options.headers) || {});
-    return fetch(path, merged);
+  // Silent login in a hidden iframe (prompt=none). Browsers that block third-party cookies keep
+  // the IdP's session cookie out of the frame, so this answers false there: see ensureSession.
+  function silentLogin(timeoutMs) {
+    return new Promise((resolve) => {
+      const frame = document.createElement("iframe");
+      frame.style.display = "none";
+      frame.title = "silent login";
+      let timer = null;
+      function done(result) {
+        window.removeEventListener("message", listener);
+        clearTimeout(timer);
+        frame.remove();
+        resolve(result);
+      }
+      function listener(event) {
+        if (event.origin !== window.location.origin || event.source !== frame.contentWindow) return;
+        if (!event.data || event.data.source !== "bff-silent-login") return;
+        done(event.data.isLoggedIn === true);
+      }
+      window.addEventListener("message", listener);
+      timer = setTimeout(() => done(false), timeoutMs || 5000);
+      frame.src = "/bff/silent-login";
+      document.body.appendChild(frame);
+    });
   }
 
-  window.bff = { user, claim, login, logout, fetch: api };
+  // The claims of a session, trying without the user's help: the current session, then silent
+  // login in an iframe, then once per page a top-level silent login (prompt=none as a navigation,
+  // which works without third-party cookies and comes back with ?bff-login=success|none).
+  // Resolves with the claims, or null when the user must sign in; the page may navigate away.
+  async function ensureSession(options) {
+    const settings = Object.assign({ iframe: true, topLevel: true }, options || {});
+    let claims = await user();
+    if (claims) return claims;
+    const url = new URL(window.location.href);
+    const outcome = url.searchParams.get(loginParameter);
+    if (outcome) {
+      url.searchParams.delete(loginParameter);
+      window.history.replaceState(window.history.state, "", url.pathname + url.search + url.hash);
+      return outcome === "success" ? user() : null;
+    }
+    if (settings.iframe && (await silentLogin(settings.timeoutMs))) {
+      claims = await user();
+      if (claims) return claims;
+    }
+    if (settings.topLevel) {
+      window.location.assign("/bff/login?prompt=none&returnUrl=" + encodeURIComponent(here()));
+      return new Promise(() => {});  // navigating away
+    }
+    return null;
+  }
+
+  // Same-origin API calls with the anti-forgery header. A 401 (no session, or it ended) sends the
+  // browser to the login page and back here, unless `loginOn401: false`.
+  async function api(path, options) {
+    const merged = Object.assign({ credentials: "same-origin" }, options || {});
+    merged.headers = Object.assign({}, headers, (options && options.headers) || {});
+    const loginOn401 = merged.loginOn401 !== false;
+    delete merged.loginOn401;
+    const response = await fetch(path, merged);
+    if (response.status === 401 && loginOn401) login(here());
+    return response;
+  }
+
+  window.bff = { user, claim, login, logout, fetch: api, silentLogin, ensureSession };
 })();
