@@ -31,6 +31,9 @@ public final class DevDPoPVerifier: Sendable {
             let claims = try? JSONValueDecoding.object(jws.payloadJSON)
         else { return .failure(Refusal("malformed")) }
         guard header["typ"]?.stringValue == "dpop+jwt" else { return .failure(Refusal("typ")) }
+        guard header["crit"] == nil, header["jku"] == nil, header["x5u"] == nil, header["x5c"] == nil else {
+            return .failure(Refusal("header"))
+        }
         guard let algorithm = header["alg"]?.stringValue.flatMap(JWSAlgorithm.init(rawValue:)) else {
             return .failure(Refusal("alg"))
         }
@@ -42,7 +45,8 @@ public final class DevDPoPVerifier: Sendable {
         }
         guard claims["htm"]?.stringValue == method else { return .failure(Refusal("htm")) }
         guard claims["htu"]?.stringValue == DPoPKey.targetURI(url) else { return .failure(Refusal("htu")) }
-        guard let issuedAt = claims["iat"]?.int64Value, abs(issuedAt - now) <= window else {
+        // No subtraction: a hostile iat (Int64.min) must not overflow.
+        guard let issuedAt = claims["iat"]?.int64Value, issuedAt >= now - window, issuedAt <= now + window else {
             return .failure(Refusal("iat"))
         }
         if let accessToken {
@@ -53,10 +57,12 @@ public final class DevDPoPVerifier: Sendable {
         guard let jti = claims["jti"]?.stringValue, !jti.isEmpty, jti.utf8.count <= 256 else {
             return .failure(Refusal("jti"))
         }
+        // Kept until the proof could no longer pass the iat check (its iat may be ahead of now).
+        let forgetAfter = max(issuedAt, now) + window
         let fresh = seen.withLock { seen -> Bool in
-            if seen.count > 50_000 { seen = seen.filter { $0.value > now - window } }
+            if seen.count > 50_000 { seen = seen.filter { $0.value >= now } }
             guard seen[jti] == nil else { return false }
-            seen[jti] = now
+            seen[jti] = forgetAfter
             return true
         }
         return fresh ? .success(key.thumbprint) : .failure(Refusal("jti replayed"))

@@ -28,7 +28,8 @@ extension DevIdentityProvider {
             clientID: client.clientID, redirectURI: redirectURI, scope: scope, state: clientState,
             nonce: query["nonce"],
             codeChallenge: challenge, prompt: query["prompt"], dpopJKT: query["dpop_jkt"],
-            expiresAt: time.now + 600)
+            acrValues: (query["acr_values"] ?? "").split(separator: " ").map(String.init),
+            maxAge: query["max_age"].flatMap { Int64($0) }, expiresAt: time.now + 600)
         let cookie = CookieHeader(fields: request.headers[values: .cookie]).value(named: Self.sessionCookie)
         let existing: DevIdentityProviderState.IdPSession?
         if let cookie {
@@ -36,13 +37,19 @@ extension DevIdentityProvider {
         } else {
             existing = nil
         }
-        if let existing, pending.prompt != "login" {
+        // An existing session serves unless the request asks for more: a fresh login, an acr it
+        // does not have (OpenID Connect Core: acr_values is voluntary; here `mfa` is honoured), or
+        // an authentication more recent than it is.
+        if let existing, pending.prompt != "login",
+            pending.acrValues.isEmpty || pending.acrValues.contains(existing.acr),
+            pending.maxAge.map({ time.now - existing.authTime <= $0 }) ?? true
+        {
             return await issueCode(pending, session: existing, cookies: [])
         }
         if pending.prompt == "none" { return fail("login_required") }
         let id = random.token(byteCount: 24)
         await state.addPending(id, pending)
-        return loginPage(requestID: id, error: nil)
+        return loginPage(requestID: id, error: nil, askCode: pending.acrValues.contains("mfa"))
     }
 
     /// `POST /authorize`: the login form.
@@ -54,13 +61,20 @@ extension DevIdentityProvider {
         }
         guard let user = configuration.users.first(where: { $0.username == values["username"] }),
             constantTime(user.password, values["password"] ?? "")
-        else { return loginPage(requestID: id, error: "Wrong user name or password.") }
+        else {
+            return loginPage(
+                requestID: id, error: "Wrong user name or password.", askCode: pending.acrValues.contains("mfa"))
+        }
+        // The one-time code raises the login to `mfa`; a wrong one is refused, none leaves `pwd`.
+        let code = values["otp"] ?? ""
+        if !code.isEmpty, !constantTime(configuration.oneTimeCode, code) {
+            return loginPage(requestID: id, error: "Wrong one-time code.", askCode: true)
+        }
         guard let taken = await state.takePending(id, now: time.now) else {
             return Self.errorPage("This sign-in request has expired. Go back to the application and try again.")
         }
-        _ = pending
         let session = DevIdentityProviderState.IdPSession(
-            user: user, sid: random.token(byteCount: 12), authTime: time.now)
+            user: user, sid: random.token(byteCount: 12), authTime: time.now, acr: code.isEmpty ? "pwd" : "mfa")
         let cookieValue = random.token(byteCount: 24)
         await state.createSession(cookieValue, session)
         await state.countLogin()
@@ -78,7 +92,7 @@ extension DevIdentityProvider {
             code,
             .init(
                 request: pending, user: session.user, sid: session.sid, authTime: session.authTime,
-                expiresAt: now + configuration.codeLifetime))
+                acr: session.acr, expiresAt: now + configuration.codeLifetime))
         var parameters = ["code": code]
         if configuration.sendIssParameter { parameters["iss"] = configuration.issuer }
         return authorizationRedirect(pending.redirectURI, parameters, state: pending.state, cookies: cookies)
@@ -94,7 +108,7 @@ extension DevIdentityProvider {
         return Self.redirect(redirectURI + separator + FormEncoding.encode(pairs), cookies: cookies)
     }
 
-    func loginPage(requestID: String, error: String?) -> Response {
+    func loginPage(requestID: String, error: String?, askCode: Bool = false) -> Response {
         let message = error.map { "<p class=\"error\" role=\"alert\">\(Self.escapeHTML($0))</p>" } ?? ""
         let hints = configuration.users.map { "\(Self.escapeHTML($0.username))/\(Self.escapeHTML($0.password))" }
             .joined(separator: ", ")
@@ -112,6 +126,7 @@ extension DevIdentityProvider {
             <input type="hidden" name="request_id" value="\(Self.escapeHTML(requestID))">
             <label for="username">User name</label><input id="username" name="username" autocomplete="username" autofocus>
             <label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password">
+            \(askCode ? "<label for=\"otp\">One-time code (\(Self.escapeHTML(configuration.oneTimeCode)))</label><input id=\"otp\" name=\"otp\" autocomplete=\"one-time-code\">" : "")
             <button id="login" type="submit">Sign in</button></form></body></html>
             """, status: error == nil ? .ok : .unauthorized,
             formTargets: configuration.clients.flatMap { $0.redirectURIs.compactMap { WebURL($0)?.origin } })

@@ -58,7 +58,7 @@ extension DevIdentityProvider {
             }
             return await tokenResponse(
                 client: client, user: redeemed.user, sid: redeemed.sid, scope: redeemed.request.scope,
-                nonce: redeemed.request.nonce, authTime: redeemed.authTime, family: nil, jkt: jkt)
+                nonce: redeemed.request.nonce, authTime: redeemed.authTime, acr: redeemed.acr, family: nil, jkt: jkt)
         case "refresh_token":
             guard let token = values["refresh_token"] else { return Self.oauthError("invalid_request") }
             switch await state.useRefresh(token, clientID: client.clientID, jkt: jkt, now: now) {
@@ -89,7 +89,7 @@ extension DevIdentityProvider {
 
     func tokenResponse(
         client: DevClient, user: DevUser, sid: String, scope: [String], nonce: String?, authTime: UnixTime?,
-        family: String?, resource: String? = nil, jkt: String? = nil
+        acr: String? = nil, family: String?, resource: String? = nil, jkt: String? = nil
     ) async -> Response {
         let now = time.now
         await state.recordParticipant(sid: sid, clientID: client.clientID)
@@ -102,6 +102,7 @@ extension DevIdentityProvider {
                 "auth_time": .int(authTime ?? now),
             ]
             if let nonce { claims["nonce"] = .string(nonce) }
+            if let acr { claims["acr"] = .string(acr) }
             if configuration.issueSessionID { claims["sid"] = .string(sid) }
             if scope.contains("profile") {
                 claims["name"] = .string(user.name)
@@ -237,12 +238,30 @@ extension DevIdentityProvider {
 
     /// `GET|POST /userinfo`.
     func userInfo(_ request: Request) async -> Response {
-        guard let authorization = request.headers[.authorization], authorization.hasPrefix("Bearer "),
-            let user = await state.accessTokenUser(String(authorization.dropFirst(7)), now: time.now)
-        else {
-            var response = Self.oauthError("invalid_token", status: .unauthorized)
-            response.headers[.wwwAuthenticate] = "Bearer error=\"invalid_token\""
+        func refuse(_ scheme: String, _ error: String) -> Response {
+            var response = Self.oauthError(error, status: .unauthorized)
+            response.headers[.wwwAuthenticate] = "\(scheme) error=\"\(error)\""
             return response
+        }
+        guard let authorization = request.headers[.authorization], let space = authorization.firstIndex(of: " ")
+        else { return refuse("Bearer", "invalid_token") }
+        let scheme = authorization[..<space].lowercased()
+        let token = String(authorization[authorization.index(after: space)...])
+        let now = time.now
+        guard scheme == "bearer" || scheme == "dpop", let binding = await state.accessTokenBinding(token, now: now),
+            let user = await state.accessTokenUser(token, now: now)
+        else { return refuse("Bearer", "invalid_token") }
+        // RFC 9449 §7: a bound token only with the DPoP scheme and a proof of its key.
+        if let jkt = binding {
+            let proofs = request.headers[values: Self.dpopHeader]
+            guard scheme == "dpop", proofs.count == 1,
+                case .success(let thumbprint) = dpop.verify(
+                    proofs[0], method: request.method.rawValue, url: configuration.issuer + "/userinfo",
+                    accessToken: token, now: now),
+                thumbprint == jkt
+            else { return refuse("DPoP", "invalid_token") }
+        } else if scheme != "bearer" {
+            return refuse("Bearer", "invalid_token")
         }
         return Self.json(
             "{\"sub\":\(JSONText.quote(user.subject)),\"name\":\(JSONText.quote(user.name)),\"preferred_username\":\(JSONText.quote(user.username)),\"email\":\(JSONText.quote(user.email))}"

@@ -80,8 +80,9 @@ public struct DevIdentityProvider: Sendable {
             "token_endpoint_auth_signing_alg_values_supported":["ES256","RS256","PS256"],\
             "dpop_signing_alg_values_supported":["ES256","RS256","PS256"],\
             "prompt_values_supported":["none","login","consent","select_account"],\
+            "acr_values_supported":["pwd","mfa"],\
             "authorization_response_iss_parameter_supported":\(configuration.sendIssParameter),\
-            "claims_supported":["sub","iss","aud","exp","iat","auth_time","nonce","sid","name","preferred_username","email"]}
+            "claims_supported":["sub","iss","aud","exp","iat","auth_time","acr","nonce","sid","name","preferred_username","email"]}
             """
     }
 

@@ -14,18 +14,24 @@ actor DevIdentityProviderState {
         var prompt: String?
         /// RFC 9449 §10: the key the code is bound to.
         var dpopJKT: String?
+        /// Step-up: `acr_values` and `max_age` asked for.
+        var acrValues: [String] = []
+        var maxAge: Int64? = nil
         var expiresAt: UnixTime
     }
     struct IdPSession: Sendable {
         var user: DevUser
         var sid: String
         var authTime: UnixTime
+        /// `pwd` (password) or `mfa` (password and the one-time code).
+        var acr: String = "pwd"
     }
     struct Code: Sendable {
         var request: AuthorizationRequest
         var user: DevUser
         var sid: String
         var authTime: UnixTime
+        var acr: String = "pwd"
         var expiresAt: UnixTime
     }
     struct RefreshGrant: Sendable {

@@ -158,7 +158,7 @@ public struct BFF: Sendable {
                     Self.logoutCookieName(secure: secureCookies),
                 ] + configuration.session.siblingCookieNames),
             trustedProxies: configuration.server.trustedProxies.compactMap(IPAddressRange.init), publicOrigin: origin,
-            logger: logger)
+            logger: logger, random: random, requireDPoP: configuration.oidc.dpop == .required)
     }
 }
 

@@ -21,6 +21,18 @@ extension BFF {
         guard ReturnURLValidator.isValid(returnURL) else { return BFFResponses.problem(.invalidReturnURL) }
         let prompt = iframeOnly ? "none" : query["prompt"]
         if let prompt, !PromptValidator.known.contains(prompt) { return BFFResponses.problem(.invalidPrompt) }
+        // Step-up: `acrValues` (space-separated) and `maxAge` (seconds), as a step-up-required
+        // problem names them.
+        var acrValues: [String] = []
+        if let text = query["acrValues"], !iframeOnly {
+            guard let parsed = StepUp.parseACRValues(text) else { return BFFResponses.problem(.badRequest) }
+            acrValues = parsed
+        }
+        var maxAge: Int64?
+        if let text = query["maxAge"], !iframeOnly {
+            guard let parsed = StepUp.parseMaxAge(text) else { return BFFResponses.problem(.badRequest) }
+            maxAge = parsed
+        }
         let metadata: ProviderMetadata
         do {
             metadata = try await provider.metadata()
@@ -39,6 +51,8 @@ extension BFF {
         // comes back to returnUrl; in an iframe, or when the browser does not say, §3's page.
         transaction.topLevelSilent =
             prompt == "none" && !iframeOnly && request.headers[Self.secFetchDest] == "document"
+        transaction.acrValues = acrValues
+        transaction.maxAge = maxAge
         let location: String
         do {
             location = try await authorization.url(for: transaction, redirectURI: redirectURI, metadata: metadata)
@@ -199,13 +213,36 @@ extension BFF {
             return fail("ID token rejected", .idToken, cookies: consumed)
         }
         guard let subject = claims["sub"]?.stringValue else { return fail("no sub", .idToken, cookies: consumed) }
-        if configuration.oidc.fetchUserInfo,
-            let userInfo = try? await tokens.userInfo(
-                accessToken: tokenResponse.accessToken, dpop: bound ? transaction.dpopKey : nil),
-            userInfo["sub"]?.stringValue == subject
-        {
-            for (key, value) in userInfo where claims[key] == nil { claims[key] = value }
-            if let merged = try? JSONEncoder().encode(claims) { claimsJSON = Array(merged) }
+        // Step-up: what was asked for must be in the (signed) ID token; an IdP that answers with a
+        // weaker or older authentication does not get a session that claims the stronger one.
+        let acr = claims["acr"]?.stringValue
+        let authTime = claims["auth_time"]?.int64Value
+        if !transaction.acrValues.isEmpty, !(acr.map(transaction.acrValues.contains) ?? false) {
+            return fail(
+                "acr \(acr.map { StepUp.isValidACR($0) ? $0 : "(unprintable)" } ?? "missing") is not one of "
+                    + "the requested \(transaction.acrValues)", .idToken, cookies: consumed)
+        }
+        if let maxAge = transaction.maxAge {
+            let skew = configuration.oidc.clockSkew.components.seconds
+            guard let authTime, now - authTime <= maxAge + skew else {
+                return fail("auth_time missing or older than max_age \(maxAge)", .idToken, cookies: consumed)
+            }
+        }
+        if configuration.oidc.fetchUserInfo {
+            // Userinfo only adds claims: the login goes on without them, but says why.
+            do {
+                let userInfo = try await tokens.userInfo(
+                    accessToken: tokenResponse.accessToken, dpop: bound ? transaction.dpopKey : nil)
+                if userInfo["sub"]?.stringValue == subject {
+                    for (key, value) in userInfo where claims[key] == nil { claims[key] = value }
+                    if let merged = try? JSONEncoder().encode(claims) { claimsJSON = Array(merged) }
+                } else {
+                    logger.warning("userinfo ignored: its sub is not the ID token's")
+                }
+            } catch {
+                logger.warning(
+                    "userinfo failed; the login goes on without its claims", metadata: ["bff.error": "\(error)"])
+            }
         }
         let idpSessionID = claims["sid"]?.stringValue
         var session = Session(
@@ -218,6 +255,8 @@ extension BFF {
                 refreshToken: tokenResponse.refreshToken, idToken: idToken),
             createdAt: now, renewedAt: now)
         session.dpopKey = bound ? transaction.dpopKey : nil
+        session.authenticationContext = acr.flatMap { StepUp.isValidACR($0) ? $0 : nil }
+        session.authTime = authTime
         let sessionCookies: [SetCookie]
         do {
             sessionCookies = try await sessions.create(

@@ -22,6 +22,12 @@ public struct AuthorizationRequestBuilder: Sendable {
         if let prompt = transaction.prompt { parameters.append(("prompt", prompt)) }
         // RFC 9449 §10: the code is bound to the session's DPoP key.
         if let key = transaction.dpopKey { parameters.append(("dpop_jkt", key.thumbprint)) }
+        // Step-up (OpenID Connect Core §3.1.2.1); through PAR when the IdP offers it, so the browser
+        // cannot edit them.
+        if !transaction.acrValues.isEmpty {
+            parameters.append(("acr_values", transaction.acrValues.joined(separator: " ")))
+        }
+        if let maxAge = transaction.maxAge { parameters.append(("max_age", String(maxAge))) }
         for (name, value) in configuration.authorizeParameters.sorted(by: { $0.key < $1.key }) {
             parameters.append((name, value))
         }

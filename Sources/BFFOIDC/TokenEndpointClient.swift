@@ -45,7 +45,8 @@ public struct TokenEndpointClient: Sendable {
     /// The provider whose endpoints it calls.
     public let provider: OIDCProvider
     let http: any OIDCHTTPClient
-    let configuration: OIDCConfiguration
+    /// The OIDC settings (client authentication, DPoP).
+    public let configuration: OIDCConfiguration
     let random: any SecureRandom
     let clientAccepted = ClientAcceptance()
     let dpopNonce = LatestNonce()
@@ -194,7 +195,9 @@ public struct TokenEndpointClient: Sendable {
         }
         return TokenResponse(
             accessToken: accessToken, tokenType: object["token_type"]?.stringValue,
-            expiresIn: object["expires_in"]?.int64Value ?? object["expires_in"]?.stringValue.flatMap { Int64($0) },
+            // Clamped to a year: an absurd value must not overflow `now + expires_in` anywhere.
+            expiresIn: (object["expires_in"]?.int64Value ?? object["expires_in"]?.stringValue.flatMap { Int64($0) })
+                .map { min(max($0, 0), 31_536_000) },
             refreshToken: object["refresh_token"]?.stringValue, idToken: object["id_token"]?.stringValue,
             scope: object["scope"]?.stringValue)
     }

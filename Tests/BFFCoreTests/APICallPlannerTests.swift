@@ -19,7 +19,9 @@ struct APICallPlannerTests {
         func clientToken(scopes: [String]?, resource: String?) async throws -> String { "fetched-client-token" }
     }
 
-    func planner(cachedClientToken: String? = "cached-client-token", trusted: [String] = []) throws -> (
+    func planner(
+        cachedClientToken: String? = "cached-client-token", trusted: [String] = [], requireDPoP: Bool = false
+    ) throws -> (
         APICallPlanner, SessionManager
     ) {
         var configuration = SessionConfiguration(store: .memory)
@@ -35,11 +37,21 @@ struct APICallPlannerTests {
                 APIRouteConfiguration(path: "/api/public", upstream: "http://public.internal", token: .none),
                 APIRouteConfiguration(path: "/api/svc", upstream: "http://svc.internal/x", token: .client),
                 APIRouteConfiguration(path: "/api/live", upstream: "http://live.internal/ws", websocket: true),
+                {
+                    var route = APIRouteConfiguration(path: "/api/admin", upstream: "http://admin.internal/")
+                    route.requireAcr = ["mfa"]
+                    return route
+                }(),
+                {
+                    var route = APIRouteConfiguration(path: "/api/recent", upstream: "http://recent.internal/")
+                    route.maxAuthAge = .seconds(300)
+                    return route
+                }(),
             ], sessions: sessions, tokens: Tokens(cached: cachedClientToken),
             antiForgery: AntiForgeryPolicy(configuration: .init(), publicOrigin: origin),
             headerPolicy: HeaderPolicy(antiForgeryHeader: "X-CSRF", bffCookiePrefixes: ["__Host-bff-session"]),
             trustedProxies: trusted.compactMap(IPAddressRange.init), publicOrigin: origin,
-            logger: .init(label: "test"))
+            logger: .init(label: "test"), requireDPoP: requireDPoP)
         return (planner, sessions)
     }
 

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import BFFCore
 import BFFDevIdentityProvider
+import BFFOIDC
 import BFFTesting
 import Foundation
 import NIOCore
@@ -13,7 +14,7 @@ import Testing
 @Suite("DPoP-bound sessions")
 struct DPoPTests {
     static func withDPoP(
-        nonce: Bool = false, pipeline fastPath: Bool = true,
+        nonce: Bool = false, pipeline fastPath: Bool = true, mode: DPoPMode = .required, refreshAlways: Bool = false,
         _ body: @Sendable (TestEnvironment, TestBrowser, String) async throws -> Void
     ) async throws {
         let echoPort = try await TestServers.freePort()
@@ -22,7 +23,8 @@ struct DPoPTests {
             extraServices: [EchoUpstream.makeApplication(port: echoPort, logger: TestEnvironment.quietLogger)],
             extraPorts: [echoPort], apiFastPath: fastPath,
             configure: { configuration in
-                configuration.oidc.dpop = .required
+                configuration.oidc.dpop = mode
+                if refreshAlways { configuration.tokens.refreshBeforeExpiry = .seconds(400) }
                 configuration.server.environment = "development"
                 configuration.diagnostics.showTokens = true
                 configuration.apis.append(
@@ -113,6 +115,33 @@ struct DPoPTests {
             #expect(statistics.dpopBoundTokens == 4, "the login and each refresh: bound tokens, proofs accepted")
             #expect(statistics.dpopProofsRefused.isEmpty)
             #expect(tokens.count == 3 && tokens.allSatisfy { $0.hasPrefix("DPoP ") })
+        }
+    }
+
+    /// A hostile or broken refresh answer: an `expires_in` that would overflow never crashes the
+    /// gateway, and under `required` a `Bearer` answer is a failed refresh, never sent upstream.
+    @Test(arguments: [DPoPMode.required, .off])
+    func aBearerOrAbsurdRefreshAnswerIsContained(mode: DPoPMode) async throws {
+        try await Self.withDPoP(mode: mode, refreshAlways: true) { env, browser, _ in
+            try await env.login(browser)
+            env.idpLink.answerRefreshes(
+                with: OIDCHTTPResponse(
+                    status: 200,
+                    body: Array(
+                        #"{"access_token":"AT-downgraded","token_type":"Bearer","expires_in":9223372036854775807}"#.utf8
+                    )))
+            let page = try await browser.get(env.origin + "/api/echo/x", headers: env.csrf)
+            if mode == .required {
+                #expect(page.status == 503, "\(page.status) \(page.body)")
+                #expect(page.body.contains("urn:bff:problem:idp-unavailable"))
+                #expect(try await env.user(browser).status == 200, "the session is kept")
+            } else {
+                #expect(page.status == 200)
+                let seen = try EchoedRequest(json: page.body)
+                #expect(seen.values("authorization") == ["Bearer AT-downgraded"])
+                // expires_in was clamped to a year: the next call uses it without a refresh.
+                env.idpLink.answerRefreshes(with: nil)
+            }
         }
     }
 

@@ -46,7 +46,8 @@ struct TestEnvironment: Sendable {
     static func run(
         accessTokenLifetime: Int64 = 300, issueSessionID: Bool = true, idpRunning: Bool = true,
         upstream: (any UpstreamTransport)? = nil, extraServices: [any Service] = [], extraPorts: [Int] = [],
-        gatewayTime: (any TimeSource)? = nil, keyRing: KeyRing? = nil, store: (any SessionStore)? = nil,
+        gatewayTime: (any TimeSource)? = nil, idpTime: (any TimeSource)? = nil, keyRing: KeyRing? = nil,
+        store: (any SessionStore)? = nil,
         revocationFeed: (any SharedRevocationFeed)? = nil,
         peer: (store: (any SessionStore)?, revocationFeed: (any SharedRevocationFeed)?)? = nil,
         apiFastPath: Bool = true, forwarderConfiguration: NIOUpstream.Configuration = .init(),
@@ -88,7 +89,7 @@ struct TestEnvironment: Sendable {
         }
         // As `bff serve`: stored revocation records apply before the first request.
         try await gateway.bff.restoreRevocations()
-        let idp = try DevIdentityProvider(configuration: setup.idp)
+        let idp = try DevIdentityProvider(configuration: setup.idp, time: idpTime ?? SystemTimeSource())
         var environment = TestEnvironment(
             origin: "http://localhost:\(gatewayPort)", issuer: setup.idp.issuer, idp: idp, gateway: gateway,
             adminPort: adminPort, apiPort: apiPort, idpLink: idpLink, forwarder: forwarder, gatewayTime: gatewayTime)

@@ -306,6 +306,19 @@ extension BFFConfiguration {
                     RouteKey.resource, entry: index, "'\(resource)' is not an absolute URL (RFC 8707)",
                     "write https://api.example.com")
             }
+            if route.requiresStepUp, route.token != .user {
+                add(
+                    RouteKey.token, entry: index, "requireAcr and maxAuthAge need the user's session",
+                    "use token: user on this route")
+            }
+            for value in route.requireAcr where !StepUp.isValidACR(value) {
+                add(
+                    RouteKey.requireAcr, entry: index, "'\(value)' is not an acr value",
+                    "use 1-64 characters of A-Z a-z 0-9 : . _ / -")
+            }
+            if let age = route.maxAuthAge, age <= .zero {
+                add(RouteKey.maxAuthAge, entry: index, "must be positive", "write 5m")
+            }
             if route.resource != nil, route.token.usesUserToken, session.store == .cookie {
                 add(
                     RouteKey.resource, entry: index,

@@ -22,6 +22,10 @@ public struct LoginTransaction: Sendable, Equatable {
     /// A `prompt=none` login started by a top-level navigation (`Sec-Fetch-Dest: document`): the
     /// callback answers with a redirect to ``returnURL`` and `bff-login=success|none`, never a page.
     public var topLevelSilent = false
+    /// Step-up: the `acr_values` asked for; the ID token's `acr` must be one of them.
+    public var acrValues: [String] = []
+    /// Step-up: the `max_age` asked for; the ID token's `auth_time` must be at most this old.
+    public var maxAge: Int64?
 
     /// Lifetime of a login transaction, 10 minutes.
     public static let lifetime: Int64 = 600
@@ -75,7 +79,8 @@ public struct LoginTransaction: Sendable, Equatable {
     /// transaction is written, so transactions without the new parts stay readable by earlier releases.
     public func encoded() -> [UInt8] {
         var writer = ByteWriter()
-        let version: UInt8 = topLevelSilent ? 3 : dpopKey == nil ? 1 : 2
+        let flagged = topLevelSilent || !acrValues.isEmpty || maxAge != nil
+        let version: UInt8 = flagged ? 3 : dpopKey == nil ? 1 : 2
         writer.write(version)
         writer.write(state)
         writer.write(nonce)
@@ -84,8 +89,18 @@ public struct LoginTransaction: Sendable, Equatable {
         writer.write(returnURL)
         writer.write(prompt)
         writer.write(createdAt)
-        if version == 3 { writer.write(UInt8((topLevelSilent ? 1 : 0) | (dpopKey == nil ? 0 : 2))) }
+        if version == 3 {
+            writer.write(
+                UInt8(
+                    (topLevelSilent ? 1 : 0) | (dpopKey == nil ? 0 : 2) | (acrValues.isEmpty ? 0 : 4)
+                        | (maxAge == nil ? 0 : 8)))
+        }
         if let dpopKey { writer.write(bytes: dpopKey.scalar) }
+        if !acrValues.isEmpty {
+            writer.write(UInt8(acrValues.count))
+            for value in acrValues { writer.write(value) }
+        }
+        if let maxAge { writer.write(maxAge) }
         return writer.bytes
     }
 
@@ -99,7 +114,7 @@ public struct LoginTransaction: Sendable, Equatable {
         else { return nil }
         var flags: UInt8 = version == 2 ? 2 : 0
         if version == 3 {
-            guard let value = reader.readByte(), value & ~3 == 0 else { return nil }
+            guard let value = reader.readByte(), value & ~15 == 0 else { return nil }
             flags = value
         }
         var dpopKey: DPoPKey?
@@ -107,12 +122,27 @@ public struct LoginTransaction: Sendable, Equatable {
             guard let scalar = reader.readBytes(), let key = try? DPoPKey(scalar: scalar) else { return nil }
             dpopKey = key
         }
+        var acrValues: [String] = []
+        if flags & 4 != 0 {
+            guard let count = reader.readByte(), (1...8).contains(count) else { return nil }
+            for _ in 0..<count {
+                guard let value = reader.readString() else { return nil }
+                acrValues.append(value)
+            }
+        }
+        var maxAge: Int64?
+        if flags & 8 != 0 {
+            guard let value = reader.readInt64() else { return nil }
+            maxAge = value
+        }
         guard reader.isAtEnd else { return nil }
         self.init(
             state: state, nonce: nonce, codeVerifier: verifier, issuer: issuer, returnURL: returnURL, prompt: prompt,
             createdAt: createdAt)
         self.dpopKey = dpopKey
         self.topLevelSilent = flags & 1 != 0
+        self.acrValues = acrValues
+        self.maxAge = maxAge
     }
 }
 

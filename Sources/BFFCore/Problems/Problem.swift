@@ -8,6 +8,10 @@ public struct Problem: Sendable, Hashable, Error {
     public var status: Int
     /// Seconds for a `Retry-After` header (temporary conditions: 503), nil for none.
     public var retryAfter: Int?
+    /// Step-up: the `acr` values a new login must reach (extension member `acrValues`).
+    public var acrValues: [String]?
+    /// Step-up: the most seconds since the user authenticated (extension member `maxAge`).
+    public var maxAge: Int64?
 
     /// Creates a problem.
     public init(type: String, title: String, status: Int, retryAfter: Int? = nil) {
@@ -75,12 +79,22 @@ public struct Problem: Sendable, Hashable, Error {
     /// anti-forgery header on a handshake, so the origin is what proves it is the SPA's own.
     public static let webSocketOrigin = Problem(
         type: "urn:bff:problem:websocket-origin", title: "WebSocket origin refused", status: 403)
+    /// The session's authentication is not strong or recent enough for the route (401): log in
+    /// again with `/bff/login?acrValues=…&maxAge=…` (the members say which).
+    public static func stepUpRequired(acrValues: [String]?, maxAge: Int64?) -> Problem {
+        var problem = Problem(type: "urn:bff:problem:step-up-required", title: "Step-up required", status: 401)
+        problem.acrValues = acrValues
+        problem.maxAge = maxAge
+        return problem
+    }
     /// An unexpected failure inside the BFF (500); details only in the log.
     public static let internalError = Problem(type: "urn:bff:problem:internal", title: "Internal error", status: 500)
 
     /// The `application/problem+json` body.
     public func json(traceID: String? = nil) -> String {
         var body = "{\"type\":\(JSONText.quote(type)),\"title\":\(JSONText.quote(title)),\"status\":\(status)"
+        if let acrValues { body += ",\"acrValues\":\(JSONText.quote(acrValues.joined(separator: " ")))" }
+        if let maxAge { body += ",\"maxAge\":\(maxAge)" }
         if let traceID { body += ",\"traceId\":\(JSONText.quote(traceID))" }
         return body + "}"
     }

@@ -3,9 +3,10 @@ struct APICredential: Sendable {
     let token: String
     let dpop: DPoPKey?
 
-    /// The session's token: DPoP-bound when the session holds a key and its tokens are `DPoP`.
-    static func user(_ token: String, session: Session) -> APICredential {
-        APICredential(token: token, dpop: session.dpopBinding)
+    /// The session's token (or its token for `resource`): DPoP-bound when the session holds a key
+    /// and that token came back as `DPoP`.
+    static func user(_ token: String, session: Session, resource: String?) -> APICredential {
+        APICredential(token: token, dpop: session.dpopBinding(resource: resource))
     }
 
     /// A client-credentials token (bearer).
@@ -15,10 +16,12 @@ struct APICredential: Sendable {
 extension Session {
     /// The key the session's user tokens are bound to: its DPoP key when the IdP issued `DPoP`
     /// tokens (RFC 9449 §5), else nil (bearer).
-    public var dpopBinding: DPoPKey? {
-        guard let dpopKey, let type = tokens.tokenType, type.utf8.count == 4, type.lowercased() == "dpop" else {
-            return nil
-        }
+    public var dpopBinding: DPoPKey? { dpopBinding(resource: nil) }
+
+    /// The key the session's token for `resource` (nil: its main access token) is bound to.
+    public func dpopBinding(resource: String?) -> DPoPKey? {
+        let type = resource.map { tokens.token(for: $0)?.tokenType } ?? tokens.tokenType
+        guard let dpopKey, let type, type.utf8.count == 4, type.lowercased() == "dpop" else { return nil }
         return dpopKey
     }
 }
@@ -37,12 +40,23 @@ extension APICallPlanner {
     func credentials(for route: APIRouteConfiguration, session: LoadedSession?, cookieHeader: CookieHeader) async
         -> Result<(credential: APICredential?, cookies: [SetCookie]), RouteRefusal>
     {
+        if route.requiresStepUp, let session,
+            let problem = StepUp.problem(
+                route: route, session: session.session, now: sessions.now)
+        {
+            return .failure(RouteRefusal(problem: problem, cookies: []))
+        }
         var cookies: [SetCookie] = []
         var bearer: APICredential?
         if route.token.usesUserToken, var loaded = session {
             switch await tokens.userToken(for: &loaded, cookies: cookieHeader, resource: route.resource) {
             case .token(let token, let issued):
-                bearer = .user(token, session: loaded.session)
+                bearer = .user(token, session: loaded.session, resource: route.resource)
+                // `oidc.dpop: required`: a session whose token is not bound (made before DPoP was
+                // required) never sends a bearer token; the user signs in again.
+                if requireDPoP, bearer?.dpop == nil {
+                    return .failure(RouteRefusal(problem: .sessionExpired, cookies: []))
+                }
                 // Every call that uses the session renews its idle timeout (throttled); in cookie
                 // mode a renewal re-issues the whole cookie, superseding `issued`.
                 let renewed = await sessions.slide(&loaded, cookies: cookieHeader)

@@ -23,14 +23,18 @@ public final class APICallPlanner: Sendable {
     let logger: Logger
     /// `jti`s of DPoP proofs.
     let random: any SecureRandom
+    /// `oidc.dpop: required`: user tokens go out DPoP-bound or not at all.
+    let requireDPoP: Bool
 
     /// A planner for `routes`.
     public init(
         routes: [APIRouteConfiguration], sessions: SessionManager, tokens: any APITokenSource,
         antiForgery: AntiForgeryPolicy, headerPolicy: HeaderPolicy, trustedProxies: [IPAddressRange],
-        publicOrigin: String, logger: Logger, random: any SecureRandom = SystemSecureRandom()
+        publicOrigin: String, logger: Logger, random: any SecureRandom = SystemSecureRandom(),
+        requireDPoP: Bool = false
     ) {
         self.random = random
+        self.requireDPoP = requireDPoP
         self.routes = RouteTable(routes: routes)
         self.planned = self.routes.entries.map(PlannedRoute.init)
         self.sessions = sessions
@@ -169,6 +173,11 @@ public final class APICallPlanner: Sendable {
             case .session(let session): loaded = session
             }
         }
+        if route.requiresStepUp, let session = loaded?.session,
+            let problem = StepUp.problem(route: route, session: session, now: sessions.now)
+        {
+            return refuse(problem, api: api)
+        }
         if let credential = immediateCredential(for: route, session: loaded) {
             return decision(skeleton, credential: credential, cookies: [], session: loaded?.session)
         }
@@ -222,7 +231,8 @@ public final class APICallPlanner: Sendable {
                     (tokens.accessToken, tokens.accessTokenExpiresAt)
                 }
             guard let token, self.tokens.freshness.isFresh(expiresAt: expiresAt, now: sessions.now) else { return nil }
-            bearer = .user(token, session: loaded.session)
+            bearer = .user(token, session: loaded.session, resource: route.resource)
+            if requireDPoP, bearer?.dpop == nil { return nil }  // the async path refuses it
         } else if route.token.requiresUser {
             return nil
         }

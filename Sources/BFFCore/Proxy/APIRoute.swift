@@ -55,6 +55,13 @@ public struct APIRouteConfiguration: Sendable, Hashable {
     /// A WebSocket route: handshakes are upgraded and bridged to the upstream (`http` → `ws`,
     /// `https` → `wss`) with the route's token; plain HTTP calls get 426.
     public var websocket: Bool = false
+    /// Step-up: the session's `acr` must be one of these (empty: any).
+    public var requireAcr: [String] = []
+    /// Step-up: the session's `auth_time` must be at most this old (nil: any).
+    public var maxAuthAge: Duration?
+
+    /// Whether the route asks for a stronger or fresher authentication than any session has.
+    public var requiresStepUp: Bool { !requireAcr.isEmpty || maxAuthAge != nil }
 
     /// Creates a route with the defaults.
     public init(

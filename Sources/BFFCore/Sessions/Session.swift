@@ -20,6 +20,10 @@ public struct Session: Sendable, Equatable {
     public var renewedAt: UnixTime
     /// The session's DPoP key (RFC 9449), when its tokens are sender-constrained.
     public var dpopKey: DPoPKey?
+    /// The ID token's `acr` (step-up: routes may require one of a list).
+    public var authenticationContext: String?
+    /// The ID token's `auth_time` (step-up: routes may require a recent authentication).
+    public var authTime: UnixTime?
 
     /// Creates a session.
     public init(
@@ -43,19 +47,20 @@ public struct Session: Sendable, Equatable {
     }
 
     /// Version 1; version 2 adds resource tokens at the end (written only when there are some, so
-    /// sessions without them stay readable by earlier releases).
+    /// sessions without them stay readable by earlier releases); version 3 ends with tagged fields
+    /// (each at most once, in tag order): 1 resource tokens, 2 the DPoP key, 3 `acr`, 4 `auth_time`.
+    /// The oldest version that holds a session is written.
     static let formatVersion: UInt8 = 1
     static let formatVersionWithResourceTokens: UInt8 = 2
-    /// Version 3: version 2 (resource-token count always written) plus the DPoP key; written only
-    /// for sessions that have one.
-    static let formatVersionWithDPoP: UInt8 = 3
+    static let formatVersionTagged: UInt8 = 3
 
     /// The compact binary form that gets sealed.
     public func encoded() -> [UInt8] {
         var writer = ByteWriter(capacity: 512 + claimsJSON.count)
+        let tagged = dpopKey != nil || authenticationContext != nil || authTime != nil
         let version =
-            dpopKey != nil
-            ? Session.formatVersionWithDPoP
+            tagged
+            ? Session.formatVersionTagged
             : tokens.resourceTokens.isEmpty ? Session.formatVersion : Session.formatVersionWithResourceTokens
         writer.write(version)
         writer.write(issuer)
@@ -71,25 +76,35 @@ public struct Session: Sendable, Equatable {
         writer.write(tokens.idToken)
         writer.write(createdAt)
         writer.write(renewedAt)
-        if version != Session.formatVersion {
+        if !tokens.resourceTokens.isEmpty {
+            if tagged { writer.write(UInt8(1)) }
             writer.write(Int64(tokens.resourceTokens.count))
             for token in tokens.resourceTokens {
                 writer.write(token.resource)
                 writer.write(token.accessToken)
                 writer.write(token.expiresAt)
+                if tagged { writer.write(token.tokenType) }  // version 3 keeps each one's token_type
             }
         }
-        if let dpopKey { writer.write(bytes: dpopKey.scalar) }
+        if let dpopKey {
+            writer.write(UInt8(2))
+            writer.write(bytes: dpopKey.scalar)
+        }
+        if let authenticationContext {
+            writer.write(UInt8(3))
+            writer.write(authenticationContext)
+        }
+        if let authTime {
+            writer.write(UInt8(4))
+            writer.write(authTime)
+        }
         return writer.bytes
     }
 
     /// Decodes ``encoded()``; nil for anything malformed or of another version.
     public init?(encoded bytes: [UInt8]) {
         var reader = ByteReader(bytes)
-        let version = reader.readByte()
-        guard
-            version == Session.formatVersion || version == Session.formatVersionWithResourceTokens
-                || version == Session.formatVersionWithDPoP,
+        guard let version = reader.readByte(), (1...3).contains(version),
             let issuer = reader.readString(),
             let subject = reader.readString(),
             let idpSessionID = reader.readOptionalString(),
@@ -107,28 +122,58 @@ public struct Session: Sendable, Equatable {
         var tokens = TokenSet(
             accessToken: accessToken, accessTokenExpiresAt: accessTokenExpiresAt, tokenType: tokenType,
             refreshToken: refreshToken, idToken: idToken)
-        if version != Session.formatVersion {
-            // Version 2 writes the list only when it has entries; version 3 always.
-            guard let count = reader.readInt64(), count > (version == Session.formatVersionWithDPoP ? -1 : 0),
-                count <= 64
-            else { return nil }
+        func readResourceTokens(_ reader: inout ByteReader, withTypes: Bool) -> [ResourceToken]? {
+            guard let count = reader.readInt64(), count > 0, count <= 64 else { return nil }
+            var list: [ResourceToken] = []
             for _ in 0..<count {
                 guard let resource = reader.readString(), let token = reader.readString(),
                     let expiresAt = reader.readOptionalInt64()
                 else { return nil }
-                tokens.resourceTokens.append(
-                    ResourceToken(resource: resource, accessToken: token, expiresAt: expiresAt))
+                var type: String?
+                if withTypes {
+                    guard let value = reader.readOptionalString() else { return nil }
+                    type = value
+                }
+                list.append(
+                    ResourceToken(resource: resource, accessToken: token, expiresAt: expiresAt, tokenType: type))
             }
+            return list
         }
         var dpopKey: DPoPKey?
-        if version == Session.formatVersionWithDPoP {
-            guard let scalar = reader.readBytes(), let key = try? DPoPKey(scalar: scalar) else { return nil }
-            dpopKey = key
+        var context: String?
+        var authTime: UnixTime?
+        if version == Session.formatVersionWithResourceTokens {
+            guard let list = readResourceTokens(&reader, withTypes: false) else { return nil }
+            tokens.resourceTokens = list
+        } else if version == Session.formatVersionTagged {
+            var lastTag: UInt8 = 0
+            while !reader.isAtEnd {
+                guard let tag = reader.readByte(), tag > lastTag else { return nil }
+                lastTag = tag
+                switch tag {
+                case 1:
+                    guard let list = readResourceTokens(&reader, withTypes: true) else { return nil }
+                    tokens.resourceTokens = list
+                case 2:
+                    guard let scalar = reader.readBytes(), let key = try? DPoPKey(scalar: scalar) else { return nil }
+                    dpopKey = key
+                case 3:
+                    guard let value = reader.readString() else { return nil }
+                    context = value
+                case 4:
+                    guard let value = reader.readInt64() else { return nil }
+                    authTime = value
+                default:
+                    return nil
+                }
+            }
         }
         guard reader.isAtEnd else { return nil }
         self.init(
             issuer: issuer, subject: subject, idpSessionID: idpSessionID, logoutID: logoutID, claimsJSON: claims,
             sessionState: sessionState, tokens: tokens, createdAt: createdAt, renewedAt: renewedAt)
         self.dpopKey = dpopKey
+        self.authenticationContext = context
+        self.authTime = authTime
     }
 }

@@ -46,11 +46,14 @@ public struct ResourceToken: Sendable, Equatable {
     public var accessToken: String
     /// When it expires, if known.
     public var expiresAt: UnixTime?
+    /// `token_type` as returned (`DPoP` for a bound one), if known.
+    public var tokenType: String?
 
     /// Creates one.
-    public init(resource: String, accessToken: String, expiresAt: UnixTime?) {
+    public init(resource: String, accessToken: String, expiresAt: UnixTime?, tokenType: String? = nil) {
         self.resource = resource
         self.accessToken = accessToken
         self.expiresAt = expiresAt
+        self.tokenType = tokenType
     }
 }

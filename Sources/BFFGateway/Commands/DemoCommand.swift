@@ -179,7 +179,11 @@ enum SampleAPI {
             if let jkt = binding {
                 let proofField = request.headers[values: SampleAPI.dpopField]
                 guard scheme == "dpop", proofField.count == 1 else { return refuse("DPoP", "invalid_token") }
-                let url = "http://127.0.0.1:\(port)" + request.uri.path
+                // htu is compared with the target as sent (not percent-decoded).
+                let target = request.uri.description
+                let url =
+                    "http://127.0.0.1:\(port)"
+                    + (target.split(separator: "?", maxSplits: 1).first.map(String.init) ?? "")
                 switch proofs.verify(
                     proofField[0], method: request.method.rawValue, url: url, accessToken: token,
                     now: SystemTimeSource().now)

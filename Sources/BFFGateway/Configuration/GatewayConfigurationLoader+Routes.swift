@@ -66,6 +66,22 @@ extension GatewayConfigurationLoader {
                 reader.problem(caFilePath, "must be a file path", "write caFile: /etc/bff/internal-ca.pem")
             }
         }
+        if let acr = entry[Key.requireAcr.rawValue] {
+            if let list = acr as? [String] {
+                route.requireAcr = list
+            } else if let text = acr as? String {
+                route.requireAcr = text.split(separator: " ").map(String.init)
+            } else {
+                reader.problem("\(path).\(Key.requireAcr.rawValue)", "must be a list of acr values", "write [mfa]")
+            }
+        }
+        if let age = entry[Key.maxAuthAge.rawValue] {
+            if let parsed = ConfigReader.parseDuration("\(age)") {
+                route.maxAuthAge = parsed
+            } else {
+                reader.problem("\(path).\(Key.maxAuthAge.rawValue)", "'\(age)' is not a duration", "write 5m")
+            }
+        }
         if let websocket = entry[Key.websocket.rawValue] {
             if let flag = websocket as? Bool {
                 route.websocket = flag

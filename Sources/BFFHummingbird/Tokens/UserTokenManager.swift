@@ -14,6 +14,8 @@ final class UserTokenManager: Sendable {
     let freshness: TokenFreshness
     let time: any TimeSource
     let logger: Logger
+    /// `oidc.dpop: required`.
+    var requireDPoP: Bool { tokens.configuration.dpop == .required }
     /// Refreshes by hash of the refresh token they spend: one request each, and the result kept
     /// for ``recentLifetime`` so a caller holding the spent token gets it instead of replaying.
     private let flights: TokenFlights<[UInt8], TokenResponse>
@@ -98,6 +100,7 @@ final class UserTokenManager: Sendable {
                         throw SessionGone()
                     case .refresh(let storedRefreshToken):
                         let response = try await self.sendRefresh(storedRefreshToken, dpop: current.dpopKey)
+                        try self.requireBinding(response, session: current)
                         var updated = current
                         self.apply(response, to: &updated, now: self.time.now)
                         return (updated, response)
@@ -107,6 +110,7 @@ final class UserTokenManager: Sendable {
                 response = result
             } else {
                 response = try await self.sendRefresh(refreshToken, dpop: loaded.session.dpopKey)
+                try self.requireBinding(response, session: loaded.session)
             }
             return response
         }
@@ -142,7 +146,8 @@ final class UserTokenManager: Sendable {
                 let response = try await self.sendRefresh(refreshToken, resource: resource, dpop: current.dpopKey)
                 let token = ResourceToken(
                     resource: resource, accessToken: response.accessToken,
-                    expiresAt: response.expiresIn.map { self.time.now + $0 })
+                    expiresAt: response.expiresIn.map { self.time.now + $0 }, tokenType: response.tokenType)
+                try self.requireBinding(response, session: current)
                 var updated = current
                 updated.tokens.store(token)
                 if let rotated = response.refreshToken { updated.tokens.refreshToken = rotated }
@@ -217,6 +222,14 @@ final class UserTokenManager: Sendable {
             metrics.tokenRefresh(.idpUnavailable)
             throw error
         }
+    }
+
+    /// `oidc.dpop: required`: a refresh of a DPoP session that comes back unbound (`Bearer`) is
+    /// a failure (the IdP stopped binding); its token is never used.
+    func requireBinding(_ response: TokenResponse, session: Session) throws {
+        guard requireDPoP, session.dpopKey != nil, !response.isDPoPBound else { return }
+        logger.error("oidc.dpop is required but a refresh came back with an unbound (Bearer) token")
+        throw OIDCError.unavailable("unbound token under oidc.dpop: required")
     }
 
     func apply(_ response: TokenResponse, to session: inout Session, now: UnixTime) {

@@ -1,0 +1,75 @@
+import BFFCore
+import BFFDevIdentityProvider
+import Testing
+
+/// The planner with a signed-in caller: DPoP-bound tokens, `oidc.dpop: required`, step-up.
+extension APICallPlannerTests {
+    func signedIn(
+        _ sessions: SessionManager, tokenType: String = "Bearer", dpop: DPoPKey? = nil, acr: String? = nil,
+        authTime: UnixTime? = nil
+    ) async throws -> (String, String) {
+        var session = Session(
+            issuer: "https://idp", subject: "alice", idpSessionID: "sid", logoutID: "sid", claimsJSON: Array("{}".utf8),
+            tokens: TokenSet(
+                accessToken: "user-token", accessTokenExpiresAt: time.now + 3600, tokenType: tokenType,
+                refreshToken: "rt"),
+            createdAt: time.now, renewedAt: time.now)
+        session.dpopKey = dpop
+        session.authenticationContext = acr
+        session.authTime = authTime
+        let cookies = try await sessions.create(session, replacing: nil, cookies: CookieHeader(bytes: []))
+        return ("Cookie", cookies.map { "\($0.name)=\($0.value)" }.joined(separator: "; "))
+    }
+
+    @Test func aBoundSessionSendsTheDPoPSchemeAndAProofForThisRequest() async throws {
+        let (planner, sessions) = try planner()
+        let key = DPoPKey.generate()
+        let cookie = try await signedIn(sessions, tokenType: "DPoP", dpop: key)
+        let planned = try #require(
+            plan(planner.plan(request("/api/orders/7?q=1", method: "PATCH", [("X-CSRF", "1"), cookie]))))
+        #expect(planned.gatewayFields.contains { $0.name == "Authorization" && $0.value == "DPoP user-token" })
+        let proof = try #require(planned.gatewayFields.first { $0.name == "DPoP" }?.value)
+        let verdict = DevDPoPVerifier().verify(
+            proof, method: "PATCH", url: "http://orders.internal:8080/v1/7", accessToken: "user-token", now: time.now)
+        #expect(verdict == .success(key.thumbprint))
+        // The same session's key with a Bearer answer (an IdP that did not bind): bearer, no proof.
+        let (other, otherSessions) = try self.planner()
+        let bearer = try await signedIn(otherSessions, tokenType: "Bearer", dpop: key)
+        let unbound = try #require(plan(other.plan(request("/api/orders/7", [("X-CSRF", "1"), bearer]))))
+        #expect(unbound.gatewayFields.contains { $0.value == "Bearer user-token" })
+        #expect(!unbound.gatewayFields.contains { $0.name == "DPoP" })
+    }
+
+    /// `oidc.dpop: required`: an unbound session never sends its token; the user signs in again.
+    @Test func requiredDPoPRefusesAnUnboundSession() async throws {
+        let (planner, sessions) = try planner(requireDPoP: true)
+        let cookie = try await signedIn(sessions, tokenType: "Bearer")
+        let decision = planner.plan(request("/api/orders/7", [("X-CSRF", "1"), cookie]))
+        guard case .suspend(let work) = decision else { throw Failure("an unbound token went out at once") }
+        #expect(refusal(await work.resume()) == "session-expired")
+        let bound = try await signedIn(sessions, tokenType: "DPoP", dpop: DPoPKey.generate())
+        #expect(plan(planner.plan(request("/api/orders/7", [("X-CSRF", "1"), bound]))) != nil)
+    }
+
+    @Test func stepUpRoutesRefuseAWeakerOrOlderSession() async throws {
+        let (planner, sessions) = try planner()
+        let password = try await signedIn(sessions, acr: "pwd", authTime: time.now - 10)
+        let refused = planner.plan(request("/api/admin/x", [("X-CSRF", "1"), password]))
+        guard case .refuse(let problem) = refused else { throw Failure("not refused") }
+        #expect(problem.problem.type == "urn:bff:problem:step-up-required")
+        #expect(problem.problem.acrValues == ["mfa"] && problem.problem.maxAge == nil)
+        #expect(problem.problem.json().contains(#""acrValues":"mfa""#))
+        let mfa = try await signedIn(sessions, acr: "mfa", authTime: time.now - 400)
+        #expect(plan(planner.plan(request("/api/admin/x", [("X-CSRF", "1"), mfa]))) != nil)
+        guard case .refuse(let old) = planner.plan(request("/api/recent/x", [("X-CSRF", "1"), mfa])) else {
+            throw Failure("an old authentication passed maxAuthAge")
+        }
+        #expect(old.problem.maxAge == 300 && old.problem.acrValues == nil)
+        let unknownAge = try await signedIn(sessions, acr: "mfa", authTime: nil)
+        #expect(
+            refusal(planner.plan(request("/api/recent/x", [("X-CSRF", "1"), unknownAge]))) == "step-up-required",
+            "no auth_time: fail closed")
+        let fresh = try await signedIn(sessions, acr: "pwd", authTime: time.now - 299)
+        #expect(plan(planner.plan(request("/api/recent/x", [("X-CSRF", "1"), fresh]))) != nil)
+    }
+}
