@@ -82,9 +82,43 @@ extension DevIdentityProvider {
             return Self.json(
                 "{\"access_token\":\(JSONText.quote(accessToken)),\"token_type\":\"\(jkt == nil ? "Bearer" : "DPoP")\",\"expires_in\":\(configuration.accessTokenLifetime),\"scope\":\(JSONText.quote(scope.joined(separator: " ")))}"
             )
+        case "urn:ietf:params:oauth:grant-type:token-exchange":
+            return await exchangeToken(values, client: client, jkt: jkt)
         default:
             return Self.oauthError("unsupported_grant_type")
         }
+    }
+
+    /// RFC 8693: the client's user's current access token for one aimed at `audience` (one of
+    /// ``DevIdentityProviderConfiguration/exchangeAudiences``) or `resource`, with an `act` claim
+    /// naming the client. Tokens of another client are refused.
+    func exchangeToken(_ values: [String: String], client: DevClient, jkt: String?) async -> Response {
+        let accessType = "urn:ietf:params:oauth:token-type:access_token"
+        guard let subjectToken = values["subject_token"], values["subject_token_type"] == accessType,
+            values["requested_token_type"].map({ $0 == accessType }) ?? true
+        else { return Self.oauthError("invalid_request") }
+        let now = time.now
+        guard let grant = await state.accessTokenGrant(subjectToken, now: now), grant.clientID == client.clientID
+        else { return Self.oauthError("invalid_grant") }
+        let audience = values["audience"] ?? values["resource"]
+        guard let audience,
+            configuration.exchangeAudiences.contains(audience) || configuration.resources.contains(audience)
+        else { return Self.oauthError("invalid_target") }
+        let scope = (values["scope"] ?? "api").split(separator: " ").map(String.init)
+        guard scope.allSatisfy({ ["api", "orders.read", "orders.write"].contains($0) }) else {
+            return Self.oauthError("invalid_scope")
+        }
+        guard
+            let accessToken = try? mintAccessToken(
+                subject: grant.user.subject, clientID: client.clientID, scope: scope, sid: nil, audience: audience,
+                jkt: jkt, actor: client.clientID)
+        else { return Self.oauthError("server_error", status: .internalServerError) }
+        await state.storeAccess(
+            accessToken, user: grant.user, clientID: client.clientID,
+            expiresAt: now + configuration.accessTokenLifetime, family: grant.family, jkt: jkt)
+        return Self.json(
+            "{\"access_token\":\(JSONText.quote(accessToken)),\"issued_token_type\":\"\(accessType)\",\"token_type\":\"\(jkt == nil ? "Bearer" : "DPoP")\",\"expires_in\":\(configuration.accessTokenLifetime),\"scope\":\(JSONText.quote(scope.joined(separator: " ")))}"
+        )
     }
 
     func tokenResponse(
@@ -133,7 +167,8 @@ extension DevIdentityProvider {
     }
 
     func mintAccessToken(
-        subject: String, clientID: String, scope: [String], sid: String?, audience: String? = nil, jkt: String? = nil
+        subject: String, clientID: String, scope: [String], sid: String?, audience: String? = nil, jkt: String? = nil,
+        actor: String? = nil
     ) throws -> String {
         let now = time.now
         var claims: [String: JSONValue] = [
@@ -143,6 +178,7 @@ extension DevIdentityProvider {
         ]
         if let sid { claims["sid"] = .string(sid) }
         if let jkt { claims["cnf"] = .object(["jkt": .string(jkt)]) }
+        if let actor { claims["act"] = .object(["sub": .string(actor)]) }
         return try keys.sign(claims: claims, algorithm: configuration.signingAlgorithm, type: "at+jwt")
     }
 

@@ -73,7 +73,7 @@ public struct DevIdentityProvider: Sendable {
             "revocation_endpoint":\(JSONText.quote(issuer + "/revoke")),\
             "frontchannel_logout_supported":true,"frontchannel_logout_session_supported":true,\
             "backchannel_logout_supported":true,"backchannel_logout_session_supported":true,\
-            "response_types_supported":["code"],"grant_types_supported":["authorization_code","refresh_token","client_credentials"],\
+            "response_types_supported":["code"],"grant_types_supported":["authorization_code","refresh_token","client_credentials","urn:ietf:params:oauth:grant-type:token-exchange"],\
             "subject_types_supported":["public"],"id_token_signing_alg_values_supported":["RS256","ES256"],\
             "code_challenge_methods_supported":["S256"],"scopes_supported":["openid","profile","email","offline_access","api"],\
             "token_endpoint_auth_methods_supported":["client_secret_basic","client_secret_post","private_key_jwt"],\

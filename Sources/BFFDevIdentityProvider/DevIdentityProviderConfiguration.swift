@@ -93,6 +93,8 @@ public struct DevIdentityProviderConfiguration: Sendable {
     /// Whether the token endpoint demands a `DPoP-Nonce` in proofs (RFC 9449 §8): a proof without
     /// the current nonce gets 400 `use_dpop_nonce` with the nonce.
     public var dpopNonce = false
+    /// Audiences the token-exchange grant (RFC 8693) issues tokens for (besides ``resources``).
+    public var exchangeAudiences: [String] = ["orders"]
     /// The one-time code that raises a login to `acr` `mfa` (step-up tests); without it, `pwd`.
     public var oneTimeCode = "246810"
 

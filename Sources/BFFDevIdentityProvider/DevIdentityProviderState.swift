@@ -140,6 +140,13 @@ actor DevIdentityProviderState {
         if let family = entry.family, revokedFamilies.contains(family) { return nil }
         return .some(entry.jkt)
     }
+    /// A current access token's user, client and scope (token exchange checks its subject).
+    func accessTokenGrant(_ token: String, now: UnixTime) -> (user: DevUser, clientID: String, family: String?)? {
+        guard let entry = accessTokens[token], entry.expiresAt > now, let user = entry.user else { return nil }
+        if let family = entry.family, revokedFamilies.contains(family) { return nil }
+        return (user, entry.clientID, entry.family)
+    }
+
     func accessTokenUser(_ token: String, now: UnixTime) -> DevUser? {
         guard let entry = accessTokens[token], entry.expiresAt > now else { return nil }
         if let family = entry.family, revokedFamilies.contains(family) { return nil }

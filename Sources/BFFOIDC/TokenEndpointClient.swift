@@ -83,6 +83,22 @@ public struct TokenEndpointClient: Sendable {
         return try await tokenRequest(form, dpop: dpop)
     }
 
+    /// Exchanges `subjectToken` (the user's access token) for one aimed at another API (RFC 8693),
+    /// with a DPoP proof of `dpop` for a bound session.
+    public func exchange(
+        subjectToken: String, audience: String?, scopes: [String], resource: String?, dpop: DPoPKey? = nil
+    ) async throws -> TokenResponse {
+        var form = [
+            ("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange"), ("subject_token", subjectToken),
+            ("subject_token_type", "urn:ietf:params:oauth:token-type:access_token"),
+            ("requested_token_type", "urn:ietf:params:oauth:token-type:access_token"),
+        ]
+        if let audience { form.append(("audience", audience)) }
+        if !scopes.isEmpty { form.append(("scope", scopes.joined(separator: " "))) }
+        if let resource { form.append(("resource", resource)) }
+        return try await tokenRequest(form, dpop: dpop)
+    }
+
     /// Gets a client-credentials token.
     public func clientCredentials(scope: String?, resource: String?) async throws -> TokenResponse {
         var form = [("grant_type", "client_credentials")]
@@ -202,11 +218,7 @@ public struct TokenEndpointClient: Sendable {
             scope: object["scope"]?.stringValue)
     }
 
-    /// RFC 9449 §8.1: a nonce is 1+ characters of `%x21 / %x23-5B / %x5D-7E`; bounded here.
-    static func isValidNonce(_ nonce: String) -> Bool {
-        !nonce.isEmpty && nonce.utf8.count <= 512
-            && nonce.utf8.allSatisfy { $0 == 0x21 || (0x23...0x5B).contains($0) || (0x5D...0x7E).contains($0) }
-    }
+    static func isValidNonce(_ nonce: String) -> Bool { UpstreamChallenge.isValidNonce(nonce) }
 
     func post(_ endpoint: String, form: [(String, String)], dpop: DPoPKey? = nil) async throws -> OIDCHTTPResponse {
         var form = form

@@ -4,6 +4,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
+import Synchronization
 
 /// An upstream API for proxy tests: echoes what reached it, and misbehaves on request.
 ///
@@ -15,6 +16,25 @@ import NIOCore
 /// - `/download/{bytes}`: streams that many bytes in 64 KiB chunks (no Content-Length).
 /// - `/stall/{bytes}`: sends the head and that many body bytes, then nothing for 5 s.
 /// - `POST /early`: answers at once, before reading the request body.
+/// - `/challenge/step-up`: 401 with RFC 9470's `insufficient_user_authentication` (`acr_values="mfa"`,
+///   `max_age="60"`).
+/// - `/challenge/nonce`: 401 `use_dpop_nonce` with `DPoP-Nonce: n-1` unless the request's `DPoP`
+///   proof carries that nonce; then it echoes like `/echo`. `/challenge/count` says how many
+///   challenges were sent.
+/// Counts the DPoP nonce challenges `/challenge/nonce` sent.
+final class ChallengeCounter: Sendable {
+    private let value = Mutex(0)
+    var count: Int { value.withLock { $0 } }
+    func add() { value.withLock { $0 += 1 } }
+}
+
+/// Standard base64 (padded) from base64url.
+func base64(_ text: String) -> String {
+    var standard = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+    while standard.count % 4 != 0 { standard += "=" }
+    return standard
+}
+
 public enum EchoUpstream {
     /// An application serving the echo endpoints on `127.0.0.1:port`. `idleTimeout` closes idle
     /// keep-alive connections (to test pools against upstreams with short keep-alive).
@@ -28,6 +48,36 @@ public enum EchoUpstream {
             }
         }
         router.get("nocontent") { _, _ in Response(status: .noContent) }
+        router.get("challenge/step-up") { _, _ in
+            Response(
+                status: .unauthorized,
+                headers: [
+                    .wwwAuthenticate:
+                        #"Bearer error="insufficient_user_authentication", error_description="stronger", acr_values="mfa", max_age="60""#,
+                    .contentType: "text/plain",
+                ], body: .init(byteBuffer: ByteBuffer(string: "step up, please")))
+        }
+        let challenges = ChallengeCounter()
+        for method: HTTPRequest.Method in [.get, .delete, .post] {
+            router.on("challenge/nonce", method: method) { request, context in
+                let proof = request.headers[values: HTTPField.Name("DPoP") ?? .authorization].first ?? ""
+                let parts = proof.split(separator: ".")
+                let payload =
+                    parts.count == 3
+                    ? Data(base64Encoded: base64(String(parts[1]))).flatMap {
+                        try? JSONSerialization.jsonObject(with: $0) as? [String: Any]
+                    } : nil
+                if payload?["nonce"] as? String == "n-1" { return try await echo(request, peer: context.peerPort) }
+                challenges.add()
+                var headers: HTTPFields = [.wwwAuthenticate: #"DPoP error="use_dpop_nonce", error_description="nonce""#]
+                if let name = HTTPField.Name("DPoP-Nonce") { headers[name] = "n-1" }
+                return Response(
+                    status: .unauthorized, headers: headers, body: .init(byteBuffer: ByteBuffer(string: "nonce")))
+            }
+        }
+        router.get("challenge/count") { _, _ in
+            Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "\(challenges.count)")))
+        }
         router.get("status/:code") { _, context in
             let code = context.parameters.get("code", as: Int.self) ?? 500
             return Response(

@@ -12,7 +12,7 @@ struct APICallPlannerTests {
         let freshness = TokenFreshness(refreshBefore: 60)
         let cached: String?
         init(cached: String?) { self.cached = cached }
-        func userToken(for loaded: inout LoadedSession, cookies: CookieHeader, resource: String?) async
+        func userToken(for loaded: inout LoadedSession, cookies: CookieHeader, route: APIRouteConfiguration) async
             -> UserTokenOutcome
         { .token("refreshed-user-token", cookies: []) }
         func cachedClientToken(scopes: [String]?, resource: String?) -> String? { cached }

@@ -306,7 +306,35 @@ extension BFFConfiguration {
                     RouteKey.resource, entry: index, "'\(resource)' is not an absolute URL (RFC 8707)",
                     "write https://api.example.com")
             }
-            if route.requiresStepUp, route.token != .user {
+            if route.token == .exchange {
+                if let exchange = route.exchange {
+                    if exchange.audience?.isEmpty ?? true, exchange.resource == nil {
+                        add(
+                            RouteKey.exchange, entry: index, "needs an audience or a resource",
+                            "write exchange: {audience: orders}")
+                    }
+                    if let resource = exchange.resource, WebURL(resource) == nil {
+                        add(
+                            RouteKey.exchange, entry: index, "resource '\(resource)' is not an absolute URL",
+                            "write https://api.example.com")
+                    }
+                } else {
+                    add(
+                        RouteKey.exchange, entry: index, "is required with token: exchange",
+                        "write exchange: {audience: orders, scopes: [orders.read]}")
+                }
+                if session.store == .cookie {
+                    add(
+                        RouteKey.token, entry: index,
+                        "an exchanged token is kept in the server-side session, which cookie mode does not have",
+                        "use a server-side session store (memory, sqlite, postgres)")
+                }
+            } else if route.exchange != nil {
+                add(
+                    RouteKey.exchange, entry: index, "only applies to token: exchange",
+                    "set token: exchange or remove it")
+            }
+            if route.requiresStepUp, route.token != .user, route.token != .exchange {
                 add(
                     RouteKey.token, entry: index, "requireAcr and maxAuthAge need the user's session",
                     "use token: user on this route")

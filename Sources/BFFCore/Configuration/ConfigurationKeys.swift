@@ -121,7 +121,7 @@ extension DiagnosticsConfiguration {
 extension APIRouteConfiguration {
     /// One entry of `apis:` (a list: paths are `apis[i].<key>`).
     public enum Key: String, ConfigurationKey {
-        case path, upstream, token, scopes, resource, timeout, websocket, caFile, requireAcr, maxAuthAge
+        case path, upstream, token, scopes, resource, timeout, websocket, caFile, requireAcr, maxAuthAge, exchange
         public static let section = "apis"
     }
 }

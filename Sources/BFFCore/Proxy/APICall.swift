@@ -88,12 +88,18 @@ public final class APICallPlan: Sendable {
     public let sessionLogoutID: String?
     /// Whether the call runs on a session (WebSocket bridges re-check it).
     public var hasSession: Bool { sessionLogoutID != nil }
+    /// The DPoP-bound token and its key, when the call carries a proof (to sign a new one).
+    let dpop: (key: DPoPKey, token: String)?
+    /// Whether the call carries a DPoP proof.
+    public var isDPoPBound: Bool { dpop != nil }
 
     init(
         api: String, route: APIRouteConfiguration, upstream: APIUpstream, pathAndQuery: String, method: String,
         forwardedFields: [APICallRequest.Field], gatewayFields: [(name: String, value: String)],
-        body: APIBodyFraming, expectsContinue: Bool, cookies: [SetCookie], sessionLogoutID: String?
+        body: APIBodyFraming, expectsContinue: Bool, cookies: [SetCookie], sessionLogoutID: String?,
+        dpop: (key: DPoPKey, token: String)? = nil
     ) {
+        self.dpop = dpop
         self.api = api
         self.route = route
         self.upstream = upstream

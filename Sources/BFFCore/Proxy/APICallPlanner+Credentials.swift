@@ -49,9 +49,9 @@ extension APICallPlanner {
         var cookies: [SetCookie] = []
         var bearer: APICredential?
         if route.token.usesUserToken, var loaded = session {
-            switch await tokens.userToken(for: &loaded, cookies: cookieHeader, resource: route.resource) {
+            switch await tokens.userToken(for: &loaded, cookies: cookieHeader, route: route) {
             case .token(let token, let issued):
-                bearer = .user(token, session: loaded.session, resource: route.resource)
+                bearer = .user(token, session: loaded.session, resource: route.heldTokenKey)
                 // `oidc.dpop: required`: a session whose token is not bound (made before DPoP was
                 // required) never sends a bearer token; the user signs in again.
                 if requireDPoP, bearer?.dpop == nil {
@@ -63,14 +63,16 @@ extension APICallPlanner {
                 cookies = renewed.isEmpty ? issued : renewed
             case .sessionEnded(let clearing):
                 // `user` routes say so; `user-or-none` / `user-or-client` go on as anonymous callers.
-                if route.token == .user { return .failure(RouteRefusal(problem: .sessionExpired, cookies: clearing)) }
+                if route.token.requiresUser {
+                    return .failure(RouteRefusal(problem: .sessionExpired, cookies: clearing))
+                }
                 cookies = clearing
             case .idpUnavailable:
                 return .failure(RouteRefusal(problem: .idpUnavailable, cookies: []))
             case .resourceRefused:
                 // Signed in, but no token for this API: `user` routes refuse, the others go on
                 // without a user token.
-                if route.token == .user { return .failure(RouteRefusal(problem: .forbidden, cookies: [])) }
+                if route.token.requiresUser { return .failure(RouteRefusal(problem: .forbidden, cookies: [])) }
             }
         } else if route.token.requiresUser {
             return .failure(RouteRefusal(problem: .unauthenticated, cookies: []))

@@ -38,13 +38,12 @@ extension APICallPlanner {
                 // RFC 9449 §7: the DPoP scheme and a fresh proof for this request, `htu` being
                 // the upstream URL without its query.
                 gateway.append(("Authorization", "DPoP " + credential.token))
-                let target = skeleton.entry.upstream.origin + skeleton.pathAndQuery
                 gateway.append(
                     (
                         "DPoP",
-                        key.proof(
-                            method: request.method, url: target, accessToken: credential.token, nonce: nil,
-                            now: sessions.now, random: random)
+                        proof(
+                            key, token: credential.token, method: request.method, skeleton.entry.upstream,
+                            skeleton.pathAndQuery)
                     ))
             } else {
                 gateway.append(("Authorization", "Bearer " + credential.token))
@@ -54,7 +53,51 @@ extension APICallPlanner {
             api: skeleton.entry.prefix, route: skeleton.entry.route, upstream: skeleton.entry.upstream,
             pathAndQuery: skeleton.pathAndQuery, method: request.method, forwardedFields: forwarded,
             gatewayFields: gateway, body: skeleton.body, expectsContinue: skeleton.expectsContinue, cookies: cookies,
-            sessionLogoutID: session?.logoutID)
+            sessionLogoutID: session?.logoutID, dpop: credential?.dpop.map { ($0, credential?.token ?? "") })
+    }
+
+    /// A fresh DPoP proof for a call to `upstream` (RFC 9449 §7), with the nonce the upstream last
+    /// asked for, if any.
+    func proof(_ key: DPoPKey, token: String, method: String, _ upstream: APIUpstream, _ pathAndQuery: String)
+        -> String
+    {
+        key.proof(
+            method: method, url: upstream.origin + pathAndQuery, accessToken: token,
+            nonce: dpopNonces.withLock { $0[upstream.origin] }, now: sessions.now, random: random)
+    }
+
+    /// The challenge in an upstream's response, if any (see ``UpstreamChallenge``); a DPoP nonce is
+    /// remembered for the upstream, so later proofs carry it from the start.
+    public func challenge<Field>(
+        in plan: APICallPlan, status: Int, fields: some Sequence<Field>, name: (Field) -> String,
+        value: (Field) -> String
+    ) -> UpstreamChallenge? {
+        guard status == 401 else { return nil }
+        let found = UpstreamChallenge.read(status: status, fields: fields, name: name, value: value)
+        if case .dpopNonce(let nonce) = found {
+            guard plan.isDPoPBound else { return nil }
+            dpopNonces.withLock { $0[plan.upstream.origin] = nonce }
+        }
+        return found
+    }
+
+    /// `plan` with a new DPoP proof (a retry: a new `jti`, the upstream's latest nonce); nil when
+    /// the call is not DPoP-bound.
+    public func resigned(_ plan: APICallPlan) -> APICallPlan? {
+        guard let dpop = plan.dpop else { return nil }
+        let fields = plan.gatewayFields.map { field in
+            field.name == "DPoP"
+                ? (
+                    name: "DPoP",
+                    value: proof(dpop.key, token: dpop.token, method: plan.method, plan.upstream, plan.pathAndQuery)
+                )
+                : field
+        }
+        return APICallPlan(
+            api: plan.api, route: plan.route, upstream: plan.upstream, pathAndQuery: plan.pathAndQuery,
+            method: plan.method, forwardedFields: plan.forwardedFields, gatewayFields: fields, body: plan.body,
+            expectsContinue: plan.expectsContinue, cookies: plan.cookies, sessionLogoutID: plan.sessionLogoutID,
+            dpop: dpop)
     }
 
     /// The response header policy over any header representation: `keep` receives each upstream

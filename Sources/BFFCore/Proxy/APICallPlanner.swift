@@ -1,4 +1,5 @@
 import Logging
+import Synchronization
 
 /// Decides every API call (SPEC §8), for every adapter: path safety, route, WebSocket handshake
 /// rules, anti-forgery, transfer coding, session, the route's token, the upstream URL and the
@@ -25,6 +26,8 @@ public final class APICallPlanner: Sendable {
     let random: any SecureRandom
     /// `oidc.dpop: required`: user tokens go out DPoP-bound or not at all.
     let requireDPoP: Bool
+    /// The `DPoP-Nonce` each upstream origin last asked for (one entry per route's upstream).
+    let dpopNonces = Mutex<[String: String]>([:])
 
     /// A planner for `routes`.
     public init(
@@ -225,13 +228,13 @@ public final class APICallPlanner: Sendable {
             if sessions.isDueForSlide(loaded.session) { return nil }
             let tokens = loaded.session.tokens
             let (token, expiresAt) =
-                if let resource = route.resource {
-                    (tokens.token(for: resource)?.accessToken, tokens.token(for: resource)?.expiresAt)
+                if let key = route.heldTokenKey {
+                    (tokens.token(for: key)?.accessToken, tokens.token(for: key)?.expiresAt)
                 } else {
                     (tokens.accessToken, tokens.accessTokenExpiresAt)
                 }
             guard let token, self.tokens.freshness.isFresh(expiresAt: expiresAt, now: sessions.now) else { return nil }
-            bearer = .user(token, session: loaded.session, resource: route.resource)
+            bearer = .user(token, session: loaded.session, resource: route.heldTokenKey)
             if requireDPoP, bearer?.dpop == nil { return nil }  // the async path refuses it
         } else if route.token.requiresUser {
             return nil

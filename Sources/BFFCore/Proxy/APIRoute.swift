@@ -5,6 +5,7 @@ public struct TokenRequirement: Sendable, Hashable, CustomStringConvertible {
         case userOrNone = "user-or-none"
         case userOrClient = "user-or-client"
         case client
+        case exchange
     }
     let base: Base
 
@@ -18,6 +19,8 @@ public struct TokenRequirement: Sendable, Hashable, CustomStringConvertible {
     public static let userOrClient = TokenRequirement(base: .userOrClient)
     /// A client-credentials token.
     public static let client = TokenRequirement(base: .client)
+    /// The user's token exchanged (RFC 8693) for one aimed at the route's API; anonymous calls get 401.
+    public static let exchange = TokenRequirement(base: .exchange)
 
     /// Parses the configuration name.
     public init?(name: String) {
@@ -27,13 +30,38 @@ public struct TokenRequirement: Sendable, Hashable, CustomStringConvertible {
     init(base: Base) { self.base = base }
 
     /// Whether a logged-in user's token is used when present.
-    public var usesUserToken: Bool { base == .user || base == .userOrNone || base == .userOrClient }
+    public var usesUserToken: Bool {
+        base == .user || base == .userOrNone || base == .userOrClient || base == .exchange
+    }
     /// Whether anonymous callers are refused.
-    public var requiresUser: Bool { base == .user }
+    public var requiresUser: Bool { base == .user || base == .exchange }
     /// Whether a client-credentials token may be used.
     public var usesClientToken: Bool { base == .client || base == .userOrClient }
     /// The configuration name.
     public var description: String { base.rawValue }
+}
+
+/// `apis[].exchange`: the token a route's calls get by RFC 8693 token exchange of the user's.
+public struct TokenExchange: Sendable, Hashable {
+    /// `audience` (the API's logical name at the IdP).
+    public var audience: String?
+    /// `scope` of the new token.
+    public var scopes: [String]
+    /// `resource` (an absolute URI, RFC 8707).
+    public var resource: String?
+
+    /// Creates the parameters.
+    public init(audience: String? = nil, scopes: [String] = [], resource: String? = nil) {
+        self.audience = audience
+        self.scopes = scopes
+        self.resource = resource
+    }
+
+    /// Under which name the exchanged token is held in the session (beside resource tokens; it
+    /// cannot be an absolute URI, so it never meets one).
+    public var sessionKey: String {
+        "exchange " + [audience ?? "", scopes.joined(separator: " "), resource ?? ""].joined(separator: "\u{1F}")
+    }
 }
 
 /// One `apis:` entry: a path prefix forwarded to an upstream.
@@ -55,10 +83,19 @@ public struct APIRouteConfiguration: Sendable, Hashable {
     /// A WebSocket route: handshakes are upgraded and bridged to the upstream (`http` → `ws`,
     /// `https` → `wss`) with the route's token; plain HTTP calls get 426.
     public var websocket: Bool = false
+    /// `token: exchange`: what the user's token is exchanged for.
+    public var exchange: TokenExchange?
     /// Step-up: the session's `acr` must be one of these (empty: any).
     public var requireAcr: [String] = []
     /// Step-up: the session's `auth_time` must be at most this old (nil: any).
     public var maxAuthAge: Duration?
+
+    /// The name under which the route's token is held in the session beside the main access
+    /// token: the exchange's, or the RFC 8707 resource's; nil for the main one.
+    public var heldTokenKey: String? {
+        if token == .exchange { return exchange?.sessionKey }
+        return resource
+    }
 
     /// Whether the route asks for a stronger or fresher authentication than any session has.
     public var requiresStepUp: Bool { !requireAcr.isEmpty || maxAuthAge != nil }

@@ -15,8 +15,9 @@ public enum UserTokenOutcome: Sendable {
 public protocol APITokenSource: Sendable {
     /// The one freshness rule for access tokens.
     var freshness: TokenFreshness { get }
-    /// The session's access token — for `resource` (RFC 8707) when given — refreshed when due.
-    func userToken(for loaded: inout LoadedSession, cookies: CookieHeader, resource: String?) async
+    /// The session's access token for `route` — its own for an RFC 8707 `resource`, or the
+    /// result of an RFC 8693 exchange for `token: exchange` — refreshed or renewed when due.
+    func userToken(for loaded: inout LoadedSession, cookies: CookieHeader, route: APIRouteConfiguration) async
         -> UserTokenOutcome
     /// A cached client-credentials token for (scopes, resource) valid for more than 60 s; never fetches.
     func cachedClientToken(scopes: [String]?, resource: String?) -> String?

@@ -27,7 +27,7 @@ extension GatewayConfigurationLoader {
             } else {
                 reader.problem(
                     "\(path).\(Key.token.rawValue)", "'\(token)' is not a token type",
-                    "use none, user, user-or-none, user-or-client or client")
+                    "use none, user, user-or-none, user-or-client, client or exchange")
             }
         }
         if let scopes = entry[Key.scopes.rawValue] {
@@ -64,6 +64,26 @@ extension GatewayConfigurationLoader {
                 }
             } else {
                 reader.problem(caFilePath, "must be a file path", "write caFile: /etc/bff/internal-ca.pem")
+            }
+        }
+        if let exchange = entry[Key.exchange.rawValue] {
+            let exchangePath = "\(path).\(Key.exchange.rawValue)"
+            if let mapping = exchange as? [String: Any] {
+                for key in mapping.keys where !["audience", "scopes", "resource"].contains(key) {
+                    reader.problem(
+                        "\(exchangePath).\(key)", "is not a known configuration key", "use audience, scopes, resource")
+                }
+                var parameters = TokenExchange()
+                parameters.audience = mapping["audience"] as? String
+                if let scopes = mapping["scopes"] as? [String] {
+                    parameters.scopes = scopes
+                } else if let text = mapping["scopes"] as? String {
+                    parameters.scopes = text.split(separator: " ").map(String.init)
+                }
+                parameters.resource = mapping["resource"] as? String
+                route.exchange = parameters
+            } else {
+                reader.problem(exchangePath, "must be a mapping", "write {audience: orders, scopes: [orders.read]}")
             }
         }
         if let acr = entry[Key.requireAcr.rawValue] {

@@ -97,6 +97,8 @@ final class APIExchange: UpstreamResponseConsumer {
     /// The upstream failed after its head: the abort that follows is not the client's doing.
     private var failedMidResponse = false
     private var attempts = 0
+    /// Sent once more for an upstream's DPoP nonce (at most once).
+    private var retriedWithNonce = false
     /// The handler was told the exchange started (once, whichever attempt got a connection).
     private var announced = false
     private var paused = false
@@ -165,6 +167,7 @@ final class APIExchange: UpstreamResponseConsumer {
         }
         switch event {
         case .head(let head):
+            if let plan, answered(challengeIn: head, plan: plan, handler: handler) { return true }
             wroteHead = true
             headStatus = Int(head.status.code)
             upstreamSpan?.recordStatus(Int(head.status.code))
@@ -197,6 +200,40 @@ final class APIExchange: UpstreamResponseConsumer {
         return true
     }
 
+    /// An upstream `401` challenge (``UpstreamChallenge``), handled before any byte of it reaches
+    /// the browser: a step-up problem instead of the upstream's answer, or — once, for an
+    /// idempotent call without a body — the call sent again with a proof carrying the upstream's
+    /// DPoP nonce. The upstream connection is closed either way (its body is not wanted).
+    private func answered(challengeIn head: HTTPResponseHead, plan: APICallPlan, handler: APICallHandler) -> Bool {
+        guard head.status.code == 401,
+            let challenge = settings.bff.planner.challenge(
+                in: plan, status: 401, fields: head.headers, name: { $0.name }, value: { $0.value })
+        else { return false }
+        switch challenge {
+        case .stepUp(let problem):
+            upstream?.abandon()
+            upstream = nil
+            upstreamSpan?.recordStatus(401)
+            upstreamSpan?.end()
+            upstreamSpan = nil
+            handler.failed(self, problem: problem)
+            return true
+        case .dpopNonce:
+            guard !retriedWithNonce, !plan.body.hasBody, APIExchange.idempotent.contains(plan.method),
+                let resigned = settings.bff.planner.resigned(plan), let loop = handler.eventLoop
+            else { return false }
+            retriedWithNonce = true
+            upstream?.abandon()
+            upstream = nil
+            self.plan = resigned
+            connect(fresh: false, eventLoop: loop)
+            return true
+        }
+    }
+
+    /// Methods a retry may send twice (RFC 9110 §9.2.2).
+    static let idempotent: Set<String> = ["GET", "HEAD", "OPTIONS", "PUT", "DELETE"]
+
     /// A failure of the exchange (before or after the head).
     private func fail(_ error: UpstreamError) {
         upstream?.abandon()
@@ -220,6 +257,8 @@ final class APIExchange: UpstreamResponseConsumer {
         if error == .unavailable, attempts == 1, !plan.body.hasBody,
             ["GET", "HEAD", "OPTIONS"].contains(plan.method), let loop = handler.eventLoop
         {
+            // A DPoP proof is never sent twice (the upstream may have seen the first): a new one.
+            if let resigned = settings.bff.planner.resigned(plan) { self.plan = resigned }
             connect(fresh: true, eventLoop: loop)
             return
         }

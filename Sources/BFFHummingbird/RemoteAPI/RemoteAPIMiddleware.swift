@@ -88,9 +88,9 @@ public struct RemoteAPIMiddleware<Context: BFFRequestContext>: RouterMiddleware 
     }
 
     /// The response, and the upstream's status if it answered.
-    func forward(_ request: Request, plan: APICallPlan, eventLoop: (any EventLoop)?, logger: Logger) async
-        -> (Response, Int?)
-    {
+    func forward(
+        _ request: Request, plan: APICallPlan, eventLoop: (any EventLoop)?, logger: Logger, retried: Bool = false
+    ) async -> (Response, Int?) {
         var headers = HTTPFields()
         headers.reserveCapacity(plan.forwardedFields.count + plan.gatewayFields.count)
         for field in plan.forwardedFields {
@@ -134,6 +134,28 @@ public struct RemoteAPIMiddleware<Context: BFFRequestContext>: RouterMiddleware 
             return (BFFResponses.problem(.upstreamUnavailable, cookies: plan.cookies), nil)
         }
 
+        // An upstream's 401 challenge (the same rule as on the event loop): a step-up problem, or
+        // one more try with its DPoP nonce; the unwanted body is read and dropped.
+        if upstream.head.status.code == 401,
+            let challenge = bff.planner.challenge(
+                in: plan, status: 401, fields: upstream.head.headerFields, name: { $0.name.canonicalName },
+                value: { $0.value })
+        {
+            switch challenge {
+            case .stepUp(let problem):
+                upstreamSpan?.end()
+                try? await upstream.body.write(DiscardingBodyWriter())
+                return (BFFResponses.problem(problem, cookies: plan.cookies), 401)
+            case .dpopNonce:
+                if !retried, !plan.body.hasBody, APIExchange.idempotent.contains(plan.method),
+                    let resigned = bff.planner.resigned(plan)
+                {
+                    upstreamSpan?.end()
+                    try? await upstream.body.write(DiscardingBodyWriter())
+                    return await forward(request, plan: resigned, eventLoop: eventLoop, logger: logger, retried: true)
+                }
+            }
+        }
         var responseHeaders = HTTPFields()
         responseHeaders.reserveCapacity(upstream.head.headerFields.count + plan.cookies.count)
         bff.planner.filterBrowserHeaders(
@@ -164,6 +186,12 @@ public struct RemoteAPIMiddleware<Context: BFFRequestContext>: RouterMiddleware 
             upstream.head.status.code
         )
     }
+}
+
+/// Reads an unwanted upstream body to its end (a challenge's), so its connection can be reused.
+struct DiscardingBodyWriter: ResponseBodyWriter {
+    mutating func write(_ buffer: ByteBuffer) async throws {}
+    consuming func finish(_ trailingHeaders: HTTPFields?) async throws {}
 }
 
 extension APICallRequest {

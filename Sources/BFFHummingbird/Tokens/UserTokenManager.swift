@@ -224,6 +224,66 @@ final class UserTokenManager: Sendable {
         }
     }
 
+    /// The token `exchange` gives for the session's access token (RFC 8693), held in the session
+    /// beside its resource tokens until it is due (so it is dropped with the session at logout).
+    ///
+    /// Server-side sessions only (validation refuses `token: exchange` in cookie mode). The
+    /// subject token is refreshed first when due; the exchange runs in the session's exclusive
+    /// section on the freshest stored copy, so N concurrent calls cause one exchange.
+    func exchangedToken(for loaded: inout LoadedSession, cookies: CookieHeader, exchange: TokenExchange) async
+        -> UserTokenOutcome
+    {
+        let key = exchange.sessionKey
+        let freshness = self.freshness
+        if let held = loaded.session.tokens.token(for: key), freshness.isFresh(expiresAt: held.expiresAt, now: time.now)
+        {
+            return .token(held.accessToken, cookies: [])
+        }
+        guard case .server = loaded.handle else { return .resourceRefused }
+        let subject = await accessToken(for: &loaded, cookies: cookies)
+        guard case .token = subject else { return subject }
+        let token: ResourceToken?
+        do {
+            token = try await sessions.exclusively(loaded) { current -> (Session?, ResourceToken) in
+                if let stored = current.tokens.token(for: key),
+                    freshness.isFresh(expiresAt: stored.expiresAt, now: self.time.now)
+                {
+                    return (nil, stored)  // exchanged meanwhile by another request or instance
+                }
+                guard let subjectToken = current.tokens.accessToken else { throw NoRefreshToken() }
+                self.exchangeRequests.withLock { $0 += 1 }
+                let response = try await self.tokens.exchange(
+                    subjectToken: subjectToken, audience: exchange.audience, scopes: exchange.scopes,
+                    resource: exchange.resource, dpop: current.dpopKey)
+                try self.requireBinding(response, session: current)
+                let token = ResourceToken(
+                    resource: key, accessToken: response.accessToken,
+                    expiresAt: response.expiresIn.map { self.time.now + $0 }, tokenType: response.tokenType)
+                var updated = current
+                updated.tokens.store(token)
+                return (updated, token)
+            }
+        } catch is NoRefreshToken {
+            return .resourceRefused
+        } catch let error as OIDCError where error.oauthCode != nil {
+            logger.warning(
+                "the identity provider refused the token exchange",
+                metadata: ["bff.audience": .string(exchange.audience ?? ""), "bff.error": "\(error)"])
+            return .resourceRefused
+        } catch is SessionGone {
+            return .sessionEnded(cookies: sessions.clearingCookies(cookies: cookies))
+        } catch {
+            logger.warning("token exchange failed", metadata: ["bff.error": "\(error)"])
+            return .idpUnavailable
+        }
+        guard let token else { return .sessionEnded(cookies: sessions.clearingCookies(cookies: cookies)) }
+        loaded.session.tokens.store(token)
+        return .token(token.accessToken, cookies: [])
+    }
+
+    /// Token-exchange requests sent (tests).
+    let exchangeRequests = Mutex(0)
+
     /// `oidc.dpop: required`: a refresh of a DPoP session that comes back unbound (`Bearer`) is
     /// a failure (the IdP stopped binding); its token is never used.
     func requireBinding(_ response: TokenResponse, session: Session) throws {
@@ -320,10 +380,15 @@ struct BFFTokenSource: APITokenSource {
 
     var freshness: TokenFreshness { users.freshness }
 
-    func userToken(for loaded: inout LoadedSession, cookies: CookieHeader, resource: String?) async
+    func userToken(for loaded: inout LoadedSession, cookies: CookieHeader, route: APIRouteConfiguration) async
         -> UserTokenOutcome
     {
-        if let resource { return await users.accessToken(for: &loaded, cookies: cookies, resource: resource) }
+        if route.token == .exchange, let exchange = route.exchange {
+            return await users.exchangedToken(for: &loaded, cookies: cookies, exchange: exchange)
+        }
+        if let resource = route.resource {
+            return await users.accessToken(for: &loaded, cookies: cookies, resource: resource)
+        }
         return await users.accessToken(for: &loaded, cookies: cookies)
     }
 
