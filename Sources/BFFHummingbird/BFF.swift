@@ -93,13 +93,21 @@ public struct BFF: Sendable {
         revocationFeed: (any SharedRevocationFeed)? = nil, time: any TimeSource = SystemTimeSource(),
         random: any SecureRandom = SystemSecureRandom(), logger: Logger = Logger(label: "bff"),
         metrics: BFFMetrics = .disabled, accessLogger: Logger? = nil, tracer: (any Tracer)? = nil,
-        shared: BFFSharedState? = nil
+        shared: BFFSharedState? = nil, tokenRetrievers: [String: any TokenRetriever] = [:]
     ) throws {
         let problems = configuration.validate().filter { !$0.path.hasPrefix("keys") }
         if !problems.isEmpty { throw BFFSetupError(problems: problems) }
         if configuration.session.store.isServerSide && store == nil {
             throw BFFSetupError(problems: [
                 .init(path: "session.store", message: "no store was given", fix: "pass a SessionStore")
+            ])
+        }
+        let routePaths = Set(configuration.apis.map(\.path))
+        if let stray = tokenRetrievers.keys.sorted().first(where: { !routePaths.contains($0) }) {
+            throw BFFSetupError(problems: [
+                .init(
+                    path: "tokenRetrievers", message: "'\(stray)' is not the path of a configured route",
+                    fix: "key each retriever by its route's path, as in apis[].path")
             ])
         }
         self.configuration = configuration
@@ -150,7 +158,8 @@ public struct BFF: Sendable {
         let secureCookies = configuration.session.secureCookies
         self.planner = APICallPlanner(
             routes: configuration.apis, sessions: sessions,
-            tokens: BFFTokenSource(users: userTokens, clients: clientTokens), antiForgery: antiForgery,
+            tokens: BFFTokenSource(users: userTokens, clients: clientTokens, retrievers: tokenRetrievers),
+            antiForgery: antiForgery,
             headerPolicy: HeaderPolicy(
                 antiForgeryHeader: configuration.antiforgery.headerName,
                 bffCookiePrefixes: [

@@ -73,3 +73,75 @@ extension APICallPlannerTests {
         #expect(plan(planner.plan(request("/api/recent/x", [("X-CSRF", "1"), fresh]))) != nil)
     }
 }
+
+/// Library mode: an app's `TokenRetriever` supplies a route's token.
+@Suite("App token retrievers")
+struct TokenRetrieverTests {
+    struct Fixed: TokenRetriever {
+        let answer: String?
+        let fails: Bool
+        func token(for route: APIRouteConfiguration, session: Session?) async throws -> String? {
+            if fails { throw Failure("retriever down") }
+            return answer.map { $0 + (session == nil ? "-anonymous" : "-" + session!.subject) }  // justified: checked
+        }
+    }
+
+    final class Source: APITokenSource {
+        let freshness = TokenFreshness(refreshBefore: 60)
+        let retrievers: [String: any TokenRetriever]
+        init(_ retrievers: [String: any TokenRetriever]) { self.retrievers = retrievers }
+        func userToken(for loaded: inout LoadedSession, cookies: CookieHeader, route: APIRouteConfiguration) async
+            -> UserTokenOutcome
+        { .token("rule-token", cookies: []) }
+        func cachedClientToken(scopes: [String]?, resource: String?) -> String? { "rule-client" }
+        func clientToken(scopes: [String]?, resource: String?) async throws -> String { "rule-client" }
+        func retriever(for route: APIRouteConfiguration) -> (any TokenRetriever)? { retrievers[route.path] }
+    }
+
+    func planner(_ retriever: Fixed) throws -> APICallPlanner {
+        let sessions = SessionManager(
+            configuration: SessionConfiguration(store: .memory),
+            sealer: Sealer(keyRing: try KeyRing(keys: [.init(id: "k", secret: Array(repeating: 1, count: 32))])),
+            store: MemorySessionStore(), revocations: RevocationList(retention: 86400))
+        return APICallPlanner(
+            routes: [
+                APIRouteConfiguration(path: "/api/custom", upstream: "http://custom.internal/", token: .none),
+                APIRouteConfiguration(path: "/api/mine", upstream: "http://mine.internal/", token: .user),
+            ], sessions: sessions, tokens: Source(["/api/custom": retriever, "/api/mine": retriever]),
+            antiForgery: AntiForgeryPolicy(configuration: .init(), publicOrigin: "https://app.example"),
+            headerPolicy: HeaderPolicy(antiForgeryHeader: "X-CSRF", bffCookiePrefixes: ["__Host-bff-session"]),
+            trustedProxies: [], publicOrigin: "https://app.example", logger: .init(label: "test"))
+    }
+
+    func request(_ target: String) -> APICallRequest {
+        APICallRequest(
+            method: "GET", target: target, fields: [.init(name: "X-CSRF", value: "1")], remoteAddress: "10.0.0.1",
+            isUpgrade: false)
+    }
+
+    func resumed(_ decision: APICallDecision) async throws -> APICallDecision {
+        guard case .suspend(let work) = decision else { throw Failure("the retriever route did not suspend") }
+        return await work.resume()
+    }
+
+    @Test func theRetrieversTokenGoesUpInsteadOfTheRoutesRule() async throws {
+        let planner = try planner(Fixed(answer: "app", fails: false))
+        guard case .forward(let plan) = try await resumed(planner.plan(request("/api/custom/x"))) else {
+            throw Failure("not forwarded")
+        }
+        #expect(plan.gatewayFields.contains { $0.name == "Authorization" && $0.value == "Bearer app-anonymous" })
+    }
+
+    @Test func aUserRouteStillRefusesAnonymousCallersAndAFailingRetrieverIs503() async throws {
+        let planner = try planner(Fixed(answer: "app", fails: false))
+        guard case .refuse(let refusal) = try await resumed(planner.plan(request("/api/mine/x"))) else {
+            throw Failure("not refused")
+        }
+        #expect(refusal.problem == .unauthenticated)
+        let failing = try self.planner(Fixed(answer: nil, fails: true))
+        guard case .refuse(let down) = try await resumed(failing.plan(request("/api/custom/x"))) else {
+            throw Failure("not refused")
+        }
+        #expect(down.problem == .idpUnavailable)
+    }
+}

@@ -37,7 +37,7 @@ struct APICallHandlerTests {
         var upstreams: [EmbeddedChannel] = []
         let calls = APICallLog()
 
-        init(connections: Int = 1) throws {
+        init(connections: Int = 1, retrievers: [String: any TokenRetriever] = [:]) throws {
             var configuration = try DemoSetup.make(
                 port: 8080, idpPort: 9, apiPort: 9, adminPort: nil, accessTokenLifetime: 300)
             configuration.gateway.bff.apis = [
@@ -46,7 +46,7 @@ struct APICallHandlerTests {
             ]
             var bff = try BFF(
                 configuration: configuration.gateway.bff, keyRing: configuration.keyRing, http: NoIdP(),
-                store: MemorySessionStore())
+                store: MemorySessionStore(), tokenRetrievers: retrievers)
             bff.apiCallObserver = calls.observer
             forwarder = NIOUpstream(group: loop)
             pool = forwarder.pool(host: "127.0.0.1", port: 9, eventLoop: loop)
@@ -338,4 +338,41 @@ struct APICallHandlerTests {
 struct Failure: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
+}
+
+extension APICallHandlerTests {
+    /// RFC 9470: an upstream's step-up challenge is answered with the step-up problem before any
+    /// byte of the upstream's response reaches the client; its connection is closed, not pooled,
+    /// and the next call goes out on another one.
+    @Test func anUpstreamStepUpChallengeBecomesTheProblemAndItsConnectionIsClosed() throws {
+        let rig = try Rig()
+        try rig.send(Self.head("/api/admin"), .end(nil))
+        _ = try rig.upstreamParts(0)
+        #expect(rig.leased == 1)
+        try rig.respond(
+            0,
+            .head(
+                HTTPResponseHead(
+                    version: .http1_1, status: .unauthorized,
+                    headers: [
+                        "WWW-Authenticate": #"Bearer error="insufficient_user_authentication", acr_values="mfa""#,
+                        "Content-Length": "9",
+                    ])), .body(ByteBuffer(string: "upstream!")), .end(nil))
+        let back = try rig.clientParts()
+        #expect(status(back) == [401])
+        let body = back.compactMap { part -> String? in
+            if case .body(.byteBuffer(let buffer)) = part { return String(buffer: buffer) }
+            return nil
+        }.joined()
+        #expect(body.contains(#""type":"urn:bff:problem:step-up-required""#) && body.contains(#""acrValues":"mfa""#))
+        #expect(!body.contains("upstream!"))
+        #expect(!rig.upstreams[0].isActive, "the challenged connection is closed")
+        #expect(rig.leased == 0 && rig.idle == 0)
+        try rig.addUpstream()
+        try rig.send(Self.head("/api/next"), .end(nil))
+        #expect(try rig.upstreamParts(1).count == 2, "the next call uses the other connection")
+        try rig.respond(1, Self.okHead, .body(ByteBuffer(string: "ok")), .end(nil))
+        #expect(status(try rig.clientParts()) == [200])
+        #expect(rig.leased == 0 && rig.idle == 1)
+    }
 }

@@ -46,6 +46,18 @@ extension APICallPlanner {
         {
             return .failure(RouteRefusal(problem: problem, cookies: []))
         }
+        if let retriever = tokens.retriever(for: route) {
+            if route.token.requiresUser, session == nil {
+                return .failure(RouteRefusal(problem: .unauthenticated, cookies: []))
+            }
+            do {
+                let token = try await retriever.token(for: route, session: session?.session)
+                return .success((token.map(APICredential.client), []))
+            } catch {
+                logger.warning("the app's token retriever failed", metadata: ["bff.api": .string(route.path)])
+                return .failure(RouteRefusal(problem: .idpUnavailable, cookies: []))
+            }
+        }
         var cookies: [SetCookie] = []
         var bearer: APICredential?
         if route.token.usesUserToken, var loaded = session {

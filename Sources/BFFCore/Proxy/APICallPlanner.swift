@@ -222,6 +222,7 @@ public final class APICallPlanner: Sendable {
     /// call must be suspended (a refresh or renewal is due, a client token must be fetched, or the
     /// route refuses — the async path decides and words every refusal).
     func immediateCredential(for route: APIRouteConfiguration, session: LoadedSession?) -> APICredential?? {
+        if tokens.retriever(for: route) != nil { return nil }  // the app's retriever runs suspended
         var bearer: APICredential?
         if route.token.usesUserToken, let loaded = session {
             // Due for its idle-timeout renewal (a write): the async path slides it.

@@ -23,4 +23,21 @@ public protocol APITokenSource: Sendable {
     func cachedClientToken(scopes: [String]?, resource: String?) -> String?
     /// A client-credentials token for (scopes, resource), fetched when none is cached.
     func clientToken(scopes: [String]?, resource: String?) async throws -> String
+    /// The app's own retriever for `route` (library mode), if it registered one.
+    func retriever(for route: APIRouteConfiguration) -> (any TokenRetriever)?
+}
+
+extension APITokenSource {
+    /// No app retrievers.
+    public func retriever(for route: APIRouteConfiguration) -> (any TokenRetriever)? { nil }
+}
+
+/// Supplies the token of a route in an app's own way (library mode: `BFF(tokenRetrievers:)`), in
+/// place of the route's `token` rule: the gateway still refuses anonymous callers of routes whose
+/// `token` requires a user, applies anti-forgery and step-up, and sends what this returns as
+/// `Authorization: Bearer`.
+public protocol TokenRetriever: Sendable {
+    /// The token for a call to `route` on behalf of `session` (nil: anonymous); nil sends none. A
+    /// thrown error answers 503 `idp-unavailable` (logged, never shown).
+    func token(for route: APIRouteConfiguration, session: Session?) async throws -> String?
 }

@@ -377,6 +377,12 @@ final class WarningThrottle: Sendable {
 struct BFFTokenSource: APITokenSource {
     let users: UserTokenManager
     let clients: ClientTokenCache
+    /// The app's retrievers by route path (library mode).
+    let retrievers: [String: any TokenRetriever]
+
+    func retriever(for route: APIRouteConfiguration) -> (any TokenRetriever)? {
+        retrievers.isEmpty ? nil : retrievers[route.path]
+    }
 
     var freshness: TokenFreshness { users.freshness }
 
