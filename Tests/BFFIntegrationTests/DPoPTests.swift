@@ -176,6 +176,28 @@ struct DPoPTests {
         }
     }
 
+    /// The demo's sample API refuses a proof it has seen (even with the right key, token and URL):
+    /// a proof captured on its way is useless a second time.
+    @Test func theSampleAPIRefusesAReplayedProof() async throws {
+        try await Self.withDPoP { env, browser, _ in
+            try await env.login(browser)
+            // The session's own key, read the way the gateway reads it (to sign as the gateway does).
+            let cookies = browser.cookies(host: "localhost").map { "\($0.key)=\($0.value)" }.joined(separator: "; ")
+            let loaded = try #require(try await env.gateway.bff.sessions.load(cookies: CookieHeader(fields: [cookies])))
+            let key = try #require(loaded.session.dpopBinding)
+            let token = try #require(loaded.session.tokens.accessToken)
+            let url = "http://127.0.0.1:\(env.apiPort)/weatherforecast"
+            let proof = key.proof(
+                method: "GET", url: url, accessToken: token, nonce: nil, now: SystemTimeSource().now,
+                random: SystemSecureRandom())
+            let headers = [("Authorization", "DPoP " + token), ("DPoP", proof)]
+            #expect(try await browser.get(url, headers: headers).status == 200, "the first use")
+            let replay = try await browser.get(url, headers: headers)
+            #expect(replay.status == 401, "the same proof again")
+            #expect(replay.header("www-authenticate") == "DPoP error=\"invalid_dpop_proof\"")
+        }
+    }
+
     /// RFC 9449 §8: the IdP asks for a nonce once; the gateway retries with it and keeps it.
     @Test func theTokenEndpointsNonceIsRetriedOnceAndKept() async throws {
         try await Self.withDPoP(nonce: true) { env, browser, _ in
