@@ -65,8 +65,9 @@ extension DevIdentityProvider {
             case .invalid: return Self.oauthError("invalid_grant")
             case .ok(let grant):
                 return await tokenResponse(
-                    client: client, user: grant.user, sid: grant.sid, scope: grant.scope, nonce: nil, authTime: nil,
-                    family: grant.family, resource: resource, jkt: grant.dpopJKT ?? jkt)
+                    client: client, user: grant.user, sid: grant.sid, scope: grant.scope, nonce: nil,
+                    authTime: grant.authTime, acr: grant.acr, family: grant.family, resource: resource,
+                    jkt: grant.dpopJKT ?? jkt)
             }
         case "client_credentials":
             let scope = (values["scope"] ?? "api").split(separator: " ").map(String.init)
@@ -104,9 +105,17 @@ extension DevIdentityProvider {
         guard let audience,
             configuration.exchangeAudiences.contains(audience) || configuration.resources.contains(audience)
         else { return Self.oauthError("invalid_target") }
-        let scope = (values["scope"] ?? "api").split(separator: " ").map(String.init)
-        guard scope.allSatisfy({ ["api", "orders.read", "orders.write"].contains($0) }) else {
-            return Self.oauthError("invalid_scope")
+        // The new token holds the subject's scopes or those the IdP's policy grants by exchange
+        // (``DevIdentityProviderConfiguration/exchangeScopes``), nothing else; and a
+        // DPoP-bound subject is exchanged only with a proof of its key.
+        let subjectScope =
+            CompactJWS(subjectToken).flatMap { try? JSONValueDecoding.object($0.payloadJSON) }?["scope"]?.stringValue?
+            .split(separator: " ").map(String.init) ?? []
+        let scope = values["scope"].map { $0.split(separator: " ").map(String.init) } ?? subjectScope
+        let allowed = Set(subjectScope).union(configuration.exchangeScopes)
+        guard !scope.isEmpty, scope.allSatisfy(allowed.contains) else { return Self.oauthError("invalid_scope") }
+        if let bound = await state.accessTokenBinding(subjectToken, now: now) ?? nil, bound != jkt {
+            return Self.oauthError("invalid_grant")
         }
         guard
             let accessToken = try? mintAccessToken(
@@ -157,7 +166,8 @@ extension DevIdentityProvider {
                     refreshToken,
                     .init(
                         family: familyID, clientID: client.clientID, user: user, sid: sid, scope: scope,
-                        expiresAt: now + configuration.refreshTokenLifetime, used: false, dpopJKT: jkt))
+                        expiresAt: now + configuration.refreshTokenLifetime, used: false, dpopJKT: jkt,
+                        authTime: authTime ?? now, acr: acr))
                 body += ",\"refresh_token\":\(JSONText.quote(refreshToken))"
             }
             return Self.json(body + "}")

@@ -95,6 +95,8 @@ public struct DevIdentityProviderConfiguration: Sendable {
     public var dpopNonce = false
     /// Audiences the token-exchange grant (RFC 8693) issues tokens for (besides ``resources``).
     public var exchangeAudiences: [String] = ["orders"]
+    /// Scopes the token-exchange grant may add to the subject token's (policy; `orders.write` is not).
+    public var exchangeScopes: [String] = ["orders.read"]
     /// The one-time code that raises a login to `acr` `mfa` (step-up tests); without it, `pwd`.
     public var oneTimeCode = "246810"
 

@@ -44,6 +44,9 @@ actor DevIdentityProviderState {
         var used: Bool
         /// The DPoP key the family's tokens are bound to; refreshes must prove it.
         var dpopJKT: String? = nil
+        /// The login's `auth_time` and `acr`, repeated in refreshed ID tokens.
+        var authTime: UnixTime? = nil
+        var acr: String? = nil
     }
 
     private(set) var pendingRequests: [String: AuthorizationRequest] = [:]

@@ -216,15 +216,15 @@ extension BFF {
         // Step-up: what was asked for must be in the (signed) ID token; an IdP that answers with a
         // weaker or older authentication does not get a session that claims the stronger one.
         let acr = claims["acr"]?.stringValue
-        let authTime = claims["auth_time"]?.int64Value
+        let skew = configuration.oidc.clockSkew.components.seconds
+        let authTime = StepUp.plausibleAuthTime(claims["auth_time"]?.int64Value, now: now, skew: skew)
         if !transaction.acrValues.isEmpty, !(acr.map(transaction.acrValues.contains) ?? false) {
             return fail(
                 "acr \(acr.map { StepUp.isValidACR($0) ? $0 : "(unprintable)" } ?? "missing") is not one of "
                     + "the requested \(transaction.acrValues)", .idToken, cookies: consumed)
         }
         if let maxAge = transaction.maxAge {
-            let skew = configuration.oidc.clockSkew.components.seconds
-            guard let authTime, now - authTime <= maxAge + skew else {
+            guard StepUp.isRecent(authTime, maxAge: maxAge, now: now, skew: skew) else {
                 return fail("auth_time missing or older than max_age \(maxAge)", .idToken, cookies: consumed)
             }
         }
@@ -283,8 +283,14 @@ extension BFF {
     /// `returnURL` (a validated local path) with `parameter` added to its query, before any fragment.
     static func appending(_ parameter: String, to returnURL: String) -> String {
         let fragmentStart = returnURL.firstIndex(of: "#") ?? returnURL.endIndex
-        let base = returnURL[..<fragmentStart]
-        let separator = base.contains("?") ? (base.hasSuffix("?") || base.hasSuffix("&") ? "" : "&") : "?"
+        var base = String(returnURL[..<fragmentStart])
+        // An outcome already in the URL (a link that kept one) is replaced, not repeated.
+        if let queryStart = base.firstIndex(of: "?") {
+            let kept = base[base.index(after: queryStart)...].split(separator: "&", omittingEmptySubsequences: true)
+                .filter { !$0.hasPrefix("bff-login=") && $0 != "bff-login" }
+            base = String(base[..<queryStart]) + (kept.isEmpty ? "" : "?" + kept.joined(separator: "&"))
+        }
+        let separator = base.contains("?") ? "&" : "?"
         return base + separator + parameter + returnURL[fragmentStart...]
     }
 

@@ -57,6 +57,19 @@ public enum EchoUpstream {
                     .contentType: "text/plain",
                 ], body: .init(byteBuffer: ByteBuffer(string: "step up, please")))
         }
+        // The same challenge with a body that drips for 10 s: nobody should wait for it.
+        router.get("challenge/step-up-slow") { _, _ in
+            Response(
+                status: .unauthorized,
+                headers: [.wwwAuthenticate: #"Bearer error="insufficient_user_authentication", acr_values="mfa""#],
+                body: ResponseBody { writer in
+                    for _ in 0..<10 {
+                        try await writer.write(ByteBuffer(string: "."))
+                        try await Task.sleep(for: .seconds(1))
+                    }
+                    try await writer.finish(nil)
+                })
+        }
         let challenges = ChallengeCounter()
         for method: HTTPRequest.Method in [.get, .delete, .post] {
             router.on("challenge/nonce", method: method) { request, context in

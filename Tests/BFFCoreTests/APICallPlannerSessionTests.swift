@@ -69,9 +69,25 @@ extension APICallPlannerTests {
         #expect(
             refusal(planner.plan(request("/api/recent/x", [("X-CSRF", "1"), unknownAge]))) == "step-up-required",
             "no auth_time: fail closed")
+        // An absurd auth_time neither crashes nor passes (the login stores only plausible ones).
+        let absurd = try await signedIn(sessions, acr: "mfa", authTime: .min)
+        #expect(refusal(planner.plan(request("/api/recent/x", [("X-CSRF", "1"), absurd]))) == "step-up-required")
+        #expect(StepUp.plausibleAuthTime(.max, now: time.now, skew: 60) == nil)
+        #expect(StepUp.plausibleAuthTime(-1, now: time.now, skew: 60) == nil)
+        #expect(StepUp.plausibleAuthTime(time.now + 60, now: time.now, skew: 60) == time.now + 60)
+        #expect(!StepUp.isRecent(.min, maxAge: 300, now: time.now, skew: 60))
+        #expect(StepUp.parseMaxAge("100000001") == nil && StepUp.parseMaxAge("100000000") == 100_000_000)
         let fresh = try await signedIn(sessions, acr: "pwd", authTime: time.now - 299)
         #expect(plan(planner.plan(request("/api/recent/x", [("X-CSRF", "1"), fresh]))) != nil)
     }
+}
+
+@Test func exchangeKeysNeverCollide() {
+    let a = TokenExchange(audience: "orders\u{1F}orders.read", scopes: [])
+    let b = TokenExchange(audience: "orders", scopes: ["orders.read\u{1F}"])
+    let c = TokenExchange(audience: "orders", scopes: ["orders.read"])
+    #expect(Set([a.sessionKey, b.sessionKey, c.sessionKey]).count == 3)
+    #expect(WebURL(c.sessionKey) == nil, "never taken for a resource URI")
 }
 
 /// Library mode: an app's `TokenRetriever` supplies a route's token.

@@ -36,18 +36,22 @@ struct APICallHandlerTests {
         let pool: UpstreamConnectionPool
         var upstreams: [EmbeddedChannel] = []
         let calls = APICallLog()
+        let bff: BFF
 
         init(connections: Int = 1, retrievers: [String: any TokenRetriever] = [:]) throws {
             var configuration = try DemoSetup.make(
                 port: 8080, idpPort: 9, apiPort: 9, adminPort: nil, accessTokenLifetime: 300)
             configuration.gateway.bff.apis = [
                 APIRouteConfiguration(
-                    path: "/api", upstream: "http://127.0.0.1:9/up", token: .none, timeout: .seconds(5))
+                    path: "/api", upstream: "http://127.0.0.1:9/up", token: .none, timeout: .seconds(5)),
+                APIRouteConfiguration(
+                    path: "/user-api", upstream: "http://127.0.0.1:9/up", token: .user, timeout: .seconds(5)),
             ]
             var bff = try BFF(
                 configuration: configuration.gateway.bff, keyRing: configuration.keyRing, http: NoIdP(),
                 store: MemorySessionStore(), tokenRetrievers: retrievers)
             bff.apiCallObserver = calls.observer
+            self.bff = bff
             forwarder = NIOUpstream(group: loop)
             pool = forwarder.pool(host: "127.0.0.1", port: 9, eventLoop: loop)
             client = EmbeddedChannel(loop: loop)
@@ -344,9 +348,17 @@ extension APICallHandlerTests {
     /// RFC 9470: an upstream's step-up challenge is answered with the step-up problem before any
     /// byte of the upstream's response reaches the client; its connection is closed, not pooled,
     /// and the next call goes out on another one.
-    @Test func anUpstreamStepUpChallengeBecomesTheProblemAndItsConnectionIsClosed() throws {
+    @Test func anUpstreamStepUpChallengeBecomesTheProblemAndItsConnectionIsClosed() async throws {
         let rig = try Rig()
-        try rig.send(Self.head("/api/admin"), .end(nil))
+        // A signed-in caller with a fresh token (the memory store answers at once: no suspension).
+        let now = SystemTimeSource().now
+        let cookies = try await rig.bff.sessions.create(
+            Session(
+                issuer: "https://idp", subject: "alice", idpSessionID: nil, logoutID: "l", claimsJSON: Array("{}".utf8),
+                tokens: TokenSet(accessToken: "at", accessTokenExpiresAt: now + 3600), createdAt: now, renewedAt: now),
+            replacing: nil, cookies: CookieHeader(bytes: []))
+        let cookie = ("Cookie", cookies.map { "\($0.name)=\($0.value)" }.joined(separator: "; "))
+        try rig.send(Self.head("/user-api/admin", [("X-CSRF", "1"), cookie]), .end(nil))
         _ = try rig.upstreamParts(0)
         #expect(rig.leased == 1)
         try rig.respond(

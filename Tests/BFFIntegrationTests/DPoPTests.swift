@@ -31,6 +31,8 @@ struct DPoPTests {
                     APIRouteConfiguration(path: "/api/echo", upstream: echo + "/echo", token: .user))
                 configuration.apis.append(
                     APIRouteConfiguration(path: "/api/challenge", upstream: echo + "/challenge", token: .user))
+                configuration.apis.append(
+                    APIRouteConfiguration(path: "/api/chnone", upstream: echo + "/challenge", token: .none))
             },
             configureIdP: { $0.dpopNonce = nonce }
         ) { env, browser in try await body(env, browser, echo) }
@@ -173,6 +175,19 @@ struct DPoPTests {
             #expect(stepUp.body.contains(#""acrValues":"mfa""#) && stepUp.body.contains(#""maxAge":60"#))
             #expect(!stepUp.body.contains("step up, please"), "the upstream's body is not passed on")
             #expect(try await browser.get(env.origin + "/api/echo/after", headers: env.csrf).status == 200)
+
+            // A route without the user's token: the upstream cannot send the browser to a login.
+            let anonymous = try await browser.get(env.origin + "/api/chnone/step-up", headers: env.csrf)
+            #expect(anonymous.status == 401 && anonymous.body == "step up, please")
+            // A challenge whose body drips for 10 s is answered at once (its connection dropped),
+            // and the next calls to the same upstream are served.
+            let started = ContinuousClock.now
+            let slow = try await browser.get(env.origin + "/api/challenge/step-up-slow", headers: env.csrf)
+            #expect(slow.status == 401 && slow.body.contains("step-up-required"))
+            #expect(ContinuousClock.now - started < .seconds(5), "not held by the upstream's slow body")
+            for round in 0..<3 {
+                #expect(try await browser.get(env.origin + "/api/echo/after\(round)", headers: env.csrf).status == 200)
+            }
         }
     }
 

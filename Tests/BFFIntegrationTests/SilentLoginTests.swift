@@ -105,5 +105,7 @@ struct SilentLoginTests {
         #expect(B.appending("bff-login=none", to: "/a?b=1") == "/a?b=1&bff-login=none")
         #expect(B.appending("bff-login=none", to: "/a?") == "/a?bff-login=none")
         #expect(B.appending("bff-login=none", to: "/a#f?x") == "/a?bff-login=none#f?x")
+        #expect(B.appending("bff-login=none", to: "/x?bff-login=success&a=1") == "/x?a=1&bff-login=none", "replaced")
+        #expect(B.appending("bff-login=none", to: "/x?bff-login=success") == "/x?bff-login=none")
     }
 }

@@ -313,6 +313,12 @@ extension BFFConfiguration {
                             RouteKey.exchange, entry: index, "needs an audience or a resource",
                             "write exchange: {audience: orders}")
                     }
+                    let parts = [exchange.audience ?? ""] + exchange.scopes
+                    if parts.contains(where: { $0.utf8.contains { $0 < 0x21 || $0 == 0x7F } && !$0.isEmpty }) {
+                        add(
+                            RouteKey.exchange, entry: index, "audience and scopes must be printable without spaces",
+                            "write exchange: {audience: orders, scopes: [orders.read]}")
+                    }
                     if let resource = exchange.resource, WebURL(resource) == nil {
                         add(
                             RouteKey.exchange, entry: index, "resource '\(resource)' is not an absolute URL",

@@ -20,8 +20,23 @@ public enum StepUp {
 
     /// `maxAge` of `/bff/login`: whole seconds, 0 to 10⁸.
     public static func parseMaxAge(_ text: String) -> Int64? {
-        guard text.utf8.count <= 9, let value = Int64(text), value >= 0 else { return nil }
+        guard text.utf8.count <= 9, let value = Int64(text), value >= 0, value <= 100_000_000 else { return nil }
         return value
+    }
+
+    /// An `auth_time` as the gateway keeps it: nil unless it is a time between 1970 and `now`
+    /// plus the clock skew (an IdP's absurd value must not pass for a recent login, nor overflow).
+    public static func plausibleAuthTime(_ value: Int64?, now: UnixTime, skew: Int64) -> UnixTime? {
+        guard let value, value >= 0, value <= now + skew else { return nil }
+        return value
+    }
+
+    /// Whether `authTime` is at most `maxAge` (+ `skew`) seconds before `now`, without overflow;
+    /// false for nil or an implausible value.
+    public static func isRecent(_ authTime: UnixTime?, maxAge: Int64, now: UnixTime, skew: Int64) -> Bool {
+        guard let authTime = plausibleAuthTime(authTime, now: now, skew: skew) else { return false }
+        let (age, overflow) = now.subtractingReportingOverflow(authTime)
+        return !overflow && age <= maxAge + skew
     }
 
     /// The refusal for `session` on `route`, or nil when the session satisfies the route. A
@@ -35,7 +50,13 @@ public enum StepUp {
         if let limit = route.maxAuthAge {
             let seconds = limit.components.seconds
             maxAge = seconds
-            ageMissing = session.authTime.map { now - $0 > seconds } ?? true
+            // The stored auth_time was checked at login (not before 1970, not after now + skew).
+            if let authTime = session.authTime {
+                let (age, overflow) = now.subtractingReportingOverflow(authTime)
+                ageMissing = overflow || age > seconds
+            } else {
+                ageMissing = true
+            }
         }
         guard acrMissing || ageMissing else { return nil }
         // Both members whenever the route has them: the new login must satisfy the whole route.

@@ -72,7 +72,9 @@ extension APICallPlanner {
         in plan: APICallPlan, status: Int, fields: some Sequence<Field>, name: (Field) -> String,
         value: (Field) -> String
     ) -> UpstreamChallenge? {
-        guard status == 401 else { return nil }
+        // Only calls made for a signed-in user: an upstream of a `none` or `client` route cannot
+        // send the browser to a login.
+        guard status == 401, plan.hasSession, plan.route.token.usesUserToken else { return nil }
         let found = UpstreamChallenge.read(status: status, fields: fields, name: name, value: value)
         if case .dpopNonce(let nonce) = found {
             guard plan.isDPoPBound else { return nil }

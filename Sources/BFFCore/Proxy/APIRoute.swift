@@ -60,7 +60,10 @@ public struct TokenExchange: Sendable, Hashable {
     /// Under which name the exchanged token is held in the session (beside resource tokens; it
     /// cannot be an absolute URI, so it never meets one).
     public var sessionKey: String {
-        "exchange " + [audience ?? "", scopes.joined(separator: " "), resource ?? ""].joined(separator: "\u{1F}")
+        // Each part length-prefixed: no two parameter sets share a key.
+        "exchange "
+            + [audience ?? "", scopes.joined(separator: " "), resource ?? ""].map { "\($0.utf8.count):\($0)" }
+            .joined(separator: ";")
     }
 }
 

@@ -83,15 +83,31 @@
     return null;
   }
 
-  // Same-origin API calls with the anti-forgery header. A 401 (no session, or it ended) sends the
-  // browser to the login page and back here, unless `loginOn401: false`.
+  let redirecting = false;
+
+  // Same-origin API calls with the anti-forgery header. A 401 from the BFF itself sends the
+  // browser, once per page, to the login and back here: `unauthenticated` and `session-expired`
+  // to a plain login, `step-up-required` to one asking for its acrValues/maxAge. Other 401s (an
+  // API's own) are returned as they are; `loginOn401: false` turns the redirect off.
   async function api(path, options) {
     const merged = Object.assign({ credentials: "same-origin" }, options || {});
     merged.headers = Object.assign({}, headers, (options && options.headers) || {});
     const loginOn401 = merged.loginOn401 !== false;
     delete merged.loginOn401;
     const response = await fetch(path, merged);
-    if (response.status === 401 && loginOn401) login(here());
+    if (response.status !== 401 || !loginOn401 || redirecting) return response;
+    let problem = null;
+    try { problem = await response.clone().json(); } catch (_) { return response; }
+    const type = problem && problem.type;
+    const parameters = new URLSearchParams({ returnUrl: here() });
+    if (type === "urn:bff:problem:step-up-required") {
+      if (problem.acrValues) parameters.set("acrValues", problem.acrValues);
+      if (problem.maxAge !== undefined) parameters.set("maxAge", String(problem.maxAge));
+    } else if (type !== "urn:bff:problem:unauthenticated" && type !== "urn:bff:problem:session-expired") {
+      return response;
+    }
+    redirecting = true;
+    window.location.assign("/bff/login?" + parameters.toString());
     return response;
   }
 

@@ -135,7 +135,8 @@ public struct RemoteAPIMiddleware<Context: BFFRequestContext>: RouterMiddleware 
         }
 
         // An upstream's 401 challenge (the same rule as on the event loop): a step-up problem, or
-        // one more try with its DPoP nonce; the unwanted body is read and dropped.
+        // one more try with its DPoP nonce. The unwanted body is never read: dropping the response
+        // closes its connection (as the event loop abandons it), so a slow body cannot hold it.
         if upstream.head.status.code == 401,
             let challenge = bff.planner.challenge(
                 in: plan, status: 401, fields: upstream.head.headerFields, name: { $0.name.canonicalName },
@@ -144,14 +145,12 @@ public struct RemoteAPIMiddleware<Context: BFFRequestContext>: RouterMiddleware 
             switch challenge {
             case .stepUp(let problem):
                 upstreamSpan?.end()
-                try? await upstream.body.write(DiscardingBodyWriter())
                 return (BFFResponses.problem(problem, cookies: plan.cookies), 401)
             case .dpopNonce:
                 if !retried, !plan.body.hasBody, APIExchange.idempotent.contains(plan.method),
                     let resigned = bff.planner.resigned(plan)
                 {
                     upstreamSpan?.end()
-                    try? await upstream.body.write(DiscardingBodyWriter())
                     return await forward(request, plan: resigned, eventLoop: eventLoop, logger: logger, retried: true)
                 }
             }
@@ -186,12 +185,6 @@ public struct RemoteAPIMiddleware<Context: BFFRequestContext>: RouterMiddleware 
             upstream.head.status.code
         )
     }
-}
-
-/// Reads an unwanted upstream body to its end (a challenge's), so its connection can be reused.
-struct DiscardingBodyWriter: ResponseBodyWriter {
-    mutating func write(_ buffer: ByteBuffer) async throws {}
-    consuming func finish(_ trailingHeaders: HTTPFields?) async throws {}
 }
 
 extension APICallRequest {
