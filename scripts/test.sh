@@ -16,8 +16,8 @@ export BFF_REQUIRE_INTEROP=1
 
 swift format lint --strict --recursive Sources Tests Package.swift
 swift build --build-tests
-# At most 6 tests at once: every test starts its own servers, and timing assertions (a cut-off
+# At most 4 tests at once: every test starts its own servers, and timing assertions (a cut-off
 # after 1 s, a logout seen within 100 ms) mean nothing on 2 cores running 300 tests side by side.
-swift test --skip-build --experimental-maximum-parallelization-width 6 "$@"
+swift test --skip-build --experimental-maximum-parallelization-width 4 "$@"
 # Second stage (not optional): the `bff` binary against three real IdPs, and a real browser.
 if [ $# -eq 0 ]; then scripts/interop/run.sh; fi

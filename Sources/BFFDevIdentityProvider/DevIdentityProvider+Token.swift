@@ -6,6 +6,11 @@ extension DevIdentityProvider {
     /// `POST /token`.
     func token(_ request: Request, form: [UInt8]) async -> Response {
         guard let fields = FormEncoding.decode(form) else { return Self.oauthError("invalid_request") }
+        // RFC 6749 §3.2: no parameter twice (a second client_assertion must not be ignored).
+        for name in ["client_id", "client_secret", "client_assertion", "client_assertion_type", "grant_type"]
+        where fields.filter({ $0.name == name }).count > 1 {
+            return Self.oauthError("invalid_request")
+        }
         let values = Dictionary(fields.map { ($0.name, $0.value) }, uniquingKeysWith: { first, _ in first })
         guard let client = await authenticateClient(request, values) else {
             return Self.oauthError("invalid_client", status: .unauthorized)

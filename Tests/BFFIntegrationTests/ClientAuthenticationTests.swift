@@ -232,6 +232,10 @@ struct ClientAuthenticationTests {
                 "  clientAuth: private_key_jwt\n  clientKey: \"not a key\"",
                 "oidc.clientKey: cannot be used: the key is not PEM"
             ),
+            (
+                "  clientSecret: s\n  clientKey: \"file:\(keyFile)\"",
+                "oidc.clientKey: is set, but clientAuth is client_secret_basic"
+            ),
         ]
         for (oidc, expected) in cases {
             guard case .failure(let problems) = load(oidc) else {

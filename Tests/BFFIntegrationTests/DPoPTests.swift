@@ -15,6 +15,7 @@ import Testing
 struct DPoPTests {
     static func withDPoP(
         nonce: Bool = false, pipeline fastPath: Bool = true, mode: DPoPMode = .required, refreshAlways: Bool = false,
+        cookieMode: Bool = false,
         _ body: @Sendable (TestEnvironment, TestBrowser, String) async throws -> Void
     ) async throws {
         let echoPort = try await TestServers.freePort()
@@ -25,6 +26,7 @@ struct DPoPTests {
             configure: { configuration in
                 configuration.oidc.dpop = mode
                 if refreshAlways { configuration.tokens.refreshBeforeExpiry = .seconds(400) }
+                if cookieMode { configuration.session.store = .cookie }
                 configuration.server.environment = "development"
                 configuration.diagnostics.showTokens = true
                 configuration.apis.append(
@@ -188,6 +190,30 @@ struct DPoPTests {
             for round in 0..<3 {
                 #expect(try await browser.get(env.origin + "/api/echo/after\(round)", headers: env.csrf).status == 200)
             }
+        }
+    }
+
+    /// Cookie mode: the key is sealed into the session cookie with the tokens (the browser cannot
+    /// open it); calls are bound and a refresh re-seals the cookie with the same key.
+    @Test func cookieModeSessionsCarryTheirKeySealed() async throws {
+        try await Self.withDPoP(refreshAlways: true, cookieMode: true) { env, browser, echo in
+            try await env.login(browser)
+            let cookie = try #require(browser.cookies(host: "localhost")["__Host-bff-session"])
+            #expect(!cookie.contains("eyJ"), "sealed, not readable")
+            var keys: Set<String> = []
+            for round in 0..<2 {
+                let page = try await browser.get(env.origin + "/api/echo/c\(round)", headers: env.csrf)
+                #expect(page.status == 200)
+                let seen = try EchoedRequest(json: page.body)
+                let token = String(try #require(seen.values("authorization").first).dropFirst(5))
+                let verdict = DevDPoPVerifier().verify(
+                    try #require(seen.values("dpop").first), method: "GET", url: echo + "/echo/c\(round)",
+                    accessToken: token, now: SystemTimeSource().now)
+                guard case .success(let jkt) = verdict else { throw TestServerError(message: "\(verdict)") }
+                keys.insert(jkt)
+            }
+            #expect(keys.count == 1, "the same session key across a refresh (the cookie was re-sealed)")
+            #expect(await env.idp.statistics().refreshRequests == 2)
         }
     }
 

@@ -53,7 +53,10 @@ struct ShutdownTests {
             try await client.shutdown()
             let elapsed = try #require(stopped)
             #expect(elapsed >= .milliseconds(900), "the grace period was given (\(elapsed))")
-            #expect(elapsed < .seconds(4), "and no more: stopped after \(elapsed), not after the upstream's 8 s")
+            // Alone it takes 1.0 s, also beside two CPU hogs; one fresh-clone CI run (six tests at
+            // once on 2 cores) took 5.6 s. Below 6 s still tells it apart from the cancellation
+            // backstop (2 × grace + 5 s = 7 s) and from waiting for the upstream (8 s).
+            #expect(elapsed < .seconds(6), "and no more: stopped after \(elapsed), not after the upstream's 8 s")
         }
     }
 }

@@ -121,7 +121,12 @@ extension BFFConfiguration {
                     "run `bff keys client-key --out client-key.pem`, register the printed JWKS at the IdP and set "
                         + "clientKey: \"file:./client-key.pem\"")
             }
-        } else if oidc.clientSecret?.isEmpty ?? true {
+        } else if oidc.clientKey != nil {
+            add(
+                OIDCConfiguration.Key.clientKey, "is set, but clientAuth is \(oidc.clientAuth)",
+                "set clientAuth: private_key_jwt to use the key, or remove clientKey")
+        }
+        if oidc.clientAuth != .privateKeyJWT, oidc.clientSecret?.isEmpty ?? true {
             add(
                 OIDCConfiguration.Key.clientSecret, "is required for a confidential client",
                 "set it, e.g. clientSecret: \"env:BFF_OIDC_CLIENT_SECRET\"")
