@@ -86,7 +86,8 @@ struct RemoteAPITests {
         try await withThrowingTaskGroup(of: Void.self) { group in
             for _ in 0..<8 {
                 group.addTask {  // justified: structured child task of the group
-                    _ = try await browser.get(env.origin + path, headers: env.csrf)
+                    // Warming only: a keep-alive connection the gateway closed meanwhile is no failure.
+                    _ = try? await browser.get(env.origin + path, headers: env.csrf)
                 }
             }
             try await group.waitForAll()
