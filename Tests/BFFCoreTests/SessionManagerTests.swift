@@ -224,6 +224,30 @@ struct SessionManagerTests {
         #expect(try await manager.load(cookies: header(cookies)) == nil)
     }
 
+    /// Sessions share their storage until one is written (copy on write): a write changes only
+    /// the written copy — through every kind of accessor — and equality compares values.
+    @Test func sessionCopiesAreIndependentValues() {
+        let original = session()
+        var changed = original
+        #expect(changed == original)
+        changed.tokens.accessToken = "AT-other"
+        changed.tokens.store(ResourceToken(resource: "https://orders.example", accessToken: "AT-o", expiresAt: nil))
+        changed.renewedAt += 5
+        changed.authenticationContext = "mfa"
+        #expect(original.tokens.accessToken == session().tokens.accessToken)
+        #expect(original.tokens.resourceTokens.isEmpty)
+        #expect(original.renewedAt == session().renewedAt)
+        #expect(original.authenticationContext == nil)
+        #expect(changed != original)
+        #expect(changed.tokens.accessToken == "AT-other")
+        var restored = changed
+        restored.tokens = original.tokens
+        restored.renewedAt = original.renewedAt
+        restored.authenticationContext = nil
+        #expect(restored == original, "equal values in separate storage are equal")
+        #expect(changed.tokens.accessToken == "AT-other", "the copy written last did not change the first")
+    }
+
     @Test func resourceTokensSurviveEncodingAndSessionsWithoutThemKeepVersionOne() {
         var withResources = session()
         withResources.tokens.store(

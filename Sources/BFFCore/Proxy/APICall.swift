@@ -65,10 +65,17 @@ public enum APIBodyFraming: Sendable, Equatable {
 public final class APICallPlan: Sendable {
     /// The route's configured path (logs, metrics; never the request path).
     public let api: String
-    /// The route.
-    public let route: APIRouteConfiguration
+    /// The route as the planner holds it (by reference: copying the configuration per call
+    /// retained each of its fields).
+    let planned: APICallPlanner.PlannedRoute
+    /// The route. (A copy of its configuration: hot paths read ``timeout`` and ``isWebSocket``.)
+    public var route: APIRouteConfiguration { planned.route }
+    /// The route's upstream timeout.
+    public var timeout: Duration { planned.route.timeout }
+    /// Whether the route is a WebSocket route.
+    public var isWebSocket: Bool { planned.route.websocket }
     /// Where to send it.
-    public let upstream: APIUpstream
+    public var upstream: APIUpstream { planned.upstream }
     /// Path and query on the upstream (at least `/`).
     public let pathAndQuery: String
     /// The method.
@@ -94,15 +101,14 @@ public final class APICallPlan: Sendable {
     public var isDPoPBound: Bool { dpop != nil }
 
     init(
-        api: String, route: APIRouteConfiguration, upstream: APIUpstream, pathAndQuery: String, method: String,
+        api: String, planned: APICallPlanner.PlannedRoute, pathAndQuery: String, method: String,
         forwardedFields: [APICallRequest.Field], gatewayFields: [(name: String, value: String)],
         body: APIBodyFraming, expectsContinue: Bool, cookies: [SetCookie], sessionLogoutID: String?,
         dpop: (key: DPoPKey, token: String)? = nil
     ) {
         self.dpop = dpop
         self.api = api
-        self.route = route
-        self.upstream = upstream
+        self.planned = planned
         self.pathAndQuery = pathAndQuery
         self.method = method
         self.forwardedFields = forwardedFields

@@ -50,7 +50,7 @@ extension APICallPlanner {
             }
         }
         return APICallPlan(
-            api: skeleton.entry.prefix, route: skeleton.entry.route, upstream: skeleton.entry.upstream,
+            api: skeleton.entry.prefix, planned: skeleton.entry,
             pathAndQuery: skeleton.pathAndQuery, method: request.method, forwardedFields: forwarded,
             gatewayFields: gateway, body: skeleton.body, expectsContinue: skeleton.expectsContinue, cookies: cookies,
             sessionLogoutID: session?.logoutID, dpop: credential?.dpop.map { ($0, credential?.token ?? "") })
@@ -74,7 +74,7 @@ extension APICallPlanner {
     ) -> UpstreamChallenge? {
         // Only calls made for a signed-in user: an upstream of a `none` or `client` route cannot
         // send the browser to a login.
-        guard status == 401, plan.hasSession, plan.route.token.usesUserToken else { return nil }
+        guard status == 401, plan.hasSession, plan.planned.route.token.usesUserToken else { return nil }
         let found = UpstreamChallenge.read(status: status, fields: fields, name: name, value: value)
         if case .dpopNonce(let nonce) = found {
             guard plan.isDPoPBound else { return nil }
@@ -96,7 +96,7 @@ extension APICallPlanner {
                 : field
         }
         return APICallPlan(
-            api: plan.api, route: plan.route, upstream: plan.upstream, pathAndQuery: plan.pathAndQuery,
+            api: plan.api, planned: plan.planned, pathAndQuery: plan.pathAndQuery,
             method: plan.method, forwardedFields: plan.forwardedFields, gatewayFields: fields, body: plan.body,
             expectsContinue: plan.expectsContinue, cookies: plan.cookies, sessionLogoutID: plan.sessionLogoutID,
             dpop: dpop)

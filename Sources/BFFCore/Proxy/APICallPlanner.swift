@@ -39,7 +39,7 @@ public final class APICallPlanner: Sendable {
         self.random = random
         self.requireDPoP = requireDPoP
         self.routes = RouteTable(routes: routes)
-        self.planned = self.routes.entries.map(PlannedRoute.init)
+        self.planned = self.routes.entries.map { PlannedRoute($0, tokens: tokens) }
         self.sessions = sessions
         self.tokens = tokens
         self.antiForgery = antiForgery
@@ -161,11 +161,11 @@ public final class APICallPlanner: Sendable {
             connection: connection, body: body, expectsContinue: expectsContinue,
             upgradeMissing: entry.route.websocket && !request.isUpgrade)
 
-        // The route's token, now if it is at hand; otherwise suspended.
-        let route = entry.route
+        // The route's token, now if it is at hand; otherwise suspended. (`entry.route` is read in
+        // place: a local copy of the configuration retained each of its fields.)
         let cookieHeader = CookieHeader(fields: cookies)
         var loaded: LoadedSession?
-        if route.token.usesUserToken {
+        if entry.route.token.usesUserToken {
             switch sessions.loadImmediately(cookies: cookieHeader) {
             case .unavailable:
                 return .suspend(
@@ -176,12 +176,12 @@ public final class APICallPlanner: Sendable {
             case .session(let session): loaded = session
             }
         }
-        if route.requiresStepUp, let session = loaded?.session,
-            let problem = StepUp.problem(route: route, session: session, now: sessions.now)
+        if entry.route.requiresStepUp, let session = loaded?.session,
+            let problem = StepUp.problem(route: entry.route, session: session, now: sessions.now)
         {
             return refuse(problem, api: api)
         }
-        if let credential = immediateCredential(for: route, session: loaded) {
+        if let credential = immediateCredential(for: entry, session: loaded) {
             return decision(skeleton, credential: credential, cookies: [], session: loaded?.session)
         }
         return .suspend(
@@ -197,12 +197,18 @@ public final class APICallPlanner: Sendable {
         let upstream: APIUpstream
         /// The upstream path without its trailing slash.
         let upstreamPath: String
+        /// `route.heldTokenKey`, once.
+        let heldTokenKey: String?
+        /// Whether the app supplies this route's token (library mode's `tokenRetrievers`).
+        let hasRetriever: Bool
 
-        init(_ entry: RouteTable.Entry) {
+        init(_ entry: RouteTable.Entry, tokens: any APITokenSource) {
             self.prefix = entry.prefix
             self.route = entry.route
             self.upstream = APIUpstream(entry.upstream)
             self.upstreamPath = entry.upstreamPath
+            self.heldTokenKey = entry.route.heldTokenKey
+            self.hasRetriever = tokens.retriever(for: entry.route) != nil
         }
     }
 
@@ -221,27 +227,27 @@ public final class APICallPlanner: Sendable {
     /// The bearer to send, when it is known without I/O: `.some(nil)` for no token; nil when the
     /// call must be suspended (a refresh or renewal is due, a client token must be fetched, or the
     /// route refuses — the async path decides and words every refusal).
-    func immediateCredential(for route: APIRouteConfiguration, session: LoadedSession?) -> APICredential?? {
-        if tokens.retriever(for: route) != nil { return nil }  // the app's retriever runs suspended
+    func immediateCredential(for entry: PlannedRoute, session: LoadedSession?) -> APICredential?? {
+        if entry.hasRetriever { return nil }  // the app's retriever runs suspended
         var bearer: APICredential?
-        if route.token.usesUserToken, let loaded = session {
+        if entry.route.token.usesUserToken, let session = session?.session {
             // Due for its idle-timeout renewal (a write): the async path slides it.
-            if sessions.isDueForSlide(loaded.session) { return nil }
-            let tokens = loaded.session.tokens
+            if sessions.isDueForSlide(session) { return nil }
             let (token, expiresAt) =
-                if let key = route.heldTokenKey {
-                    (tokens.token(for: key)?.accessToken, tokens.token(for: key)?.expiresAt)
+                if let key = entry.heldTokenKey {
+                    (session.tokens.token(for: key)?.accessToken, session.tokens.token(for: key)?.expiresAt)
                 } else {
-                    (tokens.accessToken, tokens.accessTokenExpiresAt)
+                    (session.tokens.accessToken, session.tokens.accessTokenExpiresAt)
                 }
             guard let token, self.tokens.freshness.isFresh(expiresAt: expiresAt, now: sessions.now) else { return nil }
-            bearer = .user(token, session: loaded.session, resource: route.heldTokenKey)
+            bearer = .user(token, session: session, resource: entry.heldTokenKey)
             if requireDPoP, bearer?.dpop == nil { return nil }  // the async path refuses it
-        } else if route.token.requiresUser {
+        } else if entry.route.token.requiresUser {
             return nil
         }
-        if bearer == nil, route.token.usesClientToken {
-            guard let token = tokens.cachedClientToken(scopes: route.scopes, resource: route.resource) else {
+        if bearer == nil, entry.route.token.usesClientToken {
+            guard let token = tokens.cachedClientToken(scopes: entry.route.scopes, resource: entry.route.resource)
+            else {
                 return nil
             }
             bearer = .client(token)

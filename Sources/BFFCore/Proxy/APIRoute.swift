@@ -136,15 +136,20 @@ public struct RouteTable: Sendable {
 
     /// The entries, longest prefix first.
     public let entries: [Entry]
+    /// Their prefixes, in the same order: matching reads only these (iterating `entries` copied
+    /// each entry — its configuration and parsed URL — twice per call).
+    private let prefixes: [String]
 
     /// Builds the table; routes whose upstream does not parse are left out (validation reports them).
     public init(routes: [APIRouteConfiguration]) {
-        entries = routes.compactMap { route -> Entry? in
+        let entries = routes.compactMap { route -> Entry? in
             guard let upstream = WebURL(route.upstream) else { return nil }
             let prefix = route.path.count > 1 && route.path.hasSuffix("/") ? String(route.path.dropLast()) : route.path
             let path = upstream.path.hasSuffix("/") ? String(upstream.path.dropLast()) : upstream.path
             return Entry(route: route, prefix: prefix, upstream: upstream, upstreamPath: path)
         }.sorted { $0.prefix.utf8.count > $1.prefix.utf8.count }
+        self.entries = entries
+        self.prefixes = entries.map(\.prefix)
     }
 
     /// The route for a (sanitised) request path and the remainder to append upstream.
@@ -154,11 +159,12 @@ public struct RouteTable: Sendable {
 
     /// ``match(path:)`` giving the entry's position in ``entries``.
     public func matchIndex(path: String) -> (index: Int, remainder: Substring)? {
-        for (index, entry) in entries.enumerated() {
-            if path == entry.prefix { return (index, "") }
-            if path.hasPrefix(entry.prefix) {
-                let rest = path.dropFirst(entry.prefix.count)
-                if rest.first == "/" || entry.prefix == "/" { return (index, rest) }
+        for index in prefixes.indices {
+            let prefix = prefixes[index]
+            if path == prefix { return (index, "") }
+            if path.hasPrefix(prefix) {
+                let rest = path.dropFirst(prefix.count)
+                if rest.first == "/" || prefix == "/" { return (index, rest) }
             }
         }
         return nil

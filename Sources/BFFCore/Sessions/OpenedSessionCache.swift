@@ -15,16 +15,30 @@ import Synchronization
 ///
 /// Bounded: when full, it is emptied (the next requests open their sessions again).
 final class OpenedSessionCache: Sendable {
-    struct ServerEntry: Sendable {
+    /// Entries are objects: a hit is one retain, not one per field of the session (hits come
+    /// from every event loop at once).
+    final class ServerEntry: Sendable {
         let storeKey: [UInt8]
         let sessionKey: SymmetricKey
         let sealed: [UInt8]
         let session: Session
+
+        init(storeKey: [UInt8], sessionKey: SymmetricKey, sealed: [UInt8], session: Session) {
+            self.storeKey = storeKey
+            self.sessionKey = sessionKey
+            self.sealed = sealed
+            self.session = session
+        }
     }
 
-    struct CookieEntry: Sendable {
+    final class CookieEntry: Sendable {
         let chunks: Int
         let session: Session
+
+        init(chunks: Int, session: Session) {
+            self.chunks = chunks
+            self.session = session
+        }
     }
 
     private struct Storage {

@@ -1,44 +1,124 @@
 /// A user's BFF session: who they are (ID-token claims), the tokens held for them, and its timing.
 public struct Session: Sendable, Equatable {
+    /// The session's values. Held in one object, copied on write: a session is copied on every
+    /// API call (out of the cache of opened sessions, into the loaded session, into the plan), and
+    /// a copy is one retain instead of one per field — on objects every event loop touches.
+    struct Fields: Sendable, Equatable {
+        var issuer: String
+        var subject: String
+        var idpSessionID: String?
+        var logoutID: String
+        var claimsJSON: [UInt8]
+        var sessionState: String?
+        var tokens: TokenSet
+        var createdAt: UnixTime
+        var renewedAt: UnixTime
+        var dpopKey: DPoPKey? = nil
+        var authenticationContext: String? = nil
+        var authTime: UnixTime? = nil
+    }
+
+    /// The values; replaced by a copy before a write when shared (`isKnownUniquelyReferenced`).
+    final class Box: @unchecked Sendable {  // justified: `fields` is written only while uniquely referenced
+        /// No dynamic exclusivity check on each read: writes happen only on a unique box.
+        @exclusivity(unchecked) var fields: Fields
+        init(_ fields: Fields) { self.fields = fields }
+    }
+
+    private var box: Box
+
+    private mutating func uniqueFields() -> Box {
+        if !isKnownUniquelyReferenced(&box) { box = Box(box.fields) }
+        return box
+    }
+
     /// The IdP's issuer.
-    public var issuer: String
+    public var issuer: String {
+        _read { yield box.fields.issuer }
+        _modify { yield &uniqueFields().fields.issuer }
+        set { uniqueFields().fields.issuer = newValue }
+    }
     /// The `sub` claim.
-    public var subject: String
+    public var subject: String {
+        _read { yield box.fields.subject }
+        _modify { yield &uniqueFields().fields.subject }
+        set { uniqueFields().fields.subject = newValue }
+    }
     /// The IdP `sid` claim, when the IdP sends one.
-    public var idpSessionID: String?
+    public var idpSessionID: String? {
+        _read { yield box.fields.idpSessionID }
+        _modify { yield &uniqueFields().fields.idpSessionID }
+        set { uniqueFields().fields.idpSessionID = newValue }
+    }
     /// The value the SPA must echo in `/bff/logout?sid=`: the IdP `sid` if present, else random.
-    public var logoutID: String
+    public var logoutID: String {
+        _read { yield box.fields.logoutID }
+        _modify { yield &uniqueFields().fields.logoutID }
+        set { uniqueFields().fields.logoutID = newValue }
+    }
     /// The ID-token (and userinfo) claims as a JSON object, UTF-8 bytes. Decoded only by `/bff/user`.
-    public var claimsJSON: [UInt8]
+    public var claimsJSON: [UInt8] {
+        _read { yield box.fields.claimsJSON }
+        _modify { yield &uniqueFields().fields.claimsJSON }
+        set { uniqueFields().fields.claimsJSON = newValue }
+    }
     /// `session_state` from the authorization response, if any.
-    public var sessionState: String?
+    public var sessionState: String? {
+        _read { yield box.fields.sessionState }
+        _modify { yield &uniqueFields().fields.sessionState }
+        set { uniqueFields().fields.sessionState = newValue }
+    }
     /// Tokens held server-side.
-    public var tokens: TokenSet
+    public var tokens: TokenSet {
+        _read { yield box.fields.tokens }
+        _modify { yield &uniqueFields().fields.tokens }
+        set { uniqueFields().fields.tokens = newValue }
+    }
     /// When the session was created.
-    public var createdAt: UnixTime
+    public var createdAt: UnixTime {
+        _read { yield box.fields.createdAt }
+        _modify { yield &uniqueFields().fields.createdAt }
+        set { uniqueFields().fields.createdAt = newValue }
+    }
     /// When it was last used in a sliding way.
-    public var renewedAt: UnixTime
+    public var renewedAt: UnixTime {
+        _read { yield box.fields.renewedAt }
+        _modify { yield &uniqueFields().fields.renewedAt }
+        set { uniqueFields().fields.renewedAt = newValue }
+    }
     /// The session's DPoP key (RFC 9449), when its tokens are sender-constrained.
-    public var dpopKey: DPoPKey?
+    public var dpopKey: DPoPKey? {
+        _read { yield box.fields.dpopKey }
+        _modify { yield &uniqueFields().fields.dpopKey }
+        set { uniqueFields().fields.dpopKey = newValue }
+    }
     /// The ID token's `acr` (step-up: routes may require one of a list).
-    public var authenticationContext: String?
+    public var authenticationContext: String? {
+        _read { yield box.fields.authenticationContext }
+        _modify { yield &uniqueFields().fields.authenticationContext }
+        set { uniqueFields().fields.authenticationContext = newValue }
+    }
     /// The ID token's `auth_time` (step-up: routes may require a recent authentication).
-    public var authTime: UnixTime?
+    public var authTime: UnixTime? {
+        _read { yield box.fields.authTime }
+        _modify { yield &uniqueFields().fields.authTime }
+        set { uniqueFields().fields.authTime = newValue }
+    }
+
+    public static func == (lhs: Session, rhs: Session) -> Bool {
+        lhs.box === rhs.box || lhs.box.fields == rhs.box.fields
+    }
 
     /// Creates a session.
     public init(
         issuer: String, subject: String, idpSessionID: String?, logoutID: String, claimsJSON: [UInt8],
         sessionState: String? = nil, tokens: TokenSet, createdAt: UnixTime, renewedAt: UnixTime
     ) {
-        self.issuer = issuer
-        self.subject = subject
-        self.idpSessionID = idpSessionID
-        self.logoutID = logoutID
-        self.claimsJSON = claimsJSON
-        self.sessionState = sessionState
-        self.tokens = tokens
-        self.createdAt = createdAt
-        self.renewedAt = renewedAt
+        box = Box(
+            Fields(
+                issuer: issuer, subject: subject, idpSessionID: idpSessionID, logoutID: logoutID,
+                claimsJSON: claimsJSON, sessionState: sessionState, tokens: tokens, createdAt: createdAt,
+                renewedAt: renewedAt))
     }
 
     /// When the session ends if not used again: the earlier of idle and absolute expiry.

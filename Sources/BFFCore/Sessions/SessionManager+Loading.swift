@@ -1,5 +1,13 @@
 import Crypto
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 // Reading sessions: from the ticket cookie and the store (server-side kinds) or from the sealed
 // cookie chunks (cookie mode), with the cache of opened sessions in front of the decryption.
 extension SessionManager {
@@ -39,14 +47,14 @@ extension SessionManager {
     /// cookie mode; `.unavailable` for the others. Same checks, same results.
     public func loadImmediately(cookies: CookieHeader) -> ImmediateLoad {
         let now = time.now
-        if let store {
-            guard let immediate = immediateStore else { return .unavailable }
+        if hasStore {
+            guard hasImmediateStore else { return .unavailable }
             guard let ticket = openTicket(cookies) else { return .anonymous }
             let record: SessionRecord?
-            switch immediate.findImmediately(key: ticket.storeKey, now: now) {
+            switch immediateStore?.findImmediately(key: ticket.storeKey, now: now) {
             case .found(let found): record = found
             case .absent: record = nil
-            case .unknown: return .unavailable
+            case .unknown, nil: return .unavailable
             }
             return open(record, named: ticket, now: now).map { .session($0) } ?? .anonymous
         }
@@ -82,7 +90,7 @@ extension SessionManager {
             return nil
         }
         let session: Session
-        if let cached = ticket.cached, cached.sealed == record.sealed {
+        if let cached = ticket.cached, Self.sameBytes(cached.sealed, record.sealed) {
             session = cached.session
         } else {
             guard
@@ -151,5 +159,18 @@ extension SessionManager {
             joined.append(contentsOf: chunk)
         }
         return (joined, count)
+    }
+
+    /// Whether two byte arrays hold the same bytes: `memcmp`, not `Array.==`, which compares
+    /// element by element when the arrays are not the same storage (a record the store read again
+    /// holds a new copy of the same ciphertext — on every call).
+    static func sameBytes(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        guard a.count == b.count else { return false }
+        return a.withUnsafeBufferPointer { x in
+            b.withUnsafeBufferPointer { y in
+                guard let x = x.baseAddress, let y = y.baseAddress else { return true }  // both empty
+                return x == y || memcmp(x, y, a.count) == 0
+            }
+        }
     }
 }

@@ -43,6 +43,10 @@ public struct SessionManager: Sendable {
     let opened: OpenedSessionCache
     /// The store, when it can answer lookups without suspending.
     let immediateStore: (any ImmediateSessionLookup)?
+    /// `store != nil` and `immediateStore != nil`, once: testing the optionals on every call
+    /// copied the stores.
+    let hasStore: Bool
+    let hasImmediateStore: Bool
     /// Serialises ``exclusively(_:_:)`` per session within the process.
     let exclusiveSections = KeyedAsyncLock<[UInt8]>()
 
@@ -60,6 +64,8 @@ public struct SessionManager: Sendable {
         self.sealer = sealer
         self.store = configuration.store.isServerSide ? store : nil
         self.immediateStore = self.store as? any ImmediateSessionLookup
+        self.hasStore = self.store != nil
+        self.hasImmediateStore = self.immediateStore != nil
         self.revocations = revocations
         self.time = time
         self.random = random

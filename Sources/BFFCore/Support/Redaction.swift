@@ -43,3 +43,14 @@ extension ResourceToken: CustomStringConvertible, CustomDebugStringConvertible {
     /// As ``description``.
     public var debugDescription: String { description }
 }
+
+extension Session: CustomStringConvertible, CustomDebugStringConvertible {
+    /// Who and when, and which tokens are held; never a token, the claims or the logout id.
+    public var description: String {
+        "Session(issuer: \(issuer), subject: \(subject), createdAt: \(createdAt), renewedAt: \(renewedAt), "
+            + "tokens: \(tokens), claims: \(claimsJSON.count) bytes, dpop: \(dpopKey != nil), "
+            + "acr: \(authenticationContext ?? "nil"))"
+    }
+    /// As ``description``.
+    public var debugDescription: String { description }
+}

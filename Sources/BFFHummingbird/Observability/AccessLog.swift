@@ -2,6 +2,18 @@ import Crypto
 import Logging
 
 extension BFF {
+    /// One access-log line; see ``APICallReporter/logAccess(method:route:status:duration:upstreamStatus:bytes:complete:sessionLogoutID:)``.
+    func logAccess(
+        method: String, route: String, status: Int, duration: Duration, upstreamStatus: Int?, bytes: Int?,
+        complete: Bool = true, sessionLogoutID: String?
+    ) {
+        reporter.logAccess(
+            method: method, route: route, status: status, duration: duration, upstreamStatus: upstreamStatus,
+            bytes: bytes, complete: complete, sessionLogoutID: sessionLogoutID)
+    }
+}
+
+extension APICallReporter {
     /// One access-log line (when ``accessLogger`` is set), for every request on every path: the
     /// method, the route (configured path or matched pattern, never the request path or query),
     /// the status, the time to the response's last byte, the upstream's status, the body bytes

@@ -165,18 +165,18 @@ public final class BFFMetrics: Sendable {
     ) {
         let key = RequestKey(
             route: route, method: Self.knownMethods.contains(method) ? method : "OTHER", status: status)
-        let factory = self.factory
-        let dimensions = self.dimensions
+        // `self.factory` and `self.dimensions` only on a miss: taking them out first copied the
+        // factory and allocated a closure on every call.
         let (counter, timer, upstreamTimer) = cache.withLock { cache -> (Counter, Timer, Timer?) in
             let counter =
                 cache.requests[key]
                 ?? {
                     let made = Counter(
                         label: "bff_http_requests_total",
-                        dimensions: dimensions([
+                        dimensions: self.dimensions([
                             ("route", key.route), ("method", key.method), ("status", String(key.status)),
                         ]),
-                        factory: factory)
+                        factory: self.factory)
                     cache.requests[key] = made
                     return made
                 }()
@@ -184,8 +184,8 @@ public final class BFFMetrics: Sendable {
                 cache.durations[route]
                 ?? {
                     let made = Timer(
-                        label: "bff_http_request_duration_seconds", dimensions: dimensions([("route", route)]),
-                        factory: factory)
+                        label: "bff_http_request_duration_seconds", dimensions: self.dimensions([("route", route)]),
+                        factory: self.factory)
                     cache.durations[route] = made
                     return made
                 }()
@@ -194,8 +194,8 @@ public final class BFFMetrics: Sendable {
                 cache.upstreamDurations[route]
                 ?? {
                     let made = Timer(
-                        label: "bff_upstream_request_duration_seconds", dimensions: dimensions([("api", route)]),
-                        factory: factory)
+                        label: "bff_upstream_request_duration_seconds", dimensions: self.dimensions([("api", route)]),
+                        factory: self.factory)
                     cache.upstreamDurations[route] = made
                     return made
                 }()

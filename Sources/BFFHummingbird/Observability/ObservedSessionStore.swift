@@ -11,7 +11,7 @@ import Tracing
 /// through unmeasured: they are not store round trips. ``exclusively(key:now:_:)`` is passed through
 /// whole: its duration would include the token refresh it serialises; the reads and writes the
 /// store makes inside it are its own.
-struct ObservedSessionStore: SessionStore, ImmediateSessionLookup {
+final class ObservedSessionStore: SessionStore, ImmediateSessionLookup {
     let base: any SessionStore
     private let immediate: (any ImmediateSessionLookup)?
     let metrics: BFFMetrics

@@ -1,3 +1,4 @@
+import BFFCore
 import BFFOIDC
 import HTTPTypes
 import Hummingbird
@@ -48,14 +49,14 @@ struct OIDCHeadersInjector: Injector {
     }
 }
 
-extension BFF {
+extension APICallPlanner {
     /// The context a request's server span starts from: the caller's `traceparent` when the peer is
     /// a trusted proxy, else a new trace.
     func incomingContext<Carrier, Extract: Extractor>(
         remoteAddress: String?, carrier: Carrier, using extractor: Extract, tracer: any Tracer
     ) -> ServiceContext where Extract.Carrier == Carrier {
         var context = ServiceContext.topLevel
-        if planner.isTrustedProxy(remoteAddress) { tracer.extract(carrier, into: &context, using: extractor) }
+        if isTrustedProxy(remoteAddress) { tracer.extract(carrier, into: &context, using: extractor) }
         return context
     }
 }
@@ -68,7 +69,7 @@ extension BFF {
         _ request: Request, remoteAddress: String?, _ body: ((any Span)?) async throws -> Response
     ) async throws -> Response {
         guard let tracer else { return try await body(nil) }
-        let parent = incomingContext(
+        let parent = planner.incomingContext(
             remoteAddress: remoteAddress, carrier: request.headers, using: HTTPFieldsExtractor(), tracer: tracer)
         let span = tracer.startAnySpan("HTTP " + request.method.rawValue, context: parent, ofKind: .server)
         span.attributes["http.request.method"] = request.method.rawValue

@@ -1,3 +1,5 @@
+import Logging
+
 /// What the API-call hook hears about each proxied call, on every path (tests and diagnostics
 /// today; metrics and traces plug in here).
 public struct APICallEvent: Sendable {
@@ -49,8 +51,24 @@ extension BFF {
     }
 
     /// The one report of an API call, for every adapter: its metrics, then the observer hook.
+    func report(_ event: APICallEvent) { reporter.report(event) }
+
+    /// What reports this BFF's calls. The event-loop adapter keeps one per server: copying the
+    /// whole `BFF` for every call retained each of its shared objects, from every event loop.
+    var reporter: APICallReporter {
+        APICallReporter(metrics: metrics, accessLogger: accessLogger, observer: apiCallObserver)
+    }
+}
+
+/// The parts of a ``BFF`` that report API calls (metrics, access log, the API-call hook).
+struct APICallReporter: Sendable {
+    let metrics: BFFMetrics
+    let accessLogger: Logger?
+    let observer: APICallObserver?
+
+    /// The one report of an API call, for every adapter: its metrics, then the observer hook.
     func report(_ event: APICallEvent) {
-        let route = Self.routeLabel(event.api)
+        let route = BFF.routeLabel(event.api)
         metrics.request(
             route: route, method: event.method, status: event.status, duration: event.duration,
             upstreamDuration: event.upstreamDuration)
@@ -58,7 +76,7 @@ extension BFF {
             method: event.method, route: route, status: event.status, duration: event.duration,
             upstreamStatus: event.upstreamStatus, bytes: event.responseBytes, complete: event.complete,
             sessionLogoutID: event.sessionLogoutID)
-        apiCallObserver?(event)
+        observer?(event)
     }
 }
 

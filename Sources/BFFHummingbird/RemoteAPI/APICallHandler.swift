@@ -107,8 +107,8 @@ final class APICallHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         let exchange = APIExchange(handler: self, request: head, settings: settings)
-        if let tracer = settings.bff.tracer, settings.planner.isAPIPath(head.uri.prefix { $0 != "?" }) {
-            let parent = settings.bff.incomingContext(
+        if let tracer = settings.tracer, settings.planner.isAPIPath(head.uri.prefix { $0 != "?" }) {
+            let parent = settings.planner.incomingContext(
                 remoteAddress: remoteAddress, carrier: head.headers, using: NIOHeadersExtractor(), tracer: tracer)
             let span = tracer.startAnySpan("HTTP " + head.method.rawValue, context: parent, ofKind: .server)
             span.attributes["http.request.method"] = head.method.rawValue
@@ -164,7 +164,7 @@ final class APICallHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Starts the upstream exchange for `plan`.
     private func start(_ exchange: APIExchange, plan: APICallPlan, context: ChannelHandlerContext) {
-        guard !plan.upstream.tls, !plan.route.websocket else {
+        guard !plan.upstream.tls, !plan.isWebSocket else {
             // https upstreams (and a WebSocket route reached without the upgrade channel) are
             // the router's: its transport speaks TLS.
             machine.suspend()

@@ -9,14 +9,20 @@ import Tracing
 final class APICallSettings: Sendable {
     let planner: APICallPlanner
     let forwarder: NIOUpstream
-    let bff: BFF
     let logger: Logger
+    let tracer: (any Tracer)?
+    let metrics: BFFMetrics
+    /// The BFF's parts a call needs, held apart: copying the whole `BFF` per call retained every
+    /// one of its shared objects, from every event loop.
+    let reporter: APICallReporter
 
     init(bff: BFF, forwarder: NIOUpstream) {
         self.planner = bff.planner
         self.forwarder = forwarder
-        self.bff = bff
         self.logger = bff.logger
+        self.tracer = bff.tracer
+        self.metrics = bff.metrics
+        self.reporter = bff.reporter
     }
 
     /// Reports how a call was answered (metrics, access log, the API-call hook) and ends its
@@ -33,7 +39,7 @@ final class APICallSettings: Sendable {
             if !complete { span.attributes["bff.incomplete"] = true }
             span.end()
         }
-        bff.report(
+        reporter.report(
             APICallEvent(
                 pipeline: .eventLoop, api: api, method: exchange.request.method.rawValue, target: exchange.request.uri,
                 status: status, upstreamStatus: fromUpstream ? status : nil, duration: now - exchange.started,
@@ -128,7 +134,7 @@ final class APIExchange: UpstreamResponseConsumer {
         case .length(let length): head.headers.add(name: "Content-Length", value: String(length))
         case .chunked: head.headers.add(name: "Transfer-Encoding", value: "chunked")
         }
-        if let tracer = settings.bff.tracer, let span {
+        if let tracer = settings.tracer, let span {
             if upstreamSpan == nil {
                 let client = tracer.startAnySpan("upstream " + plan.method, context: span.context, ofKind: .client)
                 client.attributes["http.request.method"] = plan.method
@@ -141,7 +147,7 @@ final class APIExchange: UpstreamResponseConsumer {
         }
         settings.forwarder.exchange(
             head, host: plan.upstream.host, port: plan.upstream.port, hasBody: plan.body.hasBody,
-            timeout: TimeAmount(plan.route.timeout), eventLoop: eventLoop, fresh: fresh, consumer: self
+            timeout: TimeAmount(plan.timeout), eventLoop: eventLoop, fresh: fresh, consumer: self
         ) { [self] result in
             switch result {
             case .success(let exchange):
@@ -206,7 +212,7 @@ final class APIExchange: UpstreamResponseConsumer {
     /// DPoP nonce. The upstream connection is closed either way (its body is not wanted).
     private func answered(challengeIn head: HTTPResponseHead, plan: APICallPlan, handler: APICallHandler) -> Bool {
         guard head.status.code == 401,
-            let challenge = settings.bff.planner.challenge(
+            let challenge = settings.planner.challenge(
                 in: plan, status: 401, fields: head.headers, name: { $0.name }, value: { $0.value })
         else { return false }
         switch challenge {
@@ -220,7 +226,7 @@ final class APIExchange: UpstreamResponseConsumer {
             return true
         case .dpopNonce:
             guard !retriedWithNonce, !plan.body.hasBody, APIExchange.idempotent.contains(plan.method),
-                let resigned = settings.bff.planner.resigned(plan), let loop = handler.eventLoop
+                let resigned = settings.planner.resigned(plan), let loop = handler.eventLoop
             else { return false }
             retriedWithNonce = true
             upstream?.abandon()
@@ -248,7 +254,7 @@ final class APIExchange: UpstreamResponseConsumer {
         if wroteHead {
             failedMidResponse = true
             APICallLog.upstreamFailure(
-                error, api: plan.api, midResponse: true, logger: settings.logger, metrics: settings.bff.metrics)
+                error, api: plan.api, midResponse: true, logger: settings.logger, metrics: settings.metrics)
             handler.abort(self)
             return
         }
@@ -258,11 +264,11 @@ final class APIExchange: UpstreamResponseConsumer {
             ["GET", "HEAD", "OPTIONS"].contains(plan.method), let loop = handler.eventLoop
         {
             // A DPoP proof is never sent twice (the upstream may have seen the first): a new one.
-            if let resigned = settings.bff.planner.resigned(plan) { self.plan = resigned }
+            if let resigned = settings.planner.resigned(plan) { self.plan = resigned }
             connect(fresh: true, eventLoop: loop)
             return
         }
-        APICallLog.upstreamFailure(error, api: plan.api, logger: settings.logger, metrics: settings.bff.metrics)
+        APICallLog.upstreamFailure(error, api: plan.api, logger: settings.logger, metrics: settings.metrics)
         handler.failed(self, problem: error.problem)
     }
 

@@ -53,7 +53,7 @@ public struct RemoteAPIMiddleware<Context: BFFRequestContext>: RouterMiddleware 
         case .forward(let plan):
             api = plan.api
             sessionLogoutID = plan.sessionLogoutID
-            if plan.route.websocket {
+            if plan.isWebSocket {
                 // Upgrades are decided before routing: a handshake that gets here was not upgraded.
                 response = BFFResponses.problem(.upgradeRequired)
             } else {

@@ -73,7 +73,7 @@ public struct WebSocketRoutes: Sendable {
         case .refuse(let refusal):
             return refusal.api == nil ? .notAWebSocketRoute : .refused(refusal.problem)
         case .forward(let plan):
-            guard plan.route.websocket else { return .notAWebSocketRoute }
+            guard plan.isWebSocket else { return .notAWebSocketRoute }
             // Counted here, as a 101 (a refused handshake stays HTTP and the router's adapter
             // counts its problem).
             bff.report(
