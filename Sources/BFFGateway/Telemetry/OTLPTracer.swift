@@ -211,16 +211,35 @@ final class OTLPSpan: Tracing.Span, @unchecked Sendable {  // justified: state o
     }
 }
 
-/// What an ended span leaves for the exporter.
-struct FinishedSpan: Sendable {
-    var trace: TraceContext
-    var parentSpanID: UInt64
-    var name: String
-    var kind: SpanKind
-    var start: UInt64
-    var end: UInt64
-    var attributes: SpanAttributes
-    var status: SpanStatus?
-    var events: [SpanEvent]
-    var links: [(context: TraceContext, attributes: SpanAttributes)]
+/// What an ended span leaves for the exporter. An object: it is appended to the exporter's
+/// buffer, taken from it and encoded, and a struct of this size was copied field by field at
+/// each step.
+final class FinishedSpan: Sendable {
+    let trace: TraceContext
+    let parentSpanID: UInt64
+    let name: String
+    let kind: SpanKind
+    let start: UInt64
+    let end: UInt64
+    let attributes: SpanAttributes
+    let status: SpanStatus?
+    let events: [SpanEvent]
+    let links: [(context: TraceContext, attributes: SpanAttributes)]
+
+    init(
+        trace: TraceContext, parentSpanID: UInt64, name: String, kind: SpanKind, start: UInt64, end: UInt64,
+        attributes: SpanAttributes, status: SpanStatus?, events: [SpanEvent],
+        links: [(context: TraceContext, attributes: SpanAttributes)]
+    ) {
+        self.trace = trace
+        self.parentSpanID = parentSpanID
+        self.name = name
+        self.kind = kind
+        self.start = start
+        self.end = end
+        self.attributes = attributes
+        self.status = status
+        self.events = events
+        self.links = links
+    }
 }

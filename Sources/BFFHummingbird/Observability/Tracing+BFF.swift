@@ -71,8 +71,8 @@ extension BFF {
         guard let tracer else { return try await body(nil) }
         let parent = planner.incomingContext(
             remoteAddress: remoteAddress, carrier: request.headers, using: HTTPFieldsExtractor(), tracer: tracer)
-        let span = tracer.startAnySpan("HTTP " + request.method.rawValue, context: parent, ofKind: .server)
-        span.attributes["http.request.method"] = request.method.rawValue
+        let span = startSpan(tracer, "HTTP " + request.method.rawValue, context: parent, ofKind: .server)
+        span.attributes.set("http.request.method", value: .string(request.method.rawValue))
         do {
             let response = try await ServiceContext.withValue(span.context) { try await body(span) }
             return response.observingEnd { _, complete, headWritten in
@@ -92,9 +92,27 @@ extension Span {
     /// Records the answer's status (an error status from 500 on, as OpenTelemetry's HTTP server
     /// conventions say).
     func recordStatus(_ status: Int) {
-        attributes["http.response.status_code"] = status
+        attributes.set("http.response.status_code", value: .int64(Int64(status)))
         if status >= 500 { setStatus(SpanStatus(code: .error)) }
     }
+
+    /// Edits the attributes in one access (one lock in the gateway's spans; `SpanAttribute`
+    /// values, not `SpanAttributeConvertible` boxes): for the attributes every API call sets.
+    func editAttributes(_ edit: (inout SpanAttributes) -> Void) {
+        edit(&attributes)
+    }
+}
+
+/// Starts a span with the tracer's own `startSpan` — the existential opened, without the
+/// `startAnySpan` layers in between (each an autoclosure and a generic hop, twice per API call).
+func startSpan(_ tracer: any Tracer, _ name: String, context: ServiceContext, ofKind kind: SpanKind) -> any Span {
+    startOpened(tracer, name, context: context, kind: kind)
+}
+
+private func startOpened<T: Tracer>(_ tracer: T, _ name: String, context: ServiceContext, kind: SpanKind) -> any Span {
+    tracer.startSpan(
+        name, context: context, ofKind: kind, at: DefaultTracerClock.now, function: #function, file: #fileID,
+        line: #line)
 }
 
 /// Calls to the identity provider (discovery, keys, token endpoint, revocation, userinfo) as

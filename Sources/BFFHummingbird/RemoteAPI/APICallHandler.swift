@@ -110,8 +110,8 @@ final class APICallHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if let tracer = settings.tracer, settings.planner.isAPIPath(head.uri.prefix { $0 != "?" }) {
             let parent = settings.planner.incomingContext(
                 remoteAddress: remoteAddress, carrier: head.headers, using: NIOHeadersExtractor(), tracer: tracer)
-            let span = tracer.startAnySpan("HTTP " + head.method.rawValue, context: parent, ofKind: .server)
-            span.attributes["http.request.method"] = head.method.rawValue
+            let span = startSpan(tracer, "HTTP " + head.method.rawValue, context: parent, ofKind: .server)
+            span.attributes.set("http.request.method", value: .string(head.method.rawValue))
             exchange.span = span
         }
         let decision: APICallDecision

@@ -34,9 +34,11 @@ final class APICallSettings: Sendable {
         if let span = exchange.span {
             exchange.span = nil
             span.operationName = "HTTP " + exchange.request.method.rawValue + " " + api
-            span.attributes["http.route"] = api
+            span.editAttributes {
+                $0.set("http.route", value: .string(api))
+                if !complete { $0.set("bff.incomplete", value: .bool(true)) }
+            }
             span.recordStatus(status)
-            if !complete { span.attributes["bff.incomplete"] = true }
             span.end()
         }
         reporter.report(
@@ -136,9 +138,11 @@ final class APIExchange: UpstreamResponseConsumer {
         }
         if let tracer = settings.tracer, let span {
             if upstreamSpan == nil {
-                let client = tracer.startAnySpan("upstream " + plan.method, context: span.context, ofKind: .client)
-                client.attributes["http.request.method"] = plan.method
-                client.attributes["bff.api"] = plan.api
+                let client = startSpan(tracer, "upstream " + plan.method, context: span.context, ofKind: .client)
+                client.editAttributes {
+                    $0.set("http.request.method", value: .string(plan.method))
+                    $0.set("bff.api", value: .string(plan.api))
+                }
                 upstreamSpan = client
             }
             if let upstreamSpan {
