@@ -102,6 +102,12 @@ struct WebSocketTests {
                     "GET", env.origin + "/api/live", headers: headers, sendCookies: false)
                 #expect(page.status == expected, "\(headers.map(\.0))")
             }
+            // Each declined handshake is counted (and access-logged) as the 400 it got; the
+            // plain requests as their problems.
+            let scrape = try await MetricsTests().scrape(env, browser)
+            #expect(scrape[#"bff_http_requests_total{method="GET",route="/api/live",status="400"}"#] == 7)
+            #expect(scrape[#"bff_http_requests_total{method="GET",route="/api/live",status="403"}"#] == 5)
+            #expect(scrape[#"bff_http_requests_total{method="GET",route="/api/live",status="401"}"#] == 2)
             // Without the upgrade the route answers 426.
             let plain = try await browser.get(env.origin + "/api/live", headers: [("Origin", env.origin)])
             #expect(plain.status == 426)

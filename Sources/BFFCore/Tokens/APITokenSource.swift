@@ -24,6 +24,8 @@ public protocol APITokenSource: Sendable {
     /// A client-credentials token for (scopes, resource), fetched when none is cached.
     func clientToken(scopes: [String]?, resource: String?) async throws -> String
     /// The app's own retriever for `route` (library mode), if it registered one.
+    /// Asked once per route when an ``APICallPlanner`` is built (its answer must not change for
+    /// that planner's life: the planner decides at once when a route has none).
     func retriever(for route: APIRouteConfiguration) -> (any TokenRetriever)?
 }
 

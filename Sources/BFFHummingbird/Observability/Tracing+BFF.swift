@@ -105,14 +105,20 @@ extension Span {
 
 /// Starts a span with the tracer's own `startSpan` — the existential opened, without the
 /// `startAnySpan` layers in between (each an autoclosure and a generic hop, twice per API call).
-func startSpan(_ tracer: any Tracer, _ name: String, context: ServiceContext, ofKind kind: SpanKind) -> any Span {
-    startOpened(tracer, name, context: context, kind: kind)
+/// The call site is passed on, as `startAnySpan` would.
+func startSpan(
+    _ tracer: any Tracer, _ name: String, context: ServiceContext, ofKind kind: SpanKind,
+    function: String = #function, file fileID: String = #fileID, line: UInt = #line
+) -> any Span {
+    startOpened(tracer, name, context: context, kind: kind, function: function, file: fileID, line: line)
 }
 
-private func startOpened<T: Tracer>(_ tracer: T, _ name: String, context: ServiceContext, kind: SpanKind) -> any Span {
+private func startOpened<T: Tracer>(
+    _ tracer: T, _ name: String, context: ServiceContext, kind: SpanKind, function: String, file fileID: String,
+    line: UInt
+) -> any Span {
     tracer.startSpan(
-        name, context: context, ofKind: kind, at: DefaultTracerClock.now, function: #function, file: #fileID,
-        line: #line)
+        name, context: context, ofKind: kind, at: DefaultTracerClock.now, function: function, file: fileID, line: line)
 }
 
 /// Calls to the identity provider (discovery, keys, token endpoint, revocation, userinfo) as

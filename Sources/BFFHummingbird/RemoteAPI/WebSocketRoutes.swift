@@ -71,11 +71,18 @@ public struct WebSocketRoutes: Sendable {
         switch decision {
         case .pass, .suspend: return .notAWebSocketRoute
         case .refuse(let refusal):
-            return refusal.api == nil ? .notAWebSocketRoute : .refused(refusal.problem)
+            guard let api = refusal.api else { return .notAWebSocketRoute }
+            // Declined: the upgrade layer answers a bare 400 and closes (the same request as
+            // plain HTTP gets the problem). Counted here, as that 400 — nothing else sees it.
+            bff.report(
+                APICallEvent(
+                    pipeline: .router, api: api, method: request.method, target: request.target, status: 400,
+                    upstreamStatus: nil, duration: .now - started, upstreamDuration: nil, responseBytes: nil,
+                    sessionLogoutID: nil))
+            return .refused(refusal.problem)
         case .forward(let plan):
             guard plan.isWebSocket else { return .notAWebSocketRoute }
-            // Counted here, as a 101 (a refused handshake stays HTTP and the router's adapter
-            // counts its problem).
+            // Counted here, as a 101.
             bff.report(
                 APICallEvent(
                     pipeline: .router, api: plan.api, method: request.method, target: request.target, status: 101,
