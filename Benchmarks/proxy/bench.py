@@ -12,6 +12,8 @@ and token attachment. wrk from Debian drives the load, per target and round: GET
 every round); medians over the rounds are reported with ratios to Caddy and nginx.
 
 Usage: Benchmarks/proxy/bench.py [--rounds 3] [--duration 10] [--stores memory,sqlite,postgres]
+With --syscalls, BENCH_PERF_EVENTS picks the `perf stat` events and BENCH_PER_THREAD=1 splits them
+per thread (event loops, the exporter's threads).
 """
 import argparse
 import base64
@@ -353,9 +355,9 @@ def main():
         first = "bff-" + stores[0]
         if arguments.profile or arguments.syscalls:
             pid = targets[first][2]
-            command = (["perf", "stat", "-e", os.environ.get("BENCH_PERF_EVENTS", "raw_syscalls:sys_enter,context-switches,task-clock"), "-p", str(pid), "-o",
+            command = (["perf", "stat", "-e", os.environ.get("BENCH_PERF_EVENTS", "raw_syscalls:sys_enter,context-switches,task-clock"), "-p", str(pid)] + (["--per-thread"] if os.environ.get("BENCH_PER_THREAD") else []) + ["-o",
                         os.path.join(WORK, "perf-stat.txt"), "--", "sleep", "10"] if arguments.syscalls else
-                       ["perf", "record", "-g", "-p", str(pid), "-o", os.path.join(WORK, "perf.data"), "--", "sleep", "10"])
+                       ["perf", "record", "-g", "-p", str(pid)] + (["--per-thread"] if os.environ.get("BENCH_PER_THREAD") else []) + ["-o", os.path.join(WORK, "perf.data"), "--", "sleep", "10"])
             perf = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             print(wrk(targets[first][0], 64, 10, targets[first][1], post=arguments.post))
             perf.wait()

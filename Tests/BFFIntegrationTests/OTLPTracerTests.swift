@@ -1,6 +1,7 @@
 import BFFTesting
 import Foundation
 import HTTPTypes
+import InMemoryTracing
 import Logging
 import NIOCore
 import NIOPosix
@@ -10,6 +11,7 @@ import Testing
 import Tracing
 
 @testable import BFFGateway
+@testable import BFFHummingbird
 
 /// The gateway's own OpenTelemetry tracer, alone: W3C Trace Context parsing, sampling, the OTLP
 /// protobuf it writes (decoded by the test receiver's independent decoder), and the exporter's
@@ -115,6 +117,138 @@ struct OTLPTracerTests {
         #expect(upstream.kind == TracingTests.client)
         #expect(headers["traceparent"] == "00-\(Self.trace)-\(hex(upstream.spanID))-01")
         #expect(headers["tracestate"] == "vendor=x")
+    }
+
+    /// What every API call records (method, route, status, API, flags) is kept in plain fields of
+    /// the gateway's spans, not in their attribute dictionary; it comes out as the same name,
+    /// attributes and error status that any other tracer's spans get from the same edits.
+    @Test func httpFieldsComeOutAsTheAttributesOtherTracersGet() throws {
+        func record(_ tracer: some Tracer) {
+            let server = tracer.startSpan("HTTP GET", context: .topLevel, ofKind: .server)
+            server.recordHTTP { $0.method = "GET" }
+            let client = tracer.startSpan("upstream GET", context: server.context, ofKind: .client)
+            client.recordHTTP {
+                $0.method = "GET"
+                $0.api = "/api/x"
+            }
+            client.recordHTTP { $0.errorType = "timeout" }
+            client.end()
+            server.attributes["bff.extra"] = "kept"
+            server.recordHTTP {
+                $0.route = "/api/x"
+                $0.routeInName = true
+                $0.status = 502
+                $0.incomplete = true
+                $0.clientGone = true
+            }
+            server.end()
+        }
+        let exporter = OTLPExporter(settings: .init(url: "http://127.0.0.1:1/v1/traces"), version: "t", logger: quiet)
+        record(OTLPTracer(sampling: .init(root: .always), exporter: exporter))
+        #expect(exporter.pending.allSatisfy { $0.http != HTTPSpanFields() }, "kept as fields, not attributes")
+        #expect(exporter.pending.allSatisfy { $0.attributes.count <= 1 })
+        let spans = Receiver.decodeRequest(
+            OTLPEncoding.request(exporter.pending, resource: [], scope: ("s", "1"))[...])
+        try #require(spans.count == 2, "\(spans)")
+        let (upstream, call) = (spans[0], spans[1])
+        let expectedCall = [
+            "http.request.method": "GET", "http.route": "/api/x", "http.response.status_code": "502",
+            "bff.incomplete": "true", "bff.client_gone": "true", "bff.extra": "kept",
+        ]
+        let expectedUpstream = ["http.request.method": "GET", "bff.api": "/api/x", "error.type": "timeout"]
+        #expect(call.name == "HTTP GET /api/x" && call.attributes == expectedCall)
+        #expect(call.statusCode == 2, "a 502 is an error")
+        #expect(upstream.name == "upstream GET" && upstream.attributes == expectedUpstream)
+        #expect(upstream.statusCode == 2, "an error type is an error")
+
+        // Any other tracer: the same edits as attributes.
+        let memory = InMemoryTracer()
+        record(memory)
+        let finished = memory.finishedSpans
+        try #require(finished.count == 2)
+        func strings(_ attributes: SpanAttributes) -> [String: String] {
+            var result: [String: String] = [:]
+            attributes.forEach { key, value in
+                switch value {
+                case .string(let text): result[key] = text
+                case .int64(let number): result[key] = String(number)
+                case .bool(let flag): result[key] = String(flag)
+                default: result[key] = "\(value)"
+                }
+            }
+            return result
+        }
+        #expect(finished[1].operationName == "HTTP GET /api/x" && strings(finished[1].attributes) == expectedCall)
+        #expect(finished[1].status?.code == .error)
+        #expect(finished[0].operationName == "upstream GET" && strings(finished[0].attributes) == expectedUpstream)
+        #expect(finished[0].status?.code == .error)
+
+        // A dictionary entry of the same name wins over the field (encoded once).
+        let override = OTLPExporter(settings: .init(url: "http://127.0.0.1:1/v1/traces"), version: "t", logger: quiet)
+        let span = OTLPTracer(sampling: .init(root: .always), exporter: override)
+            .startSpan("HTTP GET", context: .topLevel, ofKind: .server)
+        span.recordHTTP { $0.status = 200 }
+        span.attributes["http.response.status_code"] = 201
+        #expect(span.attributes["http.response.status_code"]?.toSpanAttribute() == .int64(201))
+        span.end()
+        let overridden = Receiver.decodeRequest(
+            OTLPEncoding.request(override.pending, resource: [], scope: ("s", "1"))[...])
+        #expect(overridden.first?.attributes == ["http.response.status_code": "201"])
+    }
+
+    /// The event-loop API path starts the OTLP tracer's spans through its fast side (no dynamic
+    /// cast, dictionary or `ServiceContext` per call): the same tree, ids and headers as the
+    /// generic API; any other tracer gets the generic spans.
+    @Test func callSpansKeepTheTreeAndHeadersOfGenericSpans() throws {
+        let exporter = OTLPExporter(settings: .init(url: "http://127.0.0.1:1/v1/traces"), version: "t", logger: quiet)
+        let tracer = OTLPTracer(sampling: .init(root: .always), exporter: exporter)
+        var incoming = ServiceContext.topLevel
+        tracer.extract(
+            ["traceparent": "00-\(Self.trace)-\(Self.parent)-01", "tracestate": "vendor=x"], into: &incoming,
+            using: DictionaryExtractor())
+        let calls = CallTracer(tracer)
+        let server = calls.start("HTTP GET", context: incoming, ofKind: .server)
+        guard case .fields = server.storage else {
+            Issue.record("the OTLP tracer's API-call spans keep their fields")
+            return
+        }
+        server.record { $0.method = "GET" }
+        let upstream = server.child("upstream GET", ofKind: .client)
+        var headers = ["tracestate": "untrusted=1"]
+        upstream.inject(into: &headers, using: DictionaryInjector())
+        upstream.recordStatus(200)
+        upstream.end()
+        // Its context, built only now, carries its own span.
+        let context = try #require(server.span.context.traceContext)
+        server.record {
+            $0.route = "/api/x"
+            $0.routeInName = true
+            $0.status = 200
+        }
+        server.end()
+        let spans = Receiver.decodeRequest(OTLPEncoding.request(exporter.pending, resource: [], scope: ("s", "1"))[...])
+        try #require(spans.count == 2, "\(spans)")
+        let (client, call) = (spans[0], spans[1])
+        #expect(hex(call.traceID) == Self.trace && hex(call.parentSpanID) == Self.parent)
+        #expect(String(format: "%016llx", context.spanID) == hex(call.spanID) && context.traceState == "vendor=x")
+        #expect(client.traceID == call.traceID && client.parentSpanID == call.spanID)
+        #expect(call.name == "HTTP GET /api/x" && client.name == "upstream GET")
+        #expect(headers == ["traceparent": "00-\(Self.trace)-\(hex(client.spanID))-01", "tracestate": "vendor=x"])
+        #expect(client.attributes == ["http.response.status_code": "200"])
+
+        // Any other tracer: its own spans, the fields as attributes.
+        let memory = InMemoryTracer()
+        let generic = CallTracer(memory).start("HTTP GET", context: .topLevel, ofKind: .server)
+        guard case .generic = generic.storage else {
+            Issue.record("a tracer without HTTP fields gets generic spans")
+            return
+        }
+        generic.child("upstream GET", ofKind: .client).end()
+        generic.record { $0.status = 503 }
+        generic.end()
+        #expect(memory.finishedSpans.map(\.operationName) == ["upstream GET", "HTTP GET"])
+        #expect(memory.finishedSpans.last?.attributes["http.response.status_code"]?.toSpanAttribute() == .int64(503))
+        #expect(memory.finishedSpans.last?.status?.code == .error)
     }
 
     /// An unsampled trace records nothing but still tells the upstream "not sampled".

@@ -1,3 +1,4 @@
+import BFFHummingbird
 import Tracing
 
 /// Protocol Buffers wire format, as much as OTLP's trace messages need.
@@ -106,11 +107,15 @@ enum OTLPEncoding {
         spanID(&writer, field: 2, span.trace.spanID)
         if !span.trace.traceState.isEmpty { writer.stringField(3, span.trace.traceState) }
         if span.parentSpanID != 0 { spanID(&writer, field: 4, span.parentSpanID) }
-        writer.stringField(5, span.name)
+        writer.stringField(5, span.http.name(from: span.name))
         writer.varintField(6, kind(span.kind))
         writer.fixed64Field(7, span.start)
         writer.fixed64Field(8, max(span.end, span.start))
         span.attributes.forEach { key, value in keyValue(&writer, field: 9, key: key, value: value) }
+        let hasAttributes = !span.attributes.isEmpty
+        span.http.forEachAttribute { key, value in
+            if !hasAttributes || span.attributes[key] == nil { keyValue(&writer, field: 9, key: key, value: value) }
+        }
         for event in span.events {
             writer.message(11) { eventMessage in
                 eventMessage.fixed64Field(1, event.nanosecondsSinceEpoch)

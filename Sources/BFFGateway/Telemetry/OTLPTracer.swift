@@ -1,3 +1,4 @@
+import BFFHummingbird
 import Synchronization
 import Tracing
 
@@ -33,7 +34,7 @@ struct TraceSampling: Sendable, Equatable {
 /// appended to the exporter's buffer (one more lock) — no task, actor or stream per span, which
 /// is what made tracing every request cost more than half the gateway's throughput with
 /// swift-otel's tracer. ``OTLPExporter`` sends the buffer in batches.
-final class OTLPTracer: Tracer {
+final class OTLPTracer: HTTPFieldsTracer {
     typealias Span = OTLPSpan
 
     let sampling: TraceSampling
@@ -49,17 +50,32 @@ final class OTLPTracer: Tracer {
         _ operationName: String, context: @autoclosure () -> ServiceContext, ofKind kind: SpanKind,
         at instant: @autoclosure () -> Instant, function: String, file fileID: String, line: UInt
     ) -> OTLPSpan {
-        var context = context()
-        let parent = context.traceContext
+        let context = context()
+        return start(operationName, baggage: context, parent: context.traceContext, kind: kind) {
+            instant().nanosecondsSinceEpoch
+        }
+    }
+
+    func startHTTPSpan(_ operationName: String, context: ServiceContext, ofKind kind: SpanKind) -> any HTTPFieldsSpan {
+        start(operationName, baggage: context, parent: context.traceContext, kind: kind) {
+            DefaultTracerClock.now.nanosecondsSinceEpoch
+        }
+    }
+
+    /// A span in `parent`'s trace (a new trace without one); `baggage` is the rest of the context
+    /// its own context is built from, when asked for.
+    func start(
+        _ operationName: String, baggage: ServiceContext, parent: TraceContext?, kind: SpanKind,
+        at now: () -> UInt64
+    ) -> OTLPSpan {
         let traceHigh = parent?.traceHigh ?? ids.next()
         let traceLow = parent?.traceLow ?? ids.next()
         let trace = TraceContext(
             traceHigh: traceHigh, traceLow: traceLow, spanID: ids.next(),
             sampled: sampling.sample(traceLow: traceLow, parent: parent), traceState: parent?.traceState ?? "")
-        context.traceContext = trace
         return OTLPSpan(
-            operationName: operationName, kind: kind, context: context, trace: trace, parentSpanID: parent?.spanID ?? 0,
-            start: trace.sampled ? instant().nanosecondsSinceEpoch : 0, exporter: trace.sampled ? exporter : nil)
+            operationName: operationName, kind: kind, baggage: baggage, trace: trace,
+            parentSpanID: parent?.spanID ?? 0, start: trace.sampled ? now() : 0, tracer: self)
     }
 
     func forceFlush() { exporter.flushSoon() }
@@ -67,12 +83,7 @@ final class OTLPTracer: Tracer {
     func inject<Carrier, Inject: Injector>(
         _ context: ServiceContext, into carrier: inout Carrier, using injector: Inject
     ) where Inject.Carrier == Carrier {
-        guard let trace = context.traceContext else { return }
-        injector.inject(trace.traceparent, forKey: "traceparent", into: &carrier)
-        // Always: an empty value tells the gateway's injectors to remove a `tracestate` the caller
-        // sent (an untrusted client's, or one that was dropped as malformed) — it does not
-        // belong to the gateway's trace.
-        injector.inject(trace.traceState, forKey: "tracestate", into: &carrier)
+        context.traceContext?.forEachHeader { name, value in injector.inject(value, forKey: name, into: &carrier) }
     }
 
     func extract<Carrier, Extract: Extractor>(
@@ -91,13 +102,16 @@ final class OTLPTracer: Tracer {
 /// Every access to `state` holds the lock (`locked`). A `Mutex` cannot be used: `attributes` needs
 /// a `_modify` accessor (so `span.attributes["k"] = v` edits the stored dictionary in place instead
 /// of copying it at every set), and a coroutine cannot yield inside `Mutex.withLock`.
-final class OTLPSpan: Tracing.Span, @unchecked Sendable {  // justified: state only under `locked` (see above)
-    let context: ServiceContext
+final class OTLPSpan: HTTPFieldsSpan, @unchecked Sendable {  // justified: state only under `locked` (see above)
+    /// The context it started from; its own (``context``) is built when asked for, which an
+    /// API call on the event loop never does unless work is suspended inside it.
+    private let baggage: ServiceContext
     let trace: TraceContext
     let isRecording: Bool
     private let kind: SpanKind
     private let parentSpanID: UInt64
     private let start: UInt64
+    private let tracer: OTLPTracer
     private let exporter: OTLPExporter?
     /// The span's lock: a flag in the span itself (no allocation, unlike a pthread mutex). A span
     /// is touched by one request at a time, so it is all but never contended; a second thread
@@ -108,6 +122,8 @@ final class OTLPSpan: Tracing.Span, @unchecked Sendable {  // justified: state o
     struct State {
         var name: String
         var attributes = SpanAttributes()
+        /// What every HTTP span records, kept as fields (no dictionary on an API call's path).
+        var http = HTTPSpanFields()
         var status: SpanStatus?
         var events: [SpanEvent] = []
         var links: [SpanLink] = []
@@ -115,18 +131,33 @@ final class OTLPSpan: Tracing.Span, @unchecked Sendable {  // justified: state o
     }
 
     init(
-        operationName: String, kind: SpanKind, context: ServiceContext, trace: TraceContext, parentSpanID: UInt64,
-        start: UInt64, exporter: OTLPExporter?
+        operationName: String, kind: SpanKind, baggage: ServiceContext, trace: TraceContext, parentSpanID: UInt64,
+        start: UInt64, tracer: OTLPTracer
     ) {
-        self.context = context
+        self.baggage = baggage
         self.trace = trace
         self.kind = kind
         self.parentSpanID = parentSpanID
         self.start = start
-        self.exporter = exporter
-        self.isRecording = exporter != nil
+        self.tracer = tracer
+        self.exporter = trace.sampled ? tracer.exporter : nil
+        self.isRecording = trace.sampled
         self.state = State(name: operationName)
     }
+
+    var context: ServiceContext {
+        var context = baggage
+        context.traceContext = trace
+        return context
+    }
+
+    func startChild(_ operationName: String, ofKind kind: SpanKind) -> any HTTPFieldsSpan {
+        tracer.start(operationName, baggage: baggage, parent: trace, kind: kind) {
+            DefaultTracerClock.now.nanosecondsSinceEpoch
+        }
+    }
+
+    func forEachPropagationHeader(_ body: (_ name: String, _ value: String) -> Void) { trace.forEachHeader(body) }
 
     private func lock() {
         while !locked.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged {}
@@ -141,12 +172,26 @@ final class OTLPSpan: Tracing.Span, @unchecked Sendable {  // justified: state o
     }
 
     var operationName: String {
-        get { withLock { state.name } }
-        set { withLock { state.name = newValue } }
+        get { withLock { state.http.name(from: state.name) } }
+        set {
+            withLock {
+                state.name = newValue
+                state.http.routeInName = false
+            }
+        }
     }
 
+    /// The attribute dictionary, with the HTTP fields that are set (a dictionary entry wins).
     var attributes: SpanAttributes {
-        get { withLock { state.attributes } }
+        get {
+            withLock {
+                var attributes = state.attributes
+                state.http.forEachAttribute { name, value in
+                    if attributes[name] == nil { attributes[name] = value }
+                }
+                return attributes
+            }
+        }
         set {
             guard isRecording else { return }
             withLock { state.attributes = newValue }
@@ -161,6 +206,11 @@ final class OTLPSpan: Tracing.Span, @unchecked Sendable {  // justified: state o
                 yield &discarded
             }
         }
+    }
+
+    func editHTTPFields(_ edit: (inout HTTPSpanFields) -> Void) {
+        guard isRecording else { return }
+        withLock { edit(&state.http) }
     }
 
     func setStatus(_ status: SpanStatus) {
@@ -201,7 +251,10 @@ final class OTLPSpan: Tracing.Span, @unchecked Sendable {  // justified: state o
             state.ended = true
             return FinishedSpan(
                 trace: trace, parentSpanID: parentSpanID, name: state.name, kind: kind, start: start,
-                end: instant().nanosecondsSinceEpoch, attributes: state.attributes, status: state.status,
+                end: instant().nanosecondsSinceEpoch, attributes: state.attributes, http: state.http,
+                // An HTTP failure (status 500 and up, an error type) is an error unless the
+                // status was set: `ok` is final, an explicit error says more.
+                status: state.status ?? (state.http.isError ? SpanStatus(code: .error) : nil),
                 events: state.events,
                 links: state.links.compactMap { link in
                     link.context.traceContext.map { (context: $0, attributes: link.attributes) }
@@ -222,13 +275,14 @@ final class FinishedSpan: Sendable {
     let start: UInt64
     let end: UInt64
     let attributes: SpanAttributes
+    let http: HTTPSpanFields
     let status: SpanStatus?
     let events: [SpanEvent]
     let links: [(context: TraceContext, attributes: SpanAttributes)]
 
     init(
         trace: TraceContext, parentSpanID: UInt64, name: String, kind: SpanKind, start: UInt64, end: UInt64,
-        attributes: SpanAttributes, status: SpanStatus?, events: [SpanEvent],
+        attributes: SpanAttributes, http: HTTPSpanFields = HTTPSpanFields(), status: SpanStatus?, events: [SpanEvent],
         links: [(context: TraceContext, attributes: SpanAttributes)]
     ) {
         self.trace = trace
@@ -238,6 +292,7 @@ final class FinishedSpan: Sendable {
         self.start = start
         self.end = end
         self.attributes = attributes
+        self.http = http
         self.status = status
         self.events = events
         self.links = links

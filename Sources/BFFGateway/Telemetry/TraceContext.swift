@@ -31,6 +31,15 @@ struct TraceContext: Sendable, Hashable {
         }
     }
 
+    /// The headers a request made in this span carries: `traceparent`, and `tracestate` always —
+    /// an empty value tells the gateway's injectors to remove a `tracestate` the caller sent (an
+    /// untrusted client's, or one that was dropped as malformed): it does not belong to the
+    /// gateway's trace.
+    func forEachHeader(_ body: (_ name: String, _ value: String) -> Void) {
+        body("traceparent", traceparent)
+        body("tracestate", traceState)
+    }
+
     /// Parses a `traceparent` (and its `tracestate`), or nil when it is not valid W3C Trace
     /// Context: a version other than `ff` (version 00 exactly 55 characters; later versions may
     /// append `-` fields), lowercase hex, a trace id and a parent id that are not all zeros.

@@ -53,9 +53,11 @@ public struct BFFMetricsMiddleware<Context: BFFRequestContext>: RouterMiddleware
     func label(_ span: (any Span)?, _ request: Request, _ context: Context, status: Int) {
         guard let span else { return }
         let route = BFF.routeLabel(context.endpointPath)
-        span.operationName = "HTTP " + request.method.rawValue + " " + route
-        span.attributes["http.route"] = route
-        span.recordStatus(status)
+        span.recordHTTP {
+            $0.route = route
+            $0.routeInName = true
+            $0.status = status
+        }
     }
 
     static func record(

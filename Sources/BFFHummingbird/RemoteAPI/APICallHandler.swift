@@ -109,9 +109,10 @@ final class APICallHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let exchange = APIExchange(handler: self, request: head, settings: settings)
         if let tracer = settings.tracer, settings.planner.isAPIPath(head.uri.prefix { $0 != "?" }) {
             let parent = settings.planner.incomingContext(
-                remoteAddress: remoteAddress, carrier: head.headers, using: NIOHeadersExtractor(), tracer: tracer)
-            let span = startSpan(tracer, "HTTP " + head.method.rawValue, context: parent, ofKind: .server)
-            span.attributes.set("http.request.method", value: .string(head.method.rawValue))
+                remoteAddress: remoteAddress, carrier: head.headers, using: NIOHeadersExtractor(), tracer: tracer.tracer
+            )
+            let span = tracer.start("HTTP " + head.method.rawValue, context: parent, ofKind: .server)
+            span.record { $0.method = head.method.rawValue }
             exchange.span = span
         }
         let decision: APICallDecision
@@ -148,7 +149,7 @@ final class APICallHandler: ChannelDuplexHandler, RemovableChannelHandler {
             context.eventLoop.makeFutureWithTask {  // justified: NIO owns the task; store/token deadlines end it
                 // Inside the call's span: the store and IdP spans of the work are its children.
                 guard let span else { return await work.resume() }
-                return await ServiceContext.withValue(span.context) { await work.resume() }
+                return await ServiceContext.withValue(span.span.context) { await work.resume() }
             }.assumeIsolated().whenSuccess { [self] decision in
                 guard current === exchange, let context = self.context else { return }  // the client left
                 switch decision {
@@ -172,8 +173,11 @@ final class APICallHandler: ChannelDuplexHandler, RemovableChannelHandler {
             // The router's adapter traces the call. This span is dropped unless work already ran
             // in it: then it ends here (the parent of that work's spans), marked as handed over.
             if let span = exchange.span, exchange.spanHasChildren {
-                span.operationName = "HTTP " + exchange.request.method.rawValue + " " + plan.api
-                span.attributes["bff.handoff"] = "router"
+                span.record {
+                    $0.route = plan.api
+                    $0.routeInName = true
+                    $0.handoff = "router"
+                }
                 span.end()
             }
             exchange.span = nil

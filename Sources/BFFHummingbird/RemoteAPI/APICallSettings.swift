@@ -10,7 +10,7 @@ final class APICallSettings: Sendable {
     let planner: APICallPlanner
     let forwarder: NIOUpstream
     let logger: Logger
-    let tracer: (any Tracer)?
+    let tracer: CallTracer?
     /// The BFF's parts a call needs, held apart: copying the whole `BFF` per call retained every
     /// one of its shared objects, from every event loop.
     let reporter: APICallReporter
@@ -19,7 +19,7 @@ final class APICallSettings: Sendable {
         self.planner = bff.planner
         self.forwarder = forwarder
         self.logger = bff.logger
-        self.tracer = bff.tracer
+        self.tracer = bff.tracer.map(CallTracer.init)
         self.reporter = bff.reporter
     }
 
@@ -31,12 +31,12 @@ final class APICallSettings: Sendable {
         let now = ContinuousClock.now
         if let span = exchange.span {
             exchange.span = nil
-            span.operationName = "HTTP " + exchange.request.method.rawValue + " " + api
-            span.editAttributes {
-                $0.set("http.route", value: .string(api))
-                if !complete { $0.set("bff.incomplete", value: .bool(true)) }
+            span.record {
+                $0.route = api
+                $0.routeInName = true
+                $0.status = status
+                if !complete { $0.incomplete = true }
             }
-            span.recordStatus(status)
             span.end()
         }
         reporter.report(

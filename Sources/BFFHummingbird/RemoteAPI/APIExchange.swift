@@ -18,12 +18,12 @@ final class APIExchange: UpstreamResponseConsumer {
     var plan: APICallPlan?
     var upstream: UpstreamExchange?
     /// The call's server span (with a tracer), ended when its response has ended.
-    var span: (any Span)?
+    var span: CallSpan?
     /// Whether work ran inside ``span`` (a store read, a refresh): its spans have it as parent,
     /// so it must be exported even when the router's adapter takes the call over.
     var spanHasChildren = false
     /// The upstream call's client span, ended at the upstream response's end or failure.
-    private var upstreamSpan: (any Span)?
+    private var upstreamSpan: CallSpan?
     /// The upstream's status, once its head was passed on.
     private var headStatus: Int?
     /// Body bytes passed on to the client.
@@ -64,18 +64,16 @@ final class APIExchange: UpstreamResponseConsumer {
         case .length(let length): head.headers.add(name: "Content-Length", value: String(length))
         case .chunked: head.headers.add(name: "Transfer-Encoding", value: "chunked")
         }
-        if let tracer = settings.tracer, let span {
+        if let span {
             if upstreamSpan == nil {
-                let client = startSpan(tracer, "upstream " + plan.method, context: span.context, ofKind: .client)
-                client.editAttributes {
-                    $0.set("http.request.method", value: .string(plan.method))
-                    $0.set("bff.api", value: .string(plan.api))
+                let client = span.child("upstream " + plan.method, ofKind: .client)
+                client.record {
+                    $0.method = plan.method
+                    $0.api = plan.api
                 }
                 upstreamSpan = client
             }
-            if let upstreamSpan {
-                tracer.inject(upstreamSpan.context, into: &head.headers, using: NIOHeadersInjector())
-            }
+            upstreamSpan?.inject(into: &head.headers, using: NIOHeadersInjector())
         }
         settings.forwarder.exchange(
             head, host: plan.upstream.host, port: plan.upstream.port, hasBody: plan.body.hasBody,
@@ -178,8 +176,7 @@ final class APIExchange: UpstreamResponseConsumer {
         upstream = nil
         if let upstreamSpan {
             self.upstreamSpan = nil
-            upstreamSpan.attributes["error.type"] = error.description
-            upstreamSpan.setStatus(SpanStatus(code: .error))
+            upstreamSpan.record { $0.errorType = error.description }
             upstreamSpan.end()
         }
         guard !stopped, let handler, handler.isCurrent(self), let plan else { return }
@@ -237,8 +234,8 @@ final class APIExchange: UpstreamResponseConsumer {
         paused = false
         upstream?.abandon()
         upstream = nil
-        for span in [upstreamSpan, span].compactMap({ $0 }) {
-            if !failedMidResponse { span.attributes["bff.client_gone"] = true }
+        if !failedMidResponse {
+            for span in [upstreamSpan, span].compactMap({ $0 }) { span.record { $0.clientGone = true } }
         }
         upstreamSpan?.end()
         upstreamSpan = nil

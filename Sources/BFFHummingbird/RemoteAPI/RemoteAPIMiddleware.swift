@@ -64,9 +64,11 @@ public struct RemoteAPIMiddleware<Context: BFFRequestContext>: RouterMiddleware 
             }
         }
         if let span {
-            span.operationName = "HTTP " + request.method.rawValue + " " + api
-            span.attributes["http.route"] = api
-            span.recordStatus(response.status.code)
+            span.recordHTTP {
+                $0.route = api
+                $0.routeInName = true
+                $0.status = response.status.code
+            }
         }
         // Reported once the body has ended (or was cut short), like on the event-loop path.
         let event = APICallEvent(
@@ -107,8 +109,10 @@ public struct RemoteAPIMiddleware<Context: BFFRequestContext>: RouterMiddleware 
         // The upstream call: a client span of the request's server span, `traceparent` sent along.
         let upstreamSpan = bff.tracer.map { tracer in
             let span = tracer.startAnySpan("upstream " + request.method.rawValue, ofKind: .client)
-            span.attributes["http.request.method"] = request.method.rawValue
-            span.attributes["bff.api"] = plan.api
+            span.recordHTTP {
+                $0.method = request.method.rawValue
+                $0.api = plan.api
+            }
             tracer.inject(span.context, into: &headers, using: HTTPFieldsInjector())
             return span
         }
@@ -120,8 +124,7 @@ public struct RemoteAPIMiddleware<Context: BFFRequestContext>: RouterMiddleware 
             upstream = try await transport.send(upstreamRequest, body: plan.body.hasBody ? request.body : nil)
             upstreamSpan?.recordStatus(upstream.head.status.code)
         } catch let error as UpstreamError {
-            upstreamSpan?.attributes["error.type"] = error.description
-            upstreamSpan?.setStatus(SpanStatus(code: .error))
+            upstreamSpan?.recordHTTP { $0.errorType = error.description }
             upstreamSpan?.end()
             if error.isClientFault {
                 logger.debug("request body broke off or was malformed", metadata: ["bff.api": .string(plan.api)])
