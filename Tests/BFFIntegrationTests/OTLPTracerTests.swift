@@ -226,9 +226,19 @@ struct OTLPTracerTests {
             $0.status = 200
         }
         server.end()
+        // Ended: its record is the exporter's, and later changes are ignored.
+        server.record { $0.status = 500 }
+        server.span.attributes["bff.late"] = "x"
+        server.span.setStatus(SpanStatus(code: .error))
+        server.end()
         let spans = Receiver.decodeRequest(OTLPEncoding.request(exporter.pending, resource: [], scope: ("s", "1"))[...])
         try #require(spans.count == 2, "\(spans)")
         let (client, call) = (spans[0], spans[1])
+        #expect(
+            call.attributes == [
+                "http.request.method": "GET", "http.route": "/api/x", "http.response.status_code": "200",
+            ])
+        #expect(call.statusCode == 0, "unset")
         #expect(hex(call.traceID) == Self.trace && hex(call.parentSpanID) == Self.parent)
         #expect(String(format: "%016llx", context.spanID) == hex(call.spanID) && context.traceState == "vendor=x")
         #expect(client.traceID == call.traceID && client.parentSpanID == call.spanID)

@@ -23,12 +23,26 @@ struct ProtobufWriter {
 
     mutating func fixed64Field(_ field: UInt64, _ value: UInt64) {
         key(field, 1)
-        for shift in stride(from: 0, to: 64, by: 8) { bytes.append(UInt8(truncatingIfNeeded: value >> UInt64(shift))) }
+        withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) }
     }
 
     mutating func fixed32Field(_ field: UInt64, _ value: UInt32) {
         key(field, 5)
-        for shift in stride(from: 0, to: 32, by: 8) { bytes.append(UInt8(truncatingIfNeeded: value >> UInt32(shift))) }
+        withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) }
+    }
+
+    /// How many bytes `value` takes as a varint.
+    static func varintSize(_ value: UInt64) -> Int {
+        var size = 1
+        while value >> (7 * UInt64(size)) != 0 { size += 1 }
+        return size
+    }
+
+    /// A field holding a message whose body is `length` bytes, written next by the caller: for
+    /// bodies whose length is known up front (no room kept, nothing moved).
+    mutating func messageHeader(_ field: UInt64, length: Int) {
+        key(field, 2)
+        varint(UInt64(length))
     }
 
     mutating func bytesField(_ field: UInt64, _ value: some Collection<UInt8>) {
@@ -40,9 +54,7 @@ struct ProtobufWriter {
     mutating func stringField(_ field: UInt64, _ value: String) { bytesField(field, value.utf8) }
 
     mutating func appendBigEndian(_ value: UInt64) {
-        for shift in stride(from: 56, through: 0, by: -8) {
-            bytes.append(UInt8(truncatingIfNeeded: value >> UInt64(shift)))
-        }
+        withUnsafeBytes(of: value.bigEndian) { bytes.append(contentsOf: $0) }
     }
 
     /// A nested message, written in place: one byte is kept for its length, and only a body of
@@ -70,6 +82,17 @@ enum OTLPEncoding {
         scope: (name: String, version: String)
     ) -> [UInt8] {
         var writer = ProtobufWriter()
+        request(spans, resource: resource, scope: scope, into: &writer)
+        return writer.bytes
+    }
+
+    /// The request written into `writer` (emptied first, its capacity kept: the exporter reuses
+    /// one writer, so a batch allocates nothing of this size).
+    static func request(
+        _ spans: some Collection<FinishedSpan>, resource: [(String, SpanAttribute)],
+        scope: (name: String, version: String), into writer: inout ProtobufWriter
+    ) {
+        writer.bytes.removeAll(keepingCapacity: true)
         writer.bytes.reserveCapacity(256 + spans.count * 256)
         writer.message(1) { resourceSpans in  // resource_spans
             resourceSpans.message(1) { resourceMessage in  // resource
@@ -83,7 +106,6 @@ enum OTLPEncoding {
                 for span in spans { scopeSpans.message(2) { encode(span, into: &$0) } }
             }
         }
-        return writer.bytes
     }
 
     /// A 16-byte trace id field.
@@ -151,11 +173,42 @@ enum OTLPEncoding {
         }
     }
 
-    /// A `KeyValue` as field `field`.
+    /// A `KeyValue` as field `field`. A string, integer or boolean value (all the gateway's own
+    /// attributes) is written with its lengths computed up front; other values are nested.
     static func keyValue(_ writer: inout ProtobufWriter, field: UInt64, key: String, value: SpanAttribute) {
-        writer.message(field) { keyValue in
-            keyValue.stringField(1, key)
-            keyValue.message(2) { anyValue(&$0, value) }
+        let keyLength = key.utf8.count
+        let keyField = 1 + ProtobufWriter.varintSize(UInt64(keyLength)) + keyLength
+        let scalar: (tag: UInt64, number: UInt64?, text: String?)? =
+            switch value {
+            case .string(let text): (1, nil, text)
+            case .bool(let flag): (2, flag ? 1 : 0, nil)
+            case .int64(let number): (3, UInt64(bitPattern: number), nil)
+            case .int32(let number): (3, UInt64(bitPattern: Int64(number)), nil)
+            default: nil
+            }
+        guard let scalar else {
+            writer.message(field) { keyValue in
+                keyValue.stringField(1, key)
+                keyValue.message(2) { anyValue(&$0, value) }
+            }
+            return
+        }
+        // AnyValue: one field, a string (length-delimited) or a varint.
+        let payload =
+            if let text = scalar.text {
+                ProtobufWriter.varintSize(UInt64(text.utf8.count)) + text.utf8.count
+            } else {
+                ProtobufWriter.varintSize(scalar.number ?? 0)
+            }
+        let anyValueLength = 1 + payload
+        writer.messageHeader(
+            field, length: keyField + 1 + ProtobufWriter.varintSize(UInt64(anyValueLength)) + anyValueLength)
+        writer.stringField(1, key)
+        writer.messageHeader(2, length: anyValueLength)
+        if let text = scalar.text {
+            writer.stringField(scalar.tag, text)
+        } else {
+            writer.varintField(scalar.tag, scalar.number ?? 0)
         }
     }
 

@@ -84,7 +84,8 @@ final class OTLPExporter: Sendable {
             group.cancelAll()  // an export in progress is cut short
         }
         // Whatever is left, once, within 3 s (a stalled collector must not hold the exit).
-        _ = await send(take(all: true), http: http, timeout: min(settings.timeout, .seconds(3)))
+        var scratch = Scratch()
+        _ = await send(take(all: true), http: http, timeout: min(settings.timeout, .seconds(3)), scratch: &scratch)
         try? await http.shutdown()
     }
 
@@ -100,6 +101,7 @@ final class OTLPExporter: Sendable {
         let look = max(min(settings.scheduleDelay, .milliseconds(50)), .milliseconds(10))
         var lastExport = ContinuousClock.now
         var busy = false
+        var scratch = Scratch()
         while !Task.isCancelled {
             // After a full batch, look again at once: under load the queue refills while a batch
             // is being sent.
@@ -113,7 +115,7 @@ final class OTLPExporter: Sendable {
             }
             // (Not after a failure: a collector that is down is not retried in a loop.)
             busy =
-                await send(batch, http: http, timeout: settings.timeout)
+                await send(batch, http: http, timeout: settings.timeout, scratch: &scratch)
                 && batch.spans.count >= settings.maxExportBatchSize
             if due || batch.flushed { lastExport = .now }
         }
@@ -133,8 +135,16 @@ final class OTLPExporter: Sendable {
         }
     }
 
+    /// The buffers one export loop encodes into, reused from batch to batch: a batch of 512
+    /// spans is about 100 KiB, and allocating that (twice) per batch cost more than encoding it.
+    struct Scratch {
+        var writer = ProtobufWriter()
+        var body = ByteBuffer()
+    }
+
     private func send(
-        _ batch: (spans: [FinishedSpan], dropped: Int, flushed: Bool), http: HTTPClient, timeout: Duration
+        _ batch: (spans: [FinishedSpan], dropped: Int, flushed: Bool), http: HTTPClient, timeout: Duration,
+        scratch: inout Scratch
     ) async -> Bool {
         if batch.dropped > 0 {
             warn(
@@ -148,7 +158,7 @@ final class OTLPExporter: Sendable {
         var sent = true
         while start < batch.spans.count {
             let end = min(start + settings.maxExportBatchSize, batch.spans.count)
-            sent = await post(batch.spans[start..<end], http: http, timeout: timeout) && sent
+            sent = await post(batch.spans[start..<end], http: http, timeout: timeout, scratch: &scratch) && sent
             start = end
         }
         return sent
@@ -157,8 +167,13 @@ final class OTLPExporter: Sendable {
     /// Posts one batch; whether the collector took it within `timeout` (head and body: a
     /// collector that answers slowly or drips its body is cut off; so is any post when the
     /// exporter stops).
-    private func post(_ spans: ArraySlice<FinishedSpan>, http: HTTPClient, timeout: Duration) async -> Bool {
-        let body = OTLPEncoding.request(spans, resource: settings.resource, scope: ("swift-bff", version))
+    private func post(
+        _ spans: ArraySlice<FinishedSpan>, http: HTTPClient, timeout: Duration, scratch: inout Scratch
+    ) async -> Bool {
+        OTLPEncoding.request(spans, resource: settings.resource, scope: ("swift-bff", version), into: &scratch.writer)
+        scratch.body.clear()
+        scratch.body.writeBytes(scratch.writer.bytes)
+        let body = scratch.body
         let settings = self.settings
         let outcome: Result<UInt, any Error>? = await withTaskGroup(of: Result<UInt, any Error>?.self) { group in
             group.addTask {  // justified: structured child of this group: the post (its deadline is next)
@@ -166,7 +181,7 @@ final class OTLPExporter: Sendable {
                 request.method = .POST
                 request.headers.add(name: "Content-Type", value: "application/x-protobuf")
                 for (name, value) in settings.headers { request.headers.add(name: name, value: value) }
-                request.body = .bytes(ByteBuffer(bytes: body))
+                request.body = .bytes(body)
                 do {
                     let response = try await http.execute(
                         request, timeout: .milliseconds(Int64(timeout / .milliseconds(1))))

@@ -97,38 +97,27 @@ final class OTLPTracer: HTTPFieldsTracer {
     }
 }
 
-/// One span. Not recording (no exporter) when its trace is not sampled: it still carries a
-/// context, so the `traceparent` sent on says "not sampled".
-/// Every access to `state` holds the lock (`locked`). A `Mutex` cannot be used: `attributes` needs
-/// a `_modify` accessor (so `span.attributes["k"] = v` edits the stored dictionary in place instead
-/// of copying it at every set), and a coroutine cannot yield inside `Mutex.withLock`.
-final class OTLPSpan: HTTPFieldsSpan, @unchecked Sendable {  // justified: state only under `locked` (see above)
+/// One span. Not recording (no exporter, no record) when its trace is not sampled: it still
+/// carries a context, so the `traceparent` sent on says "not sampled".
+/// Every access to `record` while the span is open holds the lock (`locked`); once ended, the
+/// record is the exporter's and is never changed again. A `Mutex` cannot be used: `attributes`
+/// needs a `_modify` accessor (so `span.attributes["k"] = v` edits the stored dictionary in place
+/// instead of copying it at every set), and a coroutine cannot yield inside `Mutex.withLock`.
+final class OTLPSpan: HTTPFieldsSpan, @unchecked Sendable {  // justified: record only under `locked` (see above)
     /// The context it started from; its own (``context``) is built when asked for, which an
     /// API call on the event loop never does unless work is suspended inside it.
     private let baggage: ServiceContext
     let trace: TraceContext
-    let isRecording: Bool
-    private let kind: SpanKind
-    private let parentSpanID: UInt64
-    private let start: UInt64
+    var isRecording: Bool { record != nil }
     private let tracer: OTLPTracer
-    private let exporter: OTLPExporter?
+    /// What the span records, handed to the exporter as it is when the span ends (no copy).
+    private let record: FinishedSpan?
     /// The span's lock: a flag in the span itself (no allocation, unlike a pthread mutex). A span
     /// is touched by one request at a time, so it is all but never contended; a second thread
     /// spins for the few instructions the holder needs.
     private let locked = Atomic(false)
-    private var state: State
-
-    struct State {
-        var name: String
-        var attributes = SpanAttributes()
-        /// What every HTTP span records, kept as fields (no dictionary on an API call's path).
-        var http = HTTPSpanFields()
-        var status: SpanStatus?
-        var events: [SpanEvent] = []
-        var links: [SpanLink] = []
-        var ended = false
-    }
+    /// Set under the lock; after it, `record` is not touched.
+    private var ended = false
 
     init(
         operationName: String, kind: SpanKind, baggage: ServiceContext, trace: TraceContext, parentSpanID: UInt64,
@@ -136,13 +125,11 @@ final class OTLPSpan: HTTPFieldsSpan, @unchecked Sendable {  // justified: state
     ) {
         self.baggage = baggage
         self.trace = trace
-        self.kind = kind
-        self.parentSpanID = parentSpanID
-        self.start = start
         self.tracer = tracer
-        self.exporter = trace.sampled ? tracer.exporter : nil
-        self.isRecording = trace.sampled
-        self.state = State(name: operationName)
+        self.record =
+            trace.sampled
+            ? FinishedSpan(trace: trace, parentSpanID: parentSpanID, name: operationName, kind: kind, start: start)
+            : nil
     }
 
     var context: ServiceContext {
@@ -171,12 +158,20 @@ final class OTLPSpan: HTTPFieldsSpan, @unchecked Sendable {  // justified: state
         return try body()
     }
 
+    /// Changes the record while the span is open (nothing once it ended, or when not recording).
+    private func change(_ body: (FinishedSpan) -> Void) {
+        guard let record else { return }
+        withLock {
+            if !ended { body(record) }
+        }
+    }
+
     var operationName: String {
-        get { withLock { state.http.name(from: state.name) } }
+        get { record.map { record in withLock { record.http.name(from: record.name) } } ?? "" }
         set {
-            withLock {
-                state.name = newValue
-                state.http.routeInName = false
+            change { record in
+                record.name = newValue
+                record.http.routeInName = false
             }
         }
     }
@@ -184,23 +179,26 @@ final class OTLPSpan: HTTPFieldsSpan, @unchecked Sendable {  // justified: state
     /// The attribute dictionary, with the HTTP fields that are set (a dictionary entry wins).
     var attributes: SpanAttributes {
         get {
-            withLock {
-                var attributes = state.attributes
-                state.http.forEachAttribute { name, value in
+            guard let record else { return [:] }
+            return withLock {
+                var attributes = record.attributes
+                record.http.forEachAttribute { name, value in
                     if attributes[name] == nil { attributes[name] = value }
                 }
                 return attributes
             }
         }
-        set {
-            guard isRecording else { return }
-            withLock { state.attributes = newValue }
-        }
+        set { change { $0.attributes = newValue } }
         _modify {
-            if isRecording {
+            if let record {
                 lock()
                 defer { unlock() }
-                yield &state.attributes
+                if ended {
+                    var discarded = SpanAttributes()
+                    yield &discarded
+                } else {
+                    yield &record.attributes
+                }
             } else {
                 var discarded = SpanAttributes()
                 yield &discarded
@@ -209,21 +207,18 @@ final class OTLPSpan: HTTPFieldsSpan, @unchecked Sendable {  // justified: state
     }
 
     func editHTTPFields(_ edit: (inout HTTPSpanFields) -> Void) {
-        guard isRecording else { return }
-        withLock { edit(&state.http) }
+        change { edit(&$0.http) }
     }
 
     func setStatus(_ status: SpanStatus) {
-        guard isRecording else { return }
         // OpenTelemetry: `ok` is final; an error may replace unset.
-        withLock {
-            if state.status?.code != .ok { state.status = status }
+        change { record in
+            if record.status?.code != .ok { record.status = status }
         }
     }
 
     func addEvent(_ event: SpanEvent) {
-        guard isRecording else { return }
-        withLock { state.events.append(event) }
+        change { $0.events.append(event) }
     }
 
     func recordError<Instant: TracerInstant>(
@@ -240,61 +235,46 @@ final class OTLPSpan: HTTPFieldsSpan, @unchecked Sendable {  // justified: state
     }
 
     func addLink(_ link: SpanLink) {
-        guard isRecording else { return }
-        withLock { state.links.append(link) }
+        guard let context = link.context.traceContext else { return }
+        change { $0.links.append((context: context, attributes: link.attributes)) }
     }
 
     func end<Instant: TracerInstant>(at instant: @autoclosure () -> Instant) {
-        guard let exporter else { return }
-        let finished: FinishedSpan? = withLock {
-            guard !state.ended else { return nil }
-            state.ended = true
-            return FinishedSpan(
-                trace: trace, parentSpanID: parentSpanID, name: state.name, kind: kind, start: start,
-                end: instant().nanosecondsSinceEpoch, attributes: state.attributes, http: state.http,
-                // An HTTP failure (status 500 and up, an error type) is an error unless the
-                // status was set: `ok` is final, an explicit error says more.
-                status: state.status ?? (state.http.isError ? SpanStatus(code: .error) : nil),
-                events: state.events,
-                links: state.links.compactMap { link in
-                    link.context.traceContext.map { (context: $0, attributes: link.attributes) }
-                })
+        guard let record else { return }
+        let first: Bool = withLock {
+            guard !ended else { return false }
+            ended = true
+            record.end = max(instant().nanosecondsSinceEpoch, record.start)
+            // An HTTP failure (status 500 and up, an error type) is an error unless the status
+            // was set: `ok` is final, an explicit error says more.
+            if record.status == nil, record.http.isError { record.status = SpanStatus(code: .error) }
+            return true
         }
-        if let finished { exporter.append(finished) }
+        if first { tracer.exporter.append(record) }
     }
 }
 
-/// What an ended span leaves for the exporter. An object: it is appended to the exporter's
-/// buffer, taken from it and encoded, and a struct of this size was copied field by field at
-/// each step.
-final class FinishedSpan: Sendable {
+/// A span's record: filled in under its span's lock while the span is open, then handed to the
+/// exporter as it is (appending it to the exporter's buffer is the hand-over) and never changed
+/// again. An object, so that hand-over copies nothing.
+final class FinishedSpan: @unchecked Sendable {  // justified: changed only under its span's lock until handed over
     let trace: TraceContext
     let parentSpanID: UInt64
-    let name: String
     let kind: SpanKind
     let start: UInt64
-    let end: UInt64
-    let attributes: SpanAttributes
-    let http: HTTPSpanFields
-    let status: SpanStatus?
-    let events: [SpanEvent]
-    let links: [(context: TraceContext, attributes: SpanAttributes)]
+    var name: String
+    var end: UInt64 = 0
+    var attributes = SpanAttributes()
+    var http = HTTPSpanFields()
+    var status: SpanStatus?
+    var events: [SpanEvent] = []
+    var links: [(context: TraceContext, attributes: SpanAttributes)] = []
 
-    init(
-        trace: TraceContext, parentSpanID: UInt64, name: String, kind: SpanKind, start: UInt64, end: UInt64,
-        attributes: SpanAttributes, http: HTTPSpanFields = HTTPSpanFields(), status: SpanStatus?, events: [SpanEvent],
-        links: [(context: TraceContext, attributes: SpanAttributes)]
-    ) {
+    init(trace: TraceContext, parentSpanID: UInt64, name: String, kind: SpanKind, start: UInt64) {
         self.trace = trace
         self.parentSpanID = parentSpanID
         self.name = name
         self.kind = kind
         self.start = start
-        self.end = end
-        self.attributes = attributes
-        self.http = http
-        self.status = status
-        self.events = events
-        self.links = links
     }
 }
