@@ -16,6 +16,8 @@ public struct FrontendMatch: Sendable, Hashable {
     /// Whether `request` is this frontend's, and how specifically: host and prefix (the longer the
     /// prefix, the more specific) beat host alone, which beats a prefix alone, which beats a match on
     /// everything. Nil when it does not match.
+    /// Inlinable, like ``FrontendSelector/select(host:path:)``: it runs for every API call.
+    @inlinable
     func specificity(host requestHost: some StringProtocol, path: some StringProtocol) -> Int? {
         var score = 0
         if let host {
@@ -36,7 +38,7 @@ public struct FrontendMatch: Sendable, Hashable {
 /// path prefix → a frontend that matches everything); none means the request belongs to no
 /// frontend (`urn:bff:problem:no-frontend`), never to another frontend's sessions.
 public struct FrontendSelector: Sendable {
-    let matches: [FrontendMatch]
+    @usableFromInline let matches: [FrontendMatch]
 
     public init(_ matches: [FrontendMatch]) {
         self.matches = matches
@@ -45,6 +47,9 @@ public struct FrontendSelector: Sendable {
     /// The index of the frontend serving a request with `host` (the `Host` header, nil when
     /// absent) and `path` (the request target's path); nil when none matches. Ties (which
     /// configuration validation refuses) go to the frontend listed first.
+    /// Inlinable: specialized for the caller's string types (unspecialized, every call looked up
+    /// generic metadata and went through witness tables for each string operation).
+    @inlinable
     public func select(host: (some StringProtocol)?, path: some StringProtocol) -> Int? {
         var best: (index: Int, score: Int)?
         for (index, match) in matches.enumerated() {
