@@ -183,17 +183,68 @@ struct OTLPTracerTests {
         #expect(finished[0].operationName == "upstream GET" && strings(finished[0].attributes) == expectedUpstream)
         #expect(finished[0].status?.code == .error)
 
-        // A dictionary entry of the same name wins over the field (encoded once).
-        let override = OTLPExporter(settings: .init(url: "http://127.0.0.1:1/v1/traces"), version: "t", logger: quiet)
-        let span = OTLPTracer(sampling: .init(root: .always), exporter: override)
+        // The last write wins, whichever API made it; the error status follows what is exported.
+        let mixed = OTLPExporter(settings: .init(url: "http://127.0.0.1:1/v1/traces"), version: "t", logger: quiet)
+        let mixedTracer = OTLPTracer(sampling: .init(root: .always), exporter: mixed)
+        let overridden = mixedTracer.startSpan("HTTP GET", context: .topLevel, ofKind: .server)
+        overridden.recordHTTP { $0.status = 200 }
+        overridden.attributes["http.response.status_code"] = 201
+        #expect(overridden.attributes["http.response.status_code"]?.toSpanAttribute() == .int64(201))
+        overridden.end()
+        // Read, edited and written back (as `updateAttributes` does), then a field set again.
+        let roundTrip = mixedTracer.startSpan("HTTP GET", context: .topLevel, ofKind: .server)
+        roundTrip.recordHTTP { $0.status = 200 }
+        roundTrip.updateAttributes { $0["bff.other"] = 1 }
+        roundTrip.recordStatus(503)
+        roundTrip.end()
+        let mixedSpans = Receiver.decodeRequest(
+            OTLPEncoding.request(mixed.pending, resource: [], scope: ("s", "1"))[...])
+        try #require(mixedSpans.count == 2)
+        #expect(mixedSpans[0].attributes == ["http.response.status_code": "201"] && mixedSpans[0].statusCode == 0)
+        #expect(mixedSpans[1].attributes == ["http.response.status_code": "503", "bff.other": "1"])
+        #expect(mixedSpans[1].statusCode == 2)
+        #expect(mixed.pending.allSatisfy { $0.attributes["http.response.status_code"] == nil }, "kept once")
+
+        // An unsampled span has no record but keeps its name.
+        let unsampled = OTLPTracer(sampling: .init(root: .never), exporter: mixed)
             .startSpan("HTTP GET", context: .topLevel, ofKind: .server)
-        span.recordHTTP { $0.status = 200 }
-        span.attributes["http.response.status_code"] = 201
-        #expect(span.attributes["http.response.status_code"]?.toSpanAttribute() == .int64(201))
+        #expect(unsampled.operationName == "HTTP GET" && !unsampled.isRecording)
+    }
+
+    /// Attribute values and keys at the edges of the protobuf lengths the encoder computes up
+    /// front: empty, 127/128 and 16383/16384 bytes (one-, two- and three-byte lengths), `false`,
+    /// negative integers (ten-byte varints); decoded by the test receiver's own decoder.
+    @Test func scalarAttributesEncodeAtEveryLengthBoundary() throws {
+        let exporter = OTLPExporter(settings: .init(url: "http://127.0.0.1:1/v1/traces"), version: "t", logger: quiet)
+        let span = OTLPTracer(sampling: .init(root: .always), exporter: exporter)
+            .startSpan("edges", context: .topLevel, ofKind: .internal)
+        var expected: [String: String] = [:]
+        for length in [0, 1, 127, 128, 16383, 16384, 70000] {
+            let value = String(repeating: "v", count: length)
+            span.attributes.set("s\(length)", value: .string(value))
+            expected["s\(length)"] = value
+        }
+        let longKey = String(repeating: "k", count: 128)
+        span.attributes[longKey] = "x"
+        expected[longKey] = "x"
+        span.attributes["false"] = false
+        expected["false"] = "false"
+        span.attributes.set("int64", value: .int64(-1))
+        expected["int64"] = "-1"
+        span.attributes.set("int32", value: .int32(Int32.min))
+        expected["int32"] = String(Int32.min)
+        span.attributes.set("max", value: .int64(Int64.max))
+        expected["max"] = String(Int64.max)
+        span.attributes["zero"] = 0
+        expected["zero"] = "0"
         span.end()
-        let overridden = Receiver.decodeRequest(
-            OTLPEncoding.request(override.pending, resource: [], scope: ("s", "1"))[...])
-        #expect(overridden.first?.attributes == ["http.response.status_code": "201"])
+        let spans = Receiver.decodeRequest(OTLPEncoding.request(exporter.pending, resource: [], scope: ("s", "1"))[...])
+        try #require(spans.count == 1)
+        // Lengths first (a failure prints them, not 70,000 characters), then the values.
+        #expect(spans[0].attributes.mapValues(\.utf8.count) == expected.mapValues(\.utf8.count))
+        let sameValues = spans[0].attributes == expected
+        #expect(sameValues, "a value decoded differently")
+        #expect(spans[0].name == "edges")
     }
 
     /// The event-loop API path starts the OTLP tracer's spans through its fast side (no dynamic

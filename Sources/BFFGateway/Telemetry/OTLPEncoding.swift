@@ -65,8 +65,7 @@ struct ProtobufWriter {
         bytes.append(0)
         body(&self)
         var length = UInt64(bytes.count - start - 1)
-        var size = 1
-        while length >> (7 * UInt64(size)) != 0 { size += 1 }
+        let size = Self.varintSize(length)
         if size > 1 { bytes.insert(contentsOf: repeatElement(0, count: size - 1), at: start + 1) }
         for index in 0..<size {
             bytes[start + index] = UInt8(truncatingIfNeeded: length) & 0x7F | (index < size - 1 ? 0x80 : 0)
@@ -132,12 +131,10 @@ enum OTLPEncoding {
         writer.stringField(5, span.http.name(from: span.name))
         writer.varintField(6, kind(span.kind))
         writer.fixed64Field(7, span.start)
-        writer.fixed64Field(8, max(span.end, span.start))
+        writer.fixed64Field(8, span.end)
+        // (The dictionary never holds a name of the HTTP fields: `HTTPSpanFields.absorb`.)
+        span.http.forEachAttribute { key, value in keyValue(&writer, field: 9, key: key, value: value) }
         span.attributes.forEach { key, value in keyValue(&writer, field: 9, key: key, value: value) }
-        let hasAttributes = !span.attributes.isEmpty
-        span.http.forEachAttribute { key, value in
-            if !hasAttributes || span.attributes[key] == nil { keyValue(&writer, field: 9, key: key, value: value) }
-        }
         for event in span.events {
             writer.message(11) { eventMessage in
                 eventMessage.fixed64Field(1, event.nanosecondsSinceEpoch)
@@ -178,15 +175,7 @@ enum OTLPEncoding {
     static func keyValue(_ writer: inout ProtobufWriter, field: UInt64, key: String, value: SpanAttribute) {
         let keyLength = key.utf8.count
         let keyField = 1 + ProtobufWriter.varintSize(UInt64(keyLength)) + keyLength
-        let scalar: (tag: UInt64, number: UInt64?, text: String?)? =
-            switch value {
-            case .string(let text): (1, nil, text)
-            case .bool(let flag): (2, flag ? 1 : 0, nil)
-            case .int64(let number): (3, UInt64(bitPattern: number), nil)
-            case .int32(let number): (3, UInt64(bitPattern: Int64(number)), nil)
-            default: nil
-            }
-        guard let scalar else {
+        guard let scalar = scalar(value) else {
             writer.message(field) { keyValue in
                 keyValue.stringField(1, key)
                 keyValue.message(2) { anyValue(&$0, value) }
@@ -205,25 +194,37 @@ enum OTLPEncoding {
             field, length: keyField + 1 + ProtobufWriter.varintSize(UInt64(anyValueLength)) + anyValueLength)
         writer.stringField(1, key)
         writer.messageHeader(2, length: anyValueLength)
-        if let text = scalar.text {
-            writer.stringField(scalar.tag, text)
-        } else {
-            writer.varintField(scalar.tag, scalar.number ?? 0)
+        anyValue(&writer, value)
+    }
+
+    /// A string, boolean or integer value as its `AnyValue` field: the tag, and the text or the
+    /// varint.
+    static func scalar(_ value: SpanAttribute) -> (tag: UInt64, number: UInt64?, text: String?)? {
+        switch value {
+        case .string(let text): (1, nil, text)
+        case .bool(let flag): (2, flag ? 1 : 0, nil)
+        case .int32(let number): (3, UInt64(bitPattern: Int64(number)), nil)
+        case .int64(let number): (3, UInt64(bitPattern: number), nil)
+        default: nil
         }
     }
 
     /// An `AnyValue`'s one field.
     static func anyValue(_ writer: inout ProtobufWriter, _ value: SpanAttribute) {
+        if let scalar = scalar(value) {
+            if let text = scalar.text {
+                writer.stringField(scalar.tag, text)
+            } else {
+                writer.varintField(scalar.tag, scalar.number ?? 0)
+            }
+            return
+        }
         func array(_ values: [SpanAttribute]) {
             writer.message(5) { arrayValue in
                 for value in values { arrayValue.message(1) { anyValue(&$0, value) } }
             }
         }
         switch value {
-        case .string(let text): writer.stringField(1, text)
-        case .bool(let flag): writer.varintField(2, flag ? 1 : 0)
-        case .int32(let number): writer.varintField(3, UInt64(bitPattern: Int64(number)))
-        case .int64(let number): writer.varintField(3, UInt64(bitPattern: number))
         case .double(let number): writer.fixed64Field(4, number.bitPattern)
         case .stringArray(let texts): array(texts.map { .string($0) })
         case .boolArray(let flags): array(flags.map { .bool($0) })

@@ -112,6 +112,8 @@ final class OTLPSpan: HTTPFieldsSpan, @unchecked Sendable {  // justified: recor
     private let tracer: OTLPTracer
     /// What the span records, handed to the exporter as it is when the span ends (no copy).
     private let record: FinishedSpan?
+    /// The name it started with (what an unsampled span, which has no record, answers).
+    private let startName: String
     /// The span's lock: a flag in the span itself (no allocation, unlike a pthread mutex). A span
     /// is touched by one request at a time, so it is all but never contended; a second thread
     /// spins for the few instructions the holder needs.
@@ -126,6 +128,7 @@ final class OTLPSpan: HTTPFieldsSpan, @unchecked Sendable {  // justified: recor
         self.baggage = baggage
         self.trace = trace
         self.tracer = tracer
+        self.startName = operationName
         self.record =
             trace.sampled
             ? FinishedSpan(trace: trace, parentSpanID: parentSpanID, name: operationName, kind: kind, start: start)
@@ -167,7 +170,7 @@ final class OTLPSpan: HTTPFieldsSpan, @unchecked Sendable {  // justified: recor
     }
 
     var operationName: String {
-        get { record.map { record in withLock { record.http.name(from: record.name) } } ?? "" }
+        get { record.map { record in withLock { record.http.name(from: record.name) } } ?? startName }
         set {
             change { record in
                 record.name = newValue
@@ -176,19 +179,24 @@ final class OTLPSpan: HTTPFieldsSpan, @unchecked Sendable {  // justified: recor
         }
     }
 
-    /// The attribute dictionary, with the HTTP fields that are set (a dictionary entry wins).
+    /// The attributes, the HTTP fields that are set among them. A write that names one of the
+    /// fields (with its type) sets the field (``HTTPSpanFields/absorb(_:)``): the dictionary and
+    /// the fields never hold the same name.
     var attributes: SpanAttributes {
         get {
             guard let record else { return [:] }
             return withLock {
                 var attributes = record.attributes
-                record.http.forEachAttribute { name, value in
-                    if attributes[name] == nil { attributes[name] = value }
-                }
+                record.http.forEachAttribute { attributes[$0] = $1 }
                 return attributes
             }
         }
-        set { change { $0.attributes = newValue } }
+        set {
+            change { record in
+                record.attributes = newValue
+                record.http.absorb(&record.attributes)
+            }
+        }
         _modify {
             if let record {
                 lock()
@@ -198,6 +206,7 @@ final class OTLPSpan: HTTPFieldsSpan, @unchecked Sendable {  // justified: recor
                     yield &discarded
                 } else {
                     yield &record.attributes
+                    record.http.absorb(&record.attributes)
                 }
             } else {
                 var discarded = SpanAttributes()
@@ -262,13 +271,15 @@ final class FinishedSpan: @unchecked Sendable {  // justified: changed only unde
     let parentSpanID: UInt64
     let kind: SpanKind
     let start: UInt64
-    var name: String
-    var end: UInt64 = 0
-    var attributes = SpanAttributes()
-    var http = HTTPSpanFields()
-    var status: SpanStatus?
-    var events: [SpanEvent] = []
-    var links: [(context: TraceContext, attributes: SpanAttributes)] = []
+    fileprivate(set) var name: String
+    /// Never before `start`.
+    fileprivate(set) var end: UInt64 = 0
+    /// Never holds a name of ``http`` (``HTTPSpanFields/absorb(_:)``).
+    fileprivate(set) var attributes = SpanAttributes()
+    fileprivate(set) var http = HTTPSpanFields()
+    fileprivate(set) var status: SpanStatus?
+    fileprivate(set) var events: [SpanEvent] = []
+    fileprivate(set) var links: [(context: TraceContext, attributes: SpanAttributes)] = []
 
     init(trace: TraceContext, parentSpanID: UInt64, name: String, kind: SpanKind, start: UInt64) {
         self.trace = trace

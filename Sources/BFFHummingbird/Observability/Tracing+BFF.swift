@@ -128,10 +128,45 @@ public struct HTTPSpanFields: Sendable, Equatable {
         if clientGone { body("bff.client_gone", .bool(true)) }
     }
 
+    /// Takes the entries of `attributes` that name one of these fields, with a value of the
+    /// field's type, into the fields (they leave the dictionary): a span that keeps the fields
+    /// apart stays consistent when generic code writes them as attributes — the last write wins,
+    /// whichever API made it, and the error status follows what is exported.
+    public mutating func absorb(_ attributes: inout SpanAttributes) {
+        func text(_ name: String) -> String? {
+            guard case .string(let value) = attributes[name]?.toSpanAttribute() else { return nil }
+            attributes[name] = nil
+            return value
+        }
+        func flag(_ name: String) -> Bool? {
+            guard case .bool(let value) = attributes[name]?.toSpanAttribute() else { return nil }
+            attributes[name] = nil
+            return value
+        }
+        if attributes.isEmpty { return }
+        if let value = text("http.request.method") { method = value }
+        if let value = text("http.route") { route = value }
+        if let value = text("bff.api") { api = value }
+        switch attributes["http.response.status_code"]?.toSpanAttribute() {
+        case .int64(let value)?:
+            status = Int(value)
+            attributes["http.response.status_code"] = nil
+        case .int32(let value)?:
+            status = Int(value)
+            attributes["http.response.status_code"] = nil
+        default: break
+        }
+        if let value = text("error.type") { errorType = value }
+        if let value = text("bff.handoff") { handoff = value }
+        if let value = flag("bff.incomplete") { incomplete = value }
+        if let value = flag("bff.client_gone") { clientGone = value }
+    }
+
     /// The name a span started as `name` ends with.
     public func name(from name: String) -> String {
         guard routeInName, let route else { return name }
-        return name + " " + route
+        let suffix = " " + route
+        return name.hasSuffix(suffix) ? name : name + suffix
     }
 
     /// Whether `status` marks the span as failed (from 500 on, as OpenTelemetry's HTTP
@@ -143,7 +178,8 @@ public struct HTTPSpanFields: Sendable, Equatable {
 /// dictionary, hashing or boxed values for what every API call records. Its exporter writes them
 /// as the attributes ``HTTPSpanFields/forEachAttribute(_:)`` names.
 public protocol HTTPFieldsSpan: Span, AnyObject {
-    /// Edits the fields in one access; a span that is not recording ignores it.
+    /// Edits the fields in one access; a span that is not recording ignores it. `edit` may run
+    /// under the span's lock: it must not touch the span.
     func editHTTPFields(_ edit: (inout HTTPSpanFields) -> Void)
     /// A child span, started without building this span's `ServiceContext`.
     func startChild(_ operationName: String, ofKind kind: SpanKind) -> any HTTPFieldsSpan
@@ -244,7 +280,9 @@ struct CallSpan {
 
 extension Span {
     /// Records HTTP fields: in place on an ``HTTPFieldsSpan``; on any other span as attributes,
-    /// with the name extended by the route when asked, and an error status for a failure.
+    /// with the name extended by the route when asked, and an error status for a failure (on
+    /// those spans an error status cannot be taken back: record the status once per span, as
+    /// every caller does).
     func recordHTTP(_ edit: (inout HTTPSpanFields) -> Void) {
         if let fieldsSpan = self as? any HTTPFieldsSpan {
             fieldsSpan.editHTTPFields(edit)
