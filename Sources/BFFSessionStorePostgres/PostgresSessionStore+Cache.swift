@@ -12,7 +12,7 @@ import Synchronization
 /// records its result if the sequence did not move while it ran, so a row read just before a
 /// logout committed can never be cached after the logout's notification.
 struct SessionCache {
-    var records: [[UInt8]: SessionRecord] = [:]
+    var records: [ByteKey: SessionRecord] = [:]
     var sequence: UInt64 = 0
     var subscribed = false
     /// When the subscription's connection last answered a heartbeat: a connection lost without a
@@ -23,7 +23,7 @@ struct SessionCache {
     static let heartbeatWindow = Duration.milliseconds(1500)
 
     func lookup(_ key: [UInt8], now: UnixTime) -> ImmediateLookup {
-        guard subscribed, let record = records[key], record.expiresAt > now,
+        guard subscribed, let record = records[ByteKey(key)], record.expiresAt > now,
             ContinuousClock.now - heartbeat < Self.heartbeatWindow
         else { return .unknown }
         return .found(record)
@@ -35,12 +35,12 @@ struct SessionCache {
     mutating func remember(_ record: SessionRecord, ifUnchangedSince start: UInt64) {
         guard subscribed, start == sequence else { return }
         if records.count >= Self.capacity { records.removeAll(keepingCapacity: true) }
-        records[record.key] = record
+        records[ByteKey(record.key)] = record
     }
 
     mutating func evict(_ key: [UInt8]) {
         sequence &+= 1
-        records[key] = nil
+        records[ByteKey(key)] = nil
     }
 
     mutating func evictAll() {

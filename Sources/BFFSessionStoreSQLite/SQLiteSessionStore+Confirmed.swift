@@ -4,7 +4,7 @@ import BFFCore
 /// forgets what it touches and bumps `sequence`; a read only records its result if no write began
 /// while it ran, so a read racing a logout can never bring the deleted row back.
 struct ConfirmedRecords {
-    var records: [[UInt8]: (SessionRecord, ContinuousClock.Instant)] = [:]
+    var records: [ByteKey: (SessionRecord, ContinuousClock.Instant)] = [:]
     var sequence: UInt64 = 0
 }
 
@@ -13,7 +13,8 @@ extension SQLiteSessionStore {
     /// `.unknown` otherwise — never a guess about the file.
     public func findImmediately(key: [UInt8], now: UnixTime) -> ImmediateLookup {
         confirmed.withLock { confirmed in
-            guard let (record, at) = confirmed.records[key], ContinuousClock.now - at < Self.confirmationWindow,
+            guard let (record, at) = confirmed.records[ByteKey(key)],
+                ContinuousClock.now - at < Self.confirmationWindow,
                 record.expiresAt > now
             else { return .unknown }
             return .found(record)
@@ -30,7 +31,7 @@ extension SQLiteSessionStore {
         confirmed.withLock { confirmed in
             confirmed.sequence &+= 1
             if let keys {
-                for key in keys { confirmed.records[key] = nil }
+                for key in keys { confirmed.records[ByteKey(key)] = nil }
             } else {
                 confirmed.records.removeAll(keepingCapacity: true)
             }
@@ -52,7 +53,7 @@ extension SQLiteSessionStore {
         confirmed.withLock { confirmed in
             if let sequence, sequence != confirmed.sequence { return }
             if confirmed.records.count >= Self.confirmedCapacity { confirmed.records.removeAll(keepingCapacity: true) }
-            confirmed.records[record.key] = (record, ContinuousClock.now)
+            confirmed.records[ByteKey(record.key)] = (record, ContinuousClock.now)
         }
     }
 }

@@ -42,8 +42,8 @@ final class OpenedSessionCache: Sendable {
     }
 
     private struct Storage {
-        var server: [[UInt8]: ServerEntry] = [:]
-        var cookie: [[UInt8]: CookieEntry] = [:]
+        var server: [ByteKey: ServerEntry] = [:]
+        var cookie: [ByteKey: CookieEntry] = [:]
     }
 
     private let storage = Mutex(Storage())
@@ -54,7 +54,7 @@ final class OpenedSessionCache: Sendable {
     }
 
     func server(_ cookieValue: [UInt8]) -> ServerEntry? {
-        storage.withLock { $0.server[cookieValue] }
+        storage.withLock { $0.server[ByteKey(cookieValue)] }
     }
 
     func remember(_ cookieValue: [UInt8], _ entry: ServerEntry) {
@@ -62,17 +62,17 @@ final class OpenedSessionCache: Sendable {
     }
 
     /// Stores `entry`, emptying `map` first when it is full.
-    private static func put<Entry>(_ entry: Entry, at key: [UInt8], in map: inout [[UInt8]: Entry], capacity: Int) {
+    private static func put<Entry>(_ entry: Entry, at key: [UInt8], in map: inout [ByteKey: Entry], capacity: Int) {
         if map.count >= capacity { map.removeAll(keepingCapacity: true) }
-        map[key] = entry
+        map[ByteKey(key)] = entry
     }
 
     func forget(_ cookieValue: [UInt8]) {
-        storage.withLock { _ = $0.server.removeValue(forKey: cookieValue) }
+        storage.withLock { _ = $0.server.removeValue(forKey: ByteKey(cookieValue)) }
     }
 
     func cookie(_ joined: [UInt8]) -> CookieEntry? {
-        storage.withLock { $0.cookie[joined] }
+        storage.withLock { $0.cookie[ByteKey(joined)] }
     }
 
     func remember(_ joined: [UInt8], _ entry: CookieEntry) {

@@ -90,7 +90,7 @@ extension SessionManager {
             return nil
         }
         let session: Session
-        if let cached = ticket.cached, Self.sameBytes(cached.sealed, record.sealed) {
+        if let cached = ticket.cached, ByteKey.same(cached.sealed, record.sealed) {
             session = cached.session
         } else {
             guard
@@ -159,18 +159,5 @@ extension SessionManager {
             joined.append(contentsOf: chunk)
         }
         return (joined, count)
-    }
-
-    /// Whether two byte arrays hold the same bytes: `memcmp`, not `Array.==`, which compares
-    /// element by element when the arrays are not the same storage (a record the store read again
-    /// holds a new copy of the same ciphertext — on every call).
-    static func sameBytes(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-        guard a.count == b.count else { return false }
-        return a.withUnsafeBufferPointer { x in
-            b.withUnsafeBufferPointer { y in
-                guard let x = x.baseAddress, let y = y.baseAddress else { return true }  // both empty
-                return x == y || memcmp(x, y, a.count) == 0
-            }
-        }
     }
 }

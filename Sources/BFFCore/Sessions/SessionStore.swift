@@ -109,7 +109,7 @@ public protocol ImmediateSessionLookup: Sendable {
 /// A lock rather than an actor: every API call looks a session up, and an actor would add an
 /// executor hop (a task switch) to each; the critical sections here are a hash lookup or insert.
 public final class MemorySessionStore: SessionStore, ImmediateSessionLookup {
-    private let records = Mutex<[[UInt8]: SessionRecord]>([:])
+    private let records = Mutex<[ByteKey: SessionRecord]>([:])
 
     /// An empty store.
     public init() {}
@@ -117,13 +117,13 @@ public final class MemorySessionStore: SessionStore, ImmediateSessionLookup {
     /// Number of records held (expired ones included until cleaned).
     public var count: Int { records.withLock { $0.count } }
 
-    public func insert(_ record: SessionRecord) { records.withLock { $0[record.key] = record } }
+    public func insert(_ record: SessionRecord) { records.withLock { $0[ByteKey(record.key)] = record } }
 
     public func find(key: [UInt8], now: UnixTime) -> SessionRecord? {
         records.withLock { records in
-            guard let record = records[key] else { return nil }
+            guard let record = records[ByteKey(key)] else { return nil }
             guard record.expiresAt > now else {
-                records[key] = nil
+                records[ByteKey(key)] = nil
                 return nil
             }
             return record
@@ -136,20 +136,20 @@ public final class MemorySessionStore: SessionStore, ImmediateSessionLookup {
 
     public func update(_ record: SessionRecord) {
         records.withLock { records in
-            guard records[record.key] != nil else { return }
-            records[record.key] = record
+            guard records[ByteKey(record.key)] != nil else { return }
+            records[ByteKey(record.key)] = record
         }
     }
 
     public func replace(_ record: SessionRecord, ifSealed expected: [UInt8]) -> Bool {
         records.withLock { records in
-            guard records[record.key]?.sealed == expected else { return false }
-            records[record.key] = record
+            guard records[ByteKey(record.key)]?.sealed == expected else { return false }
+            records[ByteKey(record.key)] = record
             return true
         }
     }
 
-    public func remove(key: [UInt8]) -> SessionRecord? { records.withLock { $0.removeValue(forKey: key) } }
+    public func remove(key: [UInt8]) -> SessionRecord? { records.withLock { $0.removeValue(forKey: ByteKey(key)) } }
 
     public func removeAll(issuer: String, idpSessionID: String?, subject: String?) -> [SessionRecord] {
         guard idpSessionID != nil || subject != nil else { return [] }
@@ -158,7 +158,7 @@ public final class MemorySessionStore: SessionStore, ImmediateSessionLookup {
                 record.issuer == issuer && (idpSessionID == nil || record.idpSessionID == idpSessionID)
                     && (subject == nil || record.subject == subject)
             }
-            for record in matching { records[record.key] = nil }
+            for record in matching { records[ByteKey(record.key)] = nil }
             return matching
         }
     }
@@ -166,7 +166,7 @@ public final class MemorySessionStore: SessionStore, ImmediateSessionLookup {
     public func removeExpired(now: UnixTime) -> [SessionRecord] {
         records.withLock { records in
             let expired = records.values.filter { $0.expiresAt <= now }
-            for record in expired { records[record.key] = nil }
+            for record in expired { records[ByteKey(record.key)] = nil }
             return expired
         }
     }
