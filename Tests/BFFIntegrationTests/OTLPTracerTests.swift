@@ -23,6 +23,23 @@ struct OTLPTracerTests {
     static let trace = "4bf92f3577b34da6a3ce929d0e0e4736"
     static let parent = "00f067aa0ba902b7"
 
+    /// An exporter whose spans stay queued (its collector is never contacted): tests read
+    /// `pending` and encode it themselves.
+    static func unsentExporter() -> OTLPExporter {
+        OTLPExporter(
+            settings: .init(url: "http://127.0.0.1:1/v1/traces"), version: "t", logger: TestEnvironment.quietLogger)
+    }
+
+    /// The context of a request from a trusted proxy that sent trace ``trace``, parent ``parent``
+    /// and `tracestate: vendor=x`.
+    static func trustedCallerContext(_ tracer: OTLPTracer) -> ServiceContext {
+        var incoming = ServiceContext.topLevel
+        tracer.extract(
+            ["traceparent": "00-\(trace)-\(parent)-01", "tracestate": "vendor=x"], into: &incoming,
+            using: DictionaryExtractor())
+        return incoming
+    }
+
     @Test func traceparentIsParsedStrictly() throws {
         let valid = try #require(TraceContext(traceparent: "00-\(Self.trace)-\(Self.parent)-01", traceState: "a=1"))
         #expect(valid.traceparent == "00-\(Self.trace)-\(Self.parent)-01")
@@ -73,12 +90,9 @@ struct OTLPTracerTests {
     /// Spans as the tracer makes them, encoded and decoded again: ids, parent, kind, times,
     /// attributes of every type, status, events, and the W3C headers a child sends on.
     @Test func spansEncodeAsOTLP() throws {
-        let exporter = OTLPExporter(settings: .init(url: "http://127.0.0.1:1/v1/traces"), version: "t", logger: quiet)
+        let exporter = Self.unsentExporter()
         let tracer = OTLPTracer(sampling: .init(root: .always), exporter: exporter)
-        var incoming = ServiceContext.topLevel
-        tracer.extract(
-            ["traceparent": "00-\(Self.trace)-\(Self.parent)-01", "tracestate": "vendor=x"], into: &incoming,
-            using: DictionaryExtractor())
+        let incoming = Self.trustedCallerContext(tracer)
         let server = tracer.startSpan("HTTP GET", context: incoming, ofKind: .server)
         server.operationName = "HTTP GET /api/x"
         server.attributes["http.response.status_code"] = 502
@@ -143,7 +157,7 @@ struct OTLPTracerTests {
             }
             server.end()
         }
-        let exporter = OTLPExporter(settings: .init(url: "http://127.0.0.1:1/v1/traces"), version: "t", logger: quiet)
+        let exporter = Self.unsentExporter()
         record(OTLPTracer(sampling: .init(root: .always), exporter: exporter))
         #expect(exporter.pending.allSatisfy { $0.http != HTTPSpanFields() }, "kept as fields, not attributes")
         #expect(exporter.pending.allSatisfy { $0.attributes.count <= 1 })
@@ -184,7 +198,7 @@ struct OTLPTracerTests {
         #expect(finished[0].status?.code == .error)
 
         // The last write wins, whichever API made it; the error status follows what is exported.
-        let mixed = OTLPExporter(settings: .init(url: "http://127.0.0.1:1/v1/traces"), version: "t", logger: quiet)
+        let mixed = Self.unsentExporter()
         let mixedTracer = OTLPTracer(sampling: .init(root: .always), exporter: mixed)
         let overridden = mixedTracer.startSpan("HTTP GET", context: .topLevel, ofKind: .server)
         overridden.recordHTTP { $0.status = 200 }
@@ -215,7 +229,7 @@ struct OTLPTracerTests {
     /// front: empty, 127/128 and 16383/16384 bytes (one-, two- and three-byte lengths), `false`,
     /// negative integers (ten-byte varints); decoded by the test receiver's own decoder.
     @Test func scalarAttributesEncodeAtEveryLengthBoundary() throws {
-        let exporter = OTLPExporter(settings: .init(url: "http://127.0.0.1:1/v1/traces"), version: "t", logger: quiet)
+        let exporter = Self.unsentExporter()
         let span = OTLPTracer(sampling: .init(root: .always), exporter: exporter)
             .startSpan("edges", context: .topLevel, ofKind: .internal)
         var expected: [String: String] = [:]
@@ -251,12 +265,9 @@ struct OTLPTracerTests {
     /// cast, dictionary or `ServiceContext` per call): the same tree, ids and headers as the
     /// generic API; any other tracer gets the generic spans.
     @Test func callSpansKeepTheTreeAndHeadersOfGenericSpans() throws {
-        let exporter = OTLPExporter(settings: .init(url: "http://127.0.0.1:1/v1/traces"), version: "t", logger: quiet)
+        let exporter = Self.unsentExporter()
         let tracer = OTLPTracer(sampling: .init(root: .always), exporter: exporter)
-        var incoming = ServiceContext.topLevel
-        tracer.extract(
-            ["traceparent": "00-\(Self.trace)-\(Self.parent)-01", "tracestate": "vendor=x"], into: &incoming,
-            using: DictionaryExtractor())
+        let incoming = Self.trustedCallerContext(tracer)
         let calls = CallTracer(tracer)
         let server = calls.start("HTTP GET", context: incoming, ofKind: .server)
         guard case .fields = server.storage else {
@@ -314,7 +325,7 @@ struct OTLPTracerTests {
 
     /// An unsampled trace records nothing but still tells the upstream "not sampled".
     @Test func anUnsampledTraceIsPropagatedButNotRecorded() {
-        let exporter = OTLPExporter(settings: .init(url: "http://127.0.0.1:1/v1/traces"), version: "t", logger: quiet)
+        let exporter = Self.unsentExporter()
         let tracer = OTLPTracer(sampling: .init(root: .never), exporter: exporter)
         let span = tracer.startSpan("HTTP GET", context: .topLevel, ofKind: .server)
         span.attributes["x"] = "y"
