@@ -1,0 +1,79 @@
+import BFFCore
+import NIOCore
+import NIOHTTP1
+
+// What an ``APIExchange`` calls on its handler, on the same event loop: writes, flow control, the
+// response's end and the ways a call can fail.
+extension APICallHandler {
+
+    func write(_ part: HTTPServerResponsePart) {
+        context?.write(wrapOutboundOut(part), promise: nil)
+    }
+
+    func flush() { context?.flush() }
+
+    var isWritable: Bool { context?.channel.isWritable ?? false }
+
+    var eventLoop: (any EventLoop)? { context?.eventLoop }
+
+    func isCurrent(_ exchange: APIExchange) -> Bool { current === exchange }
+
+    /// The upstream can take more of the request body.
+    func uploadCanResume(_ exchange: APIExchange) {
+        guard current === exchange, let context else { return }
+        if machine.resumeUpload() { context.read() }
+    }
+
+    /// The upstream response ended.
+    func responseEnded(_ exchange: APIExchange) {
+        guard current === exchange, let context else { return }
+        current = nil
+        if exchange.closesConnection {
+            machine.close()
+            endResponse(context: context, thenClose: true)
+        } else if machine.responseEnded() {
+            endResponse(context: context, thenClose: false)
+            requestCompleted(context: context)
+        } else {
+            // A complete response before the whole request body came (an early 413): the rest of
+            // the body cannot be told from the next request without reading it; close.
+            endResponse(context: context, thenClose: true)
+        }
+    }
+
+    /// Writes and flushes a response's end; with `thenClose`, closes the connection once it is
+    /// written (a close right away would drop what the socket has not taken yet).
+    func endResponse(context: ChannelHandlerContext, thenClose: Bool) {
+        guard thenClose else {
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            return
+        }
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: promise)
+        let channel = context.channel
+        promise.futureResult.whenComplete { _ in channel.close(promise: nil) }
+    }
+
+    /// The exchange failed before its head: answer with `problem`.
+    func failed(_ exchange: APIExchange, problem: Problem) {
+        guard current === exchange, let context else { return }
+        answer(exchange, problem, cookies: exchange.plan?.cookies ?? [], api: exchange.plan?.api, context: context)
+    }
+
+    /// The response cannot be completed (the upstream failed mid-response, or the client stopped
+    /// reading): close the connection.
+    func abort(_ exchange: APIExchange) {
+        guard current === exchange, let context else { return }
+        abandonCurrent()
+        context.close(promise: nil)
+    }
+}
+
+extension APICallHandler {
+    /// Runs `body` on this handler's event loop after the current call stack.
+    func deferOnLoop(_ body: @escaping () -> Void) {
+        guard let context else { return }
+        let bound = NIOLoopBound(body, eventLoop: context.eventLoop)
+        context.eventLoop.execute { bound.value() }
+    }
+}
