@@ -56,8 +56,9 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
     }
 
     /// Starts a request: the stream receives the response; the request head (and, with no body,
-    /// its end) is written, and flushed unless `flush` is false (a caller that writes the body
-    /// next flushes head and body together). Returns the exchange's generation (for
+    /// its end) is written, and flushed once the event loop has handled its ready sockets
+    /// (``LoopFlushes``) unless `flush` is false (a caller that writes the body next flushes
+    /// head and body together). Returns the exchange's generation (for
     /// ``resume(generation:)``).
     @discardableResult
     func begin(
@@ -89,7 +90,7 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
             context.write(wrapOutboundOut(.end(nil)), promise: nil)  // not through our own write(): mark it here
             requestEnded = true
         }
-        if flush || !hasBody { context.flush() }
+        if flush || !hasBody { LoopFlushes.flushSoon(context.channel) }
         return generation
     }
 

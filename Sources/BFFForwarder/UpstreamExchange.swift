@@ -25,6 +25,9 @@ public final class UpstreamExchange {
 
     /// Flushes what ``write(_:)`` sent.
     public func flush() { lease.connection.channel.flush() }
+    /// Flushes what ``write(_:)`` sent once the event loop has handled its ready sockets
+    /// (``LoopFlushes``).
+    public func flushSoon() { LoopFlushes.flushSoon(lease.connection.channel) }
 
     /// Sends the end of the request body (not flushed: see ``flush()``).
     public func end() {

@@ -75,8 +75,10 @@ struct APICallHandlerTests {
             for part in parts { try client.writeInbound(part) }
         }
 
-        /// What the upstream received.
+        /// What the upstream received by the end of the loop's round (when flushes are made:
+        /// ``LoopFlushes``).
         func upstreamParts(_ index: Int = 0) throws -> [HTTPClientRequestPart] {
+            loop.run()
             var parts: [HTTPClientRequestPart] = []
             while let part = try upstreams[index].readOutbound(as: HTTPClientRequestPart.self) { parts.append(part) }
             return parts
@@ -86,8 +88,9 @@ struct APICallHandlerTests {
             for part in parts { try upstreams[index].writeInbound(part) }
         }
 
-        /// What the client received.
-        func clientParts() throws -> [HTTPServerResponsePart] {
+        /// What the client received by the end of the loop's round, or so far (`roundEnded: false`).
+        func clientParts(roundEnded: Bool = true) throws -> [HTTPServerResponsePart] {
+            if roundEnded { loop.run() }
             var parts: [HTTPServerResponsePart] = []
             while let part = try client.readOutbound(as: HTTPServerResponsePart.self) { parts.append(part) }
             return parts
@@ -256,6 +259,45 @@ struct APICallHandlerTests {
         try rig.respond(0, Self.okHead, .body(ByteBuffer(string: "ok")), .end(nil))
         rig.loop.run()
         #expect(!rig.client.isActive, "closed once the response ended")
+    }
+
+    /// The upstream's answer arrives in one loop round (no `run()`): the client's response waits
+    /// for the round's end (``LoopFlushes``).
+    func answerInOneRound(_ rig: Rig) throws {
+        for part: HTTPClientResponsePart in [Self.okHead, .body(ByteBuffer(string: "ok")), .end(nil)] {
+            rig.upstreams[0].pipeline.syncOperations.fireChannelRead(NIOAny(part))
+        }
+        rig.upstreams[0].pipeline.syncOperations.fireChannelReadComplete()
+    }
+
+    @Test func aResponseIsFlushedWhenTheLoopsRoundEnds() throws {
+        let rig = try Rig()
+        try rig.send(Self.head("/api/r"), .end(nil))
+        try answerInOneRound(rig)
+        #expect(try rig.clientParts(roundEnded: false).isEmpty, "not flushed before the round ends")
+        rig.loop.run()
+        #expect(try rig.clientParts().count == 3)
+        #expect(rig.client.isActive && rig.idle == 1)
+    }
+
+    @Test func quiescingInTheRoundOfAResponsesEndClosesAfterTheResponse() throws {
+        let rig = try Rig()
+        try rig.send(Self.head("/api/q"), .end(nil))
+        try answerInOneRound(rig)
+        rig.client.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        #expect(!rig.client.isActive, "idle, so closed at once")
+        let back = try rig.clientParts(roundEnded: false)
+        #expect(status(back) == [200] && back.count == 3, "the response written in this round went first: \(back)")
+    }
+
+    @Test func aCloseFromTheHandlersBehindFlushesTheResponseFirst() throws {
+        let rig = try Rig()
+        try rig.send(Self.head("/api/c"), .end(nil))
+        try answerInOneRound(rig)
+        rig.client.close(promise: nil)  // from the pipeline's tail, as Hummingbird's handlers close
+        #expect(!rig.client.isActive)
+        let back = try rig.clientParts(roundEnded: false)
+        #expect(status(back) == [200] && back.count == 3, "the response written in this round went first: \(back)")
     }
 
     @Test func aRefusedUploadIsDroppedAndTheNextCallIsServed() throws {

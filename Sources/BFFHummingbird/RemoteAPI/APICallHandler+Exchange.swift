@@ -1,4 +1,5 @@
 import BFFCore
+import BFFForwarder
 import NIOCore
 import NIOHTTP1
 
@@ -11,6 +12,23 @@ extension APICallHandler {
     }
 
     func flush() { context?.flush() }
+
+    /// Closes the connection, flushing first: what this handler wrote may still wait for
+    /// ``LoopFlushes``, and a close fails writes that were not flushed. Every close the handler
+    /// makes goes through here; closes from the handlers behind it flush in
+    /// ``close(context:mode:promise:)``.
+    func closeConnection(_ context: ChannelHandlerContext) {
+        context.flush()
+        context.close(promise: nil)
+    }
+
+    /// A close from the handlers behind (Hummingbird's) flushes what this handler wrote first.
+    func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+        context.flush()
+        context.close(mode: mode, promise: promise)
+    }
+    /// Flushes once the event loop has handled its ready sockets (``LoopFlushes``).
+    func flushSoon() { if let context { LoopFlushes.flushSoon(context.channel) } }
 
     var isWritable: Bool { context?.channel.isWritable ?? false }
 
@@ -45,7 +63,8 @@ extension APICallHandler {
     /// written (a close right away would drop what the socket has not taken yet).
     func endResponse(context: ChannelHandlerContext, thenClose: Bool) {
         guard thenClose else {
-            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            context.write(wrapOutboundOut(.end(nil)), promise: nil)
+            LoopFlushes.flushSoon(context.channel)
             return
         }
         let promise = context.eventLoop.makePromise(of: Void.self)
@@ -65,7 +84,7 @@ extension APICallHandler {
     func abort(_ exchange: APIExchange) {
         guard current === exchange, let context else { return }
         abandonCurrent()
-        context.close(promise: nil)
+        closeConnection(context)
     }
 }
 

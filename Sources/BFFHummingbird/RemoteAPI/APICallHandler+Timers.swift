@@ -26,7 +26,7 @@ extension APICallHandler {
                 handler.scheduleSendCheck(context)
             } else {
                 handler.abandonCurrent()
-                context.close(promise: nil)
+                handler.closeConnection(context)
             }
         }
     }
@@ -44,11 +44,11 @@ extension APICallHandler {
             guard let context = handler.context else { return }
             let now = NIODeadline.now()
             if handler.machine.state == .closed {
-                context.close(promise: nil)  // given up on, but still open: nothing will close it otherwise
+                handler.closeConnection(context)  // given up on, but still open: nothing will close it otherwise
             } else if !handler.machine.isIdle {
                 handler.scheduleIdleCheck(at: now + timeout)
             } else if now - handler.lastActivity >= timeout {
-                context.close(promise: nil)
+                handler.closeConnection(context)
             } else {
                 handler.scheduleIdleCheck(at: handler.lastActivity + timeout)
             }

@@ -263,15 +263,13 @@ final class APICallHandler: ChannelDuplexHandler, RemovableChannelHandler {
         lastActivity = .now()
         if malformedInput {
             machine.close()
-            context.flush()
-            context.close(promise: nil)
+            closeConnection(context)
             return
         }
         switch machine.next() {
         case .none: break
         case .close:
-            context.flush()
-            context.close(promise: nil)
+            closeConnection(context)
         case .replay(let parts):
             for part in parts { receive(part, context: context) }
             flushUpload()
@@ -298,12 +296,14 @@ final class APICallHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    /// Flushes what went upstream; an upstream that cannot take more holds the client's reads.
+    /// Flushes what went upstream (once the loop has handled its ready sockets); an upstream that
+    /// cannot take more holds the client's reads until it can (its writability counts what waits
+    /// for the flush).
     private func flushUpload() {
         guard uploadUnflushed else { return }
         uploadUnflushed = false
         guard let upstream = current?.upstream else { return }
-        upstream.flush()
+        upstream.flushSoon()
         if !upstream.isWritable { machine.pauseUpload() }
     }
 
@@ -312,12 +312,12 @@ final class APICallHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case is ChannelShouldQuiesceEvent:
             // Hummingbird's connection-state handler would close with an API call in flight; it
             // never sees this event.
-            if machine.quiesce() { context.close(promise: nil) }
+            if machine.quiesce() { closeConnection(context) }
         case let event as ChannelEvent where event == .inputClosed && current != nil:
             // The client closed its side while an API call is in progress (browsers never
             // half-close a connection they still expect an answer on): end it.
             abandonCurrent()
-            context.close(promise: nil)
+            closeConnection(context)
         default:
             context.fireUserInboundEventTriggered(event)
         }
@@ -334,7 +334,7 @@ final class APICallHandler: ChannelDuplexHandler, RemovableChannelHandler {
             malformedInput = true
         case .answered, .closed:
             abandonCurrent()
-            context.close(promise: nil)
+            closeConnection(context)
         }
     }
 

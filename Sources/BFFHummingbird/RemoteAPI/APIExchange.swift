@@ -204,7 +204,7 @@ final class APIExchange: UpstreamResponseConsumer {
     /// Flushes what the upstream's last read produced (streamed responses reach the client as
     /// they come, not only at their end).
     func readComplete() {
-        if wroteHead { handler?.flush() }
+        if wroteHead { handler?.flushSoon() }
     }
 
     func upstreamBecameWritable() {
