@@ -20,7 +20,7 @@ public enum LoopFlushes {
     /// The channels waiting for one loop's flush. Kept per thread: an event loop's thread serves
     /// that one loop; a thread that drives several loops (tests with `EmbeddedEventLoop`s) gets a
     /// batch per loop in turn, each flushed by a task on its own loop.
-    final class Batch: @unchecked Sendable {  // justified: used on its event loop's thread only (the thread-local that holds it, and tasks on that loop)
+    final class Batch: @unchecked Sendable {  // justified: used on its event loop only
         let eventLoop: any EventLoop
         private var waiting: [any Channel] = []
         private var flushing: [any Channel] = []
