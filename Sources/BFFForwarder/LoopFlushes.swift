@@ -13,14 +13,15 @@ import NIOPosix
 /// fifth, GET and POST alike (see `Benchmarks/RESULTS.md`). Netty's `FlushConsolidationHandler`
 /// does the same for one channel; this spans the channels of a loop.
 ///
-/// The round ends in the same loop iteration (NIO runs tasks right after the ready sockets), so a
-/// flush is never held for later I/O. Called on the channel's event loop only. Code that closes
-/// a channel flushes it directly first: a close fails writes that were not flushed.
+/// The round ends in the same loop iteration (NIO runs the tasks queued so far, then this one,
+/// before it waits for sockets again), so a flush is never held for later I/O. Called on the
+/// channel's event loop (elsewhere it flushes at once). Code that closes a channel flushes it
+/// directly first: a close fails writes that were not flushed.
 public enum LoopFlushes {
     /// The channels waiting for one loop's flush. Kept per thread: an event loop's thread serves
     /// that one loop; a thread that drives several loops (tests with `EmbeddedEventLoop`s) gets a
     /// batch per loop in turn, each flushed by a task on its own loop.
-    final class Batch: @unchecked Sendable {  // justified: used on its event loop only
+    final class Batch: @unchecked Sendable {  // justified: used on its loop's thread only
         let eventLoop: any EventLoop
         private var waiting: [any Channel] = []
         private var flushing: [any Channel] = []
@@ -50,6 +51,11 @@ public enum LoopFlushes {
     /// Flushes `channel` once its event loop (the current one) has handled its ready sockets.
     public static func flushSoon(_ channel: any Channel) {
         let eventLoop = channel.eventLoop
+        // (Off the loop there is no round to join: flush as usual.)
+        guard eventLoop.inEventLoop else {
+            channel.flush()
+            return
+        }
         if let batch = batches.currentValue, batch.eventLoop === eventLoop {
             batch.add(channel)
             return

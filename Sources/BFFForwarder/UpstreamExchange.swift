@@ -18,18 +18,16 @@ public final class UpstreamExchange {
         self.reused = reused
     }
 
-    /// Sends a part of the request body (not flushed: see ``flush()``).
+    /// Sends a part of the request body (not flushed: see ``flushSoon()``).
     public func write(_ buffer: ByteBuffer) {
         lease.connection.channel.write(HTTPClientRequestPart.body(.byteBuffer(buffer)), promise: nil)
     }
 
-    /// Flushes what ``write(_:)`` sent.
-    public func flush() { lease.connection.channel.flush() }
     /// Flushes what ``write(_:)`` sent once the event loop has handled its ready sockets
     /// (``LoopFlushes``).
     public func flushSoon() { LoopFlushes.flushSoon(lease.connection.channel) }
 
-    /// Sends the end of the request body (not flushed: see ``flush()``).
+    /// Sends the end of the request body (not flushed: see ``flushSoon()``).
     public func end() {
         lease.connection.channel.write(HTTPClientRequestPart.end(nil), promise: nil)
     }
@@ -57,7 +55,7 @@ extension NIOUpstream {
     /// all on `eventLoop` (the current one): an idle connection is used at once; otherwise a new
     /// one is opened, or the next one returned is awaited (up to the wait timeout), and `started`
     /// runs on `eventLoop` once the head is written — or with the error. With a body the head is
-    /// not flushed: the caller flushes it with the first part of the body (``UpstreamExchange/flush()``). `fresh` skips idle
+    /// not flushed: the caller flushes it with the first part of the body (``UpstreamExchange/flushSoon()``). `fresh` skips idle
     /// connections (the retry after a stale one). The response streams into `consumer`.
     public func exchange(
         _ head: HTTPRequestHead, host: String, port: Int, hasBody: Bool, timeout: TimeAmount, eventLoop: any EventLoop,

@@ -259,6 +259,7 @@ struct APICallHandlerTests {
         try rig.respond(0, Self.okHead, .body(ByteBuffer(string: "ok")), .end(nil))
         rig.loop.run()
         #expect(!rig.client.isActive, "closed once the response ended")
+        #expect(status(try rig.clientParts()) == [200], "and that response was sent before the close")
     }
 
     /// The upstream's answer arrives in one loop round (no `run()`): the client's response waits
@@ -288,6 +289,18 @@ struct APICallHandlerTests {
         #expect(!rig.client.isActive, "idle, so closed at once")
         let back = try rig.clientParts(roundEnded: false)
         #expect(status(back) == [200] && back.count == 3, "the response written in this round went first: \(back)")
+    }
+
+    @Test func aClientHalfCloseInTheRoundOfAResponsesEndKeepsThatResponse() throws {
+        let rig = try Rig()
+        try rig.send(Self.head("/api/first"), .end(nil), Self.head("/api/second"), .end(nil))
+        #expect(try rig.upstreamParts().count == 2)
+        // The first answer ends (the second call goes up) and the client's FIN comes, in one round.
+        try answerInOneRound(rig)
+        rig.client.pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
+        #expect(!rig.client.isActive, "a call in flight when the client half-closes ends the connection")
+        #expect(status(try rig.clientParts(roundEnded: false)) == [200], "the first response went before the close")
+        #expect(rig.leased == 0)
     }
 
     @Test func aCloseFromTheHandlersBehindFlushesTheResponseFirst() throws {

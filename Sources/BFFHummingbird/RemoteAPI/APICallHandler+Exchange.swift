@@ -59,8 +59,9 @@ extension APICallHandler {
         }
     }
 
-    /// Writes and flushes a response's end; with `thenClose`, closes the connection once it is
-    /// written (a close right away would drop what the socket has not taken yet).
+    /// Writes a response's end, flushed when the loop's round ends (``LoopFlushes``); with
+    /// `thenClose`, flushed at once and the connection closed once it is written (a close right
+    /// away would drop what the socket has not taken yet).
     func endResponse(context: ChannelHandlerContext, thenClose: Bool) {
         guard thenClose else {
             context.write(wrapOutboundOut(.end(nil)), promise: nil)
