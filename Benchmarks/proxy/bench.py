@@ -98,8 +98,14 @@ def start_servers(bff_binary, upstream_binary):
 worker_processes 1; daemon off; pid {WORK}/nginx-upstream.pid; error_log {WORK}/nginx-upstream.err warn;
 events {{ worker_connections 4096; }}
 http {{ access_log off; keepalive_requests 1000000;
-  server {{ listen 127.0.0.1:{PORTS['upstream']}; location / {{ default_type text/plain; return 200 "{body}"; }} }}
-  # A discarding OTLP/HTTP receiver for the traced gateways (an empty protobuf answer is a full success).
+  server {{ listen 127.0.0.1:{PORTS['upstream']}; location / {{ default_type text/plain; return 200 "{body}"; }} }} }}
+""")
+    # A discarding OTLP/HTTP receiver for the traced gateways (an empty protobuf answer is a full
+    # success), in a process of its own as a collector would be, not in the upstream's one worker.
+    write(os.path.join(WORK, "nginx-otlp.conf"), f"""
+worker_processes 1; daemon off; pid {WORK}/nginx-otlp.pid; error_log {WORK}/nginx-otlp.err warn;
+events {{ worker_connections 1024; }}
+http {{ access_log off; keepalive_requests 1000000;
   server {{ listen 127.0.0.1:{PORTS['otlp']}; client_max_body_size 64m;
     location /v1/traces {{ default_type application/x-protobuf; return 200 ""; }} }} }}
 """)
@@ -139,12 +145,13 @@ clients:
     redirectUris: [{redirect_uris}]
 """)
     start("nginx-upstream", ["nginx", "-c", os.path.join(WORK, "nginx-upstream.conf"), "-p", WORK])
+    start("nginx-otlp", ["nginx", "-c", os.path.join(WORK, "nginx-otlp.conf"), "-p", WORK])
     start("slow-upstream", [upstream_binary, "--port", str(PORTS["slow"]), "--delay-ms", "20"])
     start("nginx-proxy", ["nginx", "-c", os.path.join(WORK, "nginx-proxy.conf"), "-p", WORK])
     start("caddy", ["caddy", "run", "--config", os.path.join(WORK, "Caddyfile"), "--adapter", "caddyfile"],
           env={**os.environ, "HOME": WORK, "XDG_DATA_HOME": WORK, "XDG_CONFIG_HOME": WORK})
     start("dev-idp", [bff_binary, "dev-idp", "--config", os.path.join(WORK, "dev-idp.yaml")])
-    for port in [PORTS["upstream"], PORTS["slow"], PORTS["nginx"], PORTS["caddy"], PORTS["idp"]]:
+    for port in [PORTS["upstream"], PORTS["slow"], PORTS["nginx"], PORTS["caddy"], PORTS["idp"], PORTS["otlp"]]:
         wait_port(port)
 
 

@@ -51,7 +51,18 @@ struct ProtobufWriter {
         bytes.append(contentsOf: value)
     }
 
-    mutating func stringField(_ field: UInt64, _ value: String) { bytesField(field, value.utf8) }
+    mutating func stringField(_ field: UInt64, _ value: String) {
+        messageHeader(field, length: value.utf8.count)
+        append(value)
+    }
+
+    /// A string's UTF-8 bytes, copied in one go when the string is stored contiguously (the
+    /// gateway's are).
+    mutating func append(_ value: String) {
+        if value.utf8.withContiguousStorageIfAvailable({ bytes.append(contentsOf: $0) }) == nil {
+            bytes.append(contentsOf: value.utf8)
+        }
+    }
 
     mutating func appendBigEndian(_ value: UInt64) {
         withUnsafeBytes(of: value.bigEndian) { bytes.append(contentsOf: $0) }
@@ -128,12 +139,24 @@ enum OTLPEncoding {
         spanID(&writer, field: 2, span.trace.spanID)
         if !span.trace.traceState.isEmpty { writer.stringField(3, span.trace.traceState) }
         if span.parentSpanID != 0 { spanID(&writer, field: 4, span.parentSpanID) }
-        writer.stringField(5, span.http.name(from: span.name))
+        if let route = span.http.routeAppended(to: span.name) {
+            // "<name> <route>", written in place (no string built for it).
+            let length = span.name.utf8.count + 1 + route.utf8.count
+            writer.messageHeader(5, length: length)
+            writer.append(span.name)
+            writer.bytes.append(UInt8(ascii: " "))
+            writer.append(route)
+        } else {
+            writer.stringField(5, span.name)
+        }
         writer.varintField(6, kind(span.kind))
         writer.fixed64Field(7, span.start)
         writer.fixed64Field(8, span.end)
         // (The dictionary never holds a name of the HTTP fields: `HTTPSpanFields.absorb`.)
-        span.http.forEachAttribute { key, value in keyValue(&writer, field: 9, key: key, value: value) }
+        var fields = FieldWriter(field: 9)
+        swap(&fields.writer, &writer)  // (moved, not copied: the bytes stay uniquely held)
+        span.http.visit(&fields)
+        swap(&fields.writer, &writer)
         span.attributes.forEach { key, value in keyValue(&writer, field: 9, key: key, value: value) }
         for event in span.events {
             writer.message(11) { eventMessage in
@@ -170,31 +193,70 @@ enum OTLPEncoding {
         }
     }
 
+    /// Writes the HTTP fields of a span as `KeyValue`s (``HTTPSpanFields/visit(_:)``), each value
+    /// as it is typed.
+    struct FieldWriter: HTTPSpanFieldVisitor {
+        let field: UInt64
+        var writer = ProtobufWriter()
+
+        init(field: UInt64) { self.field = field }
+
+        mutating func visit(_ name: String, string value: String) {
+            OTLPEncoding.keyValue(&writer, field: field, key: name, string: value)
+        }
+        mutating func visit(_ name: String, int value: Int64) {
+            OTLPEncoding.keyValue(&writer, field: field, key: name, number: UInt64(bitPattern: value), tag: 3)
+        }
+        mutating func visit(_ name: String, bool value: Bool) {
+            OTLPEncoding.keyValue(&writer, field: field, key: name, number: value ? 1 : 0, tag: 2)
+        }
+    }
+
     /// A `KeyValue` as field `field`. A string, integer or boolean value (all the gateway's own
     /// attributes) is written with its lengths computed up front; other values are nested.
     static func keyValue(_ writer: inout ProtobufWriter, field: UInt64, key: String, value: SpanAttribute) {
-        let keyLength = key.utf8.count
-        let keyField = 1 + ProtobufWriter.varintSize(UInt64(keyLength)) + keyLength
-        guard let scalar = scalar(value) else {
+        switch value {
+        case .string(let text): keyValue(&writer, field: field, key: key, string: text)
+        case .bool(let flag): keyValue(&writer, field: field, key: key, number: flag ? 1 : 0, tag: 2)
+        case .int32(let number):
+            keyValue(&writer, field: field, key: key, number: UInt64(bitPattern: Int64(number)), tag: 3)
+        case .int64(let number): keyValue(&writer, field: field, key: key, number: UInt64(bitPattern: number), tag: 3)
+        default:
             writer.message(field) { keyValue in
                 keyValue.stringField(1, key)
                 keyValue.message(2) { anyValue(&$0, value) }
             }
-            return
         }
-        // AnyValue: one field, a string (length-delimited) or a varint.
-        let payload =
-            if let text = scalar.text {
-                ProtobufWriter.varintSize(UInt64(text.utf8.count)) + text.utf8.count
-            } else {
-                ProtobufWriter.varintSize(scalar.number ?? 0)
-            }
-        let anyValueLength = 1 + payload
-        writer.messageHeader(
-            field, length: keyField + 1 + ProtobufWriter.varintSize(UInt64(anyValueLength)) + anyValueLength)
-        writer.stringField(1, key)
+    }
+
+    /// The bytes of a `KeyValue`'s key field (1), and of a value field (2) holding an `AnyValue`
+    /// of `anyValueLength` bytes.
+    static func keyValueLength(key: Int, anyValue: Int) -> Int {
+        1 + ProtobufWriter.varintSize(UInt64(key)) + key + 1 + ProtobufWriter.varintSize(UInt64(anyValue)) + anyValue
+    }
+
+    /// A `KeyValue` whose value is a string (`AnyValue` field 1).
+    static func keyValue(_ writer: inout ProtobufWriter, field: UInt64, key: String, string value: String) {
+        let keyLength = key.utf8.count
+        let valueLength = value.utf8.count
+        let anyValueLength = 1 + ProtobufWriter.varintSize(UInt64(valueLength)) + valueLength
+        writer.messageHeader(field, length: keyValueLength(key: keyLength, anyValue: anyValueLength))
+        writer.messageHeader(1, length: keyLength)
+        writer.append(key)
         writer.messageHeader(2, length: anyValueLength)
-        anyValue(&writer, value)
+        writer.messageHeader(1, length: valueLength)
+        writer.append(value)
+    }
+
+    /// A `KeyValue` whose value is a varint: a boolean (`AnyValue` field 2) or an integer (3).
+    static func keyValue(_ writer: inout ProtobufWriter, field: UInt64, key: String, number: UInt64, tag: UInt64) {
+        let keyLength = key.utf8.count
+        let anyValueLength = 1 + ProtobufWriter.varintSize(number)
+        writer.messageHeader(field, length: keyValueLength(key: keyLength, anyValue: anyValueLength))
+        writer.messageHeader(1, length: keyLength)
+        writer.append(key)
+        writer.messageHeader(2, length: anyValueLength)
+        writer.varintField(tag, number)
     }
 
     /// A string, boolean or integer value as its `AnyValue` field: the tag, and the text or the

@@ -30,16 +30,31 @@ public struct HTTPSpanFields: Sendable, Equatable {
 
     public init() {}
 
+    /// Each field that is set, with its attribute name and its value as it is typed (an exporter
+    /// writes these without boxing each in a `SpanAttribute`).
+    public func visit(_ visitor: inout some HTTPSpanFieldVisitor) {
+        if let method { visitor.visit("http.request.method", string: method) }
+        if let route { visitor.visit("http.route", string: route) }
+        if let api { visitor.visit("bff.api", string: api) }
+        if let status { visitor.visit("http.response.status_code", int: Int64(status)) }
+        if let errorType { visitor.visit("error.type", string: errorType) }
+        if let handoff { visitor.visit("bff.handoff", string: handoff) }
+        if incomplete { visitor.visit("bff.incomplete", bool: true) }
+        if clientGone { visitor.visit("bff.client_gone", bool: true) }
+    }
+
     /// Each field that is set, as an attribute.
     public func forEachAttribute(_ body: (String, SpanAttribute) -> Void) {
-        if let method { body("http.request.method", .string(method)) }
-        if let route { body("http.route", .string(route)) }
-        if let api { body("bff.api", .string(api)) }
-        if let status { body("http.response.status_code", .int64(Int64(status))) }
-        if let errorType { body("error.type", .string(errorType)) }
-        if let handoff { body("bff.handoff", .string(handoff)) }
-        if incomplete { body("bff.incomplete", .bool(true)) }
-        if clientGone { body("bff.client_gone", .bool(true)) }
+        struct Attributes: HTTPSpanFieldVisitor {
+            let body: (String, SpanAttribute) -> Void
+            func visit(_ name: String, string value: String) { body(name, .string(value)) }
+            func visit(_ name: String, int value: Int64) { body(name, .int64(value)) }
+            func visit(_ name: String, bool value: Bool) { body(name, .bool(value)) }
+        }
+        withoutActuallyEscaping(body) { body in
+            var attributes = Attributes(body: body)
+            visit(&attributes)
+        }
     }
 
     /// Takes the entries of `attributes` that name one of these fields, with a value of the
@@ -78,14 +93,33 @@ public struct HTTPSpanFields: Sendable, Equatable {
 
     /// The name a span started as `name` ends with.
     public func name(from name: String) -> String {
-        guard routeInName, let route else { return name }
-        let suffix = " " + route
-        return name.hasSuffix(suffix) ? name : name + suffix
+        guard let route = routeAppended(to: name) else { return name }
+        return name + " " + route
+    }
+
+    /// The route that goes after `name` (and a space) in the span's name; nil when the name
+    /// stays as it is (no route asked for or known, or the name already ends with it).
+    public func routeAppended(to name: String) -> String? {
+        guard routeInName, let route else { return nil }
+        let nameBytes = name.utf8
+        let routeBytes = route.utf8
+        guard nameBytes.count > routeBytes.count,
+            nameBytes.reversed().starts(with: routeBytes.reversed()),
+            nameBytes[nameBytes.index(nameBytes.endIndex, offsetBy: -routeBytes.count - 1)] == UInt8(ascii: " ")
+        else { return route }
+        return nil
     }
 
     /// Whether `status` marks the span as failed (from 500 on, as OpenTelemetry's HTTP
     /// conventions say; and any span with an error type).
     public var isError: Bool { (status ?? 0) >= 500 || errorType != nil }
+}
+
+/// What ``HTTPSpanFields/visit(_:)`` hands each field that is set to.
+public protocol HTTPSpanFieldVisitor {
+    mutating func visit(_ name: String, string value: String)
+    mutating func visit(_ name: String, int value: Int64)
+    mutating func visit(_ name: String, bool value: Bool)
 }
 
 /// A span that keeps ``HTTPSpanFields`` as fields rather than in its attribute dictionary: no
