@@ -40,17 +40,20 @@ struct LoopFlushesTests {
         channel.write(ByteBuffer(string: text), promise: nil)
     }
 
+    /// Writes `text`, then asks for `channel`'s flush at the round's end.
+    func writeThenAskForAFlush(_ text: String, to channel: EmbeddedChannel) {
+        write(text, to: channel)
+        LoopFlushes.flushSoon(channel)
+    }
+
     @Test func theFlushesOfARoundWaitForItsEndThenComeTogether() throws {
         let loop = EmbeddedEventLoop()
         let log = Log()
         let a = try channel("a", log, on: loop)
         let b = try channel("b", log, on: loop)
-        write("1", to: a)
-        LoopFlushes.flushSoon(a)
-        write("2", to: b)
-        LoopFlushes.flushSoon(b)
-        write("3", to: a)
-        LoopFlushes.flushSoon(a)
+        writeThenAskForAFlush("1", to: a)
+        writeThenAskForAFlush("2", to: b)
+        writeThenAskForAFlush("3", to: a)
         #expect(log.entries == ["a write", "b write", "a write"])
         #expect(try a.readOutbound(as: ByteBuffer.self) == nil, "nothing reaches the socket before the round ends")
         loop.run()
@@ -69,8 +72,7 @@ struct LoopFlushesTests {
         // writability change that resumes an upload would).
         let written = loop.makePromise(of: Void.self)
         written.futureResult.whenSuccess {
-            self.write("2", to: b)
-            LoopFlushes.flushSoon(b)
+            self.writeThenAskForAFlush("2", to: b)
         }
         a.write(ByteBuffer(string: "1"), promise: written)
         LoopFlushes.flushSoon(a)
@@ -78,8 +80,7 @@ struct LoopFlushesTests {
         #expect(log.entries == ["a write", "a flush", "b write", "b flush"])
         #expect(try b.readOutbound(as: ByteBuffer.self) == ByteBuffer(string: "2"))
         // And the next round starts afresh.
-        write("3", to: a)
-        LoopFlushes.flushSoon(a)
+        writeThenAskForAFlush("3", to: a)
         #expect(try a.readOutbound(as: ByteBuffer.self) == ByteBuffer(string: "1"))
         #expect(try a.readOutbound(as: ByteBuffer.self) == nil)
         loop.run()
@@ -94,8 +95,7 @@ struct LoopFlushesTests {
         let b = try channel("b", log, on: second)
         let c = try channel("c", log, on: first)
         for (text, channel) in [("1", a), ("2", b), ("3", c)] {
-            write(text, to: channel)
-            LoopFlushes.flushSoon(channel)
+            writeThenAskForAFlush(text, to: channel)
         }
         second.run()
         #expect(log.entries.filter { $0.hasSuffix("flush") } == ["b flush"], "the second loop's round flushes b only")
@@ -109,10 +109,8 @@ struct LoopFlushesTests {
         let log = Log()
         let a = try channel("a", log, on: loop)
         let b = try channel("b", log, on: loop)
-        write("1", to: a)
-        LoopFlushes.flushSoon(a)
-        write("2", to: b)
-        LoopFlushes.flushSoon(b)
+        writeThenAskForAFlush("1", to: a)
+        writeThenAskForAFlush("2", to: b)
         try a.close().wait()
         loop.run()
         #expect(try b.readOutbound(as: ByteBuffer.self) == ByteBuffer(string: "2"))
